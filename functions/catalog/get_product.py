@@ -1,0 +1,15 @@
+"""GET /v1/products/{id}: a product; inactive ones only for their managers (CAT-1)."""
+
+from patungan.catalog.models import Product
+from patungan.catalog.service import catalog_service
+from patungan.core.http import api_handler, create_api, documented, json_response, optional_caller
+
+app = create_api()
+
+
+@app.get("/v1/products/<id>", summary="A product", responses=documented(Product))
+def get_product(id: str):
+    return json_response(200, catalog_service().get_product(optional_caller(app), id).model_dump())
+
+
+lambda_handler = api_handler(app)

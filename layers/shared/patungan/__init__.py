@@ -1,0 +1,1 @@
+"""Patungan application package: shared by every function through the layer (/opt/python)."""

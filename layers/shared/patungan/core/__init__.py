@@ -1,0 +1,1 @@
+"""Cross-cutting building blocks: money, ids, clock, config, errors, HTTP, events, observability."""

@@ -1,0 +1,54 @@
+"""One validated settings model, read from the environment once per cold start.
+
+Every function gets the same variables (template Globals), so one model serves all; a missing or
+malformed variable fails the cold start with a message naming it, not a KeyError deep in a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    stage: str = Field("local", alias="STAGE")
+    region: str = Field("ap-southeast-3", alias="AWS_REGION")
+    catalog_table: str = Field(alias="CATALOG_TABLE")
+    groupbuy_table: str = Field("", alias="GROUPBUY_TABLE")
+    payments_table: str = Field("", alias="PAYMENTS_TABLE")
+    ledger_table: str = Field("", alias="LEDGER_TABLE")
+    orders_table: str = Field("", alias="ORDERS_TABLE")
+    inventory_table: str = Field("", alias="INVENTORY_TABLE")
+    notifications_table: str = Field("", alias="NOTIFICATIONS_TABLE")
+    outbox_table: str = Field(alias="OUTBOX_TABLE")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME")
+    event_source: str = Field("patungan", alias="EVENT_SOURCE")
+    outbox_ttl_days: int = Field(7, alias="OUTBOX_TTL_DAYS", ge=1)
+    idempotency_ttl_seconds: int = Field(86_400, alias="IDEMPOTENCY_TTL_SECONDS", ge=60)
+    xendit_api_url: str = Field("https://api.xendit.co", alias="XENDIT_API_URL")
+    xendit_secret_key_parameter: str = Field("/patungan/xendit/secret-key", alias="XENDIT_SECRET_KEY_PARAMETER")
+    xendit_callback_token_parameter: str = Field(
+        "/patungan/xendit/callback-token", alias="XENDIT_CALLBACK_TOKEN_PARAMETER"
+    )
+    xendit_timeout_seconds: float = Field(10.0, alias="XENDIT_TIMEOUT_SECONDS", gt=0)
+    xendit_max_attempts: int = Field(4, alias="XENDIT_MAX_ATTEMPTS", ge=1)
+
+
+def settings_from(environ: Mapping[str, str]) -> Settings:
+    fields = {field.alias for field in Settings.model_fields.values() if field.alias}
+    try:
+        return Settings.model_validate({k: v for k, v in environ.items() if k in fields})
+    except ValidationError as exc:
+        names = ", ".join(str(err["loc"][0]) for err in exc.errors())
+        raise RuntimeError(f"invalid or missing configuration: {names}") from exc
+
+
+@cache
+def get_settings() -> Settings:
+    return settings_from(os.environ)

@@ -1,0 +1,55 @@
+"""Domain errors. Each carries the API error code and HTTP status it maps to (core.http renders them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details or []
+
+
+class BadRequest(DomainError):
+    status, code = 400, "bad_request"
+
+
+class Unauthenticated(DomainError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(DomainError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(DomainError):
+    status, code = 404, "not_found"
+
+
+class Conflict(DomainError):
+    status, code = 409, "conflict"
+
+
+class ValidationFailed(DomainError):
+    status, code = 422, "validation_error"
+
+
+class RateLimited(DomainError):
+    status, code = 429, "rate_limited"
+
+
+class DependencyUnavailable(DomainError):
+    """A dependency (AWS service, Xendit) did not answer: the caller may retry; nothing was lost."""
+
+    status, code = 503, "service_unavailable"
+
+
+def field_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", details=[{"field": field, "message": message}])

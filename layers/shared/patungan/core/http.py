@@ -1,0 +1,217 @@
+"""The HTTP edge shared by every API function: the resolver factory, the single map from errors to
+API.md's error shape and statuses, correlation ids, the caller, JSON responses and Idempotency-Key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from patungan.core.auth import Principal, principal_from_event, require_principal
+from patungan.core.config import get_settings
+from patungan.core.errors import DependencyUnavailable, DomainError
+from patungan.core.events import current_correlation_id
+from patungan.core.ids import new_ulid
+from patungan.core.observability import logger, metrics, tracer
+
+CORRELATION_HEADER = "x-correlation-id"
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def error_response(status: int, code: str, message: str, details: list[Any] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error_body(code, message, details),
+    )
+
+
+def render_error(exc: Exception) -> Response:
+    """The one place that maps an error to an HTTP status and API.md's error body."""
+    if isinstance(exc, DomainError):
+        if exc.status >= 500:
+            logger.warning("dependency unavailable", extra={"error": exc.message})
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, RequestValidationError):
+        details = [
+            {
+                "field": ".".join(str(p) for p in err["loc"]),
+                "message": err.get("msg", ""),
+                "type": err["type"],
+            }
+            for err in exc.errors()
+        ]
+        return error_response(422, "validation_error", "the request is not valid", details)
+    if isinstance(exc, NotFoundError):
+        return error_response(404, "not_found", "no such route")
+    if isinstance(exc, IdempotencyValidationError):
+        return error_response(
+            422, "idempotency_key_reused", "this Idempotency-Key was already used with a different body"
+        )
+    if isinstance(exc, IdempotencyAlreadyInProgressError):
+        return error_response(409, "request_in_progress", "a request with this Idempotency-Key is still running")
+    if isinstance(exc, IdempotencyPersistenceLayerError):
+        return error_response(503, "service_unavailable", "the idempotency store could not be reached; retry")
+    logger.exception("unhandled error")
+    return error_response(500, "internal_error", "something went wrong on our side; quote the x-correlation-id")
+
+
+def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+class PatunganResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver plus a correlation id on every response (and on the events it causes)."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        event = dict(event)
+        headers = dict(event.get("headers") or {})
+        correlation_id = (
+            _header(headers, CORRELATION_HEADER)
+            or (event.get("requestContext") or {}).get("requestId")
+            or new_ulid().lower()
+        )
+        if event.get("body") and not _header(headers, "content-type"):
+            # Mobile clients sometimes omit it; the body is JSON by contract.
+            headers["content-type"] = content_types.APPLICATION_JSON
+        event["headers"] = headers
+        if event.get("multiValueHeaders"):
+            event["multiValueHeaders"] = {
+                **event["multiValueHeaders"],
+                **{k: [v] for k, v in headers.items()},
+            }
+        token = current_correlation_id.set(correlation_id)
+        logger.set_correlation_id(correlation_id)
+        try:
+            response = super().resolve(event, context)
+        finally:
+            current_correlation_id.reset(token)
+        response.setdefault("headers", {})[CORRELATION_HEADER] = correlation_id
+        if "multiValueHeaders" in response:
+            response["multiValueHeaders"][CORRELATION_HEADER] = [correlation_id]
+        return response
+
+
+def create_api() -> PatunganResolver:
+    app = PatunganResolver(
+        enable_validation=True,
+        cors=CORSConfig(
+            allow_origin="*",
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Guest-Id",
+                "X-Correlation-Id",
+            ],
+            expose_headers=[CORRELATION_HEADER],
+        ),
+    )
+    for exc_type in (
+        DomainError,
+        RequestValidationError,
+        NotFoundError,
+        IdempotencyValidationError,
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+        Exception,
+    ):
+        app.exception_handler(exc_type)(render_error)
+    return app
+
+
+def api_handler(app: PatunganResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The Lambda entry point of an API function: logging context, tracing, metrics, then the router."""
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return lambda_handler
+
+
+def caller(app: APIGatewayRestResolver) -> Principal:
+    """The signed-in caller, or 401."""
+    return require_principal(principal_from_event(app.current_event.raw_event))
+
+
+def optional_caller(app: APIGatewayRestResolver) -> Principal | None:
+    return principal_from_event(app.current_event.raw_event)
+
+
+def json_response(status: int, body: Any) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@cache
+def _idempotency() -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
+    settings = get_settings()
+    config = IdempotencyConfig(
+        event_key_jmespath="[operation, caller, key]",
+        payload_validation_jmespath="body",
+        expires_after_seconds=settings.idempotency_ttl_seconds,
+    )
+    return DynamoDBPersistenceLayer(table_name=settings.idempotency_table), config
+
+
+def idempotent(
+    app: APIGatewayRestResolver, operation: str, body: Any, create: Callable[[], tuple[int, Any]]
+) -> Response:
+    """Run a creating request once per ``Idempotency-Key`` (SYS-4): the same key and body replay the first
+    response; the same key with another body is 422. Without the header the request simply runs."""
+    key = _header(app.current_event.headers, IDEMPOTENCY_HEADER)
+    if not key:
+        status, payload = create()
+        return json_response(status, payload)
+    persistence, config = _idempotency()
+    if app.lambda_context is not None:
+        config.register_lambda_context(app.lambda_context)
+    principal = principal_from_event(app.current_event.raw_event)
+    request = {
+        "operation": operation,
+        "caller": principal.user_id if principal else _header(app.current_event.headers, "x-guest-id") or "",
+        "key": key,
+        "body": json.loads(json.dumps(body, default=str)),
+    }
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
+    def run_once(request: dict[str, Any]) -> dict[str, Any]:
+        status, payload = create()
+        return {"status": status, "body": payload}
+
+    try:
+        outcome = run_once(request=request)
+    except IdempotencyPersistenceLayerError as exc:
+        raise DependencyUnavailable("the idempotency store could not be reached; retry") from exc
+    return json_response(outcome["status"], outcome["body"])
+
+
+def documented(model: type, status: int = 200, description: str = "OK") -> dict[int, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route that answers ``model`` (the handler returns a Response)."""
+    return {status: {"description": description, "content": {"application/json": {"model": model}}}}

@@ -1,0 +1,42 @@
+"""List pagination: opaque cursors over DynamoDB's LastEvaluatedKey, limits as API.md says."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from patungan.core.errors import BadRequest
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+    if not last_key:
+        return None
+    raw = json.dumps(last_key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("cursor is not one this API returned", code="invalid_cursor") from exc
+    if not isinstance(value, dict):
+        raise BadRequest("cursor is not one this API returned", code="invalid_cursor")
+    return value

@@ -1,0 +1,1 @@
+"""Platform plumbing: the outbox relay."""

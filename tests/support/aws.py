@@ -1,0 +1,65 @@
+"""A moto AWS with everything template.yaml declares that functions touch: tables (from the template's own
+definitions), the event bus, the Xendit SSM parameters; plus the Globals environment the functions read."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+
+from emulator.template import REGION, Template, create_tables
+from patungan.adapters.aws import reset_clients
+from patungan.core.config import get_settings
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "Patungan",
+    "POWERTOOLS_SERVICE_NAME": "tests",
+}
+
+
+@dataclass
+class LocalAws:
+    template: Template
+    tables: dict[str, str]
+    environment: dict[str, str]
+
+    def dynamodb(self):
+        return boto3.client("dynamodb", region_name=REGION)
+
+
+def _reset_caches() -> None:
+    # Services and clients are cached per warm container; a fresh moto is a fresh "cold start".
+    reset_clients()
+    get_settings.cache_clear()
+    from patungan.catalog.service import catalog_service
+    from patungan.core.http import _idempotency
+    from patungan.platform.relay import outbox_relay
+
+    for cached in (catalog_service, outbox_relay, _idempotency):
+        cached.cache_clear()
+
+
+@contextmanager
+def local_aws() -> Iterator[LocalAws]:
+    template = Template.load()
+    environment = {**template.functions()["OutboxRelayFunction"].environment, **FAKE_AWS_ENV}
+    with mock.patch.dict(os.environ, environment), mock_aws():
+        _reset_caches()
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        tables = create_tables(dynamodb, template)
+        boto3.client("events", region_name=REGION).create_event_bus(Name=environment["EVENT_BUS_NAME"])
+        try:
+            yield LocalAws(template, tables, environment)
+        finally:
+            _reset_caches()
