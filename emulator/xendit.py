@@ -1,0 +1,781 @@
+"""The local Xendit: the Xendit endpoints Patungan calls, a checkout page and simulations (as stripe-mock
+is for Stripe).
+
+``LocalXendit(callback_token, webhook_base_url, *, settle_delay_seconds=1.0, time_scale=1.0)``; the local
+stack mounts its ``wsgi_app`` under ``/_xendit`` (serve it threaded) and calls ``close()`` on exit. The adapter
+(``patungan.adapters.xendit``) talks to it through the real xendit-python SDK, so every answer is a complete
+object the SDK's strictly typed models accept. State lives in memory, behind one lock.
+
+API (Basic auth with any ``key:`` required, 401 otherwise; errors are ``{"error_code", "message"}``):
+
+    POST /v2/invoices/                 create an invoice (PENDING); it expires by itself at its expiry_date
+    GET  /v2/invoices/{id}             one invoice
+    GET  /v2/invoices?external_id=...  the invoices with that external_id, newest first
+    POST /invoices/{id}/expire!        expire a PENDING invoice; a paid or expired one answers
+                                       404 INVOICE_NOT_FOUND_ERROR, as Xendit does
+    POST /refunds                      refund a paid invoice (``invoice_id``); the same ``idempotency-key``
+                                       answers the same refund
+    POST /v2/payouts                   send a payout; ``idempotency-key`` required, the same key answers the
+                                       same payout
+
+Pages and simulations (no auth):
+
+    GET  /invoices/{id}                   the checkout page; its Pay button POSTs the form back to it
+    POST /simulate/invoices/{id}/pay      optional body {"payment_method": "RETAIL_OUTLET"} (see below)
+    POST /simulate/invoices/{id}/expire
+    POST /simulate/refunds/{id}/fail      optional body {"failure_code": "..."} (default REFUND_FAILED)
+    POST /simulate/payouts/{id}/fail      optional body {"failure_code": "INVALID_DESTINATION"}
+
+Paying or expiring an invoice that is no longer PENDING, or failing a refund or payout that is already
+final, answers 409 and sends nothing.
+
+How refunds and payouts turn out:
+
+- A refund is accepted PENDING and succeeds ``settle_delay_seconds`` later, unless failed first (a test
+  that fails refunds starts the local Xendit with a long settle delay).
+- How the invoice was paid decides what can be refunded (``payment_method`` of the pay simulation or of
+  the checkout page's select; default BANK_TRANSFER): an invoice paid at a RETAIL_OUTLET cannot be
+  refunded (400 REFUND_NOT_SUPPORTED) and one paid by QR_CODE cannot be refunded in part
+  (400 PARTIAL_REFUND_NOT_SUPPORTED). Callers fall back to a wallet credit.
+- A payout is accepted (ACCEPTED) and succeeds ``settle_delay_seconds`` later, unless failed first. A payout
+  to account number 131313 stays ACCEPTED until failed, as in Xendit's test mode, so a test can fail it
+  without racing the settlement.
+
+Webhooks are POSTed from a background thread (never inside the request that caused them, so a caller that
+waits on this server cannot deadlock) with ``x-callback-token`` to
+``{webhook_base_url}/_url/XenditInvoiceWebhook/``, ``.../XenditRefundWebhook/`` and
+``.../XenditPayoutWebhook/``, in Xendit's callback formats. Connection errors and 5xx are retried a few
+times with backoff; like Xendit, a read timeout is not retried.
+
+``time_scale`` shortens invoice lifetimes the way the local stack shortens Wait states (LOCAL_TIME_SCALE):
+an invoice's expiry_date is real, but it expires after ``duration / time_scale`` seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import heapq
+import html
+import itertools
+import json
+import logging
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import requests
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+logger = logging.getLogger(__name__)
+
+BUSINESS_ID = "local-business"
+MERCHANT_NAME = "Patungan (local Xendit)"
+DEFAULT_INVOICE_DURATION_SECONDS = 86_400
+HELD_PAYOUT_ACCOUNT_NUMBER = "131313"
+WEBHOOK_TIMEOUT_SECONDS = 10
+WEBHOOK_MAX_ATTEMPTS = 5
+WEBHOOK_FIRST_BACKOFF_SECONDS = 0.2
+
+# invoice payment_method -> (channel a simulated payment uses, payment_method_type shown on its refunds)
+PAYMENT_METHODS = {
+    "BANK_TRANSFER": ("BCA", "VIRTUAL_ACCOUNT"),
+    "EWALLET": ("OVO", "EWALLET"),
+    "QR_CODE": ("QRIS", "QR_CODE"),
+    "RETAIL_OUTLET": ("ALFAMART", "OVER_THE_COUNTER"),
+    "CREDIT_CARD": ("CREDIT_CARD", "CARD"),
+}
+DEFAULT_PAYMENT_METHOD = "BANK_TRANSFER"
+PAYOUT_FAILURE_CODES = frozenset(
+    {"INSUFFICIENT_BALANCE", "REJECTED_BY_CHANNEL", "TEMPORARY_TRANSFER_ERROR", "INVALID_DESTINATION", "TRANSFER_ERROR"}
+)
+
+
+class XenditError(Exception):
+    """An error answered in Xendit's shape."""
+
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+    def response(self) -> Response:
+        return _json({"error_code": self.error_code, "message": self.message}, self.status)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _timestamp(moment: datetime) -> str:
+    """Xendit's time format: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _present(fields: dict[str, Any]) -> dict[str, Any]:
+    """Xendit leaves absent optional fields out rather than sending nulls."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _rupiah(amount: int) -> str:
+    return "Rp" + f"{amount:,}".replace(",", ".")
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _whole_amount(value: Any) -> int:
+    """IDR has no minor unit: the SDK sends floats, but only whole, positive rupiah are valid."""
+    if not _is_positive_number(value) or not float(value).is_integer():
+        raise XenditError(400, "API_VALIDATION_ERROR", "amount must be a positive whole number of rupiah")
+    return int(value)
+
+
+def _invoice_duration(body: dict[str, Any]) -> float:
+    duration = body.get("invoice_duration", DEFAULT_INVOICE_DURATION_SECONDS)
+    if not _is_positive_number(duration):
+        raise XenditError(400, "API_VALIDATION_ERROR", "invoice_duration must be a positive number of seconds")
+    return float(duration)
+
+
+def _required_text(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise XenditError(400, "API_VALIDATION_ERROR", f"{name} is required")
+    return value
+
+
+@dataclass
+class LocalInvoice:
+    id: str
+    external_id: str
+    amount: int
+    currency: str
+    description: str | None
+    payer_email: str | None
+    success_redirect_url: str | None
+    failure_redirect_url: str | None
+    metadata: dict[str, Any] | None
+    invoice_url: str
+    created: datetime
+    expiry_date: datetime
+    updated: datetime
+    status: str = "PENDING"
+    payment_method: str | None = None
+    payment_channel: str | None = None
+    payment_id: str | None = None
+    paid_at: datetime | None = None
+    refunded_amount: int = 0
+
+    def resource(self) -> dict[str, Any]:
+        """The invoice object of the Invoice API."""
+        return _present(
+            {
+                "id": self.id,
+                "external_id": self.external_id,
+                "user_id": BUSINESS_ID,
+                "status": self.status,
+                "merchant_name": MERCHANT_NAME,
+                "merchant_profile_picture_url": "https://example.invalid/patungan.png",
+                "amount": self.amount,
+                "payer_email": self.payer_email,
+                "description": self.description,
+                "expiry_date": _timestamp(self.expiry_date),
+                "invoice_url": self.invoice_url,
+                "available_banks": [
+                    {
+                        "bank_code": code,
+                        "collection_type": "POOL",
+                        "transfer_amount": self.amount,
+                        "bank_branch": "Virtual Account",
+                        "account_holder_name": MERCHANT_NAME,
+                    }
+                    for code in ("BCA", "BNI", "BRI", "MANDIRI", "PERMATA")
+                ],
+                "available_retail_outlets": [{"retail_outlet_name": "ALFAMART"}, {"retail_outlet_name": "INDOMARET"}],
+                "available_ewallets": [{"ewallet_type": name} for name in ("OVO", "DANA", "SHOPEEPAY", "LINKAJA")],
+                "available_qr_codes": [{"qr_code_type": "QRIS"}],
+                "available_direct_debits": [],
+                "available_paylaters": [],
+                "should_exclude_credit_card": False,
+                "should_send_email": False,
+                "success_redirect_url": self.success_redirect_url,
+                "failure_redirect_url": self.failure_redirect_url,
+                "created": _timestamp(self.created),
+                "updated": _timestamp(self.updated),
+                "currency": self.currency,
+                "metadata": self.metadata,
+                **self._payment_fields(),
+            }
+        )
+
+    def callback(self) -> dict[str, Any]:
+        """The invoice callback Xendit POSTs when the invoice is paid or expires."""
+        return _present(
+            {
+                "id": self.id,
+                "external_id": self.external_id,
+                "user_id": BUSINESS_ID,
+                "is_high": False,
+                "status": self.status,
+                "merchant_name": MERCHANT_NAME,
+                "amount": self.amount,
+                "payer_email": self.payer_email,
+                "description": self.description,
+                "created": _timestamp(self.created),
+                "updated": _timestamp(self.updated),
+                "currency": self.currency,
+                "success_redirect_url": self.success_redirect_url,
+                "failure_redirect_url": self.failure_redirect_url,
+                **self._payment_fields(),
+            }
+        )
+
+    def _payment_fields(self) -> dict[str, Any]:
+        if self.paid_at is None:
+            return {}
+        return {
+            "paid_amount": self.amount,
+            "paid_at": _timestamp(self.paid_at),
+            "payment_method": self.payment_method,
+            "payment_channel": self.payment_channel,
+            "payment_destination": f"8808{self.id[-8:].upper()}",
+            "payment_id": self.payment_id,
+            "bank_code": self.payment_channel if self.payment_method == "BANK_TRANSFER" else None,
+            "fees_paid_amount": 0,
+            "adjusted_received_amount": self.amount,
+        }
+
+
+@dataclass
+class LocalRefund:
+    id: str
+    invoice: LocalInvoice
+    reference_id: str | None
+    amount: int
+    reason: str
+    created: datetime
+    updated: datetime
+    status: str = "PENDING"
+    failure_code: str | None = None
+
+    def resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "payment_request_id": None,
+            "invoice_id": self.invoice.id,
+            "payment_id": self.invoice.payment_id,
+            "amount": self.amount,
+            "payment_method_type": PAYMENT_METHODS[self.invoice.payment_method or DEFAULT_PAYMENT_METHOD][1],
+            "channel_code": self.invoice.payment_channel,
+            "currency": self.invoice.currency,
+            "country": "ID",
+            "status": self.status,
+            "reason": self.reason,
+            "reference_id": self.reference_id,
+            "failure_code": self.failure_code,
+            "refund_fee_amount": 0,
+            "created": _timestamp(self.created),
+            "updated": _timestamp(self.updated),
+            "metadata": None,
+        }
+
+    def callback(self) -> dict[str, Any]:
+        event = "refund.succeeded" if self.status == "SUCCEEDED" else "refund.failed"
+        return {
+            "event": event,
+            "business_id": BUSINESS_ID,
+            "created": _timestamp(self.updated),
+            "data": self.resource(),
+        }
+
+
+@dataclass
+class LocalPayout:
+    id: str
+    reference_id: str
+    amount: int
+    currency: str
+    channel_code: str
+    channel_properties: dict[str, Any]
+    description: str | None
+    metadata: dict[str, Any] | None
+    created: datetime
+    updated: datetime
+    status: str = "ACCEPTED"
+    failure_code: str | None = None
+
+    def resource(self) -> dict[str, Any]:
+        return _present(
+            {
+                "id": self.id,
+                "amount": self.amount,
+                "channel_code": self.channel_code,
+                "currency": self.currency,
+                "status": self.status,
+                "description": self.description,
+                "reference_id": self.reference_id,
+                "created": _timestamp(self.created),
+                "updated": _timestamp(self.updated),
+                "estimated_arrival_time": _timestamp(self.created + timedelta(minutes=30)),
+                "business_id": BUSINESS_ID,
+                "channel_properties": self.channel_properties,
+                "failure_code": self.failure_code,
+                "metadata": self.metadata,
+            }
+        )
+
+    def callback(self) -> dict[str, Any]:
+        event = "payout.succeeded" if self.status == "SUCCEEDED" else "payout.failed"
+        return {
+            "event": event,
+            "business_id": BUSINESS_ID,
+            "created": _timestamp(self.updated),
+            "data": self.resource(),
+        }
+
+
+class Scheduler:
+    """One background thread that runs actions when they fall due: webhook deliveries, settlements, expiries."""
+
+    def __init__(self, name: str) -> None:
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()  # ties run in the order they were scheduled
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay_seconds: float, action: Callable[[], None]) -> None:
+        with self._wakeup:
+            heapq.heappush(self._due, (time.monotonic() + delay_seconds, next(self._order), action))
+            self._wakeup.notify()
+
+    def close(self) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+        self._thread.join(timeout=WEBHOOK_TIMEOUT_SECONDS + 1)
+
+    def _run(self) -> None:
+        while (action := self._next_due()) is not None:
+            try:
+                action()
+            except Exception:
+                logger.exception("local Xendit: a background action failed")
+
+    def _next_due(self) -> Callable[[], None] | None:
+        with self._wakeup:
+            while not self._closed:
+                if self._due and self._due[0][0] <= time.monotonic():
+                    return heapq.heappop(self._due)[2]
+                self._wakeup.wait(self._due[0][0] - time.monotonic() if self._due else None)
+            return None
+
+
+@dataclass
+class WebhookSender:
+    """POSTs callbacks to the Function URLs of the local stack, retrying connection errors and 5xx."""
+
+    callback_token: str
+    base_url: str
+    scheduler: Scheduler
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def send(self, function_logical_id: str, body: dict[str, Any]) -> None:
+        url = f"{self.base_url.rstrip('/')}/_url/{function_logical_id}/"
+        self.scheduler.call_later(0, partial(self._attempt, url, body, 1))
+
+    def _attempt(self, url: str, body: dict[str, Any], attempt: int) -> None:
+        headers = {"x-callback-token": self.callback_token, "content-type": "application/json"}
+        try:
+            response = self.session.post(url, data=json.dumps(body), headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS)
+        except requests.ReadTimeout:
+            logger.error("local Xendit: webhook to %s timed out; Xendit does not retry timeouts", url)
+            return
+        except requests.ConnectionError as exc:
+            failure = f"connection error: {exc}"
+        else:
+            if response.status_code < 500:
+                if response.status_code >= 400:
+                    logger.error("local Xendit: webhook to %s refused with %s", url, response.status_code)
+                return
+            failure = f"HTTP {response.status_code}"
+        if attempt >= WEBHOOK_MAX_ATTEMPTS:
+            logger.error("local Xendit: gave up delivering to %s after %s attempts (%s)", url, attempt, failure)
+            return
+        logger.warning("local Xendit: webhook to %s failed (%s); retrying", url, failure)
+        backoff = WEBHOOK_FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1)
+        self.scheduler.call_later(backoff, partial(self._attempt, url, body, attempt + 1))
+
+
+class LocalXendit:
+    """The local Xendit as a WSGI app (``wsgi_app``); ``close()`` stops its background thread."""
+
+    def __init__(
+        self,
+        callback_token: str,
+        webhook_base_url: str,
+        *,
+        settle_delay_seconds: float = 1.0,
+        time_scale: float = 1.0,
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self._settle_delay = settle_delay_seconds
+        self._time_scale = time_scale
+        self._lock = threading.Lock()
+        self._invoices: dict[str, LocalInvoice] = {}
+        self._refunds: dict[str, LocalRefund] = {}
+        self._payouts: dict[str, LocalPayout] = {}
+        # idempotency-key -> (request body, id of what it created)
+        self._refund_keys: dict[str, tuple[dict[str, Any], str]] = {}
+        self._payout_keys: dict[str, tuple[dict[str, Any], str]] = {}
+        self._scheduler = Scheduler("local-xendit")
+        self._webhooks = WebhookSender(callback_token, webhook_base_url, self._scheduler)
+        api, public = partial(_route, authenticated=True), partial(_route, authenticated=False)
+        self._routes = Map(
+            [
+                api("POST", "/v2/invoices/", self._create_invoice),
+                api("GET", "/v2/invoices", self._list_invoices),
+                api("GET", "/v2/invoices/<invoice_id>", self._get_invoice),
+                api("POST", "/invoices/<invoice_id>/expire!", self._expire_invoice),
+                api("POST", "/refunds", self._create_refund),
+                api("POST", "/v2/payouts", self._create_payout),
+                public("GET", "/invoices/<invoice_id>", self._checkout_page),
+                public("POST", "/invoices/<invoice_id>", self._checkout_page),
+                public("POST", "/simulate/invoices/<invoice_id>/pay", self._simulate_pay),
+                public("POST", "/simulate/invoices/<invoice_id>/expire", self._simulate_expire),
+                public("POST", "/simulate/refunds/<refund_id>/fail", self._simulate_refund_failure),
+                public("POST", "/simulate/payouts/<payout_id>/fail", self._simulate_payout_failure),
+            ],
+            strict_slashes=False,
+        )
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        try:
+            (handler, authenticated), args = self._routes.bind_to_environ(environ).match()
+            if authenticated:
+                _require_api_key(request)
+            response = handler(request, **args)
+        except XenditError as exc:
+            response = exc.response()
+        except HTTPException as exc:  # no such route, or a method it does not take
+            code = "NOT_FOUND" if exc.code == 404 else "INVALID_REQUEST"
+            response = XenditError(exc.code or 400, code, exc.description or exc.name).response()
+        return response(environ, start_response)
+
+    def close(self) -> None:
+        self._scheduler.close()
+        self._webhooks.session.close()
+
+    # --- invoices -------------------------------------------------------------------------------------
+
+    def _create_invoice(self, request: Request) -> Response:
+        body = _json_body(request)
+        now = _now()
+        duration = _invoice_duration(body)
+        invoice_id = secrets.token_hex(12)  # Xendit invoice ids are 24 hex digits
+        invoice = LocalInvoice(
+            id=invoice_id,
+            external_id=_required_text(body, "external_id"),
+            amount=_whole_amount(body.get("amount")),
+            currency=body.get("currency") or "IDR",
+            description=body.get("description"),
+            payer_email=body.get("payer_email"),
+            success_redirect_url=body.get("success_redirect_url"),
+            failure_redirect_url=body.get("failure_redirect_url"),
+            metadata=body.get("metadata"),
+            invoice_url=f"{request.root_url}invoices/{invoice_id}",
+            created=now,
+            updated=now,
+            expiry_date=now + timedelta(seconds=duration),
+        )
+        with self._lock:
+            self._invoices[invoice.id] = invoice
+            resource = invoice.resource()
+        self._scheduler.call_later(
+            duration / self._time_scale, partial(_unless_already_final, self._transition, invoice.id, "EXPIRED")
+        )
+        return _json(resource)
+
+    def _list_invoices(self, request: Request) -> Response:
+        external_id = request.args.get("external_id")
+        limit = int(request.args.get("limit", 10, type=float))
+        with self._lock:
+            matching = [
+                invoice
+                for invoice in self._invoices.values()
+                if external_id is None or invoice.external_id == external_id
+            ]
+            matching.sort(key=lambda invoice: invoice.created, reverse=True)
+            return _json([invoice.resource() for invoice in matching[:limit]])
+
+    def _get_invoice(self, request: Request, invoice_id: str) -> Response:
+        with self._lock:
+            return _json(self._invoice(invoice_id).resource())
+
+    def _expire_invoice(self, request: Request, invoice_id: str) -> Response:
+        try:
+            invoice = self._transition(invoice_id, "EXPIRED")
+        except XenditError as exc:
+            if exc.status != 409:
+                raise
+            raise XenditError(404, "INVOICE_NOT_FOUND_ERROR", "Could not find and update PENDING invoice") from exc
+        return _json(invoice)
+
+    def _simulate_pay(self, request: Request, invoice_id: str) -> Response:
+        method = _json_body(request, required=False).get("payment_method", DEFAULT_PAYMENT_METHOD)
+        return _json(self._transition(invoice_id, "PAID", payment_method=method))
+
+    def _simulate_expire(self, request: Request, invoice_id: str) -> Response:
+        return _json(self._transition(invoice_id, "EXPIRED"))
+
+    def _transition(self, invoice_id: str, status: str, payment_method: str = DEFAULT_PAYMENT_METHOD) -> dict[str, Any]:
+        """Move a PENDING invoice to PAID (by ``payment_method``) or EXPIRED and send its callback; an
+        invoice that is no longer PENDING is a 409."""
+        if payment_method not in PAYMENT_METHODS:
+            raise XenditError(400, "API_VALIDATION_ERROR", f"payment_method must be one of {sorted(PAYMENT_METHODS)}")
+        with self._lock:
+            invoice = self._invoice(invoice_id)
+            if invoice.status != "PENDING":
+                raise XenditError(409, "INVOICE_NOT_PENDING", f"invoice {invoice_id} is already {invoice.status}")
+            invoice.status = status
+            invoice.updated = _now()
+            if status == "PAID":
+                invoice.payment_method = payment_method
+                invoice.payment_channel = PAYMENT_METHODS[payment_method][0]
+                invoice.payment_id = f"py-{uuid.uuid4()}"
+                invoice.paid_at = invoice.updated
+            resource, callback = invoice.resource(), invoice.callback()
+        self._webhooks.send("XenditInvoiceWebhook", callback)
+        return resource
+
+    def _invoice(self, invoice_id: str) -> LocalInvoice:
+        invoice = self._invoices.get(invoice_id)
+        if invoice is None:
+            raise XenditError(404, "INVOICE_NOT_FOUND_ERROR", f"Could not find invoice {invoice_id}")
+        return invoice
+
+    def _checkout_page(self, request: Request, invoice_id: str) -> Response:
+        notice, status = "", 200
+        if request.method == "POST":
+            try:
+                method = request.form.get("payment_method", DEFAULT_PAYMENT_METHOD)
+                self._transition(invoice_id, "PAID", payment_method=method)
+                notice = "Payment received. Thank you!"
+            except XenditError as exc:
+                notice, status = exc.message, exc.status
+        with self._lock:
+            invoice = self._invoice(invoice_id)
+            page = _checkout_html(invoice, notice)
+        return Response(page, status=status, mimetype="text/html")
+
+    # --- refunds --------------------------------------------------------------------------------------
+
+    def _create_refund(self, request: Request) -> Response:
+        body = _json_body(request)
+        key = request.headers.get("idempotency-key")
+        with self._lock:
+            if key and (earlier := self._replay(self._refund_keys, key, body)) is not None:
+                return _json(self._refunds[earlier].resource())
+            invoice = self._invoice_to_refund(body)
+            amount = _whole_amount(body["amount"]) if body.get("amount") is not None else invoice.amount
+            _check_refundable(invoice, amount)
+            now = _now()
+            refund = LocalRefund(
+                id=f"rfd-{uuid.uuid4()}",
+                invoice=invoice,
+                reference_id=body.get("reference_id"),
+                amount=amount,
+                reason=body.get("reason") or "OTHERS",
+                created=now,
+                updated=now,
+            )
+            invoice.refunded_amount += amount
+            self._refunds[refund.id] = refund
+            if key:
+                self._refund_keys[key] = (body, refund.id)
+            resource = refund.resource()
+        self._scheduler.call_later(
+            self._settle_delay, partial(_unless_already_final, self._settle_refund, refund.id, "SUCCEEDED", None)
+        )
+        return _json(resource)
+
+    def _invoice_to_refund(self, body: dict[str, Any]) -> LocalInvoice:
+        invoice = self._invoices.get(_required_text(body, "invoice_id"))
+        if invoice is None:
+            raise XenditError(404, "DATA_NOT_FOUND", "no invoice with this invoice_id")
+        if invoice.status != "PAID":
+            raise XenditError(400, "INELIGIBLE_TRANSACTION", f"invoice is {invoice.status}, not PAID")
+        return invoice
+
+    def _simulate_refund_failure(self, request: Request, refund_id: str) -> Response:
+        failure_code = _json_body(request, required=False).get("failure_code", "REFUND_FAILED")
+        return _json(self._settle_refund(refund_id, "FAILED", failure_code))
+
+    def _settle_refund(self, refund_id: str, status: str, failure_code: str | None) -> dict[str, Any]:
+        with self._lock:
+            refund = self._refunds.get(refund_id)
+            if refund is None:
+                raise XenditError(404, "DATA_NOT_FOUND", f"no refund {refund_id}")
+            if refund.status != "PENDING":
+                raise XenditError(409, "REFUND_NOT_PENDING", f"refund {refund_id} is already {refund.status}")
+            refund.status, refund.failure_code, refund.updated = status, failure_code, _now()
+            if status == "FAILED":
+                refund.invoice.refunded_amount -= refund.amount  # a failed refund gives the amount back
+            resource, callback = refund.resource(), refund.callback()
+        self._webhooks.send("XenditRefundWebhook", callback)
+        return resource
+
+    # --- payouts --------------------------------------------------------------------------------------
+
+    def _create_payout(self, request: Request) -> Response:
+        key = request.headers.get("idempotency-key")
+        if not key:
+            raise XenditError(400, "API_VALIDATION_ERROR", "the idempotency-key header is required")
+        body = _json_body(request)
+        channel_properties = body.get("channel_properties")
+        if not isinstance(channel_properties, dict) or not channel_properties.get("account_number"):
+            raise XenditError(400, "API_VALIDATION_ERROR", "channel_properties.account_number is required")
+        with self._lock:
+            if (earlier := self._replay(self._payout_keys, key, body)) is not None:
+                return _json(self._payouts[earlier].resource())
+            now = _now()
+            payout = LocalPayout(
+                id=f"disb-{uuid.uuid4()}",
+                reference_id=_required_text(body, "reference_id"),
+                amount=_whole_amount(body.get("amount")),
+                currency=_required_text(body, "currency"),
+                channel_code=_required_text(body, "channel_code"),
+                channel_properties=channel_properties,
+                description=body.get("description"),
+                metadata=body.get("metadata"),
+                created=now,
+                updated=now,
+            )
+            self._payouts[payout.id] = payout
+            self._payout_keys[key] = (body, payout.id)
+            resource = payout.resource()
+        if channel_properties["account_number"] != HELD_PAYOUT_ACCOUNT_NUMBER:
+            self._scheduler.call_later(
+                self._settle_delay, partial(_unless_already_final, self._settle_payout, payout.id, "SUCCEEDED", None)
+            )
+        return _json(resource)
+
+    def _simulate_payout_failure(self, request: Request, payout_id: str) -> Response:
+        failure_code = _json_body(request, required=False).get("failure_code", "INVALID_DESTINATION")
+        if failure_code not in PAYOUT_FAILURE_CODES:
+            raise XenditError(
+                400, "API_VALIDATION_ERROR", f"failure_code must be one of {sorted(PAYOUT_FAILURE_CODES)}"
+            )
+        return _json(self._settle_payout(payout_id, "FAILED", failure_code))
+
+    def _settle_payout(self, payout_id: str, status: str, failure_code: str | None) -> dict[str, Any]:
+        with self._lock:
+            payout = self._payouts.get(payout_id)
+            if payout is None:
+                raise XenditError(404, "DATA_NOT_FOUND", f"no payout {payout_id}")
+            if payout.status != "ACCEPTED":
+                raise XenditError(409, "PAYOUT_NOT_ACCEPTED", f"payout {payout_id} is already {payout.status}")
+            payout.status, payout.failure_code, payout.updated = status, failure_code, _now()
+            resource, callback = payout.resource(), payout.callback()
+        self._webhooks.send("XenditPayoutWebhook", callback)
+        return resource
+
+    @staticmethod
+    def _replay(keys: dict[str, tuple[dict[str, Any], str]], key: str, body: dict[str, Any]) -> str | None:
+        """The id an idempotency key already created; the same key with another body is refused."""
+        if key not in keys:
+            return None
+        earlier_body, created_id = keys[key]
+        if earlier_body != body:
+            raise XenditError(409, "IDEMPOTENCY_ERROR", "this idempotency-key was used with a different request")
+        return created_id
+
+
+def _route(method: str, path: str, handler: Callable[..., Response], *, authenticated: bool) -> Rule:
+    return Rule(path, methods=[method], endpoint=(handler, authenticated))
+
+
+def _unless_already_final(action: Callable[..., Any], *args: Any) -> None:
+    """Run a scheduled expiry or settlement, unless a simulation already moved the thing on (a 409)."""
+    with contextlib.suppress(XenditError):
+        action(*args)
+
+
+def _check_refundable(invoice: LocalInvoice, amount: int) -> None:
+    if invoice.payment_method == "RETAIL_OUTLET":
+        raise XenditError(400, "REFUND_NOT_SUPPORTED", "payments at a retail outlet cannot be refunded")
+    if invoice.payment_method == "QR_CODE" and amount != invoice.amount:
+        raise XenditError(400, "PARTIAL_REFUND_NOT_SUPPORTED", "QR code payments can only be refunded in full")
+    if amount > invoice.amount - invoice.refunded_amount:
+        raise XenditError(400, "MAXIMUM_REFUND_AMOUNT_REACHED", "the refund exceeds what is left to refund")
+
+
+def _require_api_key(request: Request) -> None:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    try:
+        key = base64.b64decode(encoded, validate=True).decode()
+    except ValueError:
+        key = ""
+    if scheme != "Basic" or not key.endswith(":") or len(key) < 2:
+        raise XenditError(401, "INVALID_API_KEY", "send the secret API key as Basic auth: base64('<key>:')")
+
+
+def _json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
+    if not request.get_data() and not required:
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise XenditError(400, "API_VALIDATION_ERROR", "the body must be a JSON object")
+    return body
+
+
+def _checkout_html(invoice: LocalInvoice, notice: str) -> str:
+    amount = _rupiah(invoice.amount)
+    options = "".join(
+        f'<option value="{method}">{method.replace("_", " ").title()} ({channel})</option>'
+        for method, (channel, _) in PAYMENT_METHODS.items()
+    )
+    form = (
+        f'<form method="post"><label>Pay with <select name="payment_method">{options}</select></label> '
+        f'<button type="submit">Pay {amount}</button></form>'
+        if invoice.status == "PENDING"
+        else ""
+    )
+    back = (
+        f'<p><a href="{html.escape(invoice.success_redirect_url)}">Back to the shop</a></p>'
+        if invoice.status == "PAID" and invoice.success_redirect_url
+        else ""
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Invoice {html.escape(invoice.id)} - local Xendit</title>
+<style>body{{font-family:sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}
+.amount{{font-size:2rem;font-weight:bold}}.notice{{padding:.5rem;background:#eef}}
+button{{font-size:1.1rem;padding:.5rem 1.5rem}}</style></head>
+<body><main>
+<h1>{html.escape(MERCHANT_NAME)}</h1>
+<p class="amount">{amount}</p>
+<p>{html.escape(invoice.description or "")}</p>
+<p>Status: <strong id="status">{invoice.status}</strong> &middot; expires {_timestamp(invoice.expiry_date)}</p>
+{f'<p class="notice" role="status">{html.escape(notice)}</p>' if notice else ""}
+{form}{back}
+</main></body></html>
+"""
