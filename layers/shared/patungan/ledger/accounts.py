@@ -1,0 +1,37 @@
+"""Ledger account names: the only place they are spelled (DESIGN "Ledger").
+
+A buyer's wallet is credit-normal (the platform owes its owner what was credited to it); the other
+accounts may run either way."""
+
+from __future__ import annotations
+
+PLATFORM_REVENUE = "platform:revenue"
+PLATFORM_TOPUP = "platform:topup"
+PLATFORM_ADJUSTMENTS = "platform:adjustments"
+GATEWAY_CLEARING = "gateway:xendit:clearing"
+GATEWAY_FEES = "gateway:xendit:fees"
+
+_WALLET_PREFIX, _WALLET_SUFFIX = "buyer:", ":wallet"
+
+
+def _named(template: str, owner_id: str) -> str:
+    if not owner_id:
+        raise ValueError("an account needs the id of its owner")
+    return template.format(owner_id)
+
+
+def buyer_wallet(user_id: str) -> str:
+    return _named(_WALLET_PREFIX + "{}" + _WALLET_SUFFIX, user_id)
+
+
+def session_escrow(session_id: str) -> str:
+    return _named("escrow:session:{}", session_id)
+
+
+def factory_payable(factory_id: str) -> str:
+    return _named("factory:{}:payable", factory_id)
+
+
+def is_wallet(account: str) -> bool:
+    """A buyer's wallet: the accounts that may never go below zero (WAL-1)."""
+    return account.startswith(_WALLET_PREFIX) and account.endswith(_WALLET_SUFFIX)

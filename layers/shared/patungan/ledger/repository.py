@@ -1,0 +1,238 @@
+"""The Ledger table: double-entry bookkeeping (PAY-5) and the wallets it holds (WAL-1).
+
+Items: each movement once (``MOVEMENT#id`` / ``META``); per account its running totals (``ACCOUNT#name`` /
+``BALANCE``, the only items in index gsi1) and one entry line per movement (``ACCOUNT#name`` /
+``ENTRY#created_at#movement id``) for listings. Other contexts post a movement inside the transaction of
+the state change that causes it (``Ledger.add_to``), so the two happen together or not at all.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from patungan.adapters.dynamodb import DynamoTable, FailureFactory, Transaction
+from patungan.core.config import get_settings
+from patungan.core.errors import BadRequest, Conflict, DomainError
+from patungan.core.pagination import Page, decode_cursor, encode_cursor
+from patungan.ledger import accounts
+from patungan.ledger.models import (
+    AccountBalance,
+    AccountChange,
+    CurrencyTotals,
+    Movement,
+    TrialBalance,
+    Wallet,
+    WalletTransaction,
+)
+
+META = "META"
+BALANCE = "BALANCE"
+ENTRY_PREFIX = "ENTRY#"
+# Every posting rewrites the index entries of its accounts' balances; spread over a few index partitions,
+# a busy day's postings do not all land on (and throttle) one. The trial balance reads every shard.
+BALANCE_INDEX_SHARDS = 10
+
+
+class MovementAlreadyPosted(Conflict):
+    code = "already_posted"
+
+
+class InsufficientFunds(Conflict):
+    code = "insufficient_funds"
+
+
+class CurrencyMismatch(Conflict):
+    code = "currency_mismatch"
+
+
+def _movement_key(movement_id: str) -> dict[str, str]:
+    return {"pk": f"MOVEMENT#{movement_id}", "sk": META}
+
+
+def _account_pk(account: str) -> str:
+    return f"ACCOUNT#{account}"
+
+
+def _balance_index_pk(shard: int) -> str:
+    return f"BALANCES#{shard}"
+
+
+def _shard_of(account: str) -> int:
+    # crc32, not hash(): the shard must be the same in every process.
+    return zlib.crc32(account.encode()) % BALANCE_INDEX_SHARDS
+
+
+def _wallet_debit_refusal(mismatch: CurrencyMismatch, currency: str, amount: int) -> FailureFactory:
+    def refusal(old: dict[str, Any] | None) -> DomainError:
+        if old is not None and old.get("currency") != currency:
+            return mismatch
+        return InsufficientFunds(f"the wallet holds less than the {amount} to debit")
+
+    return refusal
+
+
+class Ledger:
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+
+    # ---- posting
+    def add_to(self, tx: Transaction, movement: Movement) -> Transaction:
+        """Add ``movement`` to the caller's transaction: it is posted exactly when the transaction commits."""
+        # The movement goes first: a retried posting fails as already posted, whatever else changed since.
+        tx.put(
+            self.table,
+            {**_movement_key(movement.id), **movement.model_dump()},
+            condition="attribute_not_exists(pk)",
+            on_fail=MovementAlreadyPosted(f"movement {movement.id} is already posted"),
+        )
+        for account, change in movement.changes().items():
+            self._add_balance_change(tx, movement.currency, account, change)
+            tx.put(self.table, self._entry_line(movement, account, change))
+        return tx
+
+    def post(self, movement: Movement) -> None:
+        """Post ``movement`` on its own."""
+        self.add_to(Transaction(), movement).commit()
+
+    def _add_balance_change(self, tx: Transaction, currency: str, account: str, change: AccountChange) -> None:
+        net_debit = change.debit - change.credit
+        mismatch = CurrencyMismatch(f"account {account} is not kept in {currency}")
+        condition = "attribute_not_exists(#currency) OR #currency = :currency"
+        values: dict[str, Any] = {
+            ":account": account,
+            ":currency": currency,
+            ":index_pk": _balance_index_pk(_shard_of(account)),
+            ":debit": change.debit,
+            ":credit": change.credit,
+            ":change": net_debit,
+        }
+        on_fail: FailureFactory = mismatch
+        if accounts.is_wallet(account) and net_debit > 0:
+            # WAL-1. A wallet is credit-normal: its owner may spend -balance, which must stay >= 0 after this
+            # change, so the balance now must be <= -net_debit. A wallet never posted to has no balance, the
+            # comparison fails and the debit is refused: there is nothing to spend.
+            condition = "#currency = :currency AND #balance <= :floor"
+            values[":floor"] = -net_debit
+            on_fail = _wallet_debit_refusal(mismatch, currency, net_debit)
+        tx.update(
+            self.table,
+            {"pk": _account_pk(account), "sk": BALANCE},
+            "SET #account = :account, #currency = :currency, gsi1pk = :index_pk, gsi1sk = :account "
+            "ADD #debit :debit, #credit :credit, #balance :change",
+            condition=condition,
+            names={
+                "#account": "account",
+                "#currency": "currency",
+                "#debit": "debit",
+                "#credit": "credit",
+                "#balance": "balance",
+            },
+            values=values,
+            on_fail=on_fail,
+        )
+
+    @staticmethod
+    def _entry_line(movement: Movement, account: str, change: AccountChange) -> dict[str, Any]:
+        return {
+            "pk": _account_pk(account),
+            "sk": f"{ENTRY_PREFIX}{movement.created_at}#{movement.id}",
+            "movement_id": movement.id,
+            "type": movement.type,
+            "account": account,
+            "currency": movement.currency,
+            "debit": change.debit,
+            "credit": change.credit,
+            "reference": movement.reference,
+            "created_at": movement.created_at,
+        }
+
+    # ---- balances
+    def account_balance(self, account: str) -> AccountBalance:
+        """The account's totals; zero (in the default currency) if nothing was ever posted to it."""
+        item = self.table.get({"pk": _account_pk(account), "sk": BALANCE})
+        return AccountBalance.model_validate(item) if item else AccountBalance(account=account)
+
+    def balance(self, account: str) -> int:
+        """Debit - credit."""
+        return self.account_balance(account).balance
+
+    def wallet(self, user_id: str) -> Wallet:
+        totals = self.account_balance(accounts.buyer_wallet(user_id))
+        return Wallet(balance=-totals.balance, currency=totals.currency)
+
+    def wallet_balance(self, user_id: str) -> int:
+        """What the user may spend: credit - debit of their wallet."""
+        return self.wallet(user_id).balance
+
+    def wallet_transactions(self, user_id: str, limit: int, cursor: str | None) -> Page[WalletTransaction]:
+        """The wallet's entry lines, newest first."""
+        pk = _account_pk(accounts.buyer_wallet(user_id))
+        result = self.table.query(
+            "pk = :pk AND begins_with(sk, :entries)",
+            values={":pk": pk, ":entries": ENTRY_PREFIX},
+            limit=limit,
+            start_key=self._entries_start_key(pk, cursor),
+            forward=False,
+            consistent=True,
+        )
+        transactions = [
+            WalletTransaction(
+                id=line["movement_id"],
+                type=line["type"],
+                amount=line["credit"] - line["debit"],
+                reference=line["reference"],
+                created_at=line["created_at"],
+            )
+            for line in result.items
+        ]
+        return Page(transactions, encode_cursor(result.last_key))
+
+    @staticmethod
+    def _entries_start_key(pk: str, cursor: str | None) -> dict[str, Any] | None:
+        # A cursor is only ever a position among this account's entry lines: one from another listing
+        # (another user's wallet) would make DynamoDB fail the query, or read what the caller may not see.
+        start = decode_cursor(cursor)
+        if start is not None and (
+            set(start) != {"pk", "sk"} or start["pk"] != pk or not str(start["sk"]).startswith(ENTRY_PREFIX)
+        ):
+            raise BadRequest("cursor is not one this API returned", code="invalid_cursor")
+        return start
+
+    # ---- reconciliation
+    def trial_balance(self) -> TrialBalance:
+        """Every account's totals and, per currency, whether the debits equal the credits.
+
+        Reads the balance index, so it costs one read per account, never one per entry. The index is
+        eventually consistent: while movements are being posted a reading may catch one half indexed and
+        show it unbalanced; a real imbalance persists on the next reading, a half-indexed one does not."""
+        balances = sorted((AccountBalance.model_validate(i) for i in self._balance_items()), key=lambda b: b.account)
+        currencies: dict[str, CurrencyTotals] = {}
+        for balance in balances:
+            totals = currencies.setdefault(balance.currency, CurrencyTotals())
+            totals.debit += balance.debit
+            totals.credit += balance.credit
+        return TrialBalance(
+            balanced=all(t.debit == t.credit for t in currencies.values()),
+            currencies=currencies,
+            accounts=balances,
+        )
+
+    def _balance_items(self) -> Iterator[dict[str, Any]]:
+        for shard in range(BALANCE_INDEX_SHARDS):
+            start_key = None
+            while True:
+                result = self.table.query(
+                    "gsi1pk = :pk", index="gsi1", values={":pk": _balance_index_pk(shard)}, start_key=start_key
+                )
+                yield from result.items
+                start_key = result.last_key
+                if start_key is None:
+                    break
+
+
+@cache
+def ledger() -> Ledger:
+    return Ledger(DynamoTable(get_settings().ledger_table))
