@@ -1,0 +1,180 @@
+"""What each notifying domain event tells the user it concerns (NOT-1): the event's data as this context
+reads it, and the title and body of the in-app notification it becomes."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from datetime import timedelta, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from patungan.core.clock import parse_iso
+
+# Western Indonesia Time: fixed UTC+7, no daylight saving, so no tz database is needed.
+WIB = timezone(timedelta(hours=7))
+
+
+def format_rupiah(amount: int) -> str:
+    """Rupiah for people, as Indonesians write them: 150000 → ``Rp150.000``."""
+    sign = "-" if amount < 0 else ""
+    return f"{sign}Rp{abs(amount):,}".replace(",", ".")
+
+
+def format_deadline(moment: str) -> str:
+    """An ISO 8601 time in Jakarta time: ``2026-11-21T10:00:00Z`` → ``21 Nov 2026, 17:00 WIB``."""
+    local = parse_iso(moment).astimezone(WIB)
+    return f"{local.day} {local:%b %Y, %H:%M} WIB"
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    body: str
+
+
+class NotifyingEventData(BaseModel):
+    """The ``data`` of an event that notifies someone: whom it concerns, and what it says to them.
+
+    Fields other than ``user_id`` and ``is_platform`` are kept on the notification as its ``data``."""
+
+    user_id: str
+    is_platform: bool = False
+
+    @abstractmethod
+    def message(self) -> Message: ...
+
+    def details(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"user_id", "is_platform"}, exclude_none=True)
+
+
+class ParticipantJoined(NotifyingEventData):
+    session_id: str
+    participant_id: str
+    quantity: int
+    unit_price: int
+    amount: int
+    payment_id: str
+    invoice_url: str
+    product_name: str
+
+    def message(self) -> Message:
+        return Message(
+            "You joined the group buy",
+            f"You joined the group buy for {self.product_name} ({self.quantity} x {format_rupiah(self.unit_price)}). "
+            f"Pay {format_rupiah(self.amount)} to secure your place.",
+        )
+
+
+class PaymentCompleted(NotifyingEventData):
+    payment_id: str
+    amount: int
+    currency: str = "IDR"
+    purpose: str | None = None
+    session_id: str | None = None
+    participant_id: str | None = None
+
+    def message(self) -> Message:
+        body = f"We received your payment of {format_rupiah(self.amount)}."
+        if self.session_id:
+            body += " Your place in the group buy is confirmed."
+        return Message("Payment received", body)
+
+
+class PaymentExpired(NotifyingEventData):
+    payment_id: str
+    amount: int
+    session_id: str | None = None
+    participant_id: str | None = None
+
+    def message(self) -> Message:
+        if self.session_id:
+            return Message(
+                "Your join expired unpaid",
+                f"Your payment of {format_rupiah(self.amount)} was not made in time, so your place in the group "
+                "buy was released. You can join again while the session is open.",
+            )
+        return Message("Payment expired", f"Your payment of {format_rupiah(self.amount)} was not made in time.")
+
+
+class PaymentReminder(NotifyingEventData):
+    session_id: str
+    participant_id: str
+    amount: int
+    invoice_url: str
+    deadline: str
+
+    def message(self) -> Message:
+        return Message(
+            "Payment reminder",
+            f"Pay {format_rupiah(self.amount)} before {format_deadline(self.deadline)} "
+            "to keep your place in the group buy.",
+        )
+
+
+class OrderCreated(NotifyingEventData):
+    order_id: str
+    session_id: str | None = None
+    total: int
+    currency: str = "IDR"
+    tier_refund_amount: int | None = None
+    product_name: str | None = None
+
+    def message(self) -> Message:
+        if not self.session_id:
+            return Message("Order placed", f"Your order of {format_rupiah(self.total)} was created.")
+        group_buy = f"The group buy for {self.product_name}" if self.product_name else "Your group buy"
+        body = f"{group_buy} succeeded and your order of {format_rupiah(self.total)} was created."
+        if (self.tier_refund_amount or 0) > 0:
+            body += (
+                f" The final price came out lower than what you paid, so {format_rupiah(self.tier_refund_amount)} "
+                "was credited to your wallet."
+            )
+        return Message("Group buy succeeded", body)
+
+
+RefundReason = Literal["session_failed", "session_cancelled", "left", "late_payment"]
+
+# Title, then why the refund happens; the body ends with the amount on its way.
+_REFUND_REASONS: dict[str, tuple[str, str]] = {
+    "session_failed": ("Group buy did not succeed", "The group buy did not reach its minimum order by the deadline."),
+    "session_cancelled": ("Group buy cancelled", "The group buy was cancelled."),
+    "left": ("You left the group buy", "You left the group buy."),
+    "late_payment": ("Payment arrived too late", "Your payment arrived after your place in the group buy expired."),
+}
+
+
+class RefundRequested(NotifyingEventData):
+    payment_id: str
+    refund_id: str
+    amount: int
+    reason: RefundReason
+    session_id: str | None = None
+
+    def message(self) -> Message:
+        title, why = _REFUND_REASONS[self.reason]
+        return Message(title, f"{why} Your refund of {format_rupiah(self.amount)} is on its way.")
+
+
+class PaymentRefunded(NotifyingEventData):
+    payment_id: str
+    refund_id: str
+    amount: int
+    destination: Literal["xendit", "wallet"]
+
+    def message(self) -> Message:
+        where = "your Patungan wallet" if self.destination == "wallet" else "your original payment method"
+        return Message("Refund completed", f"Your refund of {format_rupiah(self.amount)} was sent to {where}.")
+
+
+# Event type → how its data reads. A type not listed here notifies nobody.
+NOTIFYING_EVENTS: dict[str, type[NotifyingEventData]] = {
+    "groupbuy.participant.joined": ParticipantJoined,
+    "groupbuy.participant.payment_reminder": PaymentReminder,
+    "payment.completed": PaymentCompleted,
+    "payment.expired": PaymentExpired,
+    "payment.refund_requested": RefundRequested,
+    "payment.refunded": PaymentRefunded,
+    "order.created": OrderCreated,
+}
