@@ -42,18 +42,23 @@ def _reset_caches() -> None:
     # Services and clients are cached per warm container; a fresh moto is a fresh "cold start".
     reset_clients()
     get_settings.cache_clear()
+    from patungan import composition
     from patungan.catalog.service import catalog_service
     from patungan.core.http import _idempotency
+    from patungan.ledger.repository import ledger
+    from patungan.ledger.service import ledger_service
+    from patungan.notifications.service import notification_service
     from patungan.platform.relay import outbox_relay
 
-    for cached in (catalog_service, outbox_relay, _idempotency):
+    for cached in (catalog_service, outbox_relay, _idempotency, notification_service, ledger, ledger_service):
         cached.cache_clear()
+    composition.reset()
 
 
 @contextmanager
-def local_aws() -> Iterator[LocalAws]:
+def local_aws(overrides: dict[str, str] | None = None) -> Iterator[LocalAws]:
     template = Template.load()
-    environment = {**template.functions()["OutboxRelayFunction"].environment, **FAKE_AWS_ENV}
+    environment = {**template.functions()["OutboxRelayFunction"].environment, **FAKE_AWS_ENV, **(overrides or {})}
     with mock.patch.dict(os.environ, environment), mock_aws():
         _reset_caches()
         dynamodb = boto3.client("dynamodb", region_name=REGION)

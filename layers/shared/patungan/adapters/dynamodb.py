@@ -12,9 +12,10 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel
 
 from patungan.adapters.aws import client
-from patungan.core.errors import Conflict, DependencyUnavailable, DomainError
+from patungan.core.errors import ConcurrentUpdate, Conflict, DependencyUnavailable, DomainError
 
 FailureFactory = DomainError | Callable[[dict[str, Any] | None], DomainError]
 
@@ -44,8 +45,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _storable(value: Any) -> Any:
+    """Models become plain dicts, so a repository may write a model-typed attribute as it is."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    return value
+
+
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+    return {k: _serializer.serialize(_storable(v)) for k, v in item.items() if v is not None}
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +65,7 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _values(values: dict[str, Any] | None) -> dict[str, Any] | None:
-    return {k: _serializer.serialize(v) for k, v in values.items()} if values else None
+    return {k: _serializer.serialize(_storable(v)) for k, v in values.items()} if values else None
 
 
 def _failure(on_fail: FailureFactory | None, old: dict[str, Any] | None) -> DomainError:
@@ -339,4 +351,4 @@ class Transaction:
         codes = {reason.get("Code") for reason in reasons}
         if codes & {"ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}:
             return DependencyUnavailable("the database is busy; retry shortly")
-        return Conflict("another request changed the same data at the same time; retry", code="concurrent_update")
+        return ConcurrentUpdate("another request changed the same data at the same time; retry")

@@ -38,6 +38,9 @@ class Settings(BaseModel):
     )
     xendit_timeout_seconds: float = Field(10.0, alias="XENDIT_TIMEOUT_SECONDS", gt=0)
     xendit_max_attempts: int = Field(4, alias="XENDIT_MAX_ATTEMPTS", ge=1)
+    settlement_page_size: int = Field(100, alias="SETTLEMENT_PAGE_SIZE", ge=1, le=500)
+    topup_enabled: bool = Field(True, alias="TOPUP_ENABLED")
+    topup_floor_percent: int = Field(80, alias="TOPUP_FLOOR_PERCENT", ge=1, le=100)
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

@@ -37,6 +37,12 @@ class Conflict(DomainError):
     status, code = 409, "conflict"
 
 
+class ConcurrentUpdate(Conflict):
+    """Someone changed the same data at the same time: safe to retry (a state machine Retry matches it)."""
+
+    code = "concurrent_update"
+
+
 class ValidationFailed(DomainError):
     status, code = 422, "validation_error"
 

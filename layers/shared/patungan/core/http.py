@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler import (
+    APIGatewayRestResolver,
+    CORSConfig,
+    LambdaFunctionUrlResolver,
+    Response,
+    content_types,
+)
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -31,6 +37,7 @@ from patungan.core.events import current_correlation_id
 from patungan.core.ids import new_ulid
 from patungan.core.observability import logger, metrics, tracer
 
+R = TypeVar("R", bound=APIGatewayRestResolver)
 CORRELATION_HEADER = "x-correlation-id"
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -84,8 +91,8 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
-class PatunganResolver(APIGatewayRestResolver):
-    """Powertools' REST resolver plus a correlation id on every response (and on the events it causes)."""
+class _Correlated:
+    """A correlation id on every response (and on the events the request causes)."""
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         event = dict(event)
@@ -107,7 +114,7 @@ class PatunganResolver(APIGatewayRestResolver):
         token = current_correlation_id.set(correlation_id)
         logger.set_correlation_id(correlation_id)
         try:
-            response = super().resolve(event, context)
+            response = super().resolve(event, context)  # type: ignore[misc]
         finally:
             current_correlation_id.reset(token)
         response.setdefault("headers", {})[CORRELATION_HEADER] = correlation_id
@@ -116,21 +123,32 @@ class PatunganResolver(APIGatewayRestResolver):
         return response
 
 
+class PatunganResolver(_Correlated, APIGatewayRestResolver):
+    """API Gateway (REST) routes."""
+
+
+class WebhookResolver(_Correlated, LambdaFunctionUrlResolver):
+    """Function URL routes (webhooks)."""
+
+
 def create_api() -> PatunganResolver:
-    app = PatunganResolver(
-        enable_validation=True,
-        cors=CORSConfig(
-            allow_origin="*",
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "Idempotency-Key",
-                "X-Guest-Id",
-                "X-Correlation-Id",
-            ],
-            expose_headers=[CORRELATION_HEADER],
-        ),
+    return _with_error_map(
+        PatunganResolver(
+            enable_validation=True,
+            cors=CORSConfig(
+                allow_origin="*",
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Guest-Id", "X-Correlation-Id"],
+                expose_headers=[CORRELATION_HEADER],
+            ),
+        )
     )
+
+
+def create_webhook_app() -> WebhookResolver:
+    return _with_error_map(WebhookResolver(enable_validation=True))
+
+
+def _with_error_map(app: R) -> R:
     for exc_type in (
         DomainError,
         RequestValidationError,
@@ -144,8 +162,8 @@ def create_api() -> PatunganResolver:
     return app
 
 
-def api_handler(app: PatunganResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
-    """The Lambda entry point of an API function: logging context, tracing, metrics, then the router."""
+def api_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The Lambda entry point of an API or webhook function: logging context, tracing, metrics, the router."""
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
     @tracer.capture_lambda_handler(capture_response=False)
@@ -154,6 +172,10 @@ def api_handler(app: PatunganResolver) -> Callable[[dict[str, Any], LambdaContex
         return app.resolve(event, context)
 
     return lambda_handler
+
+
+def header(app: APIGatewayRestResolver, name: str) -> str | None:
+    return _header(app.current_event.headers, name.lower())
 
 
 def caller(app: APIGatewayRestResolver) -> Principal:

@@ -1,0 +1,25 @@
+"""GET /v1/orders: a buyer's own orders, a factory's or seller's orders, or all for an admin (ORD-6)."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from patungan.composition import order_service
+from patungan.core.http import api_handler, caller, create_api, json_response
+from patungan.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+app = create_api()
+
+
+@app.get("/v1/orders", summary="List orders")
+def list_orders(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query()] = None,
+    session_id: Annotated[str | None, Query()] = None,
+    status: Annotated[str | None, Query()] = None,
+):
+    page = order_service().list(caller(app), limit=limit, cursor=cursor, session_id=session_id, status=status)
+    return json_response(200, {"items": [o.model_dump() for o in page.items], "next_cursor": page.next_cursor})
+
+
+lambda_handler = api_handler(app)

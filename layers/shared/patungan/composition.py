@@ -1,0 +1,114 @@
+"""The composition root: builds the services of the intertwined contexts (group buying, payments,
+orders, purchase orders) once per warm container, from the one settings model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+
+from patungan.adapters.dynamodb import DynamoTable
+from patungan.adapters.outbox import Outbox
+from patungan.adapters.xendit import XenditGateway, load_callback_token, load_secret_key
+from patungan.catalog.service import catalog_service
+from patungan.core.clock import SystemClock
+from patungan.core.config import get_settings
+from patungan.groupbuy.purpose import GroupBuyPaymentPurpose
+from patungan.groupbuy.repository import GroupBuyRepository
+from patungan.groupbuy.service import GroupBuyService
+from patungan.groupbuy.settlement import SettlementService, TopUpPolicy
+from patungan.inventory.repository import PurchaseOrderRepository
+from patungan.inventory.service import PurchaseOrderService
+from patungan.ledger.service import ledger
+from patungan.orders.repository import OrdersRepository
+from patungan.orders.service import OrderService
+from patungan.payments.repository import PaymentsRepository
+from patungan.payments.service import PaymentService
+
+CLOCK = SystemClock()
+STALLED_JOIN_AGE = timedelta(minutes=2)
+
+
+@cache
+def outbox() -> Outbox:
+    settings = get_settings()
+    return Outbox(DynamoTable(settings.outbox_table), settings.outbox_ttl_days)
+
+
+@cache
+def groupbuy_repository() -> GroupBuyRepository:
+    return GroupBuyRepository(DynamoTable(get_settings().groupbuy_table), outbox())
+
+
+@cache
+def xendit() -> XenditGateway:
+    settings = get_settings()
+    return XenditGateway.from_settings(settings, load_secret_key(settings))
+
+
+def xendit_callback_token() -> str:
+    return load_callback_token(get_settings())
+
+
+@cache
+def payment_service() -> PaymentService:
+    purpose = GroupBuyPaymentPurpose(groupbuy_repository(), outbox(), CLOCK)
+    return PaymentService(
+        PaymentsRepository(DynamoTable(get_settings().payments_table)),
+        ledger(),
+        outbox(),
+        xendit,
+        {"groupbuy_escrow": purpose, "groupbuy_topup": purpose},
+        CLOCK,
+    )
+
+
+@cache
+def groupbuy_service() -> GroupBuyService:
+    return GroupBuyService(
+        groupbuy_repository(),
+        payment_service(),
+        outbox(),
+        lambda product_id: catalog_service().get_product(None, product_id),
+        CLOCK,
+    )
+
+
+@cache
+def order_service() -> OrderService:
+    return OrderService(OrdersRepository(DynamoTable(get_settings().orders_table)), outbox(), CLOCK)
+
+
+@cache
+def purchase_order_service() -> PurchaseOrderService:
+    return PurchaseOrderService(PurchaseOrderRepository(DynamoTable(get_settings().inventory_table)), outbox(), CLOCK)
+
+
+@cache
+def settlement_service() -> SettlementService:
+    settings = get_settings()
+    return SettlementService(
+        groupbuy_repository(),
+        payment_service(),
+        order_service(),
+        purchase_order_service(),
+        ledger(),
+        outbox(),
+        CLOCK,
+        page_size=settings.settlement_page_size,
+        topup=TopUpPolicy(enabled=settings.topup_enabled, floor_percent=settings.topup_floor_percent),
+    )
+
+
+def reset() -> None:
+    """Forget every built service (a new warm container; a fresh local AWS in tests)."""
+    for factory in (
+        outbox,
+        groupbuy_repository,
+        xendit,
+        payment_service,
+        groupbuy_service,
+        order_service,
+        purchase_order_service,
+        settlement_service,
+    ):
+        factory.cache_clear()

@@ -1,0 +1,155 @@
+"""Group-buying requests and resources as the API shows them (API.md "Group buying")."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from patungan.groupbuy.pricing import fill_percent, unit_price_at
+
+SessionStatus = Literal[
+    "forming",
+    "active",
+    "moq_reached",
+    "closing",
+    "succeeded",
+    "in_production",
+    "delivered",
+    "completed",
+    "failed",
+    "cancelled",
+]
+ParticipationStatus = Literal["pending_payment", "paid", "expired", "left", "refunded", "ordered"]
+
+JOINABLE: frozenset[str] = frozenset({"active", "moq_reached"})
+CANCELLABLE: frozenset[str] = frozenset({"forming", "active", "moq_reached"})
+CLAIMABLE: frozenset[str] = frozenset({"forming", "active", "moq_reached"})
+PLATFORM_USER_ID = "platform"
+
+
+class Tier(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_fill_percent: int = Field(gt=0, le=100)
+    unit_price: int = Field(gt=0)
+
+
+class SessionInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: str
+    variant_id: str | None = None
+    moq: int = Field(ge=1, description="minimum paid units for the session to succeed")
+    target_quantity: int = Field(ge=1, description="the quantity tiers' fill percentages refer to; also the cap")
+    base_price: int = Field(gt=0, description="unit price below the first tier (minor units)")
+    tiers: list[Tier] = Field(default_factory=list, max_length=10)
+    starts_at: AwareDatetime | None = Field(None, description="default: now")
+    deadline: AwareDatetime
+    max_per_buyer: int = Field(ge=1)
+    payment_window_seconds: int = Field(3600, ge=60, le=7 * 86_400)
+    allow_leave_after_payment: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionInput:
+        if self.moq > self.target_quantity:
+            raise ValueError("moq cannot exceed target_quantity")
+        if self.max_per_buyer > self.target_quantity:
+            raise ValueError("max_per_buyer cannot exceed target_quantity")
+        percents = [t.min_fill_percent for t in self.tiers]
+        if percents != sorted(percents) or len(set(percents)) != len(percents):
+            raise ValueError("tiers must be listed by strictly increasing min_fill_percent")
+        prices = [self.base_price, *(t.unit_price for t in self.tiers)]
+        if any(later >= earlier for earlier, later in itertools.pairwise(prices)):
+            raise ValueError("each tier must be strictly cheaper than the one before it and than base_price")
+        if self.starts_at is not None and self.starts_at >= self.deadline:
+            raise ValueError("starts_at must be before the deadline")
+        return self
+
+
+class Session(BaseModel):
+    """A session as stored; ``view()`` adds what the API derives live (GB-16)."""
+
+    id: str
+    product_id: str
+    variant_id: str | None = None
+    factory_id: str
+    product_name: str
+    category: str
+    status: SessionStatus
+    moq: int
+    target_quantity: int
+    base_price: int
+    currency: str
+    tiers: list[Tier]
+    starts_at: str
+    deadline: str
+    max_per_buyer: int
+    payment_window_seconds: int
+    allow_leave_after_payment: bool
+    paid_quantity: int = 0
+    reserved_quantity: int = 0
+    participant_count: int = 0
+    platform_topup_quantity: int = 0
+    final_unit_price: int | None = None
+    outcome: Literal["succeed", "fail"] | None = None
+    escrow_release_status: Literal["pending", "failed", "released"] | None = None
+    created_by: str
+    created_at: str
+    updated_at: str
+    version: int = 1
+
+    @property
+    def current_unit_price(self) -> int:
+        return unit_price_at(self.base_price, self.tiers, self.paid_quantity, self.target_quantity)
+
+    @property
+    def open_quantity(self) -> int:
+        return self.target_quantity - self.paid_quantity - self.reserved_quantity
+
+    def view(self, now: datetime) -> dict:
+        body = self.model_dump(exclude={"version", "outcome", "created_by"})
+        deadline = datetime.fromisoformat(self.deadline.replace("Z", "+00:00"))
+        body.update(
+            current_unit_price=self.current_unit_price,
+            fill_percent=fill_percent(self.paid_quantity, self.target_quantity),
+            time_left_seconds=max(int((deadline - now).total_seconds()), 0),
+            available_quantity=max(self.open_quantity, 0),
+        )
+        return body
+
+
+class JoinInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int = Field(ge=1)
+    unit_price: int | None = Field(None, description="what the app showed; refused (400) if it differs")
+    total: int | None = Field(None, description="what the app showed; refused (400) if it differs")
+
+
+class PaymentSummary(BaseModel):
+    id: str
+    status: str
+    invoice_id: str | None = None
+    invoice_url: str | None = None
+    amount: int
+    expires_at: str | None = None
+
+
+class Participation(BaseModel):
+    id: str
+    session_id: str
+    user_id: str
+    quantity: int
+    unit_price: int
+    amount: int
+    currency: str
+    status: ParticipationStatus
+    payment: PaymentSummary
+    order_id: str | None = None
+    tier_refund_amount: int | None = None
+    is_platform: bool = False
+    created_at: str
+    updated_at: str

@@ -1,0 +1,368 @@
+"""Group-buying use cases for people: create, list and read sessions, join, leave, cancel (GB-1..GB-8,
+GB-16). Settlement lives in ``settlement.py``; what a payment means for a join in ``purpose.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from patungan.adapters.dynamodb import Transaction
+from patungan.adapters.outbox import Outbox
+from patungan.adapters.xendit import ExpireOutcome
+from patungan.catalog.models import Product
+from patungan.core.auth import Principal, Role
+from patungan.core.clock import Clock, parse_iso, to_iso
+from patungan.core.errors import BadRequest, ConcurrentUpdate, Conflict, DomainError, Forbidden, NotFound, field_error
+from patungan.core.ids import new_id
+from patungan.core.observability import logger, metrics
+from patungan.core.pagination import Page
+from patungan.groupbuy import events
+from patungan.groupbuy.models import (
+    CANCELLABLE,
+    JOINABLE,
+    JoinInput,
+    Participation,
+    PaymentSummary,
+    Session,
+    SessionInput,
+)
+from patungan.groupbuy.repository import GroupBuyRepository
+from patungan.payments.models import Payment
+from patungan.payments.service import PaymentService
+
+MAX_ATTEMPTS = 5
+# An invoice expires before the deadline (GB-7): by a tenth of the time left, at most five minutes.
+MAX_INVOICE_MARGIN = timedelta(minutes=5)
+# Reminders and the top-up decision run an hour before the deadline, or a quarter of a short session before.
+NEAR_EXPIRY_LEAD = timedelta(hours=1)
+T = TypeVar("T")
+
+
+def retry_stale(operation: Callable[[], T]) -> T:
+    """Run ``operation`` again when the data changed under it (optimistic concurrency)."""
+    for _ in range(MAX_ATTEMPTS - 1):
+        try:
+            return operation()
+        except ConcurrentUpdate:
+            continue
+    return operation()
+
+
+class GroupBuyService:
+    def __init__(
+        self,
+        repository: GroupBuyRepository,
+        payments: PaymentService,
+        outbox: Outbox,
+        product_of: Callable[[str], Product],
+        clock: Clock,
+    ) -> None:
+        self.repository = repository
+        self.payments = payments
+        self.outbox = outbox
+        self.product_of = product_of
+        self.clock = clock
+
+    def _now(self) -> str:
+        return to_iso(self.clock.now())
+
+    # ---- sessions (GB-1, GB-2, GB-16)
+    def create_session(self, principal: Principal, data: SessionInput) -> Session:
+        principal.require(Role.FACTORY)
+        try:
+            product = self.product_of(data.product_id)
+        except NotFound as exc:
+            raise field_error("product_id", f"no product {data.product_id}") from exc
+        if product.factory_id is None or product.status != "active":
+            raise field_error("product_id", "group buying needs an active product of a factory")
+        if not principal.is_admin and not principal.is_factory_staff_of(product.factory_id):
+            raise Forbidden("only staff of the product's factory may open a session for it")
+        if data.variant_id is not None and product.variant(data.variant_id) is None:
+            raise field_error("variant_id", f"product {product.id} has no variant {data.variant_id}")
+        now = self.clock.now()
+        starts_at = data.starts_at or now
+        if data.deadline <= now:
+            raise field_error("deadline", "must be in the future")
+        variant = product.variant(data.variant_id) if data.variant_id else None
+        session = Session(
+            id=new_id("ses"),
+            product_id=product.id,
+            variant_id=data.variant_id,
+            factory_id=product.factory_id,
+            product_name=f"{product.name} ({variant.name})" if variant else product.name,
+            category=product.category,
+            status="active" if starts_at <= now else "forming",
+            moq=data.moq,
+            target_quantity=data.target_quantity,
+            base_price=data.base_price,
+            currency=product.currency,
+            tiers=data.tiers,
+            starts_at=to_iso(starts_at),
+            deadline=to_iso(data.deadline),
+            max_per_buyer=data.max_per_buyer,
+            payment_window_seconds=data.payment_window_seconds,
+            allow_leave_after_payment=data.allow_leave_after_payment,
+            created_by=principal.user_id,
+            created_at=to_iso(now),
+            updated_at=to_iso(now),
+        )
+        near_expiry_at = data.deadline - min(NEAR_EXPIRY_LEAD, (data.deadline - max(starts_at, now)) / 4)
+        # The event starts the session's lifecycle state machine (GB-9), which waits on these times.
+        created = events.session_event(
+            "created", session, self.clock, starts_at=session.starts_at, near_expiry_at=to_iso(near_expiry_at)
+        )
+        self.repository.add_session(session, created)
+        return session
+
+    def get_session(self, session_id: str) -> Session:
+        return self.repository.get_session(session_id)
+
+    def view(self, session: Session) -> dict[str, Any]:
+        """The session as the API shows it, with live fill, current tier and time left (GB-16)."""
+        return session.view(self.clock.now())
+
+    def list_sessions(
+        self, *, limit: int, cursor: str | None, status: str | None, factory_id: str | None, category: str | None
+    ) -> Page[Session]:
+        return self.repository.list_sessions(
+            limit=limit, cursor=cursor, status=status, factory_id=factory_id, category=category
+        )
+
+    def cancel(self, principal: Principal, session_id: str) -> Session:
+        """Admin cancels before closing; the cancelled event starts the refund of every paid buyer."""
+        principal.require(Role.ADMIN)
+
+        def cancel_once() -> Session:
+            session = self.repository.get_session(session_id)
+            if session.status not in CANCELLABLE:
+                raise Conflict(f"a {session.status} session cannot be cancelled", code="illegal_transition")
+            tx = Transaction()
+            cancelled = self.repository.change_session(tx, session, status="cancelled", updated_at=self._now())
+            self.outbox.add(tx, events.session_event("cancelled", cancelled, self.clock))
+            tx.commit()
+            return cancelled
+
+        return retry_stale(cancel_once)
+
+    # ---- joining (GB-3, GB-4, GB-5)
+    def join(self, principal: Principal, session_id: str, data: JoinInput) -> Participation:
+        principal.require(Role.BUYER)
+        participation, payment, session = retry_stale(lambda: self._reserve(principal, session_id, data))
+        try:
+            invoice = self.payments.open_invoice(payment, self._invoice_expiry(session))
+        except DomainError:
+            self.roll_back_join(participation, payment)
+            raise
+        return self._attach_invoice(participation, payment, invoice)
+
+    def _reserve(
+        self, principal: Principal, session_id: str, data: JoinInput
+    ) -> tuple[Participation, Payment, Session]:
+        session = self.repository.get_session(session_id)
+        now = self.clock.now()
+        if session.status not in JOINABLE or now >= parse_iso(session.deadline):
+            raise Conflict(f"the session is {session.status}, not open for joining", code="session_not_open")
+        if data.quantity > session.max_per_buyer:
+            raise field_error("quantity", f"at most {session.max_per_buyer} per buyer")
+        unit_price = session.current_unit_price
+        if (data.unit_price is not None and data.unit_price != unit_price) or (
+            data.total is not None and data.total != unit_price * data.quantity
+        ):
+            raise BadRequest(
+                "the price changed: the session's current price is not what you were shown",
+                code="price_mismatch",
+                details=[
+                    {"field": "unit_price", "current_unit_price": unit_price, "total": unit_price * data.quantity}
+                ],
+            )
+        if data.quantity > session.open_quantity:
+            raise Conflict(f"only {max(session.open_quantity, 0)} units are left", code="insufficient_quantity")
+        participation_id, payment_id = new_id("par"), new_id("pay")
+        amount = unit_price * data.quantity
+        payment = self.payments.new_payment(
+            payment_id,
+            principal.user_id,
+            "groupbuy_escrow",
+            amount,
+            session.currency,
+            f"{session.product_name} x{data.quantity} (group buy {session.id})",
+            {"session_id": session.id, "participant_id": participation_id},
+        )
+        participation = Participation(
+            id=participation_id,
+            session_id=session.id,
+            user_id=principal.user_id,
+            quantity=data.quantity,
+            unit_price=unit_price,
+            amount=amount,
+            currency=session.currency,
+            status="pending_payment",
+            payment=PaymentSummary(id=payment_id, status="pending", amount=amount),
+            created_at=to_iso(now),
+            updated_at=to_iso(now),
+        )
+        tx = Transaction()
+        self.repository.add_participation(tx, participation, stalled_since=to_iso(now))
+        self.repository.change_session(
+            tx,
+            session,
+            reserved_quantity=session.reserved_quantity + data.quantity,
+            participant_count=session.participant_count + 1,
+            updated_at=to_iso(now),
+        )
+        self.payments.add_payment(tx, payment)
+        tx.commit()
+        metrics.add_metric(name="SessionJoins", unit="Count", value=1)
+        return participation, payment, session
+
+    def _invoice_expiry(self, session: Session) -> datetime:
+        now, deadline = self.clock.now(), parse_iso(session.deadline)
+        margin = min(MAX_INVOICE_MARGIN, (deadline - now) / 10)
+        return min(now + timedelta(seconds=session.payment_window_seconds), deadline - margin)
+
+    def _attach_invoice(self, participation: Participation, payment: Payment, invoice: Any) -> Participation:
+        tx = Transaction()
+        attached = self.payments.attach_invoice(tx, payment, invoice)
+        joined = self.repository.change_participation(
+            tx,
+            participation,
+            expected_status="pending_payment",
+            clear_stalled=True,
+            payment=self._summary(attached),
+            updated_at=self._now(),
+        )
+        session = self.repository.get_session(participation.session_id)
+        self.outbox.add(tx, events.participant_event("joined", joined, session, self.clock))
+        tx.commit()
+        return joined
+
+    def roll_back_join(self, participation: Participation, payment: Payment) -> None:
+        """Undo a join whose invoice could not be created (GB-5). If even that fails, say so loudly: the
+        repair job (``repair_stalled_joins``) finds the participation by its stalled marker."""
+
+        def remove_once() -> None:
+            session = self.repository.get_session(participation.session_id)
+            tx = Transaction()
+            self.repository.remove_participation(tx, participation)
+            self.repository.change_session(
+                tx,
+                session,
+                reserved_quantity=session.reserved_quantity - participation.quantity,
+                participant_count=session.participant_count - 1,
+                updated_at=self._now(),
+            )
+            self.payments.discard_payment(tx, payment)
+            tx.commit()
+
+        try:
+            retry_stale(remove_once)
+        except Exception:
+            logger.critical(
+                "join rollback failed: participation left without an invoice",
+                extra={
+                    "session_id": participation.session_id,
+                    "participation_id": participation.id,
+                    "payment_id": payment.id,
+                    "user_id": participation.user_id,
+                },
+            )
+            metrics.add_metric(name="JoinRollbackFailed", unit="Count", value=1)
+
+    def repair_stalled_joins(self, older_than: timedelta, limit: int = 100) -> dict[str, int]:
+        """Joins left without an invoice (a crash between the two writes, a failed rollback): attach the
+        invoice Xendit has for them, or roll them back. Runs on a schedule."""
+        repaired = {"attached": 0, "rolled_back": 0}
+        cutoff = to_iso(self.clock.now() - older_than)
+        for participation in self.repository.stalled_participations(older_than=cutoff, limit=limit):
+            payment = self.payments.payment(participation.payment.id)
+            invoice = self.payments.find_invoice(payment)
+            if invoice is not None:
+                self._attach_invoice(participation, payment, invoice)
+                repaired["attached"] += 1
+            else:
+                self.roll_back_join(participation, payment)
+                repaired["rolled_back"] += 1
+        return repaired
+
+    # ---- leaving (GB-8)
+    def leave(self, principal: Principal, session_id: str) -> Participation:
+        participation = self.repository.active_participation_of(session_id, principal.user_id)
+        if participation is None:
+            raise NotFound("you have no participation in this session")
+        payment = self.payments.payment(participation.payment.id)
+        if participation.status == "pending_payment":
+            if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
+                raise Conflict("your payment has just gone through; try again in a moment", code="payment_in_flight")
+            return retry_stale(lambda: self._leave_unpaid(participation, payment))
+        if participation.status == "paid":
+            return retry_stale(lambda: self._leave_paid(participation, payment))
+        raise Conflict(f"a {participation.status} participation cannot be left", code="illegal_transition")
+
+    def _leave_unpaid(self, participation: Participation, payment: Payment) -> Participation:
+        session = self.repository.get_session(participation.session_id)
+        tx = Transaction()
+        self.payments.cancel_unpaid(tx, payment)
+        left = self.repository.change_participation(
+            tx,
+            participation,
+            expected_status="pending_payment",
+            clear_stalled=True,
+            status="left",
+            payment=self._summary(payment.model_copy(update={"status": "expired"})),
+            updated_at=self._now(),
+        )
+        self.repository.release_lock(tx, participation)
+        self.repository.change_session(
+            tx,
+            session,
+            reserved_quantity=session.reserved_quantity - participation.quantity,
+            participant_count=session.participant_count - 1,
+            updated_at=self._now(),
+        )
+        tx.commit()
+        return left
+
+    def _leave_paid(self, participation: Participation, payment: Payment) -> Participation:
+        session = self.repository.get_session(participation.session_id)
+        if not session.allow_leave_after_payment:
+            raise Conflict("this session does not allow leaving after payment", code="leave_not_allowed")
+        if session.status not in JOINABLE or self.clock.now() >= parse_iso(session.deadline):
+            raise Conflict(f"the session is {session.status}: too late to leave", code="session_not_open")
+        tx = Transaction()
+        left = self.repository.change_participation(
+            tx, participation, expected_status="paid", status="left", updated_at=self._now()
+        )
+        self.repository.release_lock(tx, participation)
+        paid_quantity = session.paid_quantity - participation.quantity
+        changed = self.repository.change_session(
+            tx,
+            session,
+            paid_quantity=paid_quantity,
+            participant_count=session.participant_count - 1,
+            status="active" if session.status == "moq_reached" and paid_quantity < session.moq else session.status,
+            updated_at=self._now(),
+        )
+        self.payments.request_refund(tx, payment, "left")
+        self.outbox.add(tx, events.participant_event("left", left, changed, self.clock))
+        tx.commit()
+        return left
+
+    # ---- reading (GB-16)
+    def participations_of(
+        self, principal: Principal, *, limit: int, cursor: str | None, session_id: str | None
+    ) -> Page[Participation]:
+        return self.repository.participations_of_user(
+            principal.user_id, limit=limit, cursor=cursor, session_id=session_id
+        )
+
+    @staticmethod
+    def _summary(payment: Payment) -> PaymentSummary:
+        return PaymentSummary(
+            id=payment.id,
+            status=payment.status,
+            invoice_id=payment.invoice_id,
+            invoice_url=payment.invoice_url,
+            amount=payment.amount,
+            expires_at=payment.expires_at,
+        )

@@ -1,0 +1,30 @@
+"""Purchase orders as the API shows them (API.md "Purchase orders")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PurchaseOrder(BaseModel):
+    id: str
+    session_id: str
+    factory_id: str
+    product_id: str
+    variant_id: str | None = None
+    product_name: str
+    quantity: int
+    status: Literal["open", "received"]
+    received_quantity: int = 0
+    received_at: str | None = None
+    received_by: str | None = None
+    created_at: str
+    updated_at: str
+    version: int = 1
+
+
+class ReceiptInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    received_quantity: int = Field(ge=1, description="units received now; receipts add up to the ordered quantity")

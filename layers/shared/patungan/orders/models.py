@@ -1,0 +1,51 @@
+"""Orders as the API shows them (API.md "Orders"); totals are integers and always add up (ORD-2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, model_validator
+
+OrderStatus = Literal[
+    "pending_payment", "paid", "processing", "shipped", "delivered", "completed", "expired", "cancelled", "refunded"
+]
+
+
+class OrderLine(BaseModel):
+    product_id: str
+    variant_id: str | None = None
+    name: str
+    quantity: int
+    unit_price: int
+    discount: int = 0
+    amount: int
+
+
+class Order(BaseModel):
+    id: str
+    user_id: str
+    session_id: str | None = None
+    checkout_id: str | None = None
+    factory_id: str | None = None
+    seller_id: str | None = None
+    status: OrderStatus
+    lines: list[OrderLine]
+    subtotal: int
+    shipping: int = 0
+    tax: int = 0
+    discount: int = 0
+    total: int
+    currency: str
+    shipping_method: str | None = None
+    address: dict | None = None
+    payment_id: str
+    created_at: str
+    updated_at: str
+
+    @model_validator(mode="after")
+    def _totals_add_up(self) -> Order:
+        if self.total != self.subtotal + self.shipping + self.tax - self.discount:
+            raise ValueError("total must be subtotal + shipping + tax - discount")
+        if sum(line.amount for line in self.lines) != self.subtotal - self.discount:
+            raise ValueError("line amounts must add up to the subtotal less the discount")
+        return self

@@ -1,0 +1,68 @@
+"""The Orders table: ``ORDER#id``; gsi1 by buyer, gsi2 by factory or seller, gsi3 all (admin), newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from patungan.adapters.dynamodb import DynamoTable, Transaction
+from patungan.core.errors import NotFound
+from patungan.core.pagination import Page, decode_cursor, encode_cursor
+from patungan.orders.models import Order
+
+META = "META"
+_KEYS = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"}
+
+
+class OrdersRepository:
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+
+    def add_to(self, tx: Transaction, order: Order) -> None:
+        """Written once per id: a deterministic id makes creation idempotent (ORD-4)."""
+        sort_key = f"{order.created_at}#{order.id}"
+        owner = f"FACTORY#{order.factory_id}" if order.factory_id else f"SELLER#{order.seller_id}"
+        tx.put(
+            self.table,
+            {
+                "pk": f"ORDER#{order.id}",
+                "sk": META,
+                "gsi1pk": f"USER#{order.user_id}",
+                "gsi1sk": sort_key,
+                "gsi2pk": owner,
+                "gsi2sk": sort_key,
+                "gsi3pk": "ORDERS",
+                "gsi3sk": sort_key,
+                **order.model_dump(),
+            },
+            condition="attribute_not_exists(pk)",
+        )
+
+    def get(self, order_id: str) -> Order:
+        item = self.table.get({"pk": f"ORDER#{order_id}", "sk": META})
+        if item is None:
+            raise NotFound(f"no order {order_id}")
+        return Order.model_validate({k: v for k, v in item.items() if k not in _KEYS})
+
+    def list(
+        self, *, index: str, partition: str, limit: int, cursor: str | None, session_id: str | None, status: str | None
+    ) -> Page[Order]:
+        filters: list[str] = []
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":pk": partition}
+        for attribute, wanted in (("session_id", session_id), ("status", status)):
+            if wanted is not None:
+                filters.append(f"#{attribute} = :{attribute}")
+                names[f"#{attribute}"] = attribute
+                values[f":{attribute}"] = wanted
+        result = self.table.query_page(
+            f"{index}pk = :pk",
+            index=index,
+            limit=limit,
+            start_key=decode_cursor(cursor),
+            names=names or None,
+            values=values,
+            filter_expression=" AND ".join(filters) or None,
+            forward=False,
+        )
+        orders = [Order.model_validate({k: v for k, v in i.items() if k not in _KEYS}) for i in result.items]
+        return Page(orders, encode_cursor(result.last_key))

@@ -1,0 +1,117 @@
+"""The Payments table: payments ``PAYMENT#id``, refunds ``REFUND#id`` and the webhook inbox
+``WEBHOOK#key`` (a callback is recorded once, in the transaction of the change it causes: PAY-3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from patungan.adapters.dynamodb import DynamoTable, Transaction
+from patungan.core.errors import Conflict, NotFound
+from patungan.payments.models import PAYMENT_TRANSITIONS, Payment, Refund
+
+META = "META"
+
+
+class DuplicateWebhook(Conflict):
+    code = "duplicate_webhook"
+
+
+class PaymentMovedOn(Conflict):
+    """The payment is already past the state this change starts from (forward-only, PAY-4)."""
+
+    code = "payment_state_conflict"
+
+
+class RefundAlreadyRequested(Conflict):
+    code = "refund_already_requested"
+
+
+def _payment_key(payment_id: str) -> dict[str, str]:
+    return {"pk": f"PAYMENT#{payment_id}", "sk": META}
+
+
+def _refund_key(refund_id: str) -> dict[str, str]:
+    return {"pk": f"REFUND#{refund_id}", "sk": META}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in {"pk", "sk"}}
+
+
+def _status_change(
+    changes: dict[str, Any], allowed_from: frozenset[str]
+) -> tuple[str, str, dict[str, str], dict[str, Any]]:
+    names = {f"#c{i}": name for i, name in enumerate(changes)}
+    values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(changes.values())}
+    sets = ", ".join(f"#c{i} = :c{i}" for i in range(len(changes)))
+    froms = {f":from{i}": status for i, status in enumerate(sorted(allowed_from))}
+    return f"SET {sets}", f"#status IN ({', '.join(froms)})", {**names, "#status": "status"}, {**values, **froms}
+
+
+class PaymentsRepository:
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+
+    def add_payment(self, tx: Transaction, payment: Payment) -> None:
+        tx.put(self.table, {**_payment_key(payment.id), **payment.model_dump()}, condition="attribute_not_exists(pk)")
+
+    def get_payment(self, payment_id: str) -> Payment:
+        item = self.table.get(_payment_key(payment_id))
+        if item is None:
+            raise NotFound(f"no payment {payment_id}")
+        return Payment.model_validate(_plain(item))
+
+    def change_payment(self, tx: Transaction, payment: Payment, **changes: Any) -> Payment:
+        """Write ``changes``; a status change is allowed only from the states PAY-4 allows."""
+        new_status = changes.get("status", payment.status)
+        allowed_from = PAYMENT_TRANSITIONS[new_status] if "status" in changes else frozenset({payment.status})
+        expression, condition, names, values = _status_change(changes, allowed_from)
+        tx.update(
+            self.table,
+            _payment_key(payment.id),
+            expression,
+            condition=condition,
+            names=names,
+            values=values,
+            on_fail=PaymentMovedOn(f"payment {payment.id} cannot become {new_status}"),
+        )
+        return payment.model_copy(update=changes)
+
+    def delete_payment(self, tx: Transaction, payment: Payment) -> None:
+        """Forget a payment that never reached Xendit (its join was rolled back)."""
+        tx.delete(self.table, _payment_key(payment.id), condition="attribute_not_exists(invoice_id)")
+
+    def record_webhook(self, tx: Transaction, key: str, received_at: str) -> None:
+        tx.put(
+            self.table,
+            {"pk": f"WEBHOOK#{key}", "sk": META, "received_at": received_at},
+            condition="attribute_not_exists(pk)",
+            on_fail=DuplicateWebhook(f"webhook {key} was already processed"),
+        )
+
+    def add_refund(self, tx: Transaction, refund: Refund) -> None:
+        tx.put(
+            self.table,
+            {**_refund_key(refund.id), **refund.model_dump()},
+            condition="attribute_not_exists(pk)",
+            on_fail=RefundAlreadyRequested(f"refund {refund.id} was already requested"),
+        )
+
+    def get_refund(self, refund_id: str) -> Refund:
+        item = self.table.get(_refund_key(refund_id))
+        if item is None:
+            raise NotFound(f"no refund {refund_id}")
+        return Refund.model_validate(_plain(item))
+
+    def change_refund(self, tx: Transaction, refund: Refund, allowed_from: frozenset[str], **changes: Any) -> Refund:
+        expression, condition, names, values = _status_change(changes, allowed_from)
+        tx.update(
+            self.table,
+            _refund_key(refund.id),
+            expression,
+            condition=condition,
+            names=names,
+            values=values,
+            on_fail=Conflict(f"refund {refund.id} already moved on", code="refund_state_conflict"),
+        )
+        return refund.model_copy(update=changes)

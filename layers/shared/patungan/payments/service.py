@@ -1,0 +1,417 @@
+"""Payment use cases: escrow invoices, webhooks (verified, recorded once, forward-only), refunds.
+
+A callback's inbox record, the payment's transition, its ledger entries and what it means for the thing
+paid for (the ``PaymentPurpose``: a group-buy participation) are ONE transaction (PAY-3, PAY-5)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from patungan.adapters.dynamodb import Transaction
+from patungan.adapters.outbox import Outbox
+from patungan.adapters.xendit import (
+    ExpireOutcome,
+    Invoice,
+    RefundNotSupported,
+    RefundStatus,
+    XenditGateway,
+)
+from patungan.adapters.xendit import RefundReason as XenditRefundReason
+from patungan.core.auth import Principal
+from patungan.core.clock import Clock, to_iso
+from patungan.core.errors import ConcurrentUpdate, Conflict, NotFound
+from patungan.core.observability import logger, metrics
+from patungan.ledger import accounts
+from patungan.ledger.models import Entry, Movement
+from patungan.payments import events
+from patungan.payments.models import InvoiceCallback, Payment, Refund, RefundCallback, RefundReason
+from patungan.payments.repository import DuplicateWebhook, PaymentMovedOn, PaymentsRepository
+
+# A concurrent change to the same session/participation makes a transaction stale: read again and retry.
+MAX_ATTEMPTS = 5
+PAID_STATUSES = {"PAID", "SETTLED"}
+_XENDIT_REFUND_REASON = {
+    "session_failed": XenditRefundReason.CANCELLATION,
+    "session_cancelled": XenditRefundReason.CANCELLATION,
+    "left": XenditRefundReason.REQUESTED_BY_CUSTOMER,
+    "late_payment": XenditRefundReason.OTHERS,
+}
+
+
+class PaymentPurpose(Protocol):
+    """What a payment pays for (a group-buy participation) reacts inside the payment's own transaction."""
+
+    def holding_account(self, payment: Payment) -> str: ...
+
+    def on_captured(self, tx: Transaction, payment: Payment) -> RefundReason | None:
+        """Add the captured payment's effects to ``tx``; a reason means: the money must go back."""
+
+    def on_expired(self, tx: Transaction, payment: Payment) -> None: ...
+
+    def on_refunded(self, tx: Transaction, payment: Payment, refund: Refund) -> None: ...
+
+
+class Ledger(Protocol):
+    def add_to(self, tx: Transaction, movement: Movement) -> Transaction: ...
+
+
+class PaymentService:
+    def __init__(
+        self,
+        repository: PaymentsRepository,
+        ledger: Ledger,
+        outbox: Outbox,
+        gateway: Callable[[], XenditGateway],
+        purposes: dict[str, PaymentPurpose],
+        clock: Clock,
+    ) -> None:
+        self.repository = repository
+        self.ledger = ledger
+        self.outbox = outbox
+        self._gateway = gateway
+        self.purposes = purposes
+        self.clock = clock
+
+    @property
+    def gateway(self) -> XenditGateway:
+        return self._gateway()
+
+    def _now(self) -> str:
+        return to_iso(self.clock.now())
+
+    # ---- creating escrow payments
+    def new_payment(
+        self,
+        payment_id: str,
+        user_id: str,
+        purpose: str,
+        amount: int,
+        currency: str,
+        description: str,
+        reference: dict[str, str],
+    ) -> Payment:
+        now = self._now()
+        return Payment(
+            id=payment_id,
+            user_id=user_id,
+            purpose=purpose,
+            status="pending",
+            amount=amount,
+            currency=currency,
+            escrow=True,
+            reference=reference,
+            description=description,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def add_payment(self, tx: Transaction, payment: Payment) -> None:
+        self.repository.add_payment(tx, payment)
+
+    def open_invoice(self, payment: Payment, expires_at: datetime) -> Invoice:
+        """The Xendit invoice for ``payment`` (external id = our payment id, so a retry finds it)."""
+        duration = max(int((expires_at - self.clock.now()).total_seconds()), 1)
+        return self.gateway.create_invoice(
+            external_id=payment.id,
+            amount=payment.amount,
+            description=payment.description,
+            payer_email=None,
+            duration_seconds=duration,
+            success_redirect_url=None,
+            metadata={"purpose": payment.purpose, **payment.reference},
+        )
+
+    def find_invoice(self, payment: Payment) -> Invoice | None:
+        return self.gateway.get_invoice_by_external_id(payment.id)
+
+    def attach_invoice(self, tx: Transaction, payment: Payment, invoice: Invoice) -> Payment:
+        attached = self.repository.change_payment(
+            tx,
+            payment,
+            invoice_id=invoice.id,
+            invoice_url=invoice.invoice_url,
+            expires_at=invoice.expires_at,
+            updated_at=self._now(),
+        )
+        self.outbox.add(tx, events.payment_event("payment.intent_created", attached, self.clock))
+        self.outbox.add(tx, events.invoice_event("invoice.created", attached, self.clock))
+        return attached
+
+    def discard_payment(self, tx: Transaction, payment: Payment) -> None:
+        self.repository.delete_payment(tx, payment)
+
+    def add_platform_payment(self, tx: Transaction, payment: Payment, funding_account: str) -> Payment:
+        """A payment funded from inside the platform (the top-up, GB-12): written paid, with its entries."""
+        paid = payment.model_copy(update={"status": "paid", "paid_at": self._now(), "payment_method": "PLATFORM"})
+        self.repository.add_payment(tx, paid)
+        self._post(tx, f"capture:{paid.id}", "topup", funding_account, self._purpose(paid).holding_account(paid), paid)
+        self.outbox.add(tx, events.payment_event("payment.completed", paid, self.clock))
+        return paid
+
+    def hold_in_escrow(self, tx: Transaction, payment: Payment) -> Payment:
+        """The session succeeded: the payment now backs an order and waits for delivery (PAY-4)."""
+        return self.repository.change_payment(tx, payment, status="in_escrow", updated_at=self._now())
+
+    def release_escrow(self, tx: Transaction, payment: Payment, payee_account: str, amount: int) -> Payment:
+        """Delivery recorded: the escrowed amount goes to the factory, state and entries at once (PAY-6)."""
+        released = self.repository.change_payment(tx, payment, status="released", updated_at=self._now())
+        if amount > 0:
+            self._post(
+                tx,
+                f"release:{payment.id}",
+                "escrow_release",
+                self._purpose(payment).holding_account(payment),
+                payee_account,
+                released,
+                amount=amount,
+            )
+        return released
+
+    # ---- invoice webhooks (PAY-2, PAY-3, PAY-4)
+    def handle_invoice_callback(self, callback: InvoiceCallback) -> str:
+        status = callback.status.upper()
+        if status not in PAID_STATUSES | {"EXPIRED"}:
+            return "ignored"
+        kind = "PAID" if status in PAID_STATUSES else "EXPIRED"
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                payment = self.repository.get_payment(callback.external_id)
+            except NotFound:
+                logger.warning("invoice callback for an unknown payment", extra={"external_id": callback.external_id})
+                return "unknown_payment"
+            tx = Transaction()
+            self.repository.record_webhook(tx, f"invoice:{callback.id}:{kind}", self._now())
+            try:
+                if kind == "PAID":
+                    self._capture(tx, payment, callback)
+                else:
+                    self._expire(tx, payment)
+                tx.commit()
+            except DuplicateWebhook:
+                return "duplicate"
+            except PaymentMovedOn:
+                # e.g. EXPIRED after PAID: never move a payment backwards; remember we saw it.
+                self._record_only(f"invoice:{callback.id}:{kind}")
+                return "stale"
+            except ConcurrentUpdate:
+                continue
+            return "paid" if kind == "PAID" else "expired"
+        raise ConcurrentUpdate("the payment kept changing; Xendit will retry")
+
+    def _record_only(self, key: str) -> None:
+        tx = Transaction()
+        self.repository.record_webhook(tx, key, self._now())
+        with contextlib.suppress(DuplicateWebhook):
+            tx.commit()
+
+    def _capture(self, tx: Transaction, payment: Payment, callback: InvoiceCallback) -> None:
+        if payment.status not in {"pending", "expired"}:
+            raise PaymentMovedOn(f"payment {payment.id} is already {payment.status}")
+        paid = self.repository.change_payment(
+            tx,
+            payment,
+            status="paid",
+            paid_at=callback.paid_at or self._now(),
+            payment_method=callback.payment_method,
+            updated_at=self._now(),
+        )
+        purpose = self._purpose(paid)
+        self._post(tx, f"capture:{paid.id}", "capture", accounts.GATEWAY_CLEARING, purpose.holding_account(paid), paid)
+        self.outbox.add(tx, events.payment_event("payment.completed", paid, self.clock))
+        self.outbox.add(tx, events.invoice_event("invoice.paid", paid, self.clock))
+        refund_reason = purpose.on_captured(tx, paid)
+        if refund_reason is not None:
+            metrics.add_metric(name="LatePaymentsRefunded", unit="Count", value=1)
+            self.request_refund(tx, paid, refund_reason)
+
+    def _expire(self, tx: Transaction, payment: Payment) -> None:
+        if payment.status != "pending":
+            raise PaymentMovedOn(f"payment {payment.id} is already {payment.status}")
+        expired = self.repository.change_payment(tx, payment, status="expired", updated_at=self._now())
+        self._purpose(expired).on_expired(tx, expired)
+        self.outbox.add(tx, events.payment_event("payment.expired", expired, self.clock))
+
+    def expire_invoice(self, payment: Payment) -> ExpireOutcome:
+        """Expire the invoice at Xendit (the buyer can no longer pay it)."""
+        if payment.invoice_id is None:
+            return ExpireOutcome.ALREADY_EXPIRED
+        return self.gateway.expire_invoice(payment.invoice_id).outcome
+
+    def cancel_unpaid(self, tx: Transaction, payment: Payment) -> Payment:
+        """The buyer left before paying (their invoice is already expired at Xendit): the payment only."""
+        expired = self.repository.change_payment(tx, payment, status="expired", updated_at=self._now())
+        self.outbox.add(tx, events.payment_event("payment.expired", expired, self.clock))
+        return expired
+
+    def expire_now(self, tx: Transaction, payment: Payment) -> None:
+        """Our side of an expiry we caused (leaving, settlement), without waiting for the webhook."""
+        self._expire(tx, payment)
+
+    # ---- refunds (GB-8, GB-11): requested in the caller's transaction, sent by the refund worker
+    def request_refund(self, tx: Transaction, payment: Payment, reason: RefundReason) -> Refund:
+        now = self._now()
+        refund = Refund(
+            id=f"ref_{payment.id.removeprefix('pay_')}",  # one full refund per payment: no double refund
+            payment_id=payment.id,
+            user_id=payment.user_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            reason=reason,
+            status="requested",
+            reference=payment.reference,
+            created_at=now,
+            updated_at=now,
+        )
+        self.repository.add_refund(tx, refund)
+        self.outbox.add(tx, events.refund_event("payment.refund_requested", refund, self.clock))
+        return refund
+
+    def process_refund(self, refund_id: str) -> str:
+        """Send a requested refund to Xendit (idempotency key = refund id); a channel that cannot refund
+        gets the money in the buyer's wallet instead. Raises on a gateway outage so the queue retries."""
+        refund = self.repository.get_refund(refund_id)
+        if refund.status != "requested":
+            return "already_sent"
+        payment = self.repository.get_payment(refund.payment_id)
+        if payment.invoice_id is None:
+            return self._complete_refund(refund, payment, destination="wallet")
+        try:
+            sent = self.gateway.create_refund(
+                refund.id, payment.invoice_id, refund.amount, _XENDIT_REFUND_REASON[refund.reason]
+            )
+        except RefundNotSupported:
+            return self._complete_refund(refund, payment, destination="wallet")
+        if sent.status is RefundStatus.SUCCEEDED:
+            return self._complete_refund(refund, payment, destination="xendit", provider_refund_id=sent.id)
+        tx = Transaction()
+        self.repository.change_refund(
+            tx,
+            refund,
+            frozenset({"requested"}),
+            status="pending",
+            destination="xendit",
+            provider_refund_id=sent.id,
+            updated_at=self._now(),
+        )
+        try:
+            tx.commit()
+        except Conflict:
+            return "already_sent"  # the webhook was faster than this write
+        return "sent"
+
+    def handle_refund_callback(self, callback: RefundCallback) -> str:
+        key = f"refund:{callback.data.id}:{callback.event}"
+        if callback.event not in {"refund.succeeded", "refund.failed"}:
+            return "ignored"
+        try:
+            refund = self.repository.get_refund(callback.data.reference_id)
+        except NotFound:
+            logger.warning("refund callback for an unknown refund", extra={"reference_id": callback.data.reference_id})
+            return "unknown_refund"
+        payment = self.repository.get_payment(refund.payment_id)
+        # A channel that failed to refund still owes the buyer: the wallet takes it (DESIGN "refund").
+        destination = "xendit" if callback.event == "refund.succeeded" else "wallet"
+        try:
+            return self._complete_refund(
+                refund, payment, destination, provider_refund_id=callback.data.id, inbox_key=key
+            )
+        except DuplicateWebhook:
+            return "duplicate"
+
+    def _complete_refund(
+        self,
+        refund: Refund,
+        payment: Payment,
+        destination: str,
+        provider_refund_id: str | None = None,
+        inbox_key: str | None = None,
+    ) -> str:
+        for _ in range(MAX_ATTEMPTS):
+            refund = self.repository.get_refund(refund.id)
+            payment = self.repository.get_payment(payment.id)
+            if refund.status == "succeeded":
+                if inbox_key:
+                    self._record_only(inbox_key)
+                return "already_refunded"
+            tx = Transaction()
+            if inbox_key:
+                self.repository.record_webhook(tx, inbox_key, self._now())
+            done = self.repository.change_refund(
+                tx,
+                refund,
+                frozenset({"requested", "pending"}),
+                status="succeeded",
+                destination=destination,
+                provider_refund_id=provider_refund_id or refund.provider_refund_id,
+                updated_at=self._now(),
+            )
+            refunded = self.repository.change_payment(
+                tx, payment, status="refunded", refunded_amount=refund.amount, updated_at=self._now()
+            )
+            purpose = self._purpose(refunded)
+            credit_account = accounts.GATEWAY_CLEARING if destination == "xendit" else self._wallet_for(refunded)
+            self._post(
+                tx,
+                f"refund:{refund.id}",
+                "refund",
+                purpose.holding_account(refunded),
+                credit_account,
+                refunded,
+                amount=refund.amount,
+            )
+            purpose.on_refunded(tx, refunded, done)
+            self.outbox.add(tx, events.refund_event("payment.refunded", done, self.clock))
+            try:
+                tx.commit()
+            except ConcurrentUpdate:
+                continue
+            metrics.add_metric(name="RefundsCompleted", unit="Count", value=1)
+            return f"refunded_to_{destination}"
+        raise ConcurrentUpdate("the refund kept changing; it will be retried")
+
+    @staticmethod
+    def _wallet_for(payment: Payment) -> str:
+        # The platform's own top-up goes back to where it came from, a buyer's refund to their wallet.
+        return (
+            accounts.PLATFORM_TOPUP if payment.purpose == "groupbuy_topup" else accounts.buyer_wallet(payment.user_id)
+        )
+
+    # ---- reading
+    def get_payment(self, principal: Principal, payment_id: str) -> Payment:
+        payment = self.repository.get_payment(payment_id)
+        if payment.user_id != principal.user_id and not principal.is_admin:
+            raise NotFound(f"no payment {payment_id}")
+        return payment
+
+    def payment(self, payment_id: str) -> Payment:
+        return self.repository.get_payment(payment_id)
+
+    # ---- helpers
+    def _purpose(self, payment: Payment) -> PaymentPurpose:
+        return self.purposes[payment.purpose]
+
+    def _post(
+        self,
+        tx: Transaction,
+        movement_id: str,
+        movement_type: str,
+        debit_account: str,
+        credit_account: str,
+        payment: Payment,
+        amount: int | None = None,
+    ) -> None:
+        value = payment.amount if amount is None else amount
+        self.ledger.add_to(
+            tx,
+            Movement(
+                id=movement_id,
+                type=movement_type,
+                entries=[Entry(account=debit_account, debit=value), Entry(account=credit_account, credit=value)],
+                currency=payment.currency,
+                reference={"payment_id": payment.id, **payment.reference},
+                created_at=self._now(),
+            ),
+        )

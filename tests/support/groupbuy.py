@@ -1,0 +1,313 @@
+"""A group-buying world for integration tests: moto built from the template, the local Xendit on a loopback
+port (the real SDK talks to it), a factory with a product, and the session steps the state machines run,
+called the way Step Functions calls them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import requests
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from emulator.xendit import LocalXendit
+from patungan import composition
+from patungan.core.clock import to_iso
+from patungan.core.config import get_settings
+from tests.support.aws import LocalAws, local_aws
+from tests.support.lambdas import ApiResponse, call_api, claims, invoke, load_event
+
+CALLBACK_TOKEN = "local-callback-token"
+FAKE_SECRET_KEY = "xnd_development_LOCAL_FAKE_KEY_not_a_secret"
+ADMIN = claims("admin-1", "admin")
+WAREHOUSE = claims("warehouse-1", "warehouse")
+DEAD_WEBHOOK_URL = "http://127.0.0.1:9"  # the tests deliver callbacks themselves
+
+
+class _Quiet(WSGIRequestHandler):
+    def log(self, *args: Any) -> None:
+        """No access log in test output."""
+
+
+@contextmanager
+def local_xendit_server() -> Iterator[tuple[LocalXendit, str]]:
+    xendit = LocalXendit(CALLBACK_TOKEN, DEAD_WEBHOOK_URL, settle_delay_seconds=3600)
+    server = make_server("127.0.0.1", 0, xendit.wsgi_app, threaded=True, request_handler=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield xendit, f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        xendit.close()
+
+
+@contextmanager
+def group_buy_world() -> Iterator[GroupBuyWorld]:
+    """Local AWS with the Xendit secrets in SSM, the local Xendit, and a factory with a product."""
+    with local_xendit_server() as (xendit, url), local_aws({"XENDIT_API_URL": url}) as aws:
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(
+            Name=aws.environment["XENDIT_SECRET_KEY_PARAMETER"], Value=FAKE_SECRET_KEY, Type="SecureString"
+        )
+        ssm.put_parameter(
+            Name=aws.environment["XENDIT_CALLBACK_TOKEN_PARAMETER"], Value=CALLBACK_TOKEN, Type="SecureString"
+        )
+        factory = call_api(
+            "CreateFactoryFunction",
+            "POST",
+            "/v1/factories",
+            claims=ADMIN,
+            body=load_event("catalog/create_factory.json"),
+        ).body
+        staff = claims("factory-staff-1", "factory", factory_id=factory["id"])
+        product = call_api(
+            "CreateProductFunction",
+            "POST",
+            "/v1/products",
+            claims=staff,
+            body=load_event("catalog/create_product.json"),
+        ).body
+        yield GroupBuyWorld(aws, xendit, url, factory["id"], product["id"])
+
+
+def buyer(n: int) -> dict[str, str]:
+    return claims(f"buyer-{n}", "buyer")
+
+
+@dataclass
+class GroupBuyWorld:
+    aws: LocalAws
+    xendit: LocalXendit
+    xendit_url: str
+    factory_id: str
+    product_id: str
+
+    @property
+    def staff(self) -> dict[str, str]:
+        return claims("factory-staff-1", "factory", factory_id=self.factory_id)
+
+    # ---- API
+    def create_session(self, who: dict[str, str] | None = None, **overrides: Any) -> ApiResponse:
+        body = {
+            "product_id": self.product_id,
+            "moq": 10,
+            "target_quantity": 20,
+            "base_price": 100_000,
+            "tiers": [{"min_fill_percent": 50, "unit_price": 90_000}, {"min_fill_percent": 100, "unit_price": 80_000}],
+            "deadline": to_iso(datetime.now(UTC) + timedelta(days=2)),
+            "max_per_buyer": 5,
+            **overrides,
+        }
+        return call_api("CreateSessionFunction", "POST", "/v1/sessions", body=body, claims=who or self.staff)
+
+    def session(self, **overrides: Any) -> dict[str, Any]:
+        response = self.create_session(**overrides)
+        assert response.status == 201, response.body
+        return response.body
+
+    def get_session(self, session_id: str) -> dict[str, Any]:
+        return call_api(
+            "GetSessionFunction",
+            "GET",
+            f"/v1/sessions/{session_id}",
+            resource="/v1/sessions/{id}",
+            path_parameters={"id": session_id},
+        ).body
+
+    def join(self, who: dict[str, str], session_id: str, quantity: int = 1, **body: Any) -> ApiResponse:
+        return call_api(
+            "JoinSessionFunction",
+            "POST",
+            f"/v1/sessions/{session_id}/join",
+            resource="/v1/sessions/{id}/join",
+            path_parameters={"id": session_id},
+            body={"quantity": quantity, **body},
+            claims=who,
+        )
+
+    def joined(self, who: dict[str, str], session_id: str, quantity: int = 1) -> dict[str, Any]:
+        response = self.join(who, session_id, quantity)
+        assert response.status == 201, response.body
+        return response.body
+
+    def leave(self, who: dict[str, str], session_id: str) -> ApiResponse:
+        return call_api(
+            "LeaveSessionFunction",
+            "DELETE",
+            f"/v1/sessions/{session_id}/participation",
+            resource="/v1/sessions/{id}/participation",
+            path_parameters={"id": session_id},
+            claims=who,
+        )
+
+    def my_participations(self, who: dict[str, str], **query: str) -> list[dict[str, Any]]:
+        return call_api(
+            "ListMyParticipationsFunction", "GET", "/v1/me/participations", claims=who, query=query or None
+        ).body["items"]
+
+    def wallet(self, who: dict[str, str]) -> int:
+        return call_api("GetWalletFunction", "GET", "/v1/wallet", claims=who).body["balance"]
+
+    def trial_balance(self) -> dict[str, Any]:
+        return call_api("GetTrialBalanceFunction", "GET", "/v1/admin/ledger/trial-balance", claims=ADMIN).body
+
+    def orders(self, who: dict[str, str], **query: str) -> list[dict[str, Any]]:
+        return call_api("ListOrdersFunction", "GET", "/v1/orders", claims=who, query=query or None).body["items"]
+
+    # ---- Xendit
+    def xendit_down(self) -> None:
+        """Xendit unreachable: the functions' next cold start points at a closed port."""
+        self._point_xendit_at(DEAD_WEBHOOK_URL)
+
+    def xendit_up(self) -> None:
+        self._point_xendit_at(self.xendit_url)
+
+    @staticmethod
+    def _point_xendit_at(url: str) -> None:
+        os.environ["XENDIT_API_URL"] = url
+        get_settings.cache_clear()
+        composition.reset()
+
+    def pay_at_xendit(self, participation: dict[str, Any], method: str = "BANK_TRANSFER") -> None:
+        invoice_id = participation["payment"]["invoice_id"]
+        response = requests.post(
+            f"{self.xendit_url}/simulate/invoices/{invoice_id}/pay", json={"payment_method": method}, timeout=5
+        )
+        assert response.status_code == 200, response.text
+
+    def invoice_callback(
+        self,
+        participation: dict[str, Any],
+        status: str = "PAID",
+        token: str | None = CALLBACK_TOKEN,
+        method: str = "BANK_TRANSFER",
+    ) -> ApiResponse:
+        event = copy.deepcopy(load_event("xendit_invoice_paid.json"))
+        body = json.loads(event["body"])
+        payment = participation["payment"]
+        body.update(
+            id=payment["invoice_id"],
+            external_id=payment["id"],
+            status=status,
+            amount=payment["amount"],
+            paid_amount=payment["amount"],
+            payment_method=method,
+        )
+        event["body"] = json.dumps(body)
+        if token is None:
+            event["headers"].pop("x-callback-token")
+        else:
+            event["headers"]["x-callback-token"] = token
+        return _function_url_response(invoke("XenditInvoiceWebhook", event))
+
+    def pay(self, participation: dict[str, Any], method: str = "BANK_TRANSFER") -> ApiResponse:
+        """The buyer pays at Xendit and Xendit calls back."""
+        self.pay_at_xendit(participation, method)
+        return self.invoice_callback(participation, "PAID", method=method)
+
+    def refund_callback(self, refund: dict[str, Any], event_name: str = "refund.succeeded") -> ApiResponse:
+        event = copy.deepcopy(load_event("xendit_refund_succeeded.json"))
+        body = json.loads(event["body"])
+        body["event"] = event_name
+        body["data"].update(
+            id=refund["provider_refund_id"] or "rfd-none",
+            reference_id=refund["id"],
+            amount=refund["amount"],
+            status="SUCCEEDED" if event_name.endswith("succeeded") else "FAILED",
+        )
+        event["body"] = json.dumps(body)
+        return _function_url_response(invoke("XenditRefundWebhook", event))
+
+    # ---- what the state machines and queues run
+    def step(self, function: str, **event: Any) -> Any:
+        return invoke(function, event)
+
+    def settle(self, session_id: str) -> str:
+        """The group_session machine from the deadline on (JSONPath loop over pages)."""
+        outcome = self.step("ClaimSessionFunction", session_id=session_id)["outcome"]
+        if outcome == "succeed":
+            self._pages("SettleSessionPageFunction", session_id)
+            self.step("FinalizeSessionSuccessFunction", session_id=session_id)
+            self.step("RaisePurchaseOrderFunction", session_id=session_id)
+        elif outcome == "fail":
+            self.step("MarkSessionFailedFunction", session_id=session_id)
+        return outcome
+
+    def refund_session(self, session_id: str) -> None:
+        """The session_refund machine, then the refund worker on what it queued."""
+        self._pages("RefundSessionPageFunction", session_id)
+        self.process_refunds()
+
+    def release_escrow(self, session_id: str) -> None:
+        self.step("MarkSessionDeliveredFunction", session_id=session_id)
+        self._pages("ReleaseEscrowPageFunction", session_id)
+        self.step("CompleteEscrowReleaseFunction", session_id=session_id)
+
+    def _pages(self, function: str, session_id: str) -> None:
+        page = {"cursor": None, "done": False}
+        while not page["done"]:
+            page = self.step(function, session_id=session_id, cursor=page["cursor"])
+
+    def process_refunds(self) -> dict[str, Any]:
+        """Deliver every refund request event to the refund worker as SQS would (EventBridge target)."""
+        records = [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"r{i}",
+                "body": json.dumps({"detail": event}),
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:ap-southeast-3:123456789012:RefundQueue",
+                "awsRegion": "ap-southeast-3",
+            }
+            for i, event in enumerate(self.events("payment.refund_requested"))
+        ]
+        return invoke("ProcessRefundsFunction", {"Records": records})
+
+    # ---- looking inside
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        items = self.aws.dynamodb().scan(TableName=self.aws.tables["OutboxTable"])["Items"]
+        found = [json.loads(i["detail"]["S"]) for i in items if i["type"]["S"] == event_type]
+        return sorted(found, key=lambda e: e["event_id"])
+
+    def items(self, table: str, prefix: str) -> list[dict[str, Any]]:
+        from patungan.adapters.dynamodb import deserialize
+
+        paginator = boto3.client("dynamodb").get_paginator("scan")
+        rows = [deserialize(i) for page in paginator.paginate(TableName=self.aws.tables[table]) for i in page["Items"]]
+        return [r for r in rows if r["pk"].startswith(prefix)]
+
+    def refund_of(self, participation: dict[str, Any]) -> dict[str, Any]:
+        [refund] = [
+            r for r in self.items("PaymentsTable", "REFUND#") if r["payment_id"] == participation["payment"]["id"]
+        ]
+        return refund
+
+    def payment(self, participation: dict[str, Any]) -> dict[str, Any]:
+        [payment] = self.items("PaymentsTable", f"PAYMENT#{participation['payment']['id']}")
+        return payment
+
+    def participation(self, session_id: str, participation_id: str) -> dict[str, Any]:
+        rows = self.items("GroupBuyTable", f"SESSION#{session_id}")
+        [item] = [row for row in rows if row["sk"] == f"PART#{participation_id}"]
+        return item
+
+    def invoices_at_xendit(self, session_id: str) -> list[Any]:
+        return [i for i in self.xendit._invoices.values() if session_id in i.description]
+
+
+def _function_url_response(response: dict[str, Any]) -> ApiResponse:
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    return ApiResponse(response["statusCode"], headers, json.loads(response["body"]) if response.get("body") else None)
