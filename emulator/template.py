@@ -3,6 +3,7 @@ needs from it: parameters, intrinsic functions, functions with their handlers an
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,14 +89,42 @@ class FunctionSpec:
     environment: dict[str, str]
     events: dict[str, dict[str, Any]]
     properties: dict[str, Any]
+    timeout: int = 3
+    memory_size: int = 128
+    runtime: str = "python3.12"
+    function_url: dict[str, Any] | None = None
+    event_invoke_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def module_file(self) -> Path:
         return self.code_uri / f"{self.handler.rsplit('.', 1)[0]}.py"
 
     @property
+    def handler_name(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+    @property
     def function_name(self) -> str:
         return self.logical_id
+
+    @property
+    def arn(self) -> str:
+        return arn("AWS::Serverless::Function", self.function_name)
+
+
+@dataclass
+class StateMachineSpec:
+    logical_id: str
+    definition: str
+    events: dict[str, dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return physical_name(self.logical_id, "AWS::Serverless::StateMachine")
+
+    @property
+    def arn(self) -> str:
+        return arn("AWS::Serverless::StateMachine", self.name)
 
 
 @dataclass
@@ -205,6 +234,9 @@ class Template:
         for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
             props = resource.get("Properties", {})
             env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+            settings = {**globals_fn, **props}
+            url_config = settings.get("FunctionUrlConfig")
+            invoke_config = settings.get("EventInvokeConfig")
             specs[logical_id] = FunctionSpec(
                 logical_id=logical_id,
                 code_uri=(self.root / props["CodeUri"]).resolve(),
@@ -212,7 +244,34 @@ class Template:
                 environment={k: str(v) for k, v in self.resolve(env).items() if v is not None},
                 events=props.get("Events", {}) or {},
                 properties=props,
+                timeout=int(self.resolve(settings.get("Timeout", 3))),
+                memory_size=int(self.resolve(settings.get("MemorySize", 128))),
+                runtime=str(self.resolve(settings.get("Runtime", "python3.12"))),
+                function_url=self.resolve(url_config) if url_config is not None else None,
+                event_invoke_config=self.resolve(invoke_config) if invoke_config is not None else {},
             )
+        return specs
+
+    def layer_paths(self) -> list[Path]:
+        """Where each layer's code lives (a python3.12 BuildMethod layer puts its ContentUri on the path)."""
+        return [
+            (self.root / resource["Properties"]["ContentUri"]).resolve()
+            for resource in self.of_type("AWS::Serverless::LayerVersion").values()
+        ]
+
+    # ---- state machines
+    def state_machines(self) -> dict[str, StateMachineSpec]:
+        """Every AWS::Serverless::StateMachine with its ASL, ``DefinitionSubstitutions`` applied."""
+        specs = {}
+        for logical_id, resource in self.of_type("AWS::Serverless::StateMachine").items():
+            props = resource.get("Properties", {})
+            if "DefinitionUri" in props:
+                definition = (self.root / props["DefinitionUri"]).read_text()
+            else:
+                definition = json.dumps(props["Definition"])
+            for name, value in self.resolve(props.get("DefinitionSubstitutions", {})).items():
+                definition = definition.replace(f"${{{name}}}", str(value))
+            specs[logical_id] = StateMachineSpec(logical_id, definition, props.get("Events", {}) or {})
         return specs
 
     def api_routes(self) -> list[tuple[str, str, str, bool]]:

@@ -1,0 +1,334 @@
+"""Every change the local stack makes to moto's internals, in one place.
+
+The patches target moto 5.2.5 (pinned in requirements-dev.txt) and each names the moto code it replaces;
+``install`` refuses any other moto version, so an upgrade means re-reading these against the new sources.
+
+- Lambda: invokes run our handlers in-process (moto would start Docker, or only echo the payload).
+- DynamoDB: API calls are serialised (moto's transactions are not thread-safe) and a cancelled
+  transaction rolls back the items it touched instead of a deep copy of every table it touched.
+- DynamoDB streams: a shard iterator is forgotten once read (moto keeps every one forever).
+- EventBridge: rule targets are delivered by the emulator (moto cannot deliver to Lambda or Step
+  Functions) and schedule-only rules no longer match every event.
+- Step Functions: Wait states and task-token timeouts pass ``time_scale`` times faster.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import moto
+from moto.awslambda.models import LambdaBackend, LambdaFunction
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.responses import BaseResponse
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
+from moto.dynamodbstreams.models import ShardIterator
+from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+from moto.events.models import Rule
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+MOTO_VERSION = "5.2.5"
+
+# One lock for every DynamoDB and DynamoDB Streams API call: moto's transact_write_items is not thread-safe
+# (lost updates, "dictionary changed size during iteration"), and a stream reader must not see the records
+# of a transaction that is about to be rolled back.
+DYNAMODB_LOCK = threading.RLock()
+
+RunFunction = Callable[[str, Any], tuple[str, bool]]
+"""(function name, event) -> (JSON payload, errored)."""
+
+DeliverEvent = Callable[[list[dict[str, Any]], dict[str, Any]], None]
+"""(rule targets, event as moto builds it) -> None."""
+
+
+@dataclass
+class MotoPatches:
+    """The patches in force; ``undo`` puts moto back as it was."""
+
+    _undo: list[Callable[[], None]] = field(default_factory=list)
+
+    def replace(self, owner: type, name: str, value: Any) -> None:
+        if name in owner.__dict__:
+            original = owner.__dict__[name]
+            self._undo.append(lambda: setattr(owner, name, original))
+        else:  # inherited: removing ours uncovers the base class's again
+            self._undo.append(lambda: delattr(owner, name))
+        setattr(owner, name, value)
+
+    def undo(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+
+def install(*, run_function: RunFunction, deliver_event: DeliverEvent, time_scale: float) -> MotoPatches:
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(
+            f"emulator/moto_patches.py targets moto {MOTO_VERSION} but moto {moto.__version__} is installed: "
+            "re-check every patch against the new moto sources, then update MOTO_VERSION"
+        )
+    patches = MotoPatches()
+    _patch_lambda(patches, run_function)
+    _patch_dynamodb(patches)
+    _patch_event_rules(patches, deliver_event)
+    _patch_step_functions_time(patches, time_scale)
+    return patches
+
+
+# ---------------------------------------------------------------- Lambda
+
+
+def _patch_lambda(patches: MotoPatches, run_function: RunFunction) -> None:
+    # With {"lambda": {"use_docker": False}} moto 5.2.5 serves Lambda from LambdaSimpleBackend, whose invoke
+    # only echoes the payload; the regular LambdaBackend.invoke reaches LambdaFunction._invoke_lambda.
+    patches.replace(LambdaSimpleBackend, "invoke", LambdaBackend.invoke)
+
+    def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        # Replaces LambdaFunction._invoke_lambda (moto 5.2.5: runs a Docker container), which returns
+        # (payload, errored, logs) to every caller: Invoke, Step Functions tasks, moto's own targets.
+        payload, errored = run_function(function.function_name, event)
+        return payload, errored, ""
+
+    patches.replace(LambdaFunction, "_invoke_lambda", invoke_in_process)
+
+
+# ---------------------------------------------------------------- DynamoDB
+
+
+def _patch_dynamodb(patches: MotoPatches) -> None:
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        patches.replace(handler, "call_action", _serialised(handler.call_action))
+    patches.replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
+    patches.replace(ShardIterator, "get", _read_shard_iterator_once)
+
+
+def _serialised(call_action: Callable[[BaseResponse], Any]) -> Callable[[BaseResponse], Any]:
+    def locked_call_action(handler: BaseResponse) -> Any:
+        with DYNAMODB_LOCK:
+            return call_action(handler)
+
+    return locked_call_action
+
+
+_ORIGINAL_SHARD_ITERATOR_GET = ShardIterator.get
+
+
+def _read_shard_iterator_once(iterator: ShardIterator, limit: int = 1000) -> dict[str, Any]:
+    # moto 5.2.5 registers every iterator in DynamoDBStreamsBackend.shard_iterators and never drops one;
+    # the pollers read several times a second, so forget each iterator once it has been read.
+    result = _ORIGINAL_SHARD_ITERATOR_GET(iterator, limit)
+    iterator.streams_backend.shard_iterators.pop(iterator.arn, None)
+    return result
+
+
+@dataclass
+class _ItemBeforeTransaction:
+    table: Table
+    hash_key: DynamoType
+    range_key: DynamoType | None
+    item: Item | None
+
+    def restore(self) -> None:
+        items = self.table.items
+        if self.range_key is None:
+            if self.item is None:
+                items.pop(self.hash_key, None)
+            else:
+                items[self.hash_key] = self.item
+            return
+        ranges = items.setdefault(self.hash_key, {})
+        if self.item is None:
+            ranges.pop(self.range_key, None)
+            if not ranges:
+                del items[self.hash_key]
+        else:
+            ranges[self.range_key] = self.item
+
+
+def _items_before(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[_ItemBeforeTransaction]:
+    snapshots = []
+    for entry in transact_items:
+        op_type, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName", ""))
+        key = op.get("Item") if op_type == "Put" else op.get("Key")
+        if table is None or not key or table.hash_key_attr not in key:
+            continue  # this operation fails validation below and writes nothing
+        range_key = None
+        if table.range_key_attr is not None:
+            if table.range_key_attr not in key:
+                continue
+            range_key = DynamoType(key[table.range_key_attr])
+        hash_key = DynamoType(key[table.hash_key_attr])
+        current = table.get_item(hash_key, range_key)
+        snapshots.append(_ItemBeforeTransaction(table, hash_key, range_key, copy.deepcopy(current)))
+    return snapshots
+
+
+def _transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """moto 5.2.5's DynamoDBBackend.transact_write_items, except for what it saves to roll back.
+
+    moto deep-copies every table a transaction touches (10 transactions/s at 10 000 items); this saves the
+    touched items and the stream length instead, and puts them back when the transaction is cancelled.
+    Checks, error codes and CancellationReasons are moto's.
+    """
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    items_before = _items_before(backend, transact_items)
+    stream_lengths = {
+        snapshot.table.name: (snapshot.table, len(snapshot.table.stream_shard.items))
+        for snapshot in items_before
+        if snapshot.table.stream_shard is not None
+    }
+
+    def roll_back() -> None:
+        for snapshot in reversed(items_before):
+            snapshot.restore()
+        for table, length in stream_lengths.values():
+            del table.stream_shard.items[length:]
+
+    try:
+        errors = _apply_transaction(backend, transact_items)
+    except Exception:  # a malformed transaction: nothing of it may stay
+        roll_back()
+        raise
+    if any(code is not None for code, _, _ in errors):
+        roll_back()
+        raise TransactionCanceledException(errors)
+
+
+CancellationReason = tuple[str | None, str | None, dict[str, Any] | None]
+_NO_REASON: CancellationReason = (None, None, None)
+
+
+def _apply_transaction(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[CancellationReason]:
+    """The loop of moto 5.2.5's transact_write_items: one (code, message, item) per operation."""
+    targets: set[tuple[str, str]] = set()
+    reasons: list[CancellationReason] = []
+    for entry in transact_items:
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(entry.items()))
+        try:
+            reasons.append(_apply_operation(backend, op_type, op, targets))
+        except (MultipleTransactionsException, MockValidationException):
+            raise
+        except ConditionalCheckFailed as exc:
+            reasons.append(("ConditionalCheckFailed", str(exc.message), None))
+        except Exception as exc:  # moto reports any other failure as that operation's reason
+            reasons.append((type(exc).__name__, str(exc), None))
+    return reasons
+
+
+def _apply_operation(
+    backend: DynamoDBBackend, op_type: str, op: dict[str, Any], targets: set[tuple[str, str]]
+) -> CancellationReason:
+    if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+        raise ValueError("Unsupported transaction operation")
+    table_name = op["TableName"]
+    if op_type == "Put":
+        table = backend.get_table(table_name)
+        key_attributes = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+        key = {name: op["Item"][name] for name in key_attributes}
+    else:
+        key = op["Key"]
+    target = (str(table_name), str(dict(sorted(key.items()))))
+    if target in targets:
+        raise MultipleTransactionsException()
+    targets.add(target)
+
+    condition = op.get("ConditionExpression")
+    names = op.get("ExpressionAttributeNames")
+    values = op.get("ExpressionAttributeValues")
+    current = backend.get_item(table_name, key)
+    if condition is not None and not get_filter_expression(condition, names, values).expr(current):
+        wants_old = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+        old = current.to_json()["Attributes"] if wants_old and current else None
+        return "ConditionalCheckFailed", ConditionalCheckFailed().message, old
+
+    expressions = {
+        "condition_expression": condition,
+        "expression_attribute_names": names,
+        "expression_attribute_values": values,
+    }
+    if op_type == "Put":
+        backend.put_item(table_name, op["Item"], **expressions)
+    elif op_type == "Delete":
+        backend.delete_item(table_name, key, **expressions)
+    elif op_type == "Update":
+        backend.update_item(table_name, key, update_expression=op["UpdateExpression"], **expressions)
+    return _NO_REASON
+
+
+# ---------------------------------------------------------------- EventBridge
+
+
+def _patch_event_rules(patches: MotoPatches, deliver_event: DeliverEvent) -> None:
+    def send_to_targets(rule: Rule, event: dict[str, Any], transform_input: bool = True) -> None:
+        # Replaces Rule.send_to_targets (moto 5.2.5), which raises NotImplementedError for Lambda and Step
+        # Functions targets, and matches every event when the rule has only a ScheduleExpression.
+        del transform_input  # only moto's archive replay passes it
+        if rule.state != "ENABLED" or not rule.event_pattern.get_pattern():
+            return
+        if rule.event_pattern.matches_event(event):
+            deliver_event(rule.targets, event)
+
+    patches.replace(Rule, "send_to_targets", send_to_targets)
+
+
+# ---------------------------------------------------------------- Step Functions
+
+
+def _patch_step_functions_time(patches: MotoPatches, time_scale: float) -> None:
+    def wait_interval(wait: WaitFunction, env: Any, wait_seconds: float) -> None:
+        # Replaces WaitFunction._wait_interval (moto 5.2.5), which sleeps in whole real seconds.
+        deadline = time.monotonic() + max(wait_seconds, 0) / time_scale
+        while env.is_running():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            env.program_state_event.wait(remaining)  # set when the execution stops
+
+    def seconds_until_timestamp(wait: Timestamp, env: Any) -> float:
+        # Replaces Timestamp._get_wait_seconds (moto 5.2.5), which compares the UTC timestamp with the
+        # machine's local time: off by the UTC offset anywhere but UTC (seven hours in Jakarta).
+        wait.string.eval(env=env)
+        text = env.stack.pop()
+        moment = Timestamp._from_timestamp_string(timestamp=text)
+        if moment is None:
+            raise FailureEventException(wait._create_failure_event(env, text))
+        return (moment.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+
+    original_wait_for_task_token = StateTaskServiceCallback._eval_wait_for_task_token
+
+    def wait_for_task_token(
+        task: StateTaskServiceCallback, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
+    ) -> Any:
+        # A task token's TimeoutSeconds models durable time (a payment window), like a Wait state.
+        return original_wait_for_task_token(
+            task, env, timeout_seconds / time_scale, callback_endpoint, heartbeat_endpoint
+        )
+
+    patches.replace(WaitFunction, "_wait_interval", wait_interval)
+    patches.replace(Timestamp, "_get_wait_seconds", seconds_until_timestamp)
+    patches.replace(StateTaskServiceCallback, "_eval_wait_for_task_token", wait_for_task_token)

@@ -1,0 +1,215 @@
+"""The local stack: template.yaml running on this machine - moto for AWS, the handlers in-process, one HTTP
+server in front - with no AWS account and no Docker.
+
+    with LocalStack(template_path, port=0, time_scale=60) as stack:
+        requests.get(f"{stack.url}/_local/health")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from moto import mock_aws
+from moto.core.config import DefaultConfig
+
+from emulator import moto_patches, runtime
+from emulator.apigateway import RestApi
+from emulator.deploy import deploy
+from emulator.events import RuleScheduler, TargetDelivery, deploy_rules, rule_specs
+from emulator.gateway import HttpServer, LocalGateway
+from emulator.openapi import DOCS_PATH, OpenApiDocument
+from emulator.pollers import EventSourceMappings
+from emulator.runtime import AsyncInvoker, LambdaRuntime, environment_overlay
+from emulator.seed import Seed, run_seed
+from emulator.template import REGION, TEMPLATE_PATH, Template
+from emulator.tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from emulator.xendit import LocalXendit
+
+logger = logging.getLogger(__name__)
+
+MOTO_CONFIG: DefaultConfig = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+FAKE_AWS_ENVIRONMENT = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+}
+LOCAL_XENDIT_SECRET_KEY = "xnd_development_LOCAL_FAKE_KEY_not_a_secret"  # noqa: S105 - a fake, on purpose
+DEFAULT_CALLBACK_TOKEN = "local-callback-token"  # noqa: S105 - the documented local default
+XENDIT_PATH = "/_xendit"
+
+
+class LocalStack:
+    def __init__(
+        self,
+        template_path: Path = TEMPLATE_PATH,
+        port: int = 3000,
+        time_scale: float = 1.0,
+        *,
+        seed: bool = True,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.template_path = Path(template_path)
+        self.time_scale = time_scale
+        self.signer = TokenSigner()
+        self.seed: Seed | None = None
+        self._seed_enabled = seed
+        self._host, self._port = host, port
+        self._callback_token = os.environ.get("XENDIT_CALLBACK_TOKEN", DEFAULT_CALLBACK_TOKEN)
+        self._server: HttpServer | None = None
+        self._gateway: LocalGateway | None = None
+        self._scheduler: RuleScheduler | None = None
+        self._async_invoker: AsyncInvoker | None = None
+        self._pollers: EventSourceMappings | None = None
+        self._xendit: LocalXendit | None = None
+        self._aws = ExitStack()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the local stack is not started")
+        return self._server.url
+
+    @property
+    def docs_url(self) -> str:
+        return f"{self.url}{DOCS_PATH}"
+
+    @property
+    def xendit_url(self) -> str:
+        return f"{self.url}{XENDIT_PATH}"
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        self._server = HttpServer(self._host, self._port)  # bound now: the URL goes into the template
+        template = Template.load(self.template_path, {"XenditApiUrl": self.xendit_url})
+        lambda_runtime = LambdaRuntime(template, FAKE_AWS_ENVIRONMENT)
+        rules = rule_specs(template)
+        self._async_invoker = AsyncInvoker(lambda_runtime)
+        delivery = TargetDelivery(self._async_invoker)
+        self._scheduler = RuleScheduler(rules, delivery, self.time_scale)
+        rest_api = RestApi(template, lambda_runtime, self.signer)
+        self._gateway = LocalGateway(
+            rest_api,
+            lambda_runtime,
+            self.signer,
+            self._scheduler,
+            OpenApiDocument(rest_api.routes, lambda_runtime),
+            groups=_user_pool_groups(template),
+        )
+        self._xendit = _local_xendit(self._callback_token, self.url, self.time_scale)
+        mounts = {XENDIT_PATH: self._xendit.wsgi_app} if self._xendit is not None else {}
+        self._server.start(self._gateway.wsgi, mounts)  # /_local/health answers 503 until ready
+
+        # Torn down in reverse: executions stopped, patches undone, moto stopped, environment restored.
+        self._aws.enter_context(environment_overlay(FAKE_AWS_ENVIRONMENT))
+        self._aws.enter_context(mock_aws(config=MOTO_CONFIG))
+        patches = moto_patches.install(
+            run_function=_run_function(lambda_runtime), deliver_event=delivery.deliver, time_scale=self.time_scale
+        )
+        self._aws.callback(patches.undo)
+        self._aws.callback(_stop_running_executions)
+        _forget_cached_clients()
+
+        deploy(
+            template,
+            {
+                "XenditSecretKeyParameter": LOCAL_XENDIT_SECRET_KEY,
+                "XenditCallbackTokenParameter": self._callback_token,
+            },
+        )
+        deploy_rules(boto3.client("events", region_name=REGION), rules)
+        self._pollers = EventSourceMappings(template, lambda_runtime, self.time_scale)
+        self._pollers.start()
+        runtime.activate(lambda_runtime)
+        if self._seed_enabled:
+            self.seed = run_seed(rest_api)
+        self._scheduler.start()  # scheduled jobs start with a complete stack, not in the middle of the seed
+        self._gateway.ready.set()
+        logger.info("local stack ready on %s", self.url)
+
+    def stop(self) -> None:
+        """Stop taking requests, then the timers and pollers, then AWS; safe after a failed start."""
+        runtime.activate(None)
+        if self._gateway is not None:
+            self._gateway.ready.clear()
+        if self._server is not None:
+            self._server.stop()
+        for component in (self._scheduler, self._pollers):
+            if component is not None:
+                component.stop()
+        if self._async_invoker is not None:
+            self._async_invoker.close()
+        if self._xendit is not None:
+            self._xendit.close()
+        self._aws.close()
+        self._server = self._gateway = self._scheduler = self._pollers = self._async_invoker = self._xendit = None
+
+
+def _run_function(lambda_runtime: LambdaRuntime) -> moto_patches.RunFunction:
+    def run(function_name: str, event: Any) -> tuple[str, bool]:
+        if isinstance(event, str | bytes):  # moto passes an empty payload as the string "{}"
+            event = json.loads(event or "{}")
+        invocation = lambda_runtime.invoke(function_name, event)
+        return invocation.to_json(), invocation.errored
+
+    return run
+
+
+def _forget_cached_clients() -> None:
+    """boto3 clients and settings cached by an earlier stack (or import) in this process are stale now."""
+    from patungan.adapters.aws import reset_clients
+    from patungan.core.config import get_settings
+
+    reset_clients()
+    get_settings.cache_clear()
+
+
+def _user_pool_groups(template: Template) -> list[str]:
+    groups = template.of_type("AWS::Cognito::UserPoolGroup").values()
+    return [str(template.resolve(group["Properties"]["GroupName"])) for group in groups]
+
+
+def _local_xendit(callback_token: str, base_url: str, time_scale: float) -> LocalXendit | None:
+    try:
+        from emulator.xendit import LocalXendit
+    except ImportError as exc:
+        logger.warning("local Xendit not mounted (%s): /_xendit answers 404", exc)
+        return None
+    return LocalXendit(callback_token, base_url, time_scale=time_scale)
+
+
+def _stop_running_executions() -> None:
+    """Running executions wait in threads of their own; stop them before moto goes away under them."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+        for execution in running["executions"]:
+            sfn.stop_execution(executionArn=execution["executionArn"])

@@ -1,0 +1,105 @@
+"""The local stack started as ``make run`` starts it - ``python -m emulator`` in a subprocess, on a free
+loopback port - once per session, and a small HTTP client for it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 120
+STOP_TIMEOUT_SECONDS = 15
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LocalStackClient:
+    """requests against the running local stack; ``token`` signs in as anyone."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def token(self, sub: str, groups: list[str], factory_id: str | None = None, seller_id: str | None = None) -> str:
+        body: dict[str, Any] = {"sub": sub, "groups": groups}
+        if factory_id:
+            body["factory_id"] = factory_id
+        if seller_id:
+            body["seller_id"] = seller_id
+        response = self.post("/_local/token", json=body)
+        response.raise_for_status()
+        return response.json()["token"]
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("timeout", REQUEST_TIMEOUT_SECONDS)
+        return self.session.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
+
+    def get(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, token, **kwargs)
+
+    def post(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, token, **kwargs)
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the local stack exited with {process.returncode}:\n{log.read_text()[-5000:]}")
+        try:
+            if requests.get(f"{base_url}/_local/health", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"the local stack was not healthy within {START_TIMEOUT_SECONDS} s:\n{log.read_text()[-5000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a local stack started with ``python -m emulator`` (as ``make run`` does)."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("local-stack") / "local-stack.log"
+    environment = {**os.environ, "PORT": str(port)}
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "emulator"], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(process, base_url, log)
+        yield base_url
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def api(local_stack: str) -> LocalStackClient:
+    return LocalStackClient(local_stack)
