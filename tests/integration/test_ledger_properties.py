@@ -80,7 +80,7 @@ def empty_ledger_table(aws):
     return recreate
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(drawn=movements)
 def test_random_movements_keep_the_ledger_balanced_and_wallets_exact(empty_ledger_table, drawn):
     empty_ledger_table()

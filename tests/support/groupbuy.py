@@ -29,7 +29,7 @@ CALLBACK_TOKEN = "local-callback-token"
 FAKE_SECRET_KEY = "xnd_development_LOCAL_FAKE_KEY_not_a_secret"
 ADMIN = claims("admin-1", "admin")
 WAREHOUSE = claims("warehouse-1", "warehouse")
-DEAD_WEBHOOK_URL = "http://127.0.0.1:9"  # the tests deliver callbacks themselves
+DEAD_URL = "http://127.0.0.1:9"  # nothing listens there
 
 
 class _Quiet(WSGIRequestHandler):
@@ -38,17 +38,31 @@ class _Quiet(WSGIRequestHandler):
 
 
 @contextmanager
-def local_xendit_server() -> Iterator[tuple[LocalXendit, str]]:
-    xendit = LocalXendit(CALLBACK_TOKEN, DEAD_WEBHOOK_URL, settle_delay_seconds=3600)
-    server = make_server("127.0.0.1", 0, xendit.wsgi_app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
+def serving(app: Any) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     try:
-        yield xendit, f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()
-        xendit.close()
+
+
+def _accept_everything(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b"{}"]
+
+
+@contextmanager
+def local_xendit_server() -> Iterator[tuple[LocalXendit, str]]:
+    """The local Xendit; its own webhooks go to a sink, because the tests deliver callbacks themselves."""
+    with serving(_accept_everything) as sink:
+        xendit = LocalXendit(CALLBACK_TOKEN, sink, settle_delay_seconds=3600)
+        try:
+            with serving(xendit.wsgi_app) as url:
+                yield xendit, url
+        finally:
+            xendit.close()
 
 
 @contextmanager
@@ -167,7 +181,7 @@ class GroupBuyWorld:
     # ---- Xendit
     def xendit_down(self) -> None:
         """Xendit unreachable: the functions' next cold start points at a closed port."""
-        self._point_xendit_at(DEAD_WEBHOOK_URL)
+        self._point_xendit_at(DEAD_URL)
 
     def xendit_up(self) -> None:
         self._point_xendit_at(self.xendit_url)

@@ -84,13 +84,15 @@ class SettlementService:
         target: str,
         event: str | None = None,
         escrow_event: bool = False,
+        later: frozenset[str] = frozenset(),
         **changes: Any,
     ) -> dict[str, Any]:
-        """Move the session to ``target`` from one of ``allowed`` (conditional, GB-2); already there → no-op."""
+        """Move the session to ``target`` from one of ``allowed`` (conditional, GB-2). Already there, or in
+        one of the ``later`` states (a duplicate or retried execution): nothing to do."""
 
         def once() -> dict[str, Any]:
             session = self.repository.get_session(session_id)
-            if session.status == target:
+            if session.status == target or session.status in later:
                 return {"session_id": session_id, "status": target, "changed": False}
             if session.status not in allowed:
                 raise Conflict(
@@ -215,8 +217,8 @@ class SettlementService:
 
         def once() -> dict[str, Any]:
             session = self.repository.get_session(session_id)
-            if session.status == "closing":
-                return {"session_id": session_id, "outcome": session.outcome}  # a retry resumes
+            if session.outcome is not None:
+                return {"session_id": session_id, "outcome": session.outcome}  # claimed before: resume
             if session.status not in CLAIMABLE:
                 return {"session_id": session_id, "outcome": "none"}  # cancelled, or settled already
             succeeded = session.paid_quantity >= session.moq
@@ -237,8 +239,10 @@ class SettlementService:
     def settle_page(self, session_id: str, cursor: str | None) -> dict[str, Any]:
         """GB-10: for a page of participants: an order each, tier refunds to wallets, unpaid invoices expired."""
         session = self.repository.get_session(session_id)
-        if session.status != "closing" or session.outcome != "succeed":
+        if session.outcome != "succeed":
             raise Conflict(f"session {session_id} is not settling", code="illegal_transition")
+        if session.status != "closing":
+            return {"session_id": session_id, "cursor": None, "done": True}  # settled by an earlier run
         page = self.repository.participations_page(session_id, limit=self.page_size, cursor=cursor)
         for participation in page.items:
             if participation.status == "paid":
@@ -329,14 +333,20 @@ class SettlementService:
             retry_stale(once)
 
     def finalize_success(self, session_id: str) -> dict[str, Any]:
-        return self._transition(session_id, {"closing"}, "succeeded", "succeeded")
+        return self._transition(
+            session_id,
+            {"closing"},
+            "succeeded",
+            "succeeded",
+            later=frozenset({"in_production", "delivered", "completed"}),
+        )
 
     def raise_purchase_order(self, session_id: str) -> dict[str, Any]:
         """GB-15: one purchase order to the factory for everything paid; the session goes into production."""
 
         def once() -> dict[str, Any]:
             session = self.repository.get_session(session_id)
-            if session.status == "in_production":
+            if session.status in {"in_production", "delivered", "completed"}:
                 return {"session_id": session_id, "status": session.status, "changed": False}
             if session.status != "succeeded":
                 raise Conflict(f"session {session_id} is {session.status}", code="illegal_transition")
@@ -382,11 +392,18 @@ class SettlementService:
     # ---- delivery and escrow release (GB-14, PAY-6)
     def mark_delivered(self, session_id: str) -> dict[str, Any]:
         return self._transition(
-            session_id, {"in_production"}, "delivered", "delivered", escrow_release_status="pending"
+            session_id,
+            {"in_production"},
+            "delivered",
+            "delivered",
+            later=frozenset({"completed"}),
+            escrow_release_status="pending",
         )
 
     def release_page(self, session_id: str, cursor: str | None) -> dict[str, Any]:
         session = self.repository.get_session(session_id)
+        if session.status == "completed":
+            return {"session_id": session_id, "cursor": None, "done": True}
         if session.status != "delivered":
             raise Conflict(f"session {session_id} is {session.status}, not delivered", code="illegal_transition")
         page = self.repository.participations_page(session_id, limit=self.page_size, cursor=cursor)

@@ -89,6 +89,9 @@ class PaymentsRepository:
             on_fail=DuplicateWebhook(f"webhook {key} was already processed"),
         )
 
+    def webhook_seen(self, key: str) -> bool:
+        return self.table.get({"pk": f"WEBHOOK#{key}", "sk": META}) is not None
+
     def add_refund(self, tx: Transaction, refund: Refund) -> None:
         tx.put(
             self.table,

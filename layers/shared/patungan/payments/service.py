@@ -176,14 +176,17 @@ class PaymentService:
         if status not in PAID_STATUSES | {"EXPIRED"}:
             return "ignored"
         kind = "PAID" if status in PAID_STATUSES else "EXPIRED"
+        key = f"invoice:{callback.id}:{kind}"
         for _ in range(MAX_ATTEMPTS):
+            if self.repository.webhook_seen(key):  # a fast answer; the conditional put below is the guarantee
+                return "duplicate"
             try:
                 payment = self.repository.get_payment(callback.external_id)
             except NotFound:
                 logger.warning("invoice callback for an unknown payment", extra={"external_id": callback.external_id})
                 return "unknown_payment"
             tx = Transaction()
-            self.repository.record_webhook(tx, f"invoice:{callback.id}:{kind}", self._now())
+            self.repository.record_webhook(tx, key, self._now())
             try:
                 if kind == "PAID":
                     self._capture(tx, payment, callback)
@@ -194,7 +197,7 @@ class PaymentService:
                 return "duplicate"
             except PaymentMovedOn:
                 # e.g. EXPIRED after PAID: never move a payment backwards; remember we saw it.
-                self._record_only(f"invoice:{callback.id}:{kind}")
+                self._record_only(key)
                 return "stale"
             except ConcurrentUpdate:
                 continue
