@@ -7,15 +7,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from patungan.catalog.models import ProductList
 from patungan.catalog.service import catalog_service
 from patungan.core.http import api_handler, create_api, documented, json_response, optional_caller
-from patungan.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from patungan.core.pagination import DEFAULT_LIMIT, Cursor, Limit, page_body
 
 app = create_api()
 
 
 @app.get("/v1/products", summary="List products", responses=documented(ProductList))
 def list_products(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query()] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
     category: Annotated[str | None, Query()] = None,
     factory_id: Annotated[str | None, Query()] = None,
     seller_id: Annotated[str | None, Query()] = None,
@@ -30,7 +30,7 @@ def list_products(
         seller_id=seller_id,
         include_inactive=include_inactive,
     )
-    return json_response(200, {"items": [p.model_dump() for p in page.items], "next_cursor": page.next_cursor})
+    return json_response(200, page_body(page, lambda p: p.model_dump()))
 
 
 lambda_handler = api_handler(app)

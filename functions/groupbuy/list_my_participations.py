@@ -6,19 +6,19 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.composition import groupbuy_service
 from patungan.core.http import api_handler, caller, create_api, json_response
-from patungan.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from patungan.core.pagination import DEFAULT_LIMIT, Cursor, Limit, page_body
 
 app = create_api()
 
 
 @app.get("/v1/me/participations", summary="My participations")
 def list_my_participations(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query()] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
     session_id: Annotated[str | None, Query()] = None,
 ):
     page = groupbuy_service().participations_of(caller(app), limit=limit, cursor=cursor, session_id=session_id)
-    return json_response(200, {"items": [p.model_dump() for p in page.items], "next_cursor": page.next_cursor})
+    return json_response(200, page_body(page, lambda p: p.model_dump()))
 
 
 lambda_handler = api_handler(app)

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.composition import groupbuy_service
 from patungan.core.http import api_handler, create_api, json_response
-from patungan.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from patungan.core.pagination import DEFAULT_LIMIT, Cursor, Limit, page_body
 from patungan.groupbuy.models import SessionStatus
 
 app = create_api()
@@ -14,15 +14,15 @@ app = create_api()
 
 @app.get("/v1/sessions", summary="List group-buying sessions")
 def list_sessions(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query()] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
     status: Annotated[SessionStatus | None, Query()] = None,
     factory_id: Annotated[str | None, Query()] = None,
     category: Annotated[str | None, Query()] = None,
 ):
     service = groupbuy_service()
     page = service.list_sessions(limit=limit, cursor=cursor, status=status, factory_id=factory_id, category=category)
-    return json_response(200, {"items": [service.view(s) for s in page.items], "next_cursor": page.next_cursor})
+    return json_response(200, page_body(page, service.view))
 
 
 lambda_handler = api_handler(app)

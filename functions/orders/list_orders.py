@@ -6,20 +6,20 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.composition import order_service
 from patungan.core.http import api_handler, caller, create_api, json_response
-from patungan.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from patungan.core.pagination import DEFAULT_LIMIT, Cursor, Limit, page_body
 
 app = create_api()
 
 
 @app.get("/v1/orders", summary="List orders")
 def list_orders(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query()] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
     session_id: Annotated[str | None, Query()] = None,
     status: Annotated[str | None, Query()] = None,
 ):
     page = order_service().list(caller(app), limit=limit, cursor=cursor, session_id=session_id, status=status)
-    return json_response(200, {"items": [o.model_dump() for o in page.items], "next_cursor": page.next_cursor})
+    return json_response(200, page_body(page, lambda o: o.model_dump()))
 
 
 lambda_handler = api_handler(app)

@@ -8,7 +8,6 @@ import io
 import json
 import queue
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,6 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities import parameters
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 from xendit import ApiClient
 from xendit.invoice.model.invoice_callback import InvoiceCallback
@@ -42,26 +40,11 @@ from patungan.adapters.xendit import (
 from patungan.core.config import get_settings
 from patungan.core.errors import DependencyUnavailable
 from tests.support.lambdas import load_event
+from tests.support.servers import serving
 
 TOKEN = "local-callback-token"
 FAKE_SECRET_KEY = "xnd_development_local_fake_key"
 AMOUNT = 150_000
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log(self, *args: Any) -> None:
-        """No access log in test output."""
-
-
-@contextmanager
-def serving(app: Callable[..., Any]) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from typing import Any
 
 import boto3
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from emulator.xendit import LocalXendit
 from patungan import composition
@@ -24,28 +22,13 @@ from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
 from tests.support.aws import LocalAws, local_aws
 from tests.support.lambdas import ApiResponse, call_api, claims, invoke, load_event
+from tests.support.servers import serving
 
 CALLBACK_TOKEN = "local-callback-token"
 FAKE_SECRET_KEY = "xnd_development_LOCAL_FAKE_KEY_not_a_secret"
 ADMIN = claims("admin-1", "admin")
 WAREHOUSE = claims("warehouse-1", "warehouse")
 DEAD_URL = "http://127.0.0.1:9"  # nothing listens there
-
-
-class _Quiet(WSGIRequestHandler):
-    def log(self, *args: Any) -> None:
-        """No access log in test output."""
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _accept_everything(environ: dict[str, Any], start_response: Any) -> list[bytes]:

@@ -18,7 +18,7 @@ from patungan.groupbuy.service import GroupBuyService
 from patungan.groupbuy.settlement import SettlementService, TopUpPolicy
 from patungan.inventory.repository import PurchaseOrderRepository
 from patungan.inventory.service import PurchaseOrderService
-from patungan.ledger.service import ledger
+from patungan.ledger.repository import ledger
 from patungan.orders.repository import OrdersRepository
 from patungan.orders.service import OrderService
 from patungan.payments.repository import PaymentsRepository

@@ -133,14 +133,7 @@ class DynamoTable:
         values: dict[str, Any] | None = None,
         on_fail: FailureFactory | None = None,
     ) -> None:
-        args = _expression_args(condition, names, values)
-        if condition:
-            args["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        try:
-            with translate_errors():
-                self._client.put_item(TableName=self.name, Item=serialize(item), **args)
-        except ClientError as exc:
-            raise self._condition_error(exc, on_fail) from exc
+        self._write("put_item", on_fail, condition, names, values, Item=serialize(item))
 
     def update(
         self,
@@ -152,20 +145,16 @@ class DynamoTable:
         values: dict[str, Any] | None = None,
         on_fail: FailureFactory | None = None,
     ) -> dict[str, Any]:
-        args = _expression_args(condition, names, values)
-        if condition:
-            args["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        try:
-            with translate_errors():
-                response = self._client.update_item(
-                    TableName=self.name,
-                    Key=serialize(key),
-                    UpdateExpression=expression,
-                    ReturnValues="ALL_NEW",
-                    **args,
-                )
-        except ClientError as exc:
-            raise self._condition_error(exc, on_fail) from exc
+        response = self._write(
+            "update_item",
+            on_fail,
+            condition,
+            names,
+            values,
+            Key=serialize(key),
+            UpdateExpression=expression,
+            ReturnValues="ALL_NEW",
+        )
         return deserialize(response.get("Attributes", {}))
 
     def delete(
@@ -177,10 +166,23 @@ class DynamoTable:
         values: dict[str, Any] | None = None,
         on_fail: FailureFactory | None = None,
     ) -> None:
+        self._write("delete_item", on_fail, condition, names, values, Key=serialize(key))
+
+    def _write(
+        self,
+        operation: str,
+        on_fail: FailureFactory | None,
+        condition: str | None,
+        names: dict[str, str] | None,
+        values: dict[str, Any] | None,
+        **request: Any,
+    ) -> dict[str, Any]:
         args = _expression_args(condition, names, values)
+        if condition:
+            args["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             with translate_errors():
-                self._client.delete_item(TableName=self.name, Key=serialize(key), **args)
+                return getattr(self._client, operation)(TableName=self.name, **request, **args)
         except ClientError as exc:
             raise self._condition_error(exc, on_fail) from exc
 
@@ -216,9 +218,24 @@ class DynamoTable:
         return QueryResult([deserialize(i) for i in response.get("Items", [])], deserialize(last) if last else None)
 
     def query_page(
-        self, key_condition: str, *, limit: int, start_key: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        key_condition: str,
+        *,
+        limit: int,
+        start_key: dict[str, Any] | None = None,
+        equal_to: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> QueryResult:
-        """Up to ``limit`` matching items, reading on while a filter thins the pages out."""
+        """Up to ``limit`` matching items, reading on while a filter thins the pages out. ``equal_to``
+        filters on attributes equal to the given values (a None value does not filter)."""
+        wanted = {name: value for name, value in (equal_to or {}).items() if value is not None}
+        if wanted:
+            kwargs["filter_expression"] = " AND ".join(f"#f_{name} = :f_{name}" for name in wanted)
+            kwargs["names"] = {**(kwargs.get("names") or {}), **{f"#f_{name}": name for name in wanted}}
+            kwargs["values"] = {
+                **(kwargs.get("values") or {}),
+                **{f":f_{name}": value for name, value in wanted.items()},
+            }
         items: list[dict[str, Any]] = []
         last_key = start_key
         while True:

@@ -110,25 +110,18 @@ class CatalogRepository:
         seller_id: str | None = None,
         active_only: bool = True,
     ) -> Page[Product]:
-        filters, names, values = [], {}, {":pk": PRODUCTS_INDEX_KEY}
-        for attribute, wanted in (
-            ("category", category),
-            ("factory_id", factory_id),
-            ("seller_id", seller_id),
-            ("status", "active" if active_only else None),
-        ):
-            if wanted is not None:
-                filters.append(f"#{attribute} = :{attribute}")
-                names[f"#{attribute}"] = attribute
-                values[f":{attribute}"] = wanted
         result = self.table.query_page(
             "gsi1pk = :pk",
             index="gsi1",
             limit=limit,
             start_key=decode_cursor(cursor),
-            names=names or None,
-            values=values,
-            filter_expression=" AND ".join(filters) or None,
+            values={":pk": PRODUCTS_INDEX_KEY},
+            equal_to={
+                "category": category,
+                "factory_id": factory_id,
+                "seller_id": seller_id,
+                "status": "active" if active_only else None,
+            },
             forward=False,
         )
         products = [Product.model_validate(_strip_keys(i)) for i in result.items]

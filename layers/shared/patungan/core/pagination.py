@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.core.errors import BadRequest
 
@@ -40,3 +43,12 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise BadRequest("cursor is not one this API returned", code="invalid_cursor")
     return value
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size (default {DEFAULT_LIMIT})")]
+Cursor = Annotated[str | None, Query(description="the next_cursor of the previous page")]
+
+
+def page_body(page: Page[T], render: Callable[[T], Any]) -> dict[str, Any]:
+    """A list response as API.md shows lists: ``{"items": [...], "next_cursor": ...}``."""
+    return {"items": [render(item) for item in page.items], "next_cursor": page.next_cursor}

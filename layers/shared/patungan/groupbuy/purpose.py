@@ -81,22 +81,8 @@ class GroupBuyPaymentPurpose:
             return
         session = self.repository.get_session(participation.session_id)
         now = to_iso(self.clock.now())
-        expired = self.repository.change_participation(
-            tx,
-            participation,
-            expected_status="pending_payment",
-            clear_stalled=True,
-            status="expired",
-            payment=self._summary(participation, payment),
-            updated_at=now,
-        )
-        self.repository.release_lock(tx, participation)
-        self.repository.change_session(
-            tx,
-            session,
-            reserved_quantity=session.reserved_quantity - participation.quantity,
-            participant_count=session.participant_count - 1,
-            updated_at=now,
+        expired = self.repository.end_unpaid(
+            tx, session, participation, status="expired", payment=self._summary(participation, payment), now=now
         )
         self.outbox.add(tx, events.participant_event("expired", expired, session, self.clock))
 

@@ -17,7 +17,7 @@ from patungan.adapters.outbox import Outbox
 from patungan.core.errors import ConcurrentUpdate, Conflict, NotFound
 from patungan.core.events import DomainEvent
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
-from patungan.groupbuy.models import Participation, Session
+from patungan.groupbuy.models import Participation, PaymentSummary, Session
 
 META = "META"
 SESSIONS_INDEX_KEY = "SESSIONS"
@@ -103,20 +103,13 @@ class GroupBuyRepository:
         factory_id: str | None = None,
         category: str | None = None,
     ) -> Page[Session]:
-        filters, names, values = [], {}, {":pk": SESSIONS_INDEX_KEY}
-        for attribute, wanted in (("status", status), ("factory_id", factory_id), ("category", category)):
-            if wanted is not None:
-                filters.append(f"#{attribute} = :{attribute}")
-                names[f"#{attribute}"] = attribute
-                values[f":{attribute}"] = wanted
         result = self.table.query_page(
             "gsi1pk = :pk",
             index="gsi1",
             limit=limit,
             start_key=decode_cursor(cursor),
-            names=names or None,
-            values=values,
-            filter_expression=" AND ".join(filters) or None,
+            values={":pk": SESSIONS_INDEX_KEY},
+            equal_to={"status": status, "factory_id": factory_id, "category": category},
             forward=False,
         )
         return Page([Session.model_validate(_plain(i)) for i in result.items], encode_cursor(result.last_key))
@@ -153,6 +146,40 @@ class GroupBuyRepository:
             condition="#status = :pending",
             names={"#status": "status"},
             values={":pending": "pending_payment"},
+        )
+
+    def end_unpaid(
+        self,
+        tx: Transaction,
+        session: Session,
+        participation: Participation,
+        *,
+        status: str,
+        payment: PaymentSummary,
+        now: str,
+    ) -> Participation:
+        """An unpaid join ends (its invoice expired, or the buyer left): the buyer may join again and the
+        quantity it held is released (GB-7, GB-8)."""
+        ended = self.change_participation(
+            tx,
+            participation,
+            expected_status="pending_payment",
+            clear_stalled=True,
+            status=status,
+            payment=payment,
+            updated_at=now,
+        )
+        self.release_lock(tx, participation)
+        self.release_reservation(tx, session, participation, now)
+        return ended
+
+    def release_reservation(self, tx: Transaction, session: Session, participation: Participation, now: str) -> None:
+        self.change_session(
+            tx,
+            session,
+            reserved_quantity=session.reserved_quantity - participation.quantity,
+            participant_count=session.participant_count - 1,
+            updated_at=now,
         )
 
     def release_lock(self, tx: Transaction, participation: Participation) -> None:
@@ -223,8 +250,8 @@ class GroupBuyRepository:
             index="gsi1",
             limit=limit,
             start_key=decode_cursor(cursor),
-            values={":pk": f"USER#{user_id}", **({":session": session_id} if session_id else {})},
-            filter_expression="session_id = :session" if session_id else None,
+            values={":pk": f"USER#{user_id}"},
+            equal_to={"session_id": session_id},
             forward=False,
         )
         return Page([Participation.model_validate(_plain(i)) for i in result.items], encode_cursor(result.last_key))

@@ -245,13 +245,7 @@ class GroupBuyService:
             session = self.repository.get_session(participation.session_id)
             tx = Transaction()
             self.repository.remove_participation(tx, participation)
-            self.repository.change_session(
-                tx,
-                session,
-                reserved_quantity=session.reserved_quantity - participation.quantity,
-                participant_count=session.participant_count - 1,
-                updated_at=self._now(),
-            )
+            self.repository.release_reservation(tx, session, participation, self._now())
             self.payments.discard_payment(tx, payment)
             tx.commit()
 
@@ -303,22 +297,13 @@ class GroupBuyService:
         session = self.repository.get_session(participation.session_id)
         tx = Transaction()
         self.payments.cancel_unpaid(tx, payment)
-        left = self.repository.change_participation(
-            tx,
-            participation,
-            expected_status="pending_payment",
-            clear_stalled=True,
-            status="left",
-            payment=self._summary(payment.model_copy(update={"status": "expired"})),
-            updated_at=self._now(),
-        )
-        self.repository.release_lock(tx, participation)
-        self.repository.change_session(
+        left = self.repository.end_unpaid(
             tx,
             session,
-            reserved_quantity=session.reserved_quantity - participation.quantity,
-            participant_count=session.participant_count - 1,
-            updated_at=self._now(),
+            participation,
+            status="left",
+            payment=self._summary(payment.model_copy(update={"status": "expired"})),
+            now=self._now(),
         )
         tx.commit()
         return left

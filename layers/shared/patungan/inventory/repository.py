@@ -70,20 +70,13 @@ class PurchaseOrderRepository:
         self, *, factory_id: str | None, limit: int, cursor: str | None, session_id: str | None, status: str | None
     ) -> Page[PurchaseOrder]:
         index, partition = ("gsi2", f"FACTORY#{factory_id}") if factory_id else ("gsi1", "POS")
-        filters, names, values = [], {}, {":pk": partition}
-        for attribute, wanted in (("session_id", session_id), ("status", status)):
-            if wanted is not None:
-                filters.append(f"#{attribute} = :{attribute}")
-                names[f"#{attribute}"] = attribute
-                values[f":{attribute}"] = wanted
         result = self.table.query_page(
             f"{index}pk = :pk",
             index=index,
             limit=limit,
             start_key=decode_cursor(cursor),
-            names=names or None,
-            values=values,
-            filter_expression=" AND ".join(filters) or None,
+            values={":pk": partition},
+            equal_to={"session_id": session_id, "status": status},
             forward=False,
         )
         return Page([_purchase_order(i) for i in result.items], encode_cursor(result.last_key))

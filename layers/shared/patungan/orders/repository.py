@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.core.errors import NotFound
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
@@ -46,22 +44,13 @@ class OrdersRepository:
     def list(
         self, *, index: str, partition: str, limit: int, cursor: str | None, session_id: str | None, status: str | None
     ) -> Page[Order]:
-        filters: list[str] = []
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {":pk": partition}
-        for attribute, wanted in (("session_id", session_id), ("status", status)):
-            if wanted is not None:
-                filters.append(f"#{attribute} = :{attribute}")
-                names[f"#{attribute}"] = attribute
-                values[f":{attribute}"] = wanted
         result = self.table.query_page(
             f"{index}pk = :pk",
             index=index,
             limit=limit,
             start_key=decode_cursor(cursor),
-            names=names or None,
-            values=values,
-            filter_expression=" AND ".join(filters) or None,
+            values={":pk": partition},
+            equal_to={"session_id": session_id, "status": status},
             forward=False,
         )
         orders = [Order.model_validate({k: v for k, v in i.items() if k not in _KEYS}) for i in result.items]

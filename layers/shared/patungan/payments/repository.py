@@ -38,16 +38,6 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in {"pk", "sk"}}
 
 
-def _status_change(
-    changes: dict[str, Any], allowed_from: frozenset[str]
-) -> tuple[str, str, dict[str, str], dict[str, Any]]:
-    names = {f"#c{i}": name for i, name in enumerate(changes)}
-    values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(changes.values())}
-    sets = ", ".join(f"#c{i} = :c{i}" for i in range(len(changes)))
-    froms = {f":from{i}": status for i, status in enumerate(sorted(allowed_from))}
-    return f"SET {sets}", f"#status IN ({', '.join(froms)})", {**names, "#status": "status"}, {**values, **froms}
-
-
 class PaymentsRepository:
     def __init__(self, table: DynamoTable) -> None:
         self.table = table
@@ -65,15 +55,12 @@ class PaymentsRepository:
         """Write ``changes``; a status change is allowed only from the states PAY-4 allows."""
         new_status = changes.get("status", payment.status)
         allowed_from = PAYMENT_TRANSITIONS[new_status] if "status" in changes else frozenset({payment.status})
-        expression, condition, names, values = _status_change(changes, allowed_from)
-        tx.update(
-            self.table,
+        self._change(
+            tx,
             _payment_key(payment.id),
-            expression,
-            condition=condition,
-            names=names,
-            values=values,
-            on_fail=PaymentMovedOn(f"payment {payment.id} cannot become {new_status}"),
+            changes,
+            allowed_from,
+            PaymentMovedOn(f"payment {payment.id} cannot become {new_status}"),
         )
         return payment.model_copy(update=changes)
 
@@ -107,14 +94,33 @@ class PaymentsRepository:
         return Refund.model_validate(_plain(item))
 
     def change_refund(self, tx: Transaction, refund: Refund, allowed_from: frozenset[str], **changes: Any) -> Refund:
-        expression, condition, names, values = _status_change(changes, allowed_from)
-        tx.update(
-            self.table,
+        self._change(
+            tx,
             _refund_key(refund.id),
-            expression,
-            condition=condition,
-            names=names,
-            values=values,
-            on_fail=Conflict(f"refund {refund.id} already moved on", code="refund_state_conflict"),
+            changes,
+            allowed_from,
+            Conflict(f"refund {refund.id} already moved on", code="refund_state_conflict"),
         )
         return refund.model_copy(update=changes)
+
+    def _change(
+        self,
+        tx: Transaction,
+        key: dict[str, str],
+        changes: dict[str, Any],
+        allowed_from: frozenset[str],
+        on_fail: Conflict,
+    ) -> None:
+        """Set ``changes`` only while the status is one of ``allowed_from`` (forward-only, PAY-4)."""
+        names = {f"#c{i}": name for i, name in enumerate(changes)}
+        values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(changes.values())}
+        froms = {f":from{i}": status for i, status in enumerate(sorted(allowed_from))}
+        tx.update(
+            self.table,
+            key,
+            "SET " + ", ".join(f"#c{i} = :c{i}" for i in range(len(changes))),
+            condition=f"#status IN ({', '.join(froms)})",
+            names={**names, "#status": "status"},
+            values={**values, **froms},
+            on_fail=on_fail,
+        )
