@@ -257,3 +257,11 @@ def test_unknown_product_is_404_in_the_error_shape(aws):
     assert response.status == 404
     assert response.body["error"]["code"] == "not_found"
     assert response.headers["x-correlation-id"]
+
+
+def test_bodies_are_json_whatever_the_client_labels_them(aws):
+    """curl -d sends application/x-www-form-urlencoded; the contract says bodies are JSON."""
+    response = create_factory(headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert response.status == 201
+    assert response.body["name"] == "Pabrik Sepatu Bandung"

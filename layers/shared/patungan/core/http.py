@@ -102,8 +102,9 @@ class _Correlated:
             or (event.get("requestContext") or {}).get("requestId")
             or new_ulid().lower()
         )
-        if event.get("body") and not _header(headers, "content-type"):
-            # Mobile clients sometimes omit it; the body is JSON by contract.
+        if event.get("body") and "json" not in (_header(headers, "content-type") or ""):
+            # Bodies are JSON by contract (API.md), whatever the client labels them (curl -d says form).
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
             headers["content-type"] = content_types.APPLICATION_JSON
         event["headers"] = headers
         if event.get("multiValueHeaders"):
