@@ -256,7 +256,11 @@ class GroupBuyWorld:
             page = self.step(function, session_id=session_id, cursor=page["cursor"])
 
     def process_refunds(self) -> dict[str, Any]:
-        """Deliver every refund request event to the refund worker as SQS would (EventBridge target)."""
+        return self.deliver_queued("payment.refund_requested", "ProcessRefundsFunction")
+
+    def deliver_queued(self, event_type: str, function: str, *, newest_first: bool = False) -> dict[str, Any]:
+        """Deliver the outbox's events of ``event_type`` to a queue consumer as an EventBridge rule with an
+        SQS target would (the message body is the EventBridge event)."""
         records = [
             {
                 "messageId": f"m{i}",
@@ -266,12 +270,14 @@ class GroupBuyWorld:
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:ap-southeast-3:123456789012:RefundQueue",
+                "eventSourceARN": f"arn:aws:sqs:ap-southeast-3:123456789012:{function}",
                 "awsRegion": "ap-southeast-3",
             }
-            for i, event in enumerate(self.events("payment.refund_requested"))
+            for i, event in enumerate(
+                sorted(self.events(event_type), key=lambda e: e["event_id"], reverse=newest_first)
+            )
         ]
-        return invoke("ProcessRefundsFunction", {"Records": records})
+        return invoke(function, {"Records": records})
 
     # ---- looking inside
     def events(self, event_type: str) -> list[dict[str, Any]]:

@@ -93,6 +93,7 @@ class Product(BaseModel):
     currency: str
     weight_grams: int
     variants: list[Variant]
+    version: int = Field(1, description="grows with every change: orders copies and concurrent edits")
     created_at: str
     updated_at: str
 

@@ -30,7 +30,7 @@ def _product_key(product_id: str) -> dict[str, str]:
 
 
 def _strip_keys(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k not in {"pk", "sk", "gsi1pk", "gsi1sk", "version"}}
+    return {k: v for k, v in item.items() if k not in {"pk", "sk", "gsi1pk", "gsi1sk"}}
 
 
 class CatalogRepository:
@@ -76,25 +76,25 @@ class CatalogRepository:
             condition="attribute_not_exists(pk)",
             on_fail=SlugTaken(f"slug {product.slug} is taken"),
         )
-        tx.put(self.table, self._product_item(product, version=1), condition="attribute_not_exists(pk)")
+        tx.put(self.table, self._product_item(product), condition="attribute_not_exists(pk)")
         self.outbox.add(tx, event)
         tx.commit()
 
-    def get_product(self, product_id: str) -> tuple[Product, int]:
-        """The product and its version (for optimistic concurrency on update)."""
+    def get_product(self, product_id: str) -> Product:
         item = self.table.get(_product_key(product_id))
         if item is None:
             raise NotFound(f"no product {product_id}")
-        return Product.model_validate(_strip_keys(item)), int(item.get("version", 1))
+        return Product.model_validate(_strip_keys(item))
 
-    def replace_product(self, product: Product, expected_version: int, event: DomainEvent) -> None:
+    def replace_product(self, product: Product, event: DomainEvent) -> None:
+        """Write the next version of a product, only if no one else wrote it since it was read."""
         tx = Transaction()
         tx.put(
             self.table,
-            self._product_item(product, version=expected_version + 1),
+            self._product_item(product),
             condition="#version = :expected",
             names={"#version": "version"},
-            values={":expected": expected_version},
+            values={":expected": product.version - 1},
             on_fail=Conflict("the product was changed by someone else; reload and retry", code="stale_product"),
         )
         self.outbox.add(tx, event)
@@ -128,11 +128,10 @@ class CatalogRepository:
         return Page(products, encode_cursor(result.last_key))
 
     @staticmethod
-    def _product_item(product: Product, *, version: int) -> dict[str, Any]:
+    def _product_item(product: Product) -> dict[str, Any]:
         return {
             **_product_key(product.id),
             "gsi1pk": PRODUCTS_INDEX_KEY,
             "gsi1sk": f"{product.created_at}#{product.id}",
-            "version": version,
             **product.model_dump(),
         }

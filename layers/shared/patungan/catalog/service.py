@@ -83,7 +83,7 @@ class CatalogService:
         return product
 
     def get_product(self, viewer: Principal | None, product_id: str) -> Product:
-        product, _ = self.repository.get_product(product_id)
+        product = self.repository.get_product(product_id)
         if product.status != "active" and not self._manages(viewer, product):
             raise NotFound(f"no product {product_id}")
         return product
@@ -113,7 +113,7 @@ class CatalogService:
         )
 
     def update_product(self, principal: Principal, product_id: str, patch: ProductUpdate) -> Product:
-        product, version = self.repository.get_product(product_id)
+        product = self.repository.get_product(product_id)
         if not self._manages(principal, product):
             if product.status != "active":
                 raise NotFound(f"no product {product_id}")
@@ -130,8 +130,10 @@ class CatalogService:
         changed = sorted(k for k, v in changes.items() if getattr(product, k) != v)
         if not changed:
             return product
-        updated = product.model_copy(update={**changes, "updated_at": to_iso(self.clock.now())})
-        self.repository.replace_product(updated, version, events.product_updated(updated, changed, self.clock))
+        updated = product.model_copy(
+            update={**changes, "version": product.version + 1, "updated_at": to_iso(self.clock.now())}
+        )
+        self.repository.replace_product(updated, events.product_updated(updated, changed, self.clock))
         return updated
 
     def deactivate_product(self, principal: Principal, product_id: str) -> Product:

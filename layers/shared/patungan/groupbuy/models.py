@@ -78,6 +78,7 @@ class Session(BaseModel):
     factory_id: str
     product_name: str
     category: str
+    product_version: int = Field(1, description="the catalog version of the product copied above")
     status: SessionStatus
     moq: int
     target_quantity: int

@@ -1,6 +1,6 @@
 """The GroupBuy table.
 
-- session ``SESSION#id / META`` (gsi1: ``SESSIONS``, newest first); counters change only through a
+- session ``SESSION#id / META`` (gsi1: ``SESSIONS``, newest first; gsi3: ``PRODUCT#id``); counters change only through a
   version-checked write, so what was read is what is changed (optimistic concurrency, no lost update);
 - participation ``SESSION#id / PART#pid`` (gsi1: ``USER#uid`` for "my participations"; gsi2:
   ``STALLED`` while its invoice is not attached yet, for the repair job);
@@ -22,7 +22,7 @@ from patungan.groupbuy.models import Participation, PaymentSummary, Session
 META = "META"
 SESSIONS_INDEX_KEY = "SESSIONS"
 STALLED_INDEX_KEY = "STALLED"
-_KEY_ATTRIBUTES = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"}
+_KEY_ATTRIBUTES = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"}
 
 
 class StaleSession(ConcurrentUpdate):
@@ -66,6 +66,8 @@ class GroupBuyRepository:
                 **_session_key(session.id),
                 "gsi1pk": SESSIONS_INDEX_KEY,
                 "gsi1sk": f"{session.created_at}#{session.id}",
+                "gsi3pk": f"PRODUCT#{session.product_id}",
+                "gsi3sk": f"{session.created_at}#{session.id}",
                 **session.model_dump(),
             },
             condition="attribute_not_exists(pk)",
@@ -113,6 +115,17 @@ class GroupBuyRepository:
             forward=False,
         )
         return Page([Session.model_validate(_plain(i)) for i in result.items], encode_cursor(result.last_key))
+
+    def session_ids_of_product(self, product_id: str) -> list[str]:
+        ids, cursor = [], None
+        while True:
+            result = self.table.query(
+                "gsi3pk = :pk", index="gsi3", values={":pk": f"PRODUCT#{product_id}"}, start_key=cursor
+            )
+            ids += [item["pk"].removeprefix("SESSION#") for item in result.items]  # a keys-only index
+            if result.last_key is None:
+                return ids
+            cursor = result.last_key
 
     # ---- participations
     def add_participation(self, tx: Transaction, participation: Participation, *, stalled_since: str | None) -> None:

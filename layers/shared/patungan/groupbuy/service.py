@@ -84,14 +84,14 @@ class GroupBuyService:
         starts_at = data.starts_at or now
         if data.deadline <= now:
             raise field_error("deadline", "must be in the future")
-        variant = product.variant(data.variant_id) if data.variant_id else None
         session = Session(
             id=new_id("ses"),
             product_id=product.id,
             variant_id=data.variant_id,
             factory_id=product.factory_id,
-            product_name=f"{product.name} ({variant.name})" if variant else product.name,
+            product_name=_product_name(product, data.variant_id),
             category=product.category,
+            product_version=product.version,
             status="active" if starts_at <= now else "forming",
             moq=data.moq,
             target_quantity=data.target_quantity,
@@ -144,6 +144,30 @@ class GroupBuyService:
             return cancelled
 
         return retry_stale(cancel_once)
+
+    def refresh_product(self, product: Product) -> int:
+        """``catalog.product.updated``: open sessions keep showing the product's current name and category
+        (listing filters use them). A repeated or older event than the copy changes nothing."""
+        refreshed = 0
+        for session_id in self.repository.session_ids_of_product(product.id):
+            refreshed += retry_stale(lambda session_id=session_id: self._refresh_copy(session_id, product))
+        return refreshed
+
+    def _refresh_copy(self, session_id: str, product: Product) -> int:
+        session = self.repository.get_session(session_id)
+        if session.status not in CANCELLABLE or session.product_version >= product.version:
+            return 0
+        tx = Transaction()
+        self.repository.change_session(
+            tx,
+            session,
+            product_name=_product_name(product, session.variant_id),
+            category=product.category,
+            product_version=product.version,
+            updated_at=self._now(),
+        )
+        tx.commit()
+        return 1
 
     # ---- joining (GB-3, GB-4, GB-5)
     def join(self, principal: Principal, session_id: str, data: JoinInput) -> Participation:
@@ -351,3 +375,8 @@ class GroupBuyService:
             amount=payment.amount,
             expires_at=payment.expires_at,
         )
+
+
+def _product_name(product: Product, variant_id: str | None) -> str:
+    variant = product.variant(variant_id) if variant_id else None
+    return f"{product.name} ({variant.name})" if variant else product.name
