@@ -1,0 +1,110 @@
+"""A join is never a silent orphan (GB-5): a crash between the join and its invoice, or a rollback that
+fails, is logged CRITICAL with a metric and repaired by the scheduled job. Retried joins are idempotent
+(SYS-4); unpaid buyers are reminded before the deadline (GB-13)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from unittest import mock
+
+from patungan.adapters.dynamodb import Transaction
+from patungan.composition import groupbuy_service
+from patungan.core.clock import FixedClock
+from patungan.groupbuy.repository import GroupBuyRepository
+from tests.support.groupbuy import buyer
+
+
+class Crash(Exception):
+    """The Lambda died here."""
+
+
+def run_repair_job_later(world) -> dict:
+    """The schedule runs a few minutes after the join was left stalled."""
+    service = groupbuy_service()
+    with mock.patch.object(service, "clock", FixedClock(service.clock.now() + timedelta(minutes=3))):
+        return world.step("RepairStalledJoinsFunction")
+
+
+def test_a_crash_after_the_invoice_was_created_is_repaired_by_attaching_it(world):
+    session = world.session()
+    original = Transaction.commit
+    calls = []
+
+    def crash_on_the_second_commit(tx):
+        calls.append(tx)
+        if len(calls) == 2:
+            raise Crash("died before attaching the invoice")
+        original(tx)
+
+    with mock.patch.object(Transaction, "commit", crash_on_the_second_commit):
+        assert world.join(buyer(1), session["id"]).status == 500  # what the app saw of the crash
+
+    assert run_repair_job_later(world) == {"attached": 1, "rolled_back": 0}
+    [mine] = world.my_participations(buyer(1))
+    assert mine["payment"]["invoice_url"]
+    assert len(world.invoices_at_xendit(session["id"])) == 1
+    assert run_repair_job_later(world) == {"attached": 0, "rolled_back": 0}
+
+
+def test_a_failed_rollback_is_critical_and_the_repair_job_rolls_the_join_back(world, caplog, capsys):
+    session = world.session()
+    world.xendit_down()
+    with (
+        mock.patch.object(GroupBuyRepository, "remove_participation", side_effect=Crash("database gone")),
+        caplog.at_level(logging.CRITICAL),
+    ):
+        response = world.join(buyer(1), session["id"])
+
+    assert response.status == 503
+    critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert critical and "join rollback failed" in critical[0].getMessage()
+    assert "JoinRollbackFailed" in capsys.readouterr().out
+    assert world.get_session(session["id"])["reserved_quantity"] == 1
+    world.xendit_up()
+
+    assert run_repair_job_later(world) == {"attached": 0, "rolled_back": 1}
+    state = world.get_session(session["id"])
+    assert (state["reserved_quantity"], state["participant_count"]) == (0, 0)
+    assert world.items("PaymentsTable", "PAYMENT#") == []
+    assert world.join(buyer(1), session["id"]).status == 201
+
+
+def test_a_retried_join_with_the_same_idempotency_key_returns_the_first_answer(world):
+    session = world.session()
+    key = {"Idempotency-Key": "join-once"}
+
+    from tests.support.lambdas import call_api
+
+    def join():
+        return call_api(
+            "JoinSessionFunction",
+            "POST",
+            f"/v1/sessions/{session['id']}/join",
+            resource="/v1/sessions/{id}/join",
+            path_parameters={"id": session["id"]},
+            body={"quantity": 2},
+            claims=buyer(1),
+            headers=key,
+        )
+
+    first, retried = join(), join()
+
+    assert first.status == retried.status == 201
+    assert retried.body == first.body
+    assert len(world.invoices_at_xendit(session["id"])) == 1
+
+
+def test_unpaid_buyers_are_reminded_before_the_deadline(world):
+    session = world.session(moq=10)
+    world.pay(world.joined(buyer(1), session["id"]))
+    unpaid = world.joined(buyer(2), session["id"])
+
+    result = world.step("SessionNearExpiryFunction", session_id=session["id"])
+
+    assert result["reminded"] == 1
+    [reminder] = world.events("groupbuy.participant.payment_reminder")
+    assert (reminder["data"]["user_id"], reminder["data"]["invoice_url"]) == (
+        "buyer-2",
+        unpaid["payment"]["invoice_url"],
+    )
