@@ -136,6 +136,7 @@ def test_an_unpaid_join_expires_with_its_invoice_and_the_buyer_may_join_again(wo
     response = world.invoice_callback(joined, "EXPIRED")
 
     assert response.body["status"] == "expired"
+    assert [e["data"]["invoice_id"] for e in world.events("invoice.overdue")] == [joined["payment"]["invoice_id"]]
     state = world.get_session(session["id"])
     assert (state["reserved_quantity"], state["participant_count"]) == (0, 0)
     assert [p["status"] for p in world.my_participations(buyer(1))] == ["expired"]

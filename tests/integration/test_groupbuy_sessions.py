@@ -167,6 +167,8 @@ def test_join_is_rolled_back_when_xendit_is_down(world):
     assert (state["reserved_quantity"], state["participant_count"]) == (0, 0)
     assert world.items("PaymentsTable", "PAYMENT#") == []
     assert world.my_participations(buyer(1)) == []
+    [failed] = world.events("payment.failed")
+    assert (failed["data"]["user_id"], failed["data"]["reason"]) == ("buyer-1", "invoice_not_created")
     world.xendit_up()
     assert world.join(buyer(1), session["id"]).status == 201
 

@@ -141,7 +141,10 @@ class PaymentService:
         return attached
 
     def discard_payment(self, tx: Transaction, payment: Payment) -> None:
+        """The invoice could not be created: the payment never existed for the buyer (PAY-9 payment.failed)."""
         self.repository.delete_payment(tx, payment)
+        failed = payment.model_copy(update={"status": "failed"})
+        self.outbox.add(tx, events.payment_event("payment.failed", failed, self.clock, reason="invoice_not_created"))
 
     def add_platform_payment(self, tx: Transaction, payment: Payment, funding_account: str) -> Payment:
         """A payment funded from inside the platform (the top-up, GB-12): written paid, with its entries."""
@@ -236,6 +239,8 @@ class PaymentService:
         expired = self.repository.change_payment(tx, payment, status="expired", updated_at=self._now())
         self._purpose(expired).on_expired(tx, expired)
         self.outbox.add(tx, events.payment_event("payment.expired", expired, self.clock))
+        if expired.invoice_id:
+            self.outbox.add(tx, events.invoice_event("invoice.overdue", expired, self.clock))
 
     def expire_invoice(self, payment: Payment) -> ExpireOutcome:
         """Expire the invoice at Xendit (the buyer can no longer pay it)."""
