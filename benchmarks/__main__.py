@@ -1,0 +1,105 @@
+"""``make bench``: print DynamoDB round trips per group-buying operation and settlement wall time.
+
+Settlement is timed for sessions of N paid participants, on the local stack's moto. Figures go to stdout,
+progress lines to stderr.
+
+python -m benchmarks [--sizes 100,1000,5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import textwrap
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+
+import moto
+
+from benchmarks.progress import Progress
+from benchmarks.report import round_trip_table, settlement_table
+from benchmarks.round_trips import PARTICIPANTS, measure_round_trips
+from benchmarks.settlement import SEEDING, SettlementRun, measure_settlement
+
+DEFAULT_SIZES = "100,1000,5000"
+# moto as released deep-copies every table a transaction touches, so its settlement time grows faster than
+# linearly: past a hundred participants it alone would take longer than the rest of the run.
+UNPATCHED_MAX_PARTICIPANTS = 100
+NOTES_WIDTH = 110
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError("a session has at least one participant")
+    return sizes
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=_sizes(DEFAULT_SIZES),
+        help=f"paid participants per settled session, comma-separated (default: {DEFAULT_SIZES})",
+    )
+    return parser.parse_args(argv)
+
+
+def _settle_in_a_fresh_process(participants: int, *, moto_patched: bool, progress: Progress) -> SettlementRun:
+    # A process of its own per run: its peak RSS is its own, and no run inherits another's heap.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
+        run = process.submit(measure_settlement, participants, moto_patched=moto_patched, progress=progress)
+        return run.result()
+
+
+def _notes(*paragraphs: str) -> None:
+    for paragraph in paragraphs:
+        print(textwrap.fill(paragraph, width=NOTES_WIDTH, subsequent_indent="  "))
+
+
+def main(argv: list[str] | None = None) -> None:
+    sizes = _arguments(argv).sizes
+    progress = Progress()
+    print(
+        f"Patungan benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, moto {moto.__version__} in-process with the local stack's patches"
+    )
+
+    rows = measure_round_trips(progress.about("round trips"))
+    print(f"\nDynamoDB round trips per operation (API calls that reach moto; {PARTICIPANTS} buyers a session)")
+    print(round_trip_table(rows))
+    _notes(
+        "Joins go through the join API with a real invoice at the local Xendit; every buyer joined at the base "
+        "price and the session closed at the last tier, so each settled participant includes a tier refund.",
+        "'items in tx': operations inside TransactWriteItems. Page rows: a session's pages divided by its "
+        "participants (each page's own session read and query included).",
+    )
+
+    runs = []
+    for size in sizes:
+        if size <= UNPATCHED_MAX_PARTICIPANTS:
+            runs.append(_settle_in_a_fresh_process(size, moto_patched=False, progress=progress))
+        runs.append(_settle_in_a_fresh_process(size, moto_patched=True, progress=progress))
+    print(f"\nSettlement: claim -> every settle page (page size {runs[0].page_size}) -> finalize -> purchase order")
+    print(settlement_table(runs))
+    _notes(
+        f"Seeding (not part of the settlement time): {SEEDING}.",
+        "Each step is its handler invoked in-process, warm, with the event the state machine sends. 'calls' and "
+        "'items in tx': the DynamoDB calls and transaction operations of the whole settlement.",
+        "'as released': seeded with the local stack's moto patches, settled without any of them (moto deep-copies "
+        "every table a transaction touches, where the patch saves only the touched items); measured up to "
+        f"{UNPATCHED_MAX_PARTICIPANTS} participants only.",
+        "Each run is a fresh process; RSS is its high-water mark (ru_maxrss) before seeding, and at the end.",
+        "moto's figures show how the work grows with N, not what DynamoDB's throughput would be.",
+    )
+    progress("done")
+
+
+if __name__ == "__main__":
+    main()

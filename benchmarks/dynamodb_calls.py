@@ -1,0 +1,51 @@
+"""Counting the DynamoDB API calls that reach moto: read-only instrumentation, no product code changed.
+
+moto's ``DynamoHandler.call_action`` answers every DynamoDB request of every client in the process (the
+shared layer's, and Powertools idempotency's own), so wrapping it counts every round trip.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+from moto.dynamodb.responses import DynamoHandler
+
+NAMED_ACTIONS = ("GetItem", "Query", "PutItem", "UpdateItem", "TransactWriteItems")
+
+
+@dataclass
+class DynamoDBCalls:
+    """API calls by action, and the items (Put/Update/Delete/ConditionCheck) inside TransactWriteItems."""
+
+    by_action: Counter[str] = field(default_factory=Counter)
+    transaction_items: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_action.values())
+
+    @property
+    def other(self) -> int:
+        """Calls of any action not in ``NAMED_ACTIONS`` (none is expected: a non-zero figure is news)."""
+        return self.total - sum(self.by_action[action] for action in NAMED_ACTIONS)
+
+
+@contextmanager
+def counting_dynamodb_calls() -> Iterator[DynamoDBCalls]:
+    calls = DynamoDBCalls()
+    answer = DynamoHandler.call_action  # the local stack's serialised one while its patches are installed
+
+    def count_then_answer(handler: DynamoHandler) -> Any:
+        action = handler.get_endpoint_name(handler.headers)
+        calls.by_action[action] += 1
+        if action == "TransactWriteItems":
+            calls.transaction_items += len(handler.params.get("TransactItems", []))
+        return answer(handler)
+
+    with mock.patch.object(DynamoHandler, "call_action", count_then_answer):
+        yield calls
