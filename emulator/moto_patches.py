@@ -6,26 +6,39 @@ The patches target moto 5.2.5 (pinned in requirements-dev.txt) and each names th
 - Lambda: invokes run our handlers in-process (moto would start Docker, or only echo the payload).
 - DynamoDB: API calls are serialised (moto's transactions are not thread-safe) and a cancelled
   transaction rolls back the items it touched instead of a deep copy of every table it touched.
-- DynamoDB streams: a shard iterator is forgotten once read (moto keeps every one forever).
+- DynamoDB streams: a shard iterator is forgotten once read (moto keeps every one forever), and a new
+  record is announced (to ``stream_written``), so stream pollers need not poll on a timer.
 - EventBridge: rule targets are delivered by the emulator (moto cannot deliver to Lambda or Step
   Functions) and schedule-only rules no longer match every event.
-- Step Functions: Wait states and task-token timeouts pass ``time_scale`` times faster.
+- Step Functions: Wait states and task-token timeouts pass ``time_scale`` times faster; an execution's clock
+  runs ``time_scale`` times faster from its start, so a Wait until a timestamp ends when that clock reaches
+  it.
+- Speed: DynamoDB items are written into responses directly, not member by member through moto's generic
+  serializer; update expressions are parsed once per distinct expression; a handler's action names are
+  listed once per class; a table's items are put in key order comparing plain values. Each invocation
+  makes several DynamoDB calls, all under one lock, so this is most of what a request costs here.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
+from types import ModuleType
 from typing import Any
 
 import moto
+import moto.core.responses
+from botocore.model import Shape
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import BaseResponse
+from moto.core.serialize import BaseJSONSerializer, JSONSerializer
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -37,7 +50,8 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
-from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.table import StreamShard, Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoHandler
 from moto.dynamodbstreams.models import ShardIterator
 from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
@@ -62,6 +76,9 @@ RunFunction = Callable[[str, Any], tuple[str, bool]]
 DeliverEvent = Callable[[list[dict[str, Any]], dict[str, Any]], None]
 """(rule targets, event as moto builds it) -> None."""
 
+StreamWritten = Callable[[], None]
+"""Called after a record is added to any DynamoDB stream (under DYNAMODB_LOCK: readers see it once it is free)."""
+
 
 @dataclass
 class MotoPatches:
@@ -69,7 +86,7 @@ class MotoPatches:
 
     _undo: list[Callable[[], None]] = field(default_factory=list)
 
-    def replace(self, owner: type, name: str, value: Any) -> None:
+    def replace(self, owner: type | ModuleType, name: str, value: Any) -> None:
         if name in owner.__dict__:
             original = owner.__dict__[name]
             self._undo.append(lambda: setattr(owner, name, original))
@@ -82,7 +99,13 @@ class MotoPatches:
             self._undo.pop()()
 
 
-def install(*, run_function: RunFunction, deliver_event: DeliverEvent, time_scale: float) -> MotoPatches:
+def install(
+    *,
+    run_function: RunFunction,
+    deliver_event: DeliverEvent,
+    time_scale: float,
+    stream_written: StreamWritten | None = None,
+) -> MotoPatches:
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(
             f"emulator/moto_patches.py targets moto {MOTO_VERSION} but moto {moto.__version__} is installed: "
@@ -90,9 +113,10 @@ def install(*, run_function: RunFunction, deliver_event: DeliverEvent, time_scal
         )
     patches = MotoPatches()
     _patch_lambda(patches, run_function)
-    _patch_dynamodb(patches)
+    _patch_dynamodb(patches, stream_written)
     _patch_event_rules(patches, deliver_event)
     _patch_step_functions_time(patches, time_scale)
+    _patch_speed(patches)
     return patches
 
 
@@ -116,11 +140,20 @@ def _patch_lambda(patches: MotoPatches, run_function: RunFunction) -> None:
 # ---------------------------------------------------------------- DynamoDB
 
 
-def _patch_dynamodb(patches: MotoPatches) -> None:
+def _patch_dynamodb(patches: MotoPatches, stream_written: StreamWritten | None) -> None:
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         patches.replace(handler, "call_action", _serialised(handler.call_action))
     patches.replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
     patches.replace(ShardIterator, "get", _read_shard_iterator_once)
+    if stream_written is not None:
+        original_add = StreamShard.add
+
+        def add_and_announce(shard: StreamShard, old: Item | None, new: Item | None) -> None:
+            # Wraps StreamShard.add (moto 5.2.5), through which every write reaches a table's stream.
+            original_add(shard, old, new)
+            stream_written()
+
+        patches.replace(StreamShard, "add", add_and_announce)
 
 
 def _serialised(call_action: Callable[[BaseResponse], Any]) -> Callable[[BaseResponse], Any]:
@@ -312,12 +345,17 @@ def _patch_step_functions_time(patches: MotoPatches, time_scale: float) -> None:
     def seconds_until_timestamp(wait: Timestamp, env: Any) -> float:
         # Replaces Timestamp._get_wait_seconds (moto 5.2.5), which compares the UTC timestamp with the
         # machine's local time: off by the UTC offset anywhere but UTC (seven hours in Jakarta).
+        # The seconds are counted on the execution's clock: a deadline an hour after the start is reached
+        # 3600 / time_scale real seconds after it, even after a Wait until a reminder half-way. (Counting
+        # from the real clock at each Wait made the second Wait take nearly the whole hour again.)
         wait.string.eval(env=env)
         text = env.stack.pop()
         moment = Timestamp._from_timestamp_string(timestamp=text)
         if moment is None:
             raise FailureEventException(wait._create_failure_event(env, text))
-        return (moment.replace(tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+        started: datetime = env.states.context_object.context_object_data["Execution"]["StartTime"]  # aware, UTC
+        execution_now = started + (datetime.now(UTC) - started) * time_scale
+        return (moment.replace(tzinfo=UTC) - execution_now).total_seconds()
 
     original_wait_for_task_token = StateTaskServiceCallback._eval_wait_for_task_token
 
@@ -332,3 +370,79 @@ def _patch_step_functions_time(patches: MotoPatches, time_scale: float) -> None:
     patches.replace(WaitFunction, "_wait_interval", wait_interval)
     patches.replace(Timestamp, "_get_wait_seconds", seconds_until_timestamp)
     patches.replace(StateTaskServiceCallback, "_eval_wait_for_task_token", wait_for_task_token)
+
+
+# ---------------------------------------------------------------- speed
+
+
+def _patch_speed(patches: MotoPatches) -> None:
+    patches.replace(JSONSerializer, "_serialize_type_structure", _serialize_structure)
+    patches.replace(Table, "all_items", _all_items_in_key_order)
+    # Parsed expressions are shared: moto 5.2.5 only reads the parsed tree (find_clauses) or deep-copies it
+    # before validating (UpdateExpressionValidator), never changes it. Invalid expressions are not cached.
+    patches.replace(
+        UpdateExpressionParser, "make", staticmethod(functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make))
+    )
+    # BaseResponse.call_action (moto 5.2.5) lists the handler class's methods with inspect.getmembers on every
+    # call, to check that the action exists.
+    patches.replace(
+        moto.core.responses, "method_names_from_class", functools.cache(moto.core.responses.method_names_from_class)
+    )
+
+
+_ATTRIBUTE_VALUE_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
+
+
+def _serialize_structure(serializer: JSONSerializer, serialized: Any, value: Any, shape: Shape, key: str) -> None:
+    """Replaces JSONSerializer._serialize_type_structure (moto 5.2.5, inherited from BaseJSONSerializer) for
+    DynamoDB's AttributeValue. The generic path looks each of its ten members up through several alias
+    providers, for every attribute of every item: most of the time of a GetItem, Query or GetRecords."""
+    if (
+        key
+        and shape.name == "AttributeValue"
+        and isinstance(value, dict)
+        and serializer.service_model.service_name in _ATTRIBUTE_VALUE_SERVICES
+    ):
+        serializer._default_serialize(serialized, _attribute_value(value, serializer._base64), shape, key)
+    else:
+        BaseJSONSerializer._serialize_type_structure(serializer, serialized, value, shape, key)
+
+
+def _attribute_value(value: dict[str, Any], base64: Callable[[str | bytes], str]) -> dict[str, Any]:
+    """What the generic serializer makes of an AttributeValue, member by member: strings as strings, blobs
+    base64-encoded, maps and lists recursively, booleans as they are; members it does not know are left out."""
+    wire: dict[str, Any] = {}
+    for name, member in value.items():
+        if member is None:
+            continue
+        if name in {"S", "N"}:
+            wire[name] = str(member)
+        elif name in {"SS", "NS"}:
+            wire[name] = [str(element) for element in member]
+        elif name == "B":
+            wire[name] = base64(member)
+        elif name == "BS":
+            wire[name] = [base64(element) for element in member]
+        elif name == "M":
+            wire[name] = {attribute: _attribute_value(element, base64) for attribute, element in member.items()}
+        elif name == "L":
+            wire[name] = [_attribute_value(element, base64) for element in member]
+        elif name in {"NULL", "BOOL"}:
+            wire[name] = member
+    return wire
+
+
+def _all_items_in_key_order(table: Table) -> list[Item]:
+    """Replaces Table.all_items (moto 5.2.5), which every Query and Scan goes through - a Query on a global
+    secondary index looks at every item of the table. moto sorts the items by their DynamoType keys, whose
+    comparisons recompute the keys' Python values each time. Key attributes are S, N or B, so sorting on the
+    number (N) or the text or bytes (S, B) gives the same order, several times faster."""
+    if table.range_key_attr:
+        items = [item for items_of_hash_key in table.items.values() for item in items_of_hash_key.values()]
+        return sorted(items, key=lambda item: (_key_value(item.hash_key), _key_value(item.range_key)))
+    return sorted(table.items.values(), key=lambda item: _key_value(item.hash_key))
+
+
+def _key_value(key: DynamoType) -> Any:
+    """What DynamoType.cast_value (moto 5.2.5) gives for a key attribute's value."""
+    return Decimal(key.value) if key.type == "N" else key.value

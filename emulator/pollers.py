@@ -5,7 +5,7 @@ the record. Like Lambda's pollers, these read the stream or queue, filter, batch
 
 - DynamoDB streams, in order per shard: a failed batch (or the part from the first reported item failure
   on) is retried up to ``MaximumRetryAttempts`` times, then its metadata goes to ``OnFailure`` and the
-  poller moves on.
+  poller moves on. An idle stream poller sleeps until ``StreamWrites`` says a stream got a record.
 - SQS: successes are deleted; failures stay in flight until their visibility timeout (scaled by
   ``time_scale``) ends and come back, and moto moves them to the DLQ after ``maxReceiveCount`` receives.
 """
@@ -30,8 +30,9 @@ from emulator.template import REGION, Template
 
 logger = logging.getLogger(__name__)
 
-IDLE_POLL_INTERVAL_SECONDS = 0.05
+AFTER_ERROR_WAIT_SECONDS = 0.05
 SQS_LONG_POLL_SECONDS = 1  # also bounds how long stop() waits
+STREAM_IDLE_WAIT_SECONDS = 1  # an idle stream poller reads again at least this often; bounds stop() too
 MAX_RETRY_DELAY_SECONDS = 2.0
 STREAMS_ENDPOINT = f"https://streams.dynamodb.{REGION}.amazonaws.com"  # botocore's default host is not routed
 
@@ -93,6 +94,25 @@ def _failed(invocation: Invocation, identifiers: list[str], report_item_failures
     return set(identifiers) if failed - set(identifiers) else failed
 
 
+class StreamWrites:
+    """Counts records added to DynamoDB streams (moto_patches announces each), so that an idle stream poller
+    sleeps until there is something to read instead of asking moto on a timer."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.count = 0
+
+    def announce(self) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait_beyond(self, seen: int, timeout: float) -> None:
+        """Return when a record was added after ``count`` was ``seen``, or after ``timeout`` seconds."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.count != seen, timeout)
+
+
 class _Poller(abc.ABC):
     def __init__(self, spec: MappingSpec, runtime: LambdaRuntime) -> None:
         self.spec = spec
@@ -114,24 +134,23 @@ class _Poller(abc.ABC):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                busy = self.poll()
+                self.poll()
             except Exception:  # keep polling: the source or the function may recover
                 logger.exception("%s poller of %s failed", self.spec.source_type, self.spec.function)
-                busy = False
-            if not busy:
-                self._stop.wait(IDLE_POLL_INTERVAL_SECONDS)
+                self._stop.wait(AFTER_ERROR_WAIT_SECONDS)
 
     @abc.abstractmethod
-    def poll(self) -> bool:
-        """Handle one batch; True when there was one (poll again at once)."""
+    def poll(self) -> None:
+        """Handle one batch, or wait a while for one when there is none (a long poll)."""
 
     def _invoke(self, records: list[dict[str, Any]]) -> Invocation:
         return self.runtime.invoke(self.spec.function, {"Records": records})
 
 
 class StreamPoller(_Poller):
-    def __init__(self, spec: MappingSpec, runtime: LambdaRuntime) -> None:
+    def __init__(self, spec: MappingSpec, runtime: LambdaRuntime, writes: StreamWrites) -> None:
         super().__init__(spec, runtime)
+        self._writes = writes
         self._streams = boto3.client("dynamodbstreams", region_name=REGION, endpoint_url=STREAMS_ENDPOINT)
         self._sqs = boto3.client("sqs", region_name=REGION)
         table_name = spec.source_arn.split(":table/", 1)[1].split("/", 1)[0]
@@ -149,19 +168,23 @@ class StreamPoller(_Poller):
             args["SequenceNumber"] = sequence_number
         return self._streams.get_shard_iterator(**args)["ShardIterator"]
 
-    def poll(self) -> bool:
+    def poll(self) -> None:
+        writes_seen = self._writes.count  # counted before reading: a record written meanwhile ends the wait
         response = self._streams.get_records(ShardIterator=self._iterator, Limit=self.spec.batch_size)
         self._iterator = response["NextShardIterator"]
+        if not response["Records"]:
+            self._writes.wait_beyond(writes_seen, STREAM_IDLE_WAIT_SECONDS)
+            return
         records = [self._lambda_record(record) for record in response["Records"]]
         batch = [record for record in records if self.spec.matches(record)]
         if not batch:
-            return bool(records)
+            return
         sequences = [record["dynamodb"]["SequenceNumber"] for record in batch]
         invocation = self._invoke(batch)
         failed_sequences = _failed(invocation, sequences, self.spec.report_item_failures)
         if not failed_sequences:
             self._failing_sequence, self._attempts = None, 0
-            return True
+            return
         # A stream is processed in order: everything from the first failed record on is retried.
         failed = batch[min(sequences.index(sequence) for sequence in failed_sequences) :]
         if failed[0]["dynamodb"]["SequenceNumber"] != self._failing_sequence:
@@ -170,11 +193,10 @@ class StreamPoller(_Poller):
         if 0 <= self.spec.max_retry_attempts < self._attempts:
             self._send_to_on_failure(failed, invocation)
             self._failing_sequence, self._attempts = None, 0
-            return True
+            return
         # Retry from the first failed record, after a short backoff so a poisoned shard does not spin.
         self._iterator = self._shard_iterator("AT_SEQUENCE_NUMBER", self._failing_sequence)
         self._stop.wait(min(0.05 * 2**self._attempts, MAX_RETRY_DELAY_SECONDS))
-        return True
 
     def _lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """A stream record as Lambda delivers it (epoch seconds, event source ARN and region)."""
@@ -236,7 +258,7 @@ class QueuePoller(_Poller):
         attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["VisibilityTimeout"])
         self._visibility_timeout = math.ceil(int(attributes["Attributes"]["VisibilityTimeout"]) / time_scale)
 
-    def poll(self) -> bool:
+    def poll(self) -> None:
         response = self._sqs.receive_message(
             QueueUrl=self._queue_url,
             MaxNumberOfMessages=min(self.spec.batch_size, 10),
@@ -247,7 +269,7 @@ class QueuePoller(_Poller):
         )
         records = [self._lambda_record(message) for message in response.get("Messages", [])]
         if not records:
-            return True  # the long poll already waited
+            return  # the long poll waited
         batch = [record for record in records if self.spec.matches(self._filter_view(record))]
         done = [record for record in records if record not in batch]  # Lambda deletes filtered-out messages
         if batch:
@@ -255,7 +277,6 @@ class QueuePoller(_Poller):
             failed = _failed(self._invoke(batch), identifiers, self.spec.report_item_failures)
             done += [record for record in batch if record["messageId"] not in failed]
         self._delete(done)
-        return True
 
     def _delete(self, records: list[dict[str, Any]]) -> None:
         for start in range(0, len(records), 10):
@@ -299,9 +320,11 @@ class QueuePoller(_Poller):
 class EventSourceMappings:
     """One poller per mapping of the template."""
 
-    def __init__(self, template: Template, runtime: LambdaRuntime, time_scale: float) -> None:
+    def __init__(self, template: Template, runtime: LambdaRuntime, time_scale: float, writes: StreamWrites) -> None:
         self._pollers: list[_Poller] = [
-            StreamPoller(spec, runtime) if spec.source_type == "DynamoDB" else QueuePoller(spec, runtime, time_scale)
+            StreamPoller(spec, runtime, writes)
+            if spec.source_type == "DynamoDB"
+            else QueuePoller(spec, runtime, time_scale)
             for spec in mapping_specs(template)
         ]
 

@@ -25,7 +25,7 @@ from emulator.deploy import deploy
 from emulator.events import RuleScheduler, TargetDelivery, deploy_rules, rule_specs
 from emulator.gateway import HttpServer, LocalGateway
 from emulator.openapi import DOCS_PATH, OpenApiDocument
-from emulator.pollers import EventSourceMappings
+from emulator.pollers import EventSourceMappings, StreamWrites
 from emulator.runtime import AsyncInvoker, LambdaRuntime, environment_overlay
 from emulator.seed import Seed, run_seed
 from emulator.template import REGION, TEMPLATE_PATH, Template
@@ -131,8 +131,12 @@ class LocalStack:
         # Torn down in reverse: executions stopped, patches undone, moto stopped, environment restored.
         self._aws.enter_context(environment_overlay(FAKE_AWS_ENVIRONMENT))
         self._aws.enter_context(mock_aws(config=MOTO_CONFIG))
+        stream_writes = StreamWrites()
         patches = moto_patches.install(
-            run_function=_run_function(lambda_runtime), deliver_event=delivery.deliver, time_scale=self.time_scale
+            run_function=_run_function(lambda_runtime),
+            deliver_event=delivery.deliver,
+            time_scale=self.time_scale,
+            stream_written=stream_writes.announce,
         )
         self._aws.callback(patches.undo)
         self._aws.callback(_stop_running_executions)
@@ -146,7 +150,7 @@ class LocalStack:
             },
         )
         deploy_rules(boto3.client("events", region_name=REGION), rules)
-        self._pollers = EventSourceMappings(template, lambda_runtime, self.time_scale)
+        self._pollers = EventSourceMappings(template, lambda_runtime, self.time_scale, stream_writes)
         self._pollers.start()
         runtime.activate(lambda_runtime)
         if self._seed_enabled:

@@ -41,11 +41,12 @@ How refunds and payouts turn out:
   to account number 131313 stays ACCEPTED until failed, as in Xendit's test mode, so a test can fail it
   without racing the settlement.
 
-Webhooks are POSTed from a background thread (never inside the request that caused them, so a caller that
-waits on this server cannot deadlock) with ``x-callback-token`` to
+Webhooks are POSTed from a few background threads (never inside the request that caused them, so a caller
+that waits on this server cannot deadlock) with ``x-callback-token`` to
 ``{webhook_base_url}/_url/XenditInvoiceWebhook/``, ``.../XenditRefundWebhook/`` and
-``.../XenditPayoutWebhook/``, in Xendit's callback formats. Connection errors and 5xx are retried a few
-times with backoff; like Xendit, a read timeout is not retried.
+``.../XenditPayoutWebhook/``, in Xendit's callback formats. The callbacks of one invoice, refund or payout
+are POSTed one at a time, in the order they happened; those of different ones in parallel. Connection
+errors and 5xx are retried a few times with backoff; like Xendit, a read timeout is not retried.
 
 ``time_scale`` shortens invoice lifetimes the way the local stack shortens Wait states (LOCAL_TIME_SCALE):
 an invoice's expiry_date is real, but it expires after ``duration / time_scale`` seconds.
@@ -64,8 +65,10 @@ import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -84,6 +87,9 @@ HELD_PAYOUT_ACCOUNT_NUMBER = "131313"
 WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_MAX_ATTEMPTS = 5
 WEBHOOK_FIRST_BACKOFF_SECONDS = 0.2
+# The stack behind the webhooks runs one invocation at a time; a few callbacks in flight keep it busy while
+# each one's HTTP round trip is under way (one thread at a time left it idle between callbacks).
+WEBHOOK_DELIVERY_THREADS = 4
 
 # invoice payment_method -> (channel a simulated payment uses, payment_method_type shown on its refunds)
 PAYMENT_METHODS = {
@@ -350,7 +356,7 @@ class LocalPayout:
 
 
 class Scheduler:
-    """One background thread that runs actions when they fall due: webhook deliveries, settlements, expiries."""
+    """One background thread that runs actions when they fall due: settlements, expiries, webhook retries."""
 
     def __init__(self, name: str) -> None:
         self._due: list[tuple[float, int, Callable[[], None]]] = []
@@ -387,23 +393,71 @@ class Scheduler:
             return None
 
 
-@dataclass
 class WebhookSender:
-    """POSTs callbacks to the Function URLs of the local stack, retrying connection errors and 5xx."""
+    """POSTs callbacks to the Function URLs of the local stack, retrying connection errors and 5xx; the
+    callbacks of one resource (invoice, refund or payout id) one at a time, in order."""
 
-    callback_token: str
-    base_url: str
-    scheduler: Scheduler
-    session: requests.Session = field(default_factory=requests.Session)
+    def __init__(self, callback_token: str, base_url: str, scheduler: Scheduler) -> None:
+        self.callback_token = callback_token
+        self.base_url = base_url
+        self.scheduler = scheduler
+        self._workers = ThreadPoolExecutor(WEBHOOK_DELIVERY_THREADS, thread_name_prefix="local-xendit-webhooks")
+        self._lock = threading.Lock()
+        # resource id -> its deliveries not made yet; an id is here while one worker delivers its callbacks
+        self._pending: dict[str, deque[Callable[[], None]]] = {}
+        self._closed = False
+        self._thread_session = threading.local()  # requests.Session is not thread-safe: one per worker
+        self._sessions: list[requests.Session] = []
 
-    def send(self, function_logical_id: str, body: dict[str, Any]) -> None:
+    def send(self, function_logical_id: str, resource_id: str, body: dict[str, Any]) -> None:
         url = f"{self.base_url.rstrip('/')}/_url/{function_logical_id}/"
-        self.scheduler.call_later(0, partial(self._attempt, url, body, 1))
+        self._enqueue(resource_id, partial(self._attempt, url, resource_id, body, 1))
 
-    def _attempt(self, url: str, body: dict[str, Any], attempt: int) -> None:
+    def close(self) -> None:
+        """Stop taking callbacks, let the POSTs under way finish, and drop the rest."""
+        with self._lock:
+            self._closed = True
+        self._workers.shutdown(wait=True, cancel_futures=True)
+        for session in self._sessions:
+            session.close()
+
+    def _enqueue(self, resource_id: str, delivery: Callable[[], None]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if resource_id in self._pending:  # its worker takes this one after the earlier ones
+                self._pending[resource_id].append(delivery)
+                return
+            self._pending[resource_id] = deque([delivery])
+            self._workers.submit(self._deliver_all, resource_id)  # under the lock: close() cannot come between
+
+    def _deliver_all(self, resource_id: str) -> None:
+        while True:
+            with self._lock:
+                pending = self._pending[resource_id]
+                if self._closed or not pending:
+                    del self._pending[resource_id]
+                    return
+                delivery = pending.popleft()
+            try:
+                delivery()
+            except Exception:  # a worker thread has nobody to raise to
+                logger.exception("local Xendit: a webhook delivery failed")
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._thread_session, "session", None)
+        if session is None:
+            session = self._thread_session.session = requests.Session()
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _attempt(self, url: str, resource_id: str, body: dict[str, Any], attempt: int) -> None:
         headers = {"x-callback-token": self.callback_token, "content-type": "application/json"}
         try:
-            response = self.session.post(url, data=json.dumps(body), headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS)
+            response = self._session().post(
+                url, data=json.dumps(body), headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS
+            )
         except requests.ReadTimeout:
             logger.error("local Xendit: webhook to %s timed out; Xendit does not retry timeouts", url)
             return
@@ -420,11 +474,12 @@ class WebhookSender:
             return
         logger.warning("local Xendit: webhook to %s failed (%s); retrying", url, failure)
         backoff = WEBHOOK_FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1)
-        self.scheduler.call_later(backoff, partial(self._attempt, url, body, attempt + 1))
+        retry = partial(self._attempt, url, resource_id, body, attempt + 1)
+        self.scheduler.call_later(backoff, partial(self._enqueue, resource_id, retry))
 
 
 class LocalXendit:
-    """The local Xendit as a WSGI app (``wsgi_app``); ``close()`` stops its background thread."""
+    """The local Xendit as a WSGI app (``wsgi_app``); ``close()`` stops its background threads."""
 
     def __init__(
         self,
@@ -482,7 +537,7 @@ class LocalXendit:
 
     def close(self) -> None:
         self._scheduler.close()
-        self._webhooks.session.close()
+        self._webhooks.close()
 
     # --- invoices -------------------------------------------------------------------------------------
 
@@ -563,7 +618,7 @@ class LocalXendit:
                 invoice.payment_id = f"py-{uuid.uuid4()}"
                 invoice.paid_at = invoice.updated
             resource, callback = invoice.resource(), invoice.callback()
-        self._webhooks.send("XenditInvoiceWebhook", callback)
+        self._webhooks.send("XenditInvoiceWebhook", invoice_id, callback)
         return resource
 
     def _invoice(self, invoice_id: str) -> LocalInvoice:
@@ -640,7 +695,7 @@ class LocalXendit:
             if status == "FAILED":
                 refund.invoice.refunded_amount -= refund.amount  # a failed refund gives the amount back
             resource, callback = refund.resource(), refund.callback()
-        self._webhooks.send("XenditRefundWebhook", callback)
+        self._webhooks.send("XenditRefundWebhook", refund_id, callback)
         return resource
 
     # --- payouts --------------------------------------------------------------------------------------
@@ -695,7 +750,7 @@ class LocalXendit:
                 raise XenditError(409, "PAYOUT_NOT_ACCEPTED", f"payout {payout_id} is already {payout.status}")
             payout.status, payout.failure_code, payout.updated = status, failure_code, _now()
             resource, callback = payout.resource(), payout.callback()
-        self._webhooks.send("XenditPayoutWebhook", callback)
+        self._webhooks.send("XenditPayoutWebhook", payout_id, callback)
         return resource
 
     @staticmethod

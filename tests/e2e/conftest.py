@@ -1,5 +1,6 @@
 """The local stack started as ``make run`` starts it - ``python -m emulator`` in a subprocess, on a free
-loopback port - once per session, and a small HTTP client for it."""
+loopback port - once per session, and a small HTTP client for it. ``running_local_stack`` starts another
+one (say, with its own time scale) for a module that needs it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +84,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a local stack started with ``python -m emulator`` (as ``make run`` does)."""
+@contextmanager
+def running_local_stack(log_dir: Path, time_scale: float | None = None) -> Iterator[str]:
+    """The base URL of a local stack started with ``python -m emulator`` (as ``make run`` does), with
+    LOCAL_TIME_SCALE set to ``time_scale`` if given; stopped on exit. Its output goes to ``log_dir``."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("local-stack") / "local-stack.log"
+    log = log_dir / "local-stack.log"
     environment = {**os.environ, "PORT": str(port)}
+    if time_scale is not None:
+        environment["LOCAL_TIME_SCALE"] = str(time_scale)
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "emulator"], cwd=ROOT, env=environment, stdout=output, stderr=subprocess.STDOUT
@@ -98,6 +103,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base_url
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of the local stack the e2e tests share."""
+    with running_local_stack(tmp_path_factory.mktemp("local-stack")) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="session")
