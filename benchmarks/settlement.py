@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import resource
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from time import perf_counter
 
 from benchmarks.dynamodb_calls import DynamoDBCalls, counting_dynamodb_calls
@@ -12,11 +13,10 @@ from benchmarks.progress import Progress
 from benchmarks.world import benchmark_world, expect, open_session, paid_callback, run_pages, step
 from patungan.adapters.dynamodb import Transaction
 from patungan.composition import groupbuy_repository, payment_service
+from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
-from patungan.core.ids import new_id
-from patungan.groupbuy.models import Participation, PaymentSummary, Session
+from patungan.groupbuy.service import new_join
 from patungan.payments.models import Payment
-from patungan.payments.service import PaymentService
 from tests.support.groupbuy import GroupBuyWorld
 from tests.support.lambdas import handler_module
 
@@ -103,7 +103,9 @@ def seed_paid_participants(world: GroupBuyWorld, session_id: str, count: int, pr
     session = repository.get_session(session_id)
     pending: list[Payment] = []
     for n in range(count):
-        participation, payment = _new_join(payments, session, n)
+        participation, payment = new_join(
+            payments, session, f"seed-buyer-{n}", 1, session.current_unit_price, to_iso(datetime.now(UTC))
+        )
         tx = Transaction()
         repository.add_participation(tx, participation, stalled_since=None)
         session = repository.change_session(
@@ -125,33 +127,3 @@ def seed_paid_participants(world: GroupBuyWorld, session_id: str, count: int, pr
             progress(f"{n + 1:,}/{count:,} paid")
     paid = repository.get_session(session_id)
     expect(paid.paid_quantity == count, f"{paid.paid_quantity} of {count} seeded participants are paid")
-
-
-def _new_join(payments: PaymentService, session: Session, buyer_number: int) -> tuple[Participation, Payment]:
-    """What ``GroupBuyService.join`` writes for one unit, before any invoice."""
-    participation_id = new_id("par")
-    user_id = f"seed-buyer-{buyer_number}"
-    price = session.current_unit_price
-    payment = payments.new_payment(
-        new_id("pay"),
-        user_id,
-        "groupbuy_escrow",
-        price,
-        session.currency,
-        f"{session.product_name} x1 (group buy {session.id})",
-        {"session_id": session.id, "participant_id": participation_id},
-    )
-    participation = Participation(
-        id=participation_id,
-        session_id=session.id,
-        user_id=user_id,
-        quantity=1,
-        unit_price=price,
-        amount=price,
-        currency=session.currency,
-        status="pending_payment",
-        payment=PaymentSummary(id=payment.id, status="pending", amount=price),
-        created_at=payment.created_at,
-        updated_at=payment.created_at,
-    )
-    return participation, payment

@@ -202,29 +202,8 @@ class GroupBuyService:
             )
         if data.quantity > session.open_quantity:
             raise Conflict(f"only {max(session.open_quantity, 0)} units are left", code="insufficient_quantity")
-        participation_id, payment_id = new_id("par"), new_id("pay")
-        amount = unit_price * data.quantity
-        payment = self.payments.new_payment(
-            payment_id,
-            principal.user_id,
-            "groupbuy_escrow",
-            amount,
-            session.currency,
-            f"{session.product_name} x{data.quantity} (group buy {session.id})",
-            {"session_id": session.id, "participant_id": participation_id},
-        )
-        participation = Participation(
-            id=participation_id,
-            session_id=session.id,
-            user_id=principal.user_id,
-            quantity=data.quantity,
-            unit_price=unit_price,
-            amount=amount,
-            currency=session.currency,
-            status="pending_payment",
-            payment=PaymentSummary(id=payment_id, status="pending", amount=amount),
-            created_at=to_iso(now),
-            updated_at=to_iso(now),
+        participation, payment = new_join(
+            self.payments, session, principal.user_id, data.quantity, unit_price, to_iso(now)
         )
         tx = Transaction()
         self.repository.add_participation(tx, participation, stalled_since=to_iso(now))
@@ -380,3 +359,46 @@ class GroupBuyService:
 def _product_name(product: Product, variant_id: str | None) -> str:
     variant = product.variant(variant_id) if variant_id else None
     return f"{product.name} ({variant.name})" if variant else product.name
+
+
+def new_join(
+    payments: PaymentService,
+    session: Session,
+    user_id: str,
+    quantity: int,
+    unit_price: int,
+    now: str,
+    *,
+    platform: bool = False,
+) -> tuple[Participation, Payment]:
+    """A participation and the escrow payment behind it, not yet written: a buyer's (pending, paid through a
+    Xendit invoice) or the platform's top-up (paid from the platform's own account, GB-12)."""
+    participation_id, payment_id = new_id("par"), new_id("pay")
+    amount = unit_price * quantity
+    payment = payments.new_payment(
+        payment_id,
+        user_id,
+        "groupbuy_topup" if platform else "groupbuy_escrow",
+        amount,
+        session.currency,
+        f"Platform top-up of {session.id}"
+        if platform
+        else f"{session.product_name} x{quantity} (group buy {session.id})",
+        {"session_id": session.id, "participant_id": participation_id},
+    )
+    status = "paid" if platform else "pending"
+    participation = Participation(
+        id=participation_id,
+        session_id=session.id,
+        user_id=user_id,
+        quantity=quantity,
+        unit_price=unit_price,
+        amount=amount,
+        currency=session.currency,
+        status="paid" if platform else "pending_payment",
+        payment=PaymentSummary(id=payment_id, status=status, amount=amount),
+        is_platform=platform,
+        created_at=now,
+        updated_at=now,
+    )
+    return participation, payment

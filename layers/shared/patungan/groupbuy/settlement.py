@@ -17,13 +17,12 @@ from patungan.adapters.xendit import ExpireOutcome
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict
 from patungan.core.events import new_event
-from patungan.core.ids import new_id
 from patungan.core.observability import logger, metrics
 from patungan.groupbuy import events
-from patungan.groupbuy.models import CLAIMABLE, PLATFORM_USER_ID, Participation, PaymentSummary, Session
+from patungan.groupbuy.models import CLAIMABLE, PLATFORM_USER_ID, Participation, Session
 from patungan.groupbuy.pricing import tier_refund, unit_price_at
 from patungan.groupbuy.repository import GroupBuyRepository
-from patungan.groupbuy.service import retry_stale
+from patungan.groupbuy.service import new_join, retry_stale
 from patungan.inventory.service import PurchaseOrderService
 from patungan.ledger import accounts
 from patungan.ledger.models import Entry, Movement
@@ -163,29 +162,8 @@ class SettlementService:
             session.base_price, session.tiers, session.paid_quantity + units, session.target_quantity
         )
         now = self._now()
-        participation_id, payment_id = new_id("par"), new_id("pay")
-        payment = self.payments.new_payment(
-            payment_id,
-            PLATFORM_USER_ID,
-            "groupbuy_topup",
-            unit_price * units,
-            session.currency,
-            f"Platform top-up of {session.id}",
-            {"session_id": session.id, "participant_id": participation_id},
-        )
-        participation = Participation(
-            id=participation_id,
-            session_id=session.id,
-            user_id=PLATFORM_USER_ID,
-            quantity=units,
-            unit_price=unit_price,
-            amount=unit_price * units,
-            currency=session.currency,
-            status="paid",
-            payment=PaymentSummary(id=payment_id, status="paid", amount=unit_price * units),
-            is_platform=True,
-            created_at=now,
-            updated_at=now,
+        participation, payment = new_join(
+            self.payments, session, PLATFORM_USER_ID, units, unit_price, now, platform=True
         )
         tx = Transaction()
         # The platform's lock item makes the top-up happen at most once per session.
