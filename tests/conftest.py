@@ -16,3 +16,5 @@ def world():
     """Group buying ready to go: local AWS, the local Xendit, a factory with a product."""
     with group_buy_world() as built:
         yield built
+        # Issue 6: whatever a group-buying test did, the ledger still balances when it ends.
+        assert built.trial_balance()["balanced"] is True

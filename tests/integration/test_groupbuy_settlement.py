@@ -229,8 +229,9 @@ def test_success_interrupted_after_any_transaction_then_retried_settles_once(wor
     assert world.trial_balance()["balanced"] is True
 
 
-@pytest.mark.parametrize("commits", [0, 1, 2, 3])
+@pytest.mark.parametrize("commits", [0, 1, 2, 3, 4])
 def test_release_interrupted_then_retried_releases_once(world, commits):
+    """A crash before each release and before completing; the retry passes the empty-escrow check (defect 1)."""
     session, _ = fill_in_four_tiers(world)
     world.settle(session["id"])
     world.step("MarkSessionDeliveredFunction", session_id=session["id"])
@@ -241,7 +242,10 @@ def test_release_interrupted_then_retried_releases_once(world, commits):
     world.release_escrow(session["id"])
 
     assert balance(world, accounts.factory_payable(world.factory_id)) == 1_600_000
+    assert balance(world, accounts.session_escrow(session["id"])) == 0
     assert world.get_session(session["id"])["status"] == "completed"
+    [released] = world.events("escrow.released")
+    assert released["data"]["amount"] == 1_600_000
     assert world.trial_balance()["balanced"] is True
 
 

@@ -51,6 +51,14 @@ class RateLimited(DomainError):
     status, code = 429, "rate_limited"
 
 
+class SettlementInvariantViolated(DomainError):
+    """Settling or releasing a group-buy session would leave a buyer or money behind (GB-10, GB-14): the step
+    refuses to declare success. Not retryable, a person has to look; the class name is the error the state
+    machine catches."""
+
+    status, code = 500, "settlement_invariant_violated"
+
+
 class DependencyUnavailable(DomainError):
     """A dependency (AWS service, Xendit) did not answer: the caller may retry; nothing was lost."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from patungan.groupbuy.pricing import fill_percent, unit_price_at
+from patungan.groupbuy.pricing import fill_percent, highest_tier_reached, unit_price_at
 
 SessionStatus = Literal[
     "forming",
@@ -94,6 +94,12 @@ class Session(BaseModel):
     reserved_quantity: int = 0
     participant_count: int = 0
     platform_topup_quantity: int = 0
+    price_locked_at_fill_percent: int | None = Field(
+        None,
+        description="the highest tier fill paid fill has reached: its price stays in force when paid buyers "
+        "leave, so nobody is charged above what they paid (PAY-7)",
+    )
+    moq_reached_at: str | None = Field(None, description="when paid quantity first reached the MOQ (GB-6)")
     final_unit_price: int | None = None
     outcome: Literal["succeed", "fail"] | None = None
     escrow_release_status: Literal["pending", "failed", "released"] | None = None
@@ -104,7 +110,25 @@ class Session(BaseModel):
 
     @property
     def current_unit_price(self) -> int:
-        return unit_price_at(self.base_price, self.tiers, self.paid_quantity, self.target_quantity)
+        """The tier of the paid fill, or the cheaper tier paid fill reached before buyers left (defect 3)."""
+        return unit_price_at(
+            self.base_price, self.tiers, self.paid_quantity, self.target_quantity, self.price_locked_at_fill_percent
+        )
+
+    def paid_changes(self, quantity: int, now: str) -> dict[str, Any]:
+        """What ``quantity`` more paid units change on the session, written in the payment's transaction: the
+        paid fill, the tier it locks in, and ``moq_reached``, once (GB-6)."""
+        paid_quantity = self.paid_quantity + quantity
+        reached = highest_tier_reached(self.tiers, paid_quantity, self.target_quantity)
+        changes: dict[str, Any] = {
+            "paid_quantity": paid_quantity,
+            "price_locked_at_fill_percent": max(
+                (p for p in (self.price_locked_at_fill_percent, reached) if p is not None), default=None
+            ),
+        }
+        if self.status == "active" and self.moq_reached_at is None and paid_quantity >= self.moq:
+            changes.update(status="moq_reached", moq_reached_at=now)
+        return changes
 
     @property
     def open_quantity(self) -> int:
@@ -152,5 +176,7 @@ class Participation(BaseModel):
     order_id: str | None = None
     tier_refund_amount: int | None = None
     is_platform: bool = False
+    # When the near-expiry reminder went out (GB-13): a retried walk does not send it again. Not shown.
+    reminded_at: str | None = Field(None, exclude=True)
     created_at: str
     updated_at: str

@@ -37,18 +37,10 @@ class GroupBuyPaymentPurpose:
         if participation.status != "pending_payment":
             return "late_payment"  # expired or left before the money arrived: it goes back
         if session.status not in JOINABLE:
-            # Paid after the session closed: too late to count; the quantity it held is released.
-            self.repository.change_participation(
-                tx,
-                participation,
-                expected_status="pending_payment",
-                clear_stalled=True,
-                status="expired",
-                payment=self._summary(participation, payment),
-                updated_at=now,
-            )
-            self.repository.change_session(
-                tx, session, reserved_quantity=session.reserved_quantity - participation.quantity, updated_at=now
+            # Paid after the session closed: too late to count; the join ends as if its invoice had expired
+            # (quantity released, no longer counted as a participant) and the money goes back.
+            self.repository.end_unpaid(
+                tx, session, participation, status="expired", payment=self._summary(participation, payment), now=now
             )
             return "late_payment"
         paid = self.repository.change_participation(
@@ -60,18 +52,15 @@ class GroupBuyPaymentPurpose:
             payment=self._summary(participation, payment),
             updated_at=now,
         )
-        paid_quantity = session.paid_quantity + participation.quantity
-        reaches_moq = session.status == "active" and paid_quantity >= session.moq
         changed = self.repository.change_session(
             tx,
             session,
-            paid_quantity=paid_quantity,
+            **session.paid_changes(participation.quantity, now),
             reserved_quantity=session.reserved_quantity - participation.quantity,
-            status="moq_reached" if reaches_moq else session.status,
             updated_at=now,
         )
         self.outbox.add(tx, events.participant_event("paid", paid, changed, self.clock))
-        if reaches_moq:
+        if changed.moq_reached_at != session.moq_reached_at:
             self.outbox.add(tx, events.session_event("moq_reached", changed, self.clock))
         return None
 

@@ -233,6 +233,18 @@ class GroupBuyRepository:
         )
         return changed
 
+    def mark_reminded(self, tx: Transaction, participation: Participation, now: str) -> None:
+        """A payment reminder goes out once (GB-13): only to a participation still unpaid and not reminded."""
+        tx.update(
+            self.table,
+            _participation_key(participation.session_id, participation.id),
+            "SET reminded_at = :now",
+            condition="#status = :pending AND attribute_not_exists(reminded_at)",
+            names={"#status": "status"},
+            values={":now": now, ":pending": "pending_payment"},
+            on_fail=Conflict(f"participation {participation.id} was paid, ended or reminded meanwhile"),
+        )
+
     def get_participation(self, session_id: str, participation_id: str) -> Participation:
         item = self.table.get(_participation_key(session_id, participation_id))
         if item is None:

@@ -322,13 +322,13 @@ class GroupBuyService:
             tx, participation, expected_status="paid", status="left", updated_at=self._now()
         )
         self.repository.release_lock(tx, participation)
-        paid_quantity = session.paid_quantity - participation.quantity
+        # The status stays: GB-2 has no way back from moq_reached (the claim decides on paid quantity), and
+        # the tier paid fill reached stays in force (price_locked_at_fill_percent, defect 3).
         changed = self.repository.change_session(
             tx,
             session,
-            paid_quantity=paid_quantity,
+            paid_quantity=session.paid_quantity - participation.quantity,
             participant_count=session.participant_count - 1,
-            status="active" if session.status == "moq_reached" and paid_quantity < session.moq else session.status,
             updated_at=self._now(),
         )
         self.payments.request_refund(tx, payment, "left")

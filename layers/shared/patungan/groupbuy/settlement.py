@@ -8,28 +8,64 @@ with the cursor, so a session of any size stays within Step Functions' limits.""
 from __future__ import annotations
 
 import contextlib
+import random
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
 from patungan.adapters.xendit import ExpireOutcome
 from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import Conflict
+from patungan.core.errors import ConcurrentUpdate, Conflict, SettlementInvariantViolated
 from patungan.core.events import new_event
 from patungan.core.observability import logger, metrics
 from patungan.groupbuy import events
-from patungan.groupbuy.models import CLAIMABLE, PLATFORM_USER_ID, Participation, Session
+from patungan.groupbuy.models import CLAIMABLE, JOINABLE, PLATFORM_USER_ID, Participation, Session
 from patungan.groupbuy.pricing import tier_refund, unit_price_at
 from patungan.groupbuy.repository import GroupBuyRepository
-from patungan.groupbuy.service import new_join, retry_stale
+from patungan.groupbuy.service import MAX_ATTEMPTS, new_join, retry_stale
 from patungan.inventory.service import PurchaseOrderService
 from patungan.ledger import accounts
 from patungan.ledger.models import Entry, Movement
 from patungan.orders.models import Order, OrderLine
 from patungan.orders.service import OrderService
-from patungan.payments.repository import PaymentMovedOn, RefundAlreadyRequested
+from patungan.payments.models import RefundReason
+from patungan.payments.repository import PaymentMovedOn
 from patungan.payments.service import Ledger, PaymentService
+
+BACKOFF_SECONDS = 0.05
+REMINDERS_PER_TRANSACTION = 25  # two items each; a transaction holds at most 100
+
+
+class EscrowLedger(Ledger, Protocol):
+    def balance(self, account: str) -> int: ...
+
+
+def commit_unless_done(build: Callable[[], Transaction], done: Callable[[], bool]) -> bool:
+    """Commit the transaction ``build`` makes; False when a re-read (``done``) shows an earlier run did the work.
+
+    A refused commit is never taken as "done" by itself: a transaction cancelled by another writer on the
+    same wallet or escrow (ConcurrentUpdate) is a Conflict too (defect 1). So: re-read; done → move on; a
+    concurrent writer → build again after a jittered backoff, a bounded number of times, then fail the step
+    (the state machine retries it); any other refusal fails the step."""
+    attempts = 0
+    while True:
+        try:
+            build().commit()
+            return True
+        except Conflict as exc:
+            if done():
+                return False
+            attempts += 1
+            if not isinstance(exc, ConcurrentUpdate) or attempts == MAX_ATTEMPTS:
+                raise
+            _back_off(attempts)
+
+
+def _back_off(attempts: int) -> None:
+    time.sleep(random.uniform(0, BACKOFF_SECONDS * 2**attempts))
 
 
 @dataclass(frozen=True)
@@ -42,7 +78,7 @@ class TopUpPolicy:
 
     def units_for(self, session: Session) -> int:
         missing = session.moq - session.paid_quantity
-        if not self.enabled or session.status != "active" or missing <= 0 or session.platform_topup_quantity:
+        if not self.enabled or session.status not in JOINABLE or missing <= 0 or session.platform_topup_quantity:
             return 0
         if session.paid_quantity * 100 < self.floor_percent * session.moq or missing > session.open_quantity:
             return 0
@@ -56,7 +92,7 @@ class SettlementService:
         payments: PaymentService,
         orders: OrderService,
         purchase_orders: PurchaseOrderService,
-        ledger: Ledger,
+        ledger: EscrowLedger,
         outbox: Outbox,
         clock: Clock,
         *,
@@ -82,7 +118,7 @@ class SettlementService:
         allowed: set[str],
         target: str,
         event: str | None = None,
-        escrow_event: bool = False,
+        escrow_released: int | None = None,
         later: frozenset[str] = frozenset(),
         **changes: Any,
     ) -> dict[str, Any]:
@@ -102,7 +138,7 @@ class SettlementService:
             changed = self.repository.change_session(tx, session, status=target, updated_at=self._now(), **changes)
             if event:
                 self.outbox.add(tx, events.session_event(event, changed, self.clock))
-            if escrow_event:
+            if escrow_released is not None:
                 self.outbox.add(
                     tx,
                     new_event(
@@ -111,16 +147,32 @@ class SettlementService:
                         {
                             "session_id": session_id,
                             "factory_id": session.factory_id,
-                            "amount": (session.final_unit_price or 0) * session.paid_quantity,
+                            "amount": escrow_released,
                             "currency": session.currency,
                         },
                         self.clock,
                     ),
                 )
             tx.commit()
+            logger.info("session moved on", extra={"session_id": session_id, "from": session.status, "to": target})
             return {"session_id": session_id, "status": target, "changed": True}
 
         return retry_stale(once)
+
+    def _refuse(self, session_id: str, message: str, **figures: Any) -> SettlementInvariantViolated:
+        """An invariant does not hold: say so loudly (CRITICAL log, metric) and refuse to move on."""
+        logger.critical(message, extra={"session_id": session_id, **figures})
+        metrics.add_metric(name="SettlementInvariantViolations", unit="Count", value=1)
+        return SettlementInvariantViolated(f"session {session_id}: {message}", details=[figures])
+
+    def _participations(self, session_id: str) -> Iterator[Participation]:
+        cursor = None
+        while True:
+            page = self.repository.participations_page(session_id, limit=self.page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     # ---- before the deadline
     def activate(self, session_id: str) -> dict[str, Any]:
@@ -130,62 +182,79 @@ class SettlementService:
         return self._transition(session_id, {"forming"}, "active", "activated")
 
     def near_expiry(self, session_id: str) -> dict[str, Any]:
-        """GB-13: reminders to buyers who have not paid yet, and the platform top-up decision (GB-12)."""
+        """GB-13: the platform top-up decision (GB-12) first, so a failing reminder walk cannot skip it; then
+        reminders to buyers who have not paid yet, each sent once however often the step is retried."""
+        topped_up = self._top_up(session_id)
         reminded = self._remind_unpaid(session_id)
-        topped_up = retry_stale(lambda: self._top_up(session_id))
+        logger.info("near expiry", extra={"session_id": session_id, "topped_up": topped_up, "reminded": reminded})
         return {"session_id": session_id, "reminded": reminded, "topped_up": topped_up}
 
     def _remind_unpaid(self, session_id: str) -> int:
         session = self.repository.get_session(session_id)
-        reminded, cursor = 0, None
+        reminded = 0
+        unpaid = [p for p in self._participations(session_id) if p.status == "pending_payment" and not p.reminded_at]
+        for start in range(0, len(unpaid), REMINDERS_PER_TRANSACTION):
+            reminded += self._remind(session, unpaid[start : start + REMINDERS_PER_TRANSACTION])
+        return reminded
+
+    def _remind(self, session: Session, batch: list[Participation]) -> int:
+        """One reminder each, marked on the participation in the same transaction. A refused batch (someone
+        paid, left or was reminded meanwhile) is re-read and sent again without them."""
+        attempts = 0
         while True:
-            page = self.repository.participations_page(session_id, limit=self.page_size, cursor=cursor)
-            unpaid = [p for p in page.items if p.status == "pending_payment"]
-            for start in range(0, len(unpaid), 25):  # a transaction holds at most 100 items
-                tx = Transaction()
-                for participation in unpaid[start : start + 25]:
-                    self.outbox.add(
-                        tx, events.participant_event("payment_reminder", participation, session, self.clock)
-                    )
+            tx, now = Transaction(), self._now()
+            for participation in batch:
+                self.repository.mark_reminded(tx, participation, now)
+                self.outbox.add(tx, events.participant_event("payment_reminder", participation, session, self.clock))
+            try:
                 tx.commit()
-            reminded += len(unpaid)
-            if page.next_cursor is None:
-                return reminded
-            cursor = page.next_cursor
+                return len(batch)
+            except Conflict:
+                attempts += 1
+                if attempts == MAX_ATTEMPTS:
+                    raise
+                current = [self.repository.get_participation(session.id, p.id) for p in batch]
+                batch = [p for p in current if p.status == "pending_payment" and not p.reminded_at]
+                _back_off(attempts)
 
     def _top_up(self, session_id: str) -> int:
-        session = self.repository.get_session(session_id)
-        units = self.topup.units_for(session)
-        if units == 0:
+        units = 0
+
+        def build() -> Transaction:
+            nonlocal units
+            session = self.repository.get_session(session_id)
+            units = self.topup.units_for(session)
+            tx = Transaction()
+            if units == 0:
+                return tx
+            now = self._now()
+            changes = session.paid_changes(units, now)
+            unit_price = unit_price_at(
+                session.base_price,
+                session.tiers,
+                changes["paid_quantity"],
+                session.target_quantity,
+                changes["price_locked_at_fill_percent"],
+            )
+            participation, payment = new_join(
+                self.payments, session, PLATFORM_USER_ID, units, unit_price, now, platform=True
+            )
+            # The platform's lock item makes the top-up happen at most once per session.
+            self.repository.add_participation(tx, participation, stalled_since=None)
+            self.payments.add_platform_payment(tx, payment, accounts.PLATFORM_TOPUP)
+            changed = self.repository.change_session(
+                tx, session, **changes, platform_topup_quantity=units, updated_at=now
+            )
+            self.outbox.add(tx, events.session_event("topped_up", changed, self.clock, topup_quantity=units))
+            if changed.moq_reached_at != session.moq_reached_at:
+                self.outbox.add(tx, events.session_event("moq_reached", changed, self.clock))
+            return tx
+
+        def topped_up_before() -> bool:
+            return self.repository.get_session(session_id).platform_topup_quantity > 0
+
+        if not commit_unless_done(build, topped_up_before) or units == 0:
             return 0
-        unit_price = unit_price_at(
-            session.base_price, session.tiers, session.paid_quantity + units, session.target_quantity
-        )
-        now = self._now()
-        participation, payment = new_join(
-            self.payments, session, PLATFORM_USER_ID, units, unit_price, now, platform=True
-        )
-        tx = Transaction()
-        # The platform's lock item makes the top-up happen at most once per session.
-        self.repository.add_participation(tx, participation, stalled_since=None)
-        self.payments.add_platform_payment(tx, payment, accounts.PLATFORM_TOPUP)
-        changed = self.repository.change_session(
-            tx,
-            session,
-            paid_quantity=session.paid_quantity + units,
-            platform_topup_quantity=units,
-            status="moq_reached" if session.paid_quantity + units >= session.moq else session.status,
-            updated_at=now,
-        )
-        self.outbox.add(tx, events.session_event("topped_up", changed, self.clock, topup_quantity=units))
-        if changed.status == "moq_reached":
-            self.outbox.add(tx, events.session_event("moq_reached", changed, self.clock))
-        try:
-            tx.commit()
-        except Conflict as exc:
-            if exc.code == "already_joined":
-                return 0  # a previous run of this step already topped up
-            raise
         metrics.add_metric(name="PlatformTopUps", unit="Count", value=1)
         return units
 
@@ -210,6 +279,16 @@ class SettlementService:
                 updated_at=self._now(),
             )
             tx.commit()
+            logger.info(
+                "session claimed",
+                extra={
+                    "session_id": session_id,
+                    "outcome": "succeed" if succeeded else "fail",
+                    "paid_quantity": session.paid_quantity,
+                    "moq": session.moq,
+                    "final_unit_price": session.current_unit_price if succeeded else None,
+                },
+            )
             return {"session_id": session_id, "outcome": "succeed" if succeeded else "fail"}
 
         return retry_stale(once)
@@ -222,22 +301,46 @@ class SettlementService:
         if session.status != "closing":
             return {"session_id": session_id, "cursor": None, "done": True}  # settled by an earlier run
         page = self.repository.participations_page(session_id, limit=self.page_size, cursor=cursor)
+        settled = expired = 0
         for participation in page.items:
             if participation.status == "paid":
-                self._settle_participant(session, participation)
+                settled += self._settle_participant(session, participation)
             elif participation.status == "pending_payment":
                 self._expire_unpaid(participation)
+                expired += 1
+        logger.info(
+            "settlement page",
+            extra={
+                "session_id": session_id,
+                "cursor": cursor,
+                "participants": len(page.items),
+                "settled": settled,
+                "unpaid_expired": expired,
+                "done": page.next_cursor is None,
+            },
+        )
         return {"session_id": session_id, "cursor": page.next_cursor, "done": page.next_cursor is None}
 
-    def _settle_participant(self, session: Session, participation: Participation) -> None:
-        final_price = session.final_unit_price
+    def _settle_participant(self, session: Session, participation: Participation) -> bool:
+        def settled_before() -> bool:
+            current = self.repository.get_participation(session.id, participation.id)
+            if current.status == "ordered":
+                logger.info("participant already settled", extra={"participant_id": participation.id})
+            return current.status == "ordered"
+
+        return commit_unless_done(lambda: self._settlement(session, participation), settled_before)
+
+    def _settlement(self, session: Session, participation: Participation) -> Transaction:
+        """An order at the final price, never above what the participant paid (PAY-7, defect 3), the
+        difference back to their wallet (GB-10), the payment held in escrow until delivery: one transaction."""
+        unit_price = min(session.final_unit_price, participation.unit_price)
         payment = self.payments.payment(participation.payment.id)
-        refund = tier_refund(participation.unit_price, final_price, participation.quantity)
+        refund = tier_refund(participation.unit_price, unit_price, participation.quantity)
         now = self._now()
         tx = Transaction()
         order_id = None
         if not participation.is_platform:
-            subtotal = final_price * participation.quantity
+            subtotal = unit_price * participation.quantity
             order = Order(
                 id=f"ord_{participation.id.removeprefix('par_')}",  # ORD-4: the participant id is the key
                 user_id=participation.user_id,
@@ -250,7 +353,7 @@ class SettlementService:
                         variant_id=session.variant_id,
                         name=session.product_name,
                         quantity=participation.quantity,
-                        unit_price=final_price,
+                        unit_price=unit_price,
                         amount=subtotal,
                     )
                 ],
@@ -292,10 +395,7 @@ class SettlementService:
                     created_at=now,
                 ),
             )
-        try:
-            tx.commit()
-        except Conflict:
-            logger.info("participant already settled", extra={"participant_id": participation.id})
+        return tx
 
     def _expire_unpaid(self, participation: Participation) -> None:
         payment = self.payments.payment(participation.payment.id)
@@ -311,6 +411,11 @@ class SettlementService:
             retry_stale(once)
 
     def finalize_success(self, session_id: str) -> dict[str, Any]:
+        """The session succeeded only if every paid unit is ordered: no participant left ``paid`` and the
+        ordered quantity (the top-up's included) equals the paid quantity the claim decided on (defect 1)."""
+        session = self.repository.get_session(session_id)
+        if session.status == "closing":
+            self._check_all_ordered(session)
         return self._transition(
             session_id,
             {"closing"},
@@ -318,6 +423,22 @@ class SettlementService:
             "succeeded",
             later=frozenset({"in_production", "delivered", "completed"}),
         )
+
+    def _check_all_ordered(self, session: Session) -> None:
+        ordered_quantity, still_paid = 0, []
+        for participation in self._participations(session.id):
+            if participation.status == "ordered":
+                ordered_quantity += participation.quantity
+            elif participation.status == "paid":
+                still_paid.append(participation.id)
+        if still_paid or ordered_quantity != session.paid_quantity:
+            raise self._refuse(
+                session.id,
+                "settlement incomplete: paid units without an order",
+                paid_quantity=session.paid_quantity,
+                ordered_quantity=ordered_quantity,
+                participants_still_paid=still_paid,
+            )
 
     def raise_purchase_order(self, session_id: str) -> dict[str, Any]:
         """GB-15: one purchase order to the factory for everything paid; the session goes into production."""
@@ -341,6 +462,10 @@ class SettlementService:
             changed = self.repository.change_session(tx, session, status="in_production", updated_at=self._now())
             self.outbox.add(tx, events.session_event("in_production", changed, self.clock, purchase_order_id=po.id))
             tx.commit()
+            logger.info(
+                "purchase order raised",
+                extra={"session_id": session_id, "purchase_order_id": po.id, "quantity": session.paid_quantity},
+            )
             return {"session_id": session_id, "status": "in_production", "purchase_order_id": po.id}
 
         return retry_stale(once)
@@ -357,15 +482,33 @@ class SettlementService:
             raise Conflict(f"session {session_id} is {session.status}: nothing to refund", code="illegal_transition")
         reason = "session_failed" if session.status == "failed" else "session_cancelled"
         page = self.repository.participations_page(session_id, limit=self.page_size, cursor=cursor)
+        requested = 0
         for participation in page.items:
             if participation.status == "paid":
-                tx = Transaction()
-                self.payments.request_refund(tx, self.payments.payment(participation.payment.id), reason)
-                with contextlib.suppress(RefundAlreadyRequested):
-                    tx.commit()
+                requested += self._request_refund(participation, reason)
             elif participation.status == "pending_payment":
                 self._expire_unpaid(participation)
+        logger.info(
+            "refund page",
+            extra={
+                "session_id": session_id,
+                "cursor": cursor,
+                "participants": len(page.items),
+                "refunds_requested": requested,
+                "done": page.next_cursor is None,
+            },
+        )
         return {"session_id": session_id, "cursor": page.next_cursor, "done": page.next_cursor is None}
+
+    def _request_refund(self, participation: Participation, reason: RefundReason) -> bool:
+        payment = self.payments.payment(participation.payment.id)
+
+        def build() -> Transaction:
+            tx = Transaction()
+            self.payments.request_refund(tx, payment, reason)
+            return tx
+
+        return commit_unless_done(build, lambda: self.payments.refund_requested(payment))
 
     # ---- delivery and escrow release (GB-14, PAY-6)
     def mark_delivered(self, session_id: str) -> dict[str, Any]:
@@ -386,23 +529,67 @@ class SettlementService:
             raise Conflict(f"session {session_id} is {session.status}, not delivered", code="illegal_transition")
         page = self.repository.participations_page(session_id, limit=self.page_size, cursor=cursor)
         payee = accounts.factory_payable(session.factory_id)
+        released = 0
         for participation in page.items:
-            if participation.status != "ordered":
-                continue
-            payment = self.payments.payment(participation.payment.id)
-            if payment.status != "in_escrow":
-                continue
-            tx = Transaction()
-            self.payments.release_escrow(tx, payment, payee, payment.amount - (participation.tier_refund_amount or 0))
-            with contextlib.suppress(PaymentMovedOn):  # released by an earlier run
-                tx.commit()
+            if participation.status == "ordered":
+                released += self._release(participation, payee)
+        logger.info(
+            "escrow release page",
+            extra={"session_id": session_id, "cursor": cursor, "released": released, "done": page.next_cursor is None},
+        )
         return {"session_id": session_id, "cursor": page.next_cursor, "done": page.next_cursor is None}
 
+    def _release(self, participation: Participation, payee: str) -> bool:
+        payment = self.payments.payment(participation.payment.id)
+        if payment.status != "in_escrow":
+            return False  # released by an earlier run; complete_release checks that escrow is empty
+
+        def build() -> Transaction:
+            tx = Transaction()
+            self.payments.release_escrow(tx, payment, payee, payment.amount - (participation.tier_refund_amount or 0))
+            return tx
+
+        def released_before() -> bool:
+            return self.payments.payment(participation.payment.id).status == "released"
+
+        return commit_unless_done(build, released_before)
+
     def complete_release(self, session_id: str) -> dict[str, Any]:
-        """Every payment released: the session is completed and ``escrow.released`` published (PAY-9)."""
+        """Every payment released: the session is completed and ``escrow.released`` published (PAY-9). Only if
+        the session's escrow holds nothing but refunds still on their way out (GB-14: never completed with
+        escrow unreleased)."""
+        session = self.repository.get_session(session_id)
+        released = self._check_escrow_released(session) if session.status == "delivered" else None
         return self._transition(
-            session_id, {"delivered"}, "completed", "completed", escrow_event=True, escrow_release_status="released"
+            session_id,
+            {"delivered"},
+            "completed",
+            "completed",
+            escrow_released=released,
+            escrow_release_status="released",
         )
+
+    def _check_escrow_released(self, session: Session) -> int:
+        """What the factory was paid; refuses when escrow still holds more than the refunds in flight (a late
+        or left payment whose refund has not completed yet)."""
+        released = refunds_in_flight = 0
+        for participation in self._participations(session.id):
+            if participation.status == "ordered":
+                released += participation.amount - (participation.tier_refund_amount or 0)
+            elif participation.status in {"left", "expired"}:
+                payment = self.payments.payment(participation.payment.id)
+                if payment.status == "paid":  # captured, its refund requested but not completed yet
+                    refunds_in_flight += payment.amount
+        held = -self.ledger.balance(accounts.session_escrow(session.id))  # escrow is credit-normal
+        if held != refunds_in_flight:
+            raise self._refuse(
+                session.id,
+                "escrow not empty after release",
+                escrow_balance=held,
+                refunds_in_flight=refunds_in_flight,
+                released=released,
+            )
+        return released
 
     def record_release_failure(self, session_id: str, error: dict[str, Any]) -> dict[str, Any]:
         """GB-14: the session shows that its escrow release failed; the state machine retries later."""

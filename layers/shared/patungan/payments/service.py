@@ -262,7 +262,7 @@ class PaymentService:
     def request_refund(self, tx: Transaction, payment: Payment, reason: RefundReason) -> Refund:
         now = self._now()
         refund = Refund(
-            id=f"ref_{payment.id.removeprefix('pay_')}",  # one full refund per payment: no double refund
+            id=_refund_id(payment),
             payment_id=payment.id,
             user_id=payment.user_id,
             amount=payment.amount,
@@ -276,6 +276,14 @@ class PaymentService:
         self.repository.add_refund(tx, refund)
         self.outbox.add(tx, events.refund_event("payment.refund_requested", refund, self.clock))
         return refund
+
+    def refund_requested(self, payment: Payment) -> bool:
+        """Whether the payment's one full refund exists (requested before: a re-read, not a guess)."""
+        try:
+            self.repository.get_refund(_refund_id(payment))
+        except NotFound:
+            return False
+        return True
 
     def process_refund(self, refund_id: str) -> str:
         """Send a requested refund to Xendit (idempotency key = refund id); a channel that cannot refund
@@ -423,3 +431,7 @@ class PaymentService:
                 created_at=self._now(),
             ),
         )
+
+
+def _refund_id(payment: Payment) -> str:
+    return f"ref_{payment.id.removeprefix('pay_')}"  # one full refund per payment: no double refund
