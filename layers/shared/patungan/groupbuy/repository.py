@@ -214,9 +214,11 @@ class GroupBuyRepository:
         expected_status: str | frozenset[str],
         on_fail: Conflict | None = None,
         clear_stalled: bool = False,
+        once: str | None = None,
         **changes: Any,
     ) -> Participation:
-        """Move a participation on, only from the state(s) it was read in (forward-only transitions)."""
+        """Move a participation on, only from the state(s) it was read in (forward-only transitions); with
+        ``once``, only while that attribute is not set yet (a marker written once, e.g. ``reminded_at``)."""
         expected = {expected_status} if isinstance(expected_status, str) else set(expected_status)
         changed = participation.model_copy(update=changes)
         sets, names, values = _set_clause(changes, "p")
@@ -226,24 +228,12 @@ class GroupBuyRepository:
             self.table,
             _participation_key(participation.session_id, participation.id),
             expression,
-            condition=f"#status IN ({', '.join(placeholders)})",
-            names={**names, "#status": "status"},
+            condition=f"#status IN ({', '.join(placeholders)})" + (" AND attribute_not_exists(#once)" if once else ""),
+            names={**names, "#status": "status", **({"#once": once} if once else {})},
             values={**values, **placeholders},
             on_fail=on_fail or Conflict(f"participation {participation.id} is no longer {'/'.join(sorted(expected))}"),
         )
         return changed
-
-    def mark_reminded(self, tx: Transaction, participation: Participation, now: str) -> None:
-        """A payment reminder goes out once (GB-13): only to a participation still unpaid and not reminded."""
-        tx.update(
-            self.table,
-            _participation_key(participation.session_id, participation.id),
-            "SET reminded_at = :now",
-            condition="#status = :pending AND attribute_not_exists(reminded_at)",
-            names={"#status": "status"},
-            values={":now": now, ":pending": "pending_payment"},
-            on_fail=Conflict(f"participation {participation.id} was paid, ended or reminded meanwhile"),
-        )
 
     def get_participation(self, session_id: str, participation_id: str) -> Participation:
         item = self.table.get(_participation_key(session_id, participation_id))

@@ -204,7 +204,9 @@ class SettlementService:
         while True:
             tx, now = Transaction(), self._now()
             for participation in batch:
-                self.repository.mark_reminded(tx, participation, now)
+                self.repository.change_participation(
+                    tx, participation, expected_status="pending_payment", once="reminded_at", reminded_at=now
+                )
                 self.outbox.add(tx, events.participant_event("payment_reminder", participation, session, self.clock))
             try:
                 tx.commit()
