@@ -37,15 +37,16 @@ def settles_wallet_of(user_id: str) -> Callable[[Items], bool]:
     wallet = accounts.buyer_wallet(user_id)
 
     def matches(items: Items) -> bool:
-        return any(u["Key"]["pk"]["S"].endswith(wallet) for u in _writes(items, "Update")) and any(
-            u["Item"].get("type", {}).get("S") == "tier_refund" for u in _writes(items, "Put")
+        return writes("tier_refund")(items) and any(
+            u["Key"]["pk"]["S"].endswith(wallet) for u in _writes(items, "Update")
         )
 
     return matches
 
 
-def publishes(event_type: str) -> Callable[[Items], bool]:
-    return lambda items: any(p["Item"].get("type", {}).get("S") == event_type for p in _writes(items, "Put"))
+def writes(type_: str) -> Callable[[Items], bool]:
+    """The transaction that writes an outbox event or a ledger movement of ``type_``."""
+    return lambda items: any(p["Item"].get("type", {}).get("S") == type_ for p in _writes(items, "Put"))
 
 
 @contextmanager
@@ -249,6 +250,28 @@ def test_defect1_a_late_payment_refund_still_in_flight_does_not_block_completion
     assert released["data"]["amount"] == 200_000
 
 
+def test_defect1_a_late_payment_landing_in_escrow_during_the_release_is_retried_and_left_for_its_refund(world):
+    """The conflicting writer is real: Xendit's PAID for an expired invoice lands in the same escrow exactly
+    while a release commits. The release is retried in place; the late money stays for its refund."""
+    session = world.session(moq=1)
+    world.pay(world.joined(buyer(1), session["id"], quantity=2))
+    late = world.joined(buyer(2), session["id"])
+    world.settle(session["id"])
+    receive_all(world)
+    world.step("MarkSessionDeliveredFunction", session_id=session["id"])
+
+    def late_paid() -> None:
+        assert world.invoice_callback(late).status == 200
+
+    with conflicting_writer(writes("escrow_release"), late_paid):
+        world.release_escrow(session["id"])
+
+    assert world.get_session(session["id"])["status"] == "completed"
+    assert balance(world, accounts.factory_payable(world.factory_id)) == 200_000
+    assert balance(world, accounts.session_escrow(session["id"])) == 100_000
+    assert world.refund_of(late)["reason"] == "late_payment"
+
+
 # ---- defect 3: the final price can exceed what a buyer paid (PAY-7)
 def test_defect3_a_paid_buyer_leaving_never_raises_the_price_above_what_others_paid(world):
     session = world.session(moq=5, target_quantity=20, tiers=[{"min_fill_percent": 50, "unit_price": 90_000}])
@@ -288,7 +311,7 @@ def test_defect6_a_failing_reminder_walk_does_not_skip_the_top_up_and_a_retry_re
     for n in (3, 4):
         world.joined(buyer(n), session["id"])
 
-    with crash_at(publishes("groupbuy.participant.payment_reminder")), pytest.raises(Crash):
+    with crash_at(writes("groupbuy.participant.payment_reminder")), pytest.raises(Crash):
         world.step("SessionNearExpiryFunction", session_id=session["id"])
     assert world.get_session(session["id"])["platform_topup_quantity"] == 2
 
@@ -306,7 +329,7 @@ def test_defect6_a_buyer_who_pays_during_the_reminder_walk_is_not_reminded(world
     session = world.session(moq=10, target_quantity=20, tiers=TIERS)
     paying, waiting = (world.joined(buyer(n), session["id"]) for n in (1, 2))
 
-    with conflicting_writer(publishes("groupbuy.participant.payment_reminder"), lambda: world.pay(paying)):
+    with conflicting_writer(writes("groupbuy.participant.payment_reminder"), lambda: world.pay(paying)):
         result = world.step("SessionNearExpiryFunction", session_id=session["id"])
 
     assert result["reminded"] == 1
