@@ -337,6 +337,26 @@ def test_defect6_a_buyer_who_pays_during_the_reminder_walk_is_not_reminded(world
     assert reminder["data"]["participant_id"] == waiting["id"]
 
 
+def test_defect6_nobody_is_reminded_to_pay_into_a_cancelled_session(world):
+    session = world.session()
+    world.joined(buyer(1), session["id"])
+    call_api(
+        "CancelSessionFunction",
+        "POST",
+        f"/v1/sessions/{session['id']}/cancel",
+        resource="/v1/sessions/{id}/cancel",
+        path_parameters={"id": session["id"]},
+        claims=ADMIN,
+    )
+
+    assert world.step("SessionNearExpiryFunction", session_id=session["id"]) == {
+        "session_id": session["id"],
+        "reminded": 0,
+        "topped_up": 0,
+    }
+    assert world.events("groupbuy.participant.payment_reminder") == []
+
+
 # ---- defect 9: MOQ reached once, never left (GB-2, GB-6); the late payment path
 def test_defect9_moq_reached_is_published_once_and_a_paid_leave_does_not_go_back_to_active(world):
     session = world.session(moq=2)

@@ -191,6 +191,8 @@ class SettlementService:
 
     def _remind_unpaid(self, session_id: str) -> int:
         session = self.repository.get_session(session_id)
+        if session.status not in JOINABLE:
+            return 0  # cancelled: nothing left to pay for
         reminded = 0
         unpaid = [p for p in self._participations(session_id) if p.status == "pending_payment" and not p.reminded_at]
         for start in range(0, len(unpaid), REMINDERS_PER_TRANSACTION):
