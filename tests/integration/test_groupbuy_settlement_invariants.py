@@ -232,6 +232,7 @@ def test_defect1_completion_is_refused_while_escrow_still_holds_a_payment(world)
 
 
 def test_defect1_a_late_payment_refund_still_in_flight_does_not_block_completion(world):
+    """The guard of the empty-escrow check: money of a refund on its way out is not a leak."""
     session = world.session(moq=1, target_quantity=20, tiers=TIERS)
     world.pay(world.joined(buyer(1), session["id"], quantity=2))
     late = world.joined(buyer(2), session["id"], quantity=1)
