@@ -166,14 +166,7 @@ def test_cancelling_refunds_paid_buyers(world):
     session = world.session()
     joined = world.joined(buyer(1), session["id"])
     world.pay(joined)
-    call_api(
-        "CancelSessionFunction",
-        "POST",
-        f"/v1/sessions/{session['id']}/cancel",
-        resource="/v1/sessions/{id}/cancel",
-        path_parameters={"id": session["id"]},
-        claims=ADMIN,
-    )
+    world.cancel(session["id"])
 
     world.refund_session(session["id"])
 

@@ -341,14 +341,7 @@ def test_defect6_a_buyer_who_pays_during_the_reminder_walk_is_not_reminded(world
 def test_defect6_nobody_is_reminded_to_pay_into_a_cancelled_session(world):
     session = world.session()
     world.joined(buyer(1), session["id"])
-    call_api(
-        "CancelSessionFunction",
-        "POST",
-        f"/v1/sessions/{session['id']}/cancel",
-        resource="/v1/sessions/{id}/cancel",
-        path_parameters={"id": session["id"]},
-        claims=ADMIN,
-    )
+    world.cancel(session["id"])
 
     assert world.step("SessionNearExpiryFunction", session_id=session["id"]) == {
         "session_id": session["id"],

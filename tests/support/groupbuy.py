@@ -147,6 +147,16 @@ class GroupBuyWorld:
             claims=who,
         )
 
+    def cancel(self, session_id: str, who: dict[str, str] = ADMIN) -> ApiResponse:
+        return call_api(
+            "CancelSessionFunction",
+            "POST",
+            f"/v1/sessions/{session_id}/cancel",
+            resource="/v1/sessions/{id}/cancel",
+            path_parameters={"id": session_id},
+            claims=who,
+        )
+
     def my_participations(self, who: dict[str, str], **query: str) -> list[dict[str, Any]]:
         return call_api(
             "ListMyParticipationsFunction", "GET", "/v1/me/participations", claims=who, query=query or None
