@@ -377,6 +377,18 @@ def test_defect9_a_session_that_fell_below_the_moq_after_a_leave_fails_at_the_de
     assert world.get_session(session["id"])["status"] == "failed"
 
 
+def test_defect9_a_session_back_below_the_moq_can_still_be_topped_up(world):
+    """It stays ``moq_reached`` (GB-2), yet the near-expiry top-up still fills what the leaver took (GB-12)."""
+    session = world.session(moq=10, target_quantity=20, tiers=TIERS)
+    for n, quantity in ((1, 4), (2, 4), (3, 2)):
+        world.pay(world.joined(buyer(n), session["id"], quantity=quantity))
+    world.leave(buyer(3), session["id"])
+
+    assert world.step("SessionNearExpiryFunction", session_id=session["id"])["topped_up"] == 2
+    assert world.settle(session["id"]) == "succeed"
+    assert len(world.events("groupbuy.session.moq_reached")) == 1
+
+
 def test_defect9_a_payment_after_the_claim_no_longer_counts_as_a_participant(world):
     session = world.session()
     joined = world.joined(buyer(1), session["id"])
