@@ -216,9 +216,11 @@ class GroupBuyWorld:
         event = copy.deepcopy(load_event("xendit_refund_succeeded.json"))
         body = json.loads(event["body"])
         body["event"] = event_name
+        [payment] = self.items("PaymentsTable", f"PAYMENT#{refund['payment_id']}")
         body["data"].update(
             id=refund["provider_refund_id"] or "rfd-none",
             reference_id=refund["id"],
+            invoice_id=refund.get("invoice_id") or payment.get("invoice_id"),
             amount=refund["amount"],
             status="SUCCEEDED" if event_name.endswith("succeeded") else "FAILED",
         )
