@@ -277,7 +277,7 @@ class PaymentService:
         self._post(
             tx,
             f"duplicate_charge:{callback.id}",
-            "duplicate_charge",
+            "capture",
             accounts.GATEWAY_CLEARING,
             accounts.DUPLICATE_CHARGES,
             payment,
