@@ -6,6 +6,7 @@ before its body is read; a body that cannot be read is a 422, never a 500."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from datetime import timedelta
@@ -18,6 +19,7 @@ from patungan.composition import groupbuy_service
 from patungan.core.clock import FixedClock
 from patungan.ledger import accounts
 from tests.support.groupbuy import buyer
+from tests.support.lambdas import invoke, load_event
 
 WEBHOOKS = ["XenditInvoiceWebhook", "XenditRefundWebhook"]
 NOT_UTF8 = b'{"id": "\xff\xfe", "external_id": "x", "status": "PAID"}'
@@ -83,6 +85,22 @@ def test_with_the_token_an_unreadable_body_is_422_and_changes_nothing(world, fun
     assert world.items("PaymentsTable", "WEBHOOK#") == []
     assert world.quarantined() == []
     assert_nothing_captured(world, session["id"], joined)
+
+
+@pytest.mark.parametrize("function", WEBHOOKS)
+@pytest.mark.parametrize(
+    ("body", "base64_encoded"), [("not base64!", True), ('{"id": "\ud800"}', False)], ids=["base64", "surrogate"]
+)
+def test_with_the_token_a_body_lambda_cannot_decode_is_400(world, function, body, base64_encoded):
+    """SYS-3: a Function URL event whose body is broken base64, or text that is not Unicode, was a 500."""
+    event = copy.deepcopy(load_event("xendit_invoice_paid.json"))
+    event.update(body=body, isBase64Encoded=base64_encoded)
+
+    response = invoke(function, event)
+
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "invalid_body"
+    assert world.items("PaymentsTable", "WEBHOOK#") == []
 
 
 # ---- a PAID that lies is quarantined, never captured (PAY-2, GB-6)
@@ -366,3 +384,54 @@ def test_a_refund_callback_nested_as_xendits_docs_show_it_is_applied(world):
 
     assert response.body == {"status": "refunded_to_xendit"}
     assert world.payment(joined)["status"] == "refunded"
+
+
+def test_two_charges_racing_on_an_unattached_payment_capture_one_and_refund_the_other(world):
+    """A race made deterministic: the PAID of a second paid invoice commits between the first PAID's read
+    and its commit. The first then finds the payment holding the other invoice: it is a duplicate charge,
+    refunded, not a 'stale' callback whose money is kept (PAY-3, PAY-5)."""
+    session = world.session(moq=1)
+    first = joined_without_invoice(world, session["id"])
+    world.pay_at_xendit(first)
+    second_invoice = world.second_invoice_at_xendit(first)
+    original, commits = Transaction.commit, []
+
+    def the_second_paid_lands_first(tx):
+        commits.append(tx)
+        if len(commits) == 1:
+            assert world.invoice_callback(first, "PAID", id=second_invoice).body == {"status": "paid"}
+        original(tx)
+
+    with mock.patch.object(Transaction, "commit", the_second_paid_lands_first):
+        response = world.invoice_callback(first, "PAID")
+
+    assert response.body == {"status": "refunding_duplicate"}
+    assert world.payment(first)["invoice_id"] == second_invoice
+    refund = world.refund_of(first)
+    assert (refund["reason"], refund["invoice_id"]) == ("duplicate_charge", first["payment"]["invoice_id"])
+    assert world.get_session(session["id"])["paid_quantity"] == 1
+    assert balance(world, accounts.session_escrow(session["id"])) == 100_000
+    assert balance(world, accounts.DUPLICATE_CHARGES) == 100_000
+    assert world.trial_balance()["balanced"] is True
+
+
+def test_a_crash_after_booking_a_second_charge_then_xendits_retry_refunds_it_once(world):
+    """Crash-then-retry: the Lambda dies after the duplicate charge and its refund request committed, before
+    answering; Xendit delivers again and gets 'duplicate': one movement, one refund (PAY-3)."""
+    session = world.session()
+    joined = world.joined(buyer(1), session["id"])
+    world.pay(joined)
+    second_invoice = world.second_invoice_at_xendit(joined)
+    original = Transaction.commit
+
+    def commit_then_die(tx):
+        original(tx)
+        raise Crash("died before answering Xendit")
+
+    with mock.patch.object(Transaction, "commit", commit_then_die):
+        assert world.invoice_callback(joined, "PAID", id=second_invoice).status == 500
+
+    assert world.invoice_callback(joined, "PAID", id=second_invoice).body == {"status": "duplicate"}
+    assert [r["invoice_id"] for r in world.items("PaymentsTable", "REFUND#")] == [second_invoice]
+    assert balance(world, accounts.DUPLICATE_CHARGES) == 100_000
+    assert world.trial_balance()["balanced"] is True
