@@ -30,7 +30,8 @@ SEEDING_PROGRESS_EVERY = 1000
 SEEDING = (
     "each join written through the repositories as the join's own transaction writes it "
     "(GroupBuyRepository.add_participation + the session's counters + PaymentService.add_payment; "
-    "no Xendit invoice), then each payment made paid through the PAID webhook handler (XenditInvoiceWebhook)"
+    "an invoice id attached, none created at Xendit), then each payment made paid through the PAID webhook "
+    "handler (XenditInvoiceWebhook)"
 )
 
 
@@ -106,6 +107,8 @@ def seed_paid_participants(world: GroupBuyWorld, session_id: str, count: int, pr
         participation, payment = new_join(
             payments, session, f"seed-buyer-{n}", 1, session.current_unit_price, to_iso(datetime.now(UTC))
         )
+        # The PAID webhook captures only the invoice the payment holds (PAY-2): seed it with one.
+        payment = payment.model_copy(update={"invoice_id": f"inv_{payment.id}"})
         tx = Transaction()
         repository.add_participation(tx, participation, stalled_since=None)
         session = repository.change_session(
@@ -121,7 +124,7 @@ def seed_paid_participants(world: GroupBuyWorld, session_id: str, count: int, pr
         if (n + 1) % SEEDING_PROGRESS_EVERY == 0:
             progress(f"{n + 1:,}/{count:,} joined")
     for n, payment in enumerate(pending):
-        invoice = {"id": payment.id, "invoice_id": f"inv_{payment.id}", "amount": payment.amount}
+        invoice = {"id": payment.id, "invoice_id": payment.invoice_id, "amount": payment.amount}
         paid_callback(world, {"payment": invoice})
         if (n + 1) % SEEDING_PROGRESS_EVERY == 0:
             progress(f"{n + 1:,}/{count:,} paid")

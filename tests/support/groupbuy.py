@@ -4,6 +4,7 @@ called the way Step Functions calls them."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -198,42 +199,74 @@ class GroupBuyWorld:
         status: str = "PAID",
         token: str | None = CALLBACK_TOKEN,
         method: str = "BANK_TRANSFER",
+        **fields: Any,
     ) -> ApiResponse:
-        event = copy.deepcopy(load_event("xendit_invoice_paid.json"))
-        body = json.loads(event["body"])
+        """Xendit's callback for the participation's invoice; ``fields`` override what it says."""
+        body = json.loads(load_event("xendit_invoice_paid.json")["body"])
         payment = participation["payment"]
         body.update(
-            id=payment["invoice_id"],
-            external_id=payment["id"],
-            status=status,
-            amount=payment["amount"],
-            paid_amount=payment["amount"],
-            payment_method=method,
+            {
+                "id": payment["invoice_id"],
+                "external_id": payment["id"],
+                "status": status,
+                "amount": payment["amount"],
+                "paid_amount": payment["amount"],
+                "payment_method": method,
+                **fields,
+            }
         )
-        event["body"] = json.dumps(body)
+        return self.webhook("XenditInvoiceWebhook", json.dumps(body).encode(), token)
+
+    def webhook(
+        self, function: str, body: bytes, token: str | None = CALLBACK_TOKEN, *, base64_encoded: bool = False
+    ) -> ApiResponse:
+        """POST ``body`` to a webhook's Function URL as Lambda receives it (binary bodies come base64)."""
+        event = copy.deepcopy(load_event("xendit_invoice_paid.json"))
+        event["body"] = base64.b64encode(body).decode() if base64_encoded else body.decode()
+        event["isBase64Encoded"] = base64_encoded
         if token is None:
             event["headers"].pop("x-callback-token")
         else:
             event["headers"]["x-callback-token"] = token
-        return _function_url_response(invoke("XenditInvoiceWebhook", event))
+        return _function_url_response(invoke(function, event))
+
+    def second_invoice_at_xendit(self, participation: dict[str, Any]) -> str:
+        """Another invoice for the same payment (a duplicate Xendit holds), paid by the buyer; its id."""
+        payment = participation["payment"]
+        created = requests.post(
+            f"{self.xendit_url}/v2/invoices/",
+            json={"external_id": payment["id"], "amount": payment["amount"], "invoice_duration": 3600},
+            auth=(FAKE_SECRET_KEY, ""),
+            timeout=5,
+        )
+        assert created.status_code == 200, created.text
+        invoice_id = created.json()["id"]
+        self.pay_at_xendit({"payment": {**payment, "invoice_id": invoice_id}})
+        return invoice_id
 
     def pay(self, participation: dict[str, Any], method: str = "BANK_TRANSFER") -> ApiResponse:
         """The buyer pays at Xendit and Xendit calls back."""
         self.pay_at_xendit(participation, method)
         return self.invoice_callback(participation, "PAID", method=method)
 
-    def refund_callback(self, refund: dict[str, Any], event_name: str = "refund.succeeded") -> ApiResponse:
-        event = copy.deepcopy(load_event("xendit_refund_succeeded.json"))
-        body = json.loads(event["body"])
+    def refund_callback(
+        self, refund: dict[str, Any], event_name: str = "refund.succeeded", **fields: Any
+    ) -> ApiResponse:
+        """Xendit's callback for our refund; ``fields`` override what its ``data`` says."""
+        body = json.loads(load_event("xendit_refund_succeeded.json")["body"])
         body["event"] = event_name
+        [payment] = self.items("PaymentsTable", f"PAYMENT#{refund['payment_id']}")
         body["data"].update(
-            id=refund["provider_refund_id"] or "rfd-none",
-            reference_id=refund["id"],
-            amount=refund["amount"],
-            status="SUCCEEDED" if event_name.endswith("succeeded") else "FAILED",
+            {
+                "id": refund["provider_refund_id"] or "rfd-none",
+                "reference_id": refund["id"],
+                "invoice_id": refund.get("invoice_id") or payment.get("invoice_id"),
+                "amount": refund["amount"],
+                "status": "SUCCEEDED" if event_name.endswith("succeeded") else "FAILED",
+                **fields,
+            }
         )
-        event["body"] = json.dumps(body)
-        return _function_url_response(invoke("XenditRefundWebhook", event))
+        return self.webhook("XenditRefundWebhook", json.dumps(body).encode())
 
     # ---- what the state machines and queues run
     def step(self, function: str, **event: Any) -> Any:
@@ -307,6 +340,9 @@ class GroupBuyWorld:
             r for r in self.items("PaymentsTable", "REFUND#") if r["payment_id"] == participation["payment"]["id"]
         ]
         return refund
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        return self.items("PaymentsTable", "QUARANTINE#")
 
     def payment(self, participation: dict[str, Any]) -> dict[str, Any]:
         [payment] = self.items("PaymentsTable", f"PAYMENT#{participation['payment']['id']}")

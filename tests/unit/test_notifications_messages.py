@@ -48,10 +48,10 @@ def refund_requested(reason: str) -> RefundRequested:
 def test_each_refund_reason_says_why_and_how_much():
     messages = {
         reason: refund_requested(reason).message()
-        for reason in ("session_failed", "session_cancelled", "left", "late_payment")
+        for reason in ("session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge")
     }
 
-    assert len({m.title for m in messages.values()}) == 4
+    assert len({m.title for m in messages.values()}) == 5
     assert all(m.body.endswith("Your refund of Rp75.000 is on its way.") for m in messages.values())
     assert "cancelled" in messages["session_cancelled"].body
     assert "minimum order" in messages["session_failed"].body

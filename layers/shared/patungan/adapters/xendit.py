@@ -125,6 +125,7 @@ class Invoice:
     external_id: str
     status: InvoiceStatus
     amount: int
+    currency: str | None
     invoice_url: str
     expires_at: str
 
@@ -428,6 +429,7 @@ def _invoice(invoice: Any) -> Invoice:
         external_id=invoice.external_id,
         status=invoice_status_from_xendit(invoice.status.value),
         amount=amount_from_xendit(invoice.amount),
+        currency=currency.value if (currency := invoice.get("currency")) is not None else None,
         invoice_url=invoice.invoice_url,
         expires_at=to_iso(invoice.expiry_date),
     )

@@ -10,6 +10,8 @@ PLATFORM_TOPUP = "platform:topup"
 PLATFORM_ADJUSTMENTS = "platform:adjustments"
 GATEWAY_CLEARING = "gateway:xendit:clearing"
 GATEWAY_FEES = "gateway:xendit:fees"
+# A buyer charged twice (a second invoice paid): the money is owed back until its refund completes.
+DUPLICATE_CHARGES = "gateway:xendit:duplicate_charges"
 
 _WALLET_PREFIX, _WALLET_SUFFIX = "buyer:", ":wallet"
 

@@ -134,7 +134,7 @@ class OrderCreated(NotifyingEventData):
         return Message("Group buy succeeded", body)
 
 
-RefundReason = Literal["session_failed", "session_cancelled", "left", "late_payment"]
+RefundReason = Literal["session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge"]
 
 # Title, then why the refund happens; the body ends with the amount on its way.
 _REFUND_REASONS: dict[str, tuple[str, str]] = {
@@ -142,6 +142,7 @@ _REFUND_REASONS: dict[str, tuple[str, str]] = {
     "session_cancelled": ("Group buy cancelled", "The group buy was cancelled."),
     "left": ("You left the group buy", "You left the group buy."),
     "late_payment": ("Payment arrived too late", "Your payment arrived after your place in the group buy expired."),
+    "duplicate_charge": ("Paid twice", "You paid a second invoice for the same group buy."),
 }
 
 

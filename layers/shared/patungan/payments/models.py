@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PaymentStatus = Literal[
     "pending", "paid", "in_escrow", "released", "refunded", "partially_refunded", "expired", "failed"
 ]
 RefundStatus = Literal["requested", "pending", "succeeded", "failed"]
-RefundReason = Literal["session_failed", "session_cancelled", "left", "late_payment"]
+RefundReason = Literal["session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge"]
+QuarantineReason = Literal[
+    "unknown_payment",
+    "unknown_refund",
+    "currency_mismatch",
+    "amount_mismatch",
+    "invoice_mismatch",
+    "refund_id_mismatch",
+    "not_confirmed_by_xendit",
+]
+# An id a callback names is a key in our tables: bounded (DynamoDB keys hold at most 2 KB).
+CallbackId = Annotated[str, Field(min_length=1, max_length=255)]
 
 # Forward-only (PAY-4): a payment may move only from these states into the key state.
 PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -53,9 +64,29 @@ class Refund(BaseModel):
     status: RefundStatus
     destination: Literal["xendit", "wallet"] | None = None
     provider_refund_id: str | None = None
+    invoice_id: str | None = Field(
+        default=None, description="the invoice refunded when it is not the payment's own (a duplicate charge)"
+    )
     reference: dict[str, str] = Field(default_factory=dict)
     created_at: str
     updated_at: str
+
+    @property
+    def returns_duplicate_charge(self) -> bool:
+        return self.reason == "duplicate_charge"
+
+
+class QuarantinedCallback(BaseModel):
+    """A callback that did not match what it names (PAY-2): kept as received, never applied, alarmed."""
+
+    inbox_key: str
+    kind: Literal["invoice", "refund"]
+    reason: QuarantineReason
+    callback_id: str
+    payment_id: str | None = None
+    refund_id: str | None = None
+    callback: str = Field(description="the body as received (cut at MAX_QUARANTINED_BODY characters)")
+    received_at: str
 
 
 class InvoiceCallback(BaseModel):
@@ -63,11 +94,12 @@ class InvoiceCallback(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    id: str
-    external_id: str
+    id: CallbackId
+    external_id: CallbackId
     status: str
     amount: float | int | None = None
     paid_amount: float | int | None = None
+    currency: str | None = None
     paid_at: str | None = None
     payment_method: str | None = None
     payment_channel: str | None = None
@@ -76,10 +108,12 @@ class InvoiceCallback(BaseModel):
 class RefundCallbackData(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    id: str
-    reference_id: str
+    id: CallbackId
+    reference_id: CallbackId
+    invoice_id: str | None = None
     status: str | None = None
     amount: float | int | None = None
+    currency: str | None = None
     failure_code: str | None = None
 
 
@@ -88,3 +122,15 @@ class RefundCallback(BaseModel):
 
     event: str
     data: RefundCallbackData
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, value: Any) -> Any:
+        # Xendit's docs show the refund nested once more (data.data) than its SDK does: accept both.
+        if (
+            isinstance(value, dict)
+            and isinstance(data := value.get("data"), dict)
+            and isinstance(data.get("data"), dict)
+        ):
+            return {**value, "data": data["data"]}
+        return value

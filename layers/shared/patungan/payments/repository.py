@@ -1,5 +1,6 @@
-"""The Payments table: payments ``PAYMENT#id``, refunds ``REFUND#id`` and the webhook inbox
-``WEBHOOK#key`` (a callback is recorded once, in the transaction of the change it causes: PAY-3)."""
+"""The Payments table: payments ``PAYMENT#id``, refunds ``REFUND#id``, the webhook inbox ``WEBHOOK#key`` (a
+callback is recorded once, in the transaction of the change it causes: PAY-3) and quarantined callbacks
+``QUARANTINE#key`` (recorded with their inbox key, never applied: PAY-2)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.core.errors import Conflict, NotFound
-from patungan.payments.models import PAYMENT_TRANSITIONS, Payment, Refund
+from patungan.payments.models import PAYMENT_TRANSITIONS, Payment, QuarantinedCallback, Refund
 
 META = "META"
 
@@ -46,13 +47,20 @@ class PaymentsRepository:
         tx.put(self.table, {**_payment_key(payment.id), **payment.model_dump()}, condition="attribute_not_exists(pk)")
 
     def get_payment(self, payment_id: str) -> Payment:
-        item = self.table.get(_payment_key(payment_id))
-        if item is None:
+        payment = self.find_payment(payment_id)
+        if payment is None:
             raise NotFound(f"no payment {payment_id}")
-        return Payment.model_validate(_plain(item))
+        return payment
 
-    def change_payment(self, tx: Transaction, payment: Payment, **changes: Any) -> Payment:
-        """Write ``changes``; a status change is allowed only from the states PAY-4 allows."""
+    def find_payment(self, payment_id: str) -> Payment | None:
+        item = self.table.get(_payment_key(payment_id))
+        return None if item is None else Payment.model_validate(_plain(item))
+
+    def change_payment(
+        self, tx: Transaction, payment: Payment, *, invoice_is: str | None = None, **changes: Any
+    ) -> Payment:
+        """Write ``changes``; a status change is allowed only from the states PAY-4 allows. With
+        ``invoice_is``, only while the payment holds that invoice or none yet (a capture names its invoice)."""
         new_status = changes.get("status", payment.status)
         allowed_from = PAYMENT_TRANSITIONS[new_status] if "status" in changes else frozenset({payment.status})
         self._change(
@@ -61,6 +69,7 @@ class PaymentsRepository:
             changes,
             allowed_from,
             PaymentMovedOn(f"payment {payment.id} cannot become {new_status}"),
+            holds_invoice=invoice_is,
         )
         return payment.model_copy(update=changes)
 
@@ -79,6 +88,16 @@ class PaymentsRepository:
     def webhook_seen(self, key: str) -> bool:
         return self.table.get({"pk": f"WEBHOOK#{key}", "sk": META}) is not None
 
+    def quarantine(self, tx: Transaction, quarantined: QuarantinedCallback) -> None:
+        """Keep a callback that did not match, with its inbox record: a redelivery is a duplicate."""
+        self.record_webhook(tx, quarantined.inbox_key, quarantined.received_at)
+        tx.put(
+            self.table,
+            {"pk": f"QUARANTINE#{quarantined.inbox_key}", "sk": META, **quarantined.model_dump()},
+            condition="attribute_not_exists(pk)",
+            on_fail=DuplicateWebhook(f"webhook {quarantined.inbox_key} was already quarantined"),
+        )
+
     def add_refund(self, tx: Transaction, refund: Refund) -> None:
         tx.put(
             self.table,
@@ -88,10 +107,14 @@ class PaymentsRepository:
         )
 
     def get_refund(self, refund_id: str) -> Refund:
-        item = self.table.get(_refund_key(refund_id))
-        if item is None:
+        refund = self.find_refund(refund_id)
+        if refund is None:
             raise NotFound(f"no refund {refund_id}")
-        return Refund.model_validate(_plain(item))
+        return refund
+
+    def find_refund(self, refund_id: str) -> Refund | None:
+        item = self.table.get(_refund_key(refund_id))
+        return None if item is None else Refund.model_validate(_plain(item))
 
     def change_refund(self, tx: Transaction, refund: Refund, allowed_from: frozenset[str], **changes: Any) -> Refund:
         self._change(
@@ -110,16 +133,23 @@ class PaymentsRepository:
         changes: dict[str, Any],
         allowed_from: frozenset[str],
         on_fail: Conflict,
+        holds_invoice: str | None = None,
     ) -> None:
-        """Set ``changes`` only while the status is one of ``allowed_from`` (forward-only, PAY-4)."""
+        """Set ``changes`` only while the status is one of ``allowed_from`` (forward-only, PAY-4) and, with
+        ``holds_invoice``, while the item's invoice_id is that one or absent."""
         names = {f"#c{i}": name for i, name in enumerate(changes)}
         values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(changes.values())}
         froms = {f":from{i}": status for i, status in enumerate(sorted(allowed_from))}
+        condition = f"#status IN ({', '.join(froms)})"
+        if holds_invoice is not None:
+            condition += " AND (attribute_not_exists(#invoice) OR #invoice = :invoice)"
+            names["#invoice"] = "invoice_id"
+            values[":invoice"] = holds_invoice
         tx.update(
             self.table,
             key,
             "SET " + ", ".join(f"#c{i} = :c{i}" for i in range(len(changes))),
-            condition=f"#status IN ({', '.join(froms)})",
+            condition=condition,
             names={**names, "#status": "status"},
             values={**values, **froms},
             on_fail=on_fail,

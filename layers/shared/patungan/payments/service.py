@@ -6,15 +6,18 @@ paid for (the ``PaymentPurpose``: a group-buy participation) are ONE transaction
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
 from patungan.adapters.xendit import (
     ExpireOutcome,
     Invoice,
+    InvoiceStatus,
+    PaymentRejected,
     RefundNotSupported,
     RefundStatus,
     XenditGateway,
@@ -27,7 +30,16 @@ from patungan.core.observability import logger, metrics
 from patungan.ledger import accounts
 from patungan.ledger.models import Entry, Movement
 from patungan.payments import events
-from patungan.payments.models import InvoiceCallback, Payment, Refund, RefundCallback, RefundReason
+from patungan.payments.models import (
+    PAYMENT_TRANSITIONS,
+    InvoiceCallback,
+    Payment,
+    QuarantinedCallback,
+    QuarantineReason,
+    Refund,
+    RefundCallback,
+    RefundReason,
+)
 from patungan.payments.repository import DuplicateWebhook, PaymentMovedOn, PaymentsRepository
 
 # A concurrent change to the same session/participation makes a transaction stale: read again and retry.
@@ -38,7 +50,9 @@ _XENDIT_REFUND_REASON = {
     "session_cancelled": XenditRefundReason.CANCELLATION,
     "left": XenditRefundReason.REQUESTED_BY_CUSTOMER,
     "late_payment": XenditRefundReason.OTHERS,
+    "duplicate_charge": XenditRefundReason.DUPLICATE,
 }
+MAX_QUARANTINED_BODY = 64_000  # characters of a quarantined body kept (a DynamoDB item holds 400 KB)
 
 
 class PaymentPurpose(Protocol):
@@ -174,7 +188,9 @@ class PaymentService:
         return released
 
     # ---- invoice webhooks (PAY-2, PAY-3, PAY-4)
-    def handle_invoice_callback(self, callback: InvoiceCallback) -> str:
+    def handle_invoice_callback(self, callback: InvoiceCallback, body: bytes) -> str:
+        """Apply a verified invoice callback once. A PAID moves money only when it matches the payment it
+        names (invoice, amount, currency); anything else is quarantined: kept, alarmed, never captured."""
         status = callback.status.upper()
         if status not in PAID_STATUSES | {"EXPIRED"}:
             return "ignored"
@@ -183,29 +199,133 @@ class PaymentService:
         for _ in range(MAX_ATTEMPTS):
             if self.repository.webhook_seen(key):  # a fast answer; the conditional put below is the guarantee
                 return "duplicate"
-            try:
-                payment = self.repository.get_payment(callback.external_id)
-            except NotFound:
-                logger.warning("invoice callback for an unknown payment", extra={"external_id": callback.external_id})
-                return "unknown_payment"
-            tx = Transaction()
-            self.repository.record_webhook(tx, key, self._now())
+            payment = self.repository.find_payment(callback.external_id)
             try:
                 if kind == "PAID":
-                    self._capture(tx, payment, callback)
-                else:
-                    self._expire(tx, payment)
-                tx.commit()
+                    return self._on_paid(key, payment, callback, body)
+                return self._on_expired(key, payment, callback)
             except DuplicateWebhook:
                 return "duplicate"
-            except PaymentMovedOn:
-                # e.g. EXPIRED after PAID: never move a payment backwards; remember we saw it.
-                self._record_only(key)
-                return "stale"
-            except ConcurrentUpdate:
-                continue
-            return "paid" if kind == "PAID" else "expired"
+            except (ConcurrentUpdate, PaymentMovedOn):
+                continue  # the payment changed under us: decide again from what it is now
         raise ConcurrentUpdate("the payment kept changing; Xendit will retry")
+
+    def _on_paid(self, key: str, payment: Payment | None, callback: InvoiceCallback, body: bytes) -> str:
+        if payment is None:
+            return self._quarantine(key, "invoice", "unknown_payment", callback.id, body)
+        if (mismatch := _paid_mismatch(payment, callback)) is not None:
+            return self._quarantine(key, "invoice", mismatch, callback.id, body, payment_id=payment.id)
+        if payment.invoice_id == callback.id:
+            return self._capture_once(key, payment, callback)
+        # A charge on an invoice the payment does not hold: not attached yet (a join the repair job has not
+        # reached) or a second invoice. Only Xendit's own record, read with our key, says it is ours.
+        if not self._charge_confirmed(payment, callback):
+            reason = "not_confirmed_by_xendit" if payment.invoice_id is None else "invoice_mismatch"
+            return self._quarantine(key, "invoice", reason, callback.id, body, payment_id=payment.id)
+        if payment.invoice_id is None and payment.status in PAYMENT_TRANSITIONS["paid"]:
+            return self._capture_once(key, payment, callback)  # attaches the invoice it captures
+        return self._refund_duplicate_charge(key, payment, callback)
+
+    def _capture_once(self, key: str, payment: Payment, callback: InvoiceCallback) -> str:
+        if payment.status not in PAYMENT_TRANSITIONS["paid"]:
+            self._record_only(key)  # already captured through this invoice: never capture twice
+            return "stale"
+        tx = Transaction()
+        self.repository.record_webhook(tx, key, self._now())
+        self._capture(tx, payment, callback)
+        tx.commit()
+        return "paid"
+
+    def _on_expired(self, key: str, payment: Payment | None, callback: InvoiceCallback) -> str:
+        if payment is None:
+            logger.warning("invoice callback for an unknown payment", extra={"external_id": callback.external_id})
+            return "unknown_payment"
+        if payment.invoice_id not in (None, callback.id):
+            # Another invoice for the same payment ran out; the one the buyer was given may still be paid.
+            logger.warning(
+                "EXPIRED for an invoice the payment does not hold",
+                extra={"payment_id": payment.id, "invoice_id": callback.id, "held_invoice_id": payment.invoice_id},
+            )
+            return "ignored"
+        if payment.status != "pending":
+            self._record_only(key)  # e.g. EXPIRED after PAID: never move a payment backwards
+            return "stale"
+        tx = Transaction()
+        self.repository.record_webhook(tx, key, self._now())
+        self._expire(tx, payment)
+        tx.commit()
+        return "expired"
+
+    def _charge_confirmed(self, payment: Payment, callback: InvoiceCallback) -> bool:
+        """Xendit's record of the invoice (not the callback's word): paid, for this payment, in full."""
+        try:
+            invoice = self.gateway.get_invoice(callback.id)
+        except PaymentRejected:
+            return False  # Xendit knows no such invoice of ours
+        return (
+            invoice.external_id == payment.id
+            and invoice.status is InvoiceStatus.PAID
+            and invoice.amount == payment.amount
+            and invoice.currency == payment.currency
+        )
+
+    def _refund_duplicate_charge(self, key: str, payment: Payment, callback: InvoiceCallback) -> str:
+        """A second charge Xendit confirms (another invoice for the same payment was paid): booked as owed
+        back and refunded, with the inbox record in one transaction. The payment itself is untouched."""
+        tx = Transaction()
+        self.repository.record_webhook(tx, key, self._now())
+        self._post(
+            tx,
+            f"duplicate_charge:{callback.id}",
+            "capture",
+            accounts.GATEWAY_CLEARING,
+            accounts.DUPLICATE_CHARGES,
+            payment,
+        )
+        refund = self.request_refund(tx, payment, "duplicate_charge", invoice_id=callback.id)
+        tx.commit()
+        logger.warning(
+            "a second charge for one payment is being refunded",
+            extra={"payment_id": payment.id, "invoice_id": callback.id, "refund_id": refund.id},
+        )
+        metrics.add_metric(name="DuplicateChargesRefunded", unit="Count", value=1)
+        return "refunding_duplicate"
+
+    def _quarantine(
+        self,
+        key: str,
+        kind: Literal["invoice", "refund"],
+        reason: QuarantineReason,
+        callback_id: str,
+        body: bytes,
+        *,
+        payment_id: str | None = None,
+        refund_id: str | None = None,
+    ) -> str:
+        """Keep a callback that does not match what it names, never apply it, and alarm. Its inbox key adds
+        a digest of the body: a redelivery is a duplicate, yet a lie cannot take the genuine callback's key."""
+        quarantined = QuarantinedCallback(
+            inbox_key=f"{key}:quarantined:{hashlib.sha256(body).hexdigest()[:32]}",
+            kind=kind,
+            reason=reason,
+            callback_id=callback_id,
+            payment_id=payment_id,
+            refund_id=refund_id,
+            callback=body.decode(errors="replace")[:MAX_QUARANTINED_BODY],
+            received_at=self._now(),
+        )
+        tx = Transaction()
+        self.repository.quarantine(tx, quarantined)
+        try:
+            tx.commit()
+        except DuplicateWebhook:
+            return "duplicate"
+        logger.critical(
+            "webhook quarantined: it does not match what it names; nothing was applied",
+            extra=quarantined.model_dump(exclude={"callback"}),
+        )
+        metrics.add_metric(name="WebhookQuarantined", unit="Count", value=1)
+        return "quarantined"
 
     def _record_only(self, key: str) -> None:
         tx = Transaction()
@@ -214,12 +334,12 @@ class PaymentService:
             tx.commit()
 
     def _capture(self, tx: Transaction, payment: Payment, callback: InvoiceCallback) -> None:
-        if payment.status not in {"pending", "expired"}:
-            raise PaymentMovedOn(f"payment {payment.id} is already {payment.status}")
         paid = self.repository.change_payment(
             tx,
             payment,
+            invoice_is=callback.id,
             status="paid",
+            invoice_id=callback.id,
             paid_at=callback.paid_at or self._now(),
             payment_method=callback.payment_method,
             updated_at=self._now(),
@@ -259,10 +379,16 @@ class PaymentService:
         self._expire(tx, payment)
 
     # ---- refunds (GB-8, GB-11): requested in the caller's transaction, sent by the refund worker
-    def request_refund(self, tx: Transaction, payment: Payment, reason: RefundReason) -> Refund:
+    def request_refund(
+        self, tx: Transaction, payment: Payment, reason: RefundReason, invoice_id: str | None = None
+    ) -> Refund:
+        """One full refund per payment (its id says so: no double refund); with ``invoice_id``, of a second
+        charge on that invoice instead (one per invoice)."""
         now = self._now()
+        refund_id = _refund_id(payment)
         refund = Refund(
-            id=_refund_id(payment),
+            id=refund_id if invoice_id is None else f"{refund_id}_{invoice_id}",
+            invoice_id=invoice_id,
             payment_id=payment.id,
             user_id=payment.user_id,
             amount=payment.amount,
@@ -292,11 +418,12 @@ class PaymentService:
         if refund.status != "requested":
             return "already_sent"
         payment = self.repository.get_payment(refund.payment_id)
-        if payment.invoice_id is None:
+        invoice_id = refund.invoice_id or payment.invoice_id
+        if invoice_id is None:
             return self._complete_refund(refund, payment, destination="wallet")
         try:
             sent = self.gateway.create_refund(
-                refund.id, payment.invoice_id, refund.amount, _XENDIT_REFUND_REASON[refund.reason]
+                refund.id, invoice_id, refund.amount, _XENDIT_REFUND_REASON[refund.reason]
             )
         except RefundNotSupported:
             return self._complete_refund(refund, payment, destination="wallet")
@@ -318,16 +445,20 @@ class PaymentService:
             return "already_sent"  # the webhook was faster than this write
         return "sent"
 
-    def handle_refund_callback(self, callback: RefundCallback) -> str:
+    def handle_refund_callback(self, callback: RefundCallback, body: bytes) -> str:
+        """Apply a verified refund callback once; one that does not match our refund (amount, currency,
+        invoice, Xendit's refund id) is quarantined, never applied."""
         key = f"refund:{callback.data.id}:{callback.event}"
         if callback.event not in {"refund.succeeded", "refund.failed"}:
             return "ignored"
-        try:
-            refund = self.repository.get_refund(callback.data.reference_id)
-        except NotFound:
-            logger.warning("refund callback for an unknown refund", extra={"reference_id": callback.data.reference_id})
-            return "unknown_refund"
+        refund = self.repository.find_refund(callback.data.reference_id)
+        if refund is None:
+            return self._quarantine(key, "refund", "unknown_refund", callback.data.id, body)
         payment = self.repository.get_payment(refund.payment_id)
+        if (mismatch := _refund_mismatch(refund, payment, callback)) is not None:
+            return self._quarantine(
+                key, "refund", mismatch, callback.data.id, body, payment_id=payment.id, refund_id=refund.id
+            )
         # A channel that failed to refund still owes the buyer: the wallet takes it (DESIGN "refund").
         destination = "xendit" if callback.event == "refund.succeeded" else "wallet"
         try:
@@ -364,21 +495,16 @@ class PaymentService:
                 provider_refund_id=provider_refund_id or refund.provider_refund_id,
                 updated_at=self._now(),
             )
-            refunded = self.repository.change_payment(
-                tx, payment, status="refunded", refunded_amount=refund.amount, updated_at=self._now()
-            )
-            purpose = self._purpose(refunded)
-            credit_account = accounts.GATEWAY_CLEARING if destination == "xendit" else self._wallet_for(refunded)
-            self._post(
-                tx,
-                f"refund:{refund.id}",
-                "refund",
-                purpose.holding_account(refunded),
-                credit_account,
-                refunded,
-                amount=refund.amount,
-            )
-            purpose.on_refunded(tx, refunded, done)
+            if refund.returns_duplicate_charge:
+                source = accounts.DUPLICATE_CHARGES  # the payment itself stays as it is
+            else:
+                payment = self.repository.change_payment(
+                    tx, payment, status="refunded", refunded_amount=refund.amount, updated_at=self._now()
+                )
+                source = self._purpose(payment).holding_account(payment)
+                self._purpose(payment).on_refunded(tx, payment, done)
+            credit_account = accounts.GATEWAY_CLEARING if destination == "xendit" else self._wallet_for(payment)
+            self._post(tx, f"refund:{refund.id}", "refund", source, credit_account, payment, amount=refund.amount)
             self.outbox.add(tx, events.refund_event("payment.refunded", done, self.clock))
             try:
                 tx.commit()
@@ -435,3 +561,32 @@ class PaymentService:
 
 def _refund_id(payment: Payment) -> str:
     return f"ref_{payment.id.removeprefix('pay_')}"  # one full refund per payment: no double refund
+
+
+def _same_amount(value: float | int | None, amount: int) -> bool:
+    return value is not None and not isinstance(value, bool) and value == amount
+
+
+def _paid_mismatch(payment: Payment, callback: InvoiceCallback) -> QuarantineReason | None:
+    """Why a PAID cannot be this payment's money (its invoice is checked by the caller), or None."""
+    if callback.currency != payment.currency:
+        return "currency_mismatch"
+    if not _same_amount(callback.paid_amount, payment.amount) or (
+        callback.amount is not None and not _same_amount(callback.amount, payment.amount)
+    ):
+        return "amount_mismatch"
+    return None
+
+
+def _refund_mismatch(refund: Refund, payment: Payment, callback: RefundCallback) -> QuarantineReason | None:
+    """Why a refund callback is not about this refund of ours, or None."""
+    data = callback.data
+    if data.currency != refund.currency:
+        return "currency_mismatch"
+    if not _same_amount(data.amount, refund.amount):
+        return "amount_mismatch"
+    if data.invoice_id != (refund.invoice_id or payment.invoice_id):
+        return "invoice_mismatch"
+    if refund.provider_refund_id is not None and data.id != refund.provider_refund_id:
+        return "refund_id_mismatch"
+    return None
