@@ -228,3 +228,21 @@ def test_a_retried_adjustment_is_applied_once(aws):
     assert other_wallet.status == 422
     assert other_wallet.body["error"]["code"] == "idempotency_key_reused"
     assert get_wallet(OTHER_BUYER).body["balance"] == 0
+
+
+def test_a_retried_debit_replays_the_first_answer_after_the_balance_moved_on(two_wallets):
+    """SYS-4: the replay is the first response, not a second debit's refusal; WAL-3: it is audited once."""
+    key = {"Idempotency-Key": "debit-usr_1-all"}
+    debit = {"amount": -60_000, "reason": "chargeback of a fraudulent refund"}
+
+    first = adjust("usr_1", debit, headers=key)
+    replay = adjust("usr_1", debit, headers=key)
+    unkeyed = adjust("usr_1", debit)
+
+    assert first.status == replay.status == 201
+    assert replay.body == first.body
+    assert (first.body["admin_id"], first.body["reason"]) == ("adm_1", debit["reason"])
+    assert unkeyed.status == 409
+    assert get_wallet(BUYER).body["balance"] == 0
+    adjustments = [t for t in list_transactions(BUYER).body["items"] if t["type"] == "adjustment"]
+    assert [(t["amount"], t["reference"]["admin_id"]) for t in adjustments] == [(-60_000, "adm_1")]
