@@ -111,6 +111,11 @@ class GroupBuyService:
         """The session as the API shows it, with live fill, current tier and time left (GB-16)."""
         return session.view(self.clock.now())
 
+    def detail(self, session: Session, viewer: Principal | None) -> dict[str, Any]:
+        """The session view with the viewer's own participation in it (GB-16); null for the anonymous."""
+        mine = self.repository.latest_participation_of(session.id, viewer.user_id) if viewer else None
+        return {**self.view(session), "my_participation": mine.model_dump() if mine else None}
+
     def list_sessions(
         self, *, limit: int, cursor: str | None, status: str | None, factory_id: str | None, category: str | None
     ) -> Page[Session]:
