@@ -3,7 +3,7 @@ the escrow release to the factory (GB-14, GB-15, WH-4). A retry with the same Id
 first answer instead of receiving the units again (SYS-4, issue 6 defect 2)."""
 
 from patungan.composition import purchase_order_service
-from patungan.core.http import api_handler, caller, create_api, documented, idempotent
+from patungan.core.http import api_handler, caller, create_api, documented, header, idempotent
 from patungan.inventory.models import PurchaseOrder, ReceiptInput
 
 app = create_api()
@@ -19,7 +19,9 @@ def receive_purchase_order(id: str, body: ReceiptInput):
         {"purchase_order_id": id, **body.model_dump()},
         lambda: (
             200,
-            purchase_order_service().receive(principal, id, body.received_quantity).model_dump(exclude={"version"}),
+            purchase_order_service()
+            .receive(principal, id, body.received_quantity, header(app, "Idempotency-Key"))
+            .model_dump(exclude={"version"}),
         ),
     )
 

@@ -7,6 +7,7 @@ import json
 from unittest import mock
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.composition import purchase_order_service
@@ -149,3 +150,25 @@ def test_escrow_is_not_released_when_the_recorded_receipts_do_not_add_up(aws, po
     assert refused.body["error"]["code"] == "receipts_inconsistent"
     assert stored(aws, po.id) == ("open", 1, [])
     assert released(aws) == []
+
+
+def test_a_receipt_retried_after_a_crash_that_lost_its_answer_is_received_once(aws, po):
+    """The receipt committed, then the function died before the idempotency record said so; once that record
+    expires the retry runs again. The key names the receipt, so the database refuses a second one."""
+    with mock.patch.object(BasePersistenceLayer, "save_success", side_effect=RuntimeError("Lambda timed out")):
+        crashed = receive(po.id, 1, key="receipt-1")
+    assert crashed.status >= 500
+    forget_idempotency_records(aws)
+
+    retried = receive(po.id, 1, key="receipt-1")
+
+    assert (retried.status, retried.body["status"], retried.body["received_quantity"]) == (200, "open", 1)
+    assert stored(aws, po.id) == ("open", 1, [1])
+    assert released(aws) == []
+
+
+def forget_idempotency_records(aws):
+    """What the in-progress record's expiry does, without waiting for it."""
+    table = aws.tables["IdempotencyTable"]
+    for item in aws.dynamodb().scan(TableName=table)["Items"]:
+        aws.dynamodb().delete_item(TableName=table, Key={"id": item["id"]})

@@ -18,6 +18,10 @@ def _key(po_id: str) -> dict[str, str]:
     return {"pk": f"PO#{po_id}", "sk": META}
 
 
+def _receipt_key(po_id: str, receipt_id: str) -> dict[str, str]:
+    return {"pk": f"PO#{po_id}", "sk": f"RECEIPT#{receipt_id}"}
+
+
 def _purchase_order(item: dict[str, Any]) -> PurchaseOrder:
     return PurchaseOrder.model_validate({k: v for k, v in item.items() if k not in _KEYS})
 
@@ -70,9 +74,14 @@ class PurchaseOrderRepository:
     def add_receipt(self, tx: Transaction, receipt: Receipt) -> None:
         tx.put(
             self.table,
-            {"pk": f"PO#{receipt.purchase_order_id}", "sk": f"RECEIPT#{receipt.id}", **receipt.model_dump()},
+            _receipt_key(receipt.purchase_order_id, receipt.id) | receipt.model_dump(),
             condition="attribute_not_exists(pk)",
+            # Recorded meanwhile by another attempt of the same request: the caller re-reads and finds it.
+            on_fail=ConcurrentUpdate("this receipt was recorded while the request ran; retry"),
         )
+
+    def has_receipt(self, po_id: str, receipt_id: str) -> bool:
+        return self.table.get(_receipt_key(po_id, receipt_id)) is not None
 
     def received_total(self, po_id: str) -> int:
         """The units of every receipt recorded against the purchase order (a consistent read)."""

@@ -9,7 +9,7 @@ from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict, NotFound, field_error
 from patungan.core.events import new_event
-from patungan.core.ids import new_id
+from patungan.core.ids import keyed_id, new_id
 from patungan.core.observability import logger
 from patungan.core.pagination import Page
 from patungan.core.retry import retry_stale
@@ -75,15 +75,20 @@ class PurchaseOrderService:
             return None
         return principal.factory_scope()
 
-    def receive(self, principal: Principal, po_id: str, quantity: int) -> PurchaseOrder:
+    def receive(self, principal: Principal, po_id: str, quantity: int, request_key: str | None = None) -> PurchaseOrder:
         """Record one receipt of ``quantity`` units (GB-14, WH-4). Each receipt is its own item, written with
         the purchase order's conditional update (on the version read), so concurrent receipts add up and
-        never over-receive; only the receipt that completes the order publishes ``warehouse.po_received``."""
+        never over-receive; only the receipt that completes the order publishes ``warehouse.po_received``.
+        A request's Idempotency-Key names its receipt: a retry whose first attempt was recorded (and then
+        crashed before answering) receives nothing more."""
         principal.require(Role.WAREHOUSE)
-        return retry_stale(lambda: self._receive_once(principal, po_id, quantity))
+        receipt_id = keyed_id("rcp", principal.user_id, request_key) if request_key else new_id("rcp")
+        return retry_stale(lambda: self._receive_once(principal, po_id, quantity, receipt_id))
 
-    def _receive_once(self, principal: Principal, po_id: str, quantity: int) -> PurchaseOrder:
+    def _receive_once(self, principal: Principal, po_id: str, quantity: int, receipt_id: str) -> PurchaseOrder:
         po = self.repository.get(po_id)
+        if self.repository.has_receipt(po_id, receipt_id):
+            return po
         if po.status != "open":
             raise Conflict(f"purchase order {po_id} is already {po.status}", code="illegal_transition")
         if po.received_quantity + quantity > po.quantity:
@@ -104,7 +109,7 @@ class PurchaseOrderService:
             }
         )
         receipt = Receipt(
-            id=new_id("rcp"), purchase_order_id=po.id, quantity=quantity, received_by=principal.user_id, received_at=now
+            id=receipt_id, purchase_order_id=po.id, quantity=quantity, received_by=principal.user_id, received_at=now
         )
         tx = Transaction()
         self.repository.replace(tx, po, changed)
