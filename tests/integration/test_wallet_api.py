@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from patungan.ledger import accounts
 from patungan.ledger.repository import ledger
@@ -246,3 +249,22 @@ def test_a_retried_debit_replays_the_first_answer_after_the_balance_moved_on(two
     assert get_wallet(BUYER).body["balance"] == 0
     adjustments = [t for t in list_transactions(BUYER).body["items"] if t["type"] == "adjustment"]
     assert [(t["amount"], t["reference"]["admin_id"]) for t in adjustments] == [(-60_000, "adm_1")]
+
+
+def test_an_adjustment_retried_after_a_crash_that_lost_its_answer_is_posted_once(aws):
+    """The movement was posted, then the function died before the idempotency record said so; once that record
+    expires the retry runs again. The key names the adjustment, so the ledger refuses a second posting and the
+    retry answers the first adjustment (SYS-4, WAL-3)."""
+    key = {"Idempotency-Key": "credit-usr_1-goodwill"}
+    credit = {"amount": 20_000, "reason": "goodwill"}
+    with mock.patch.object(BasePersistenceLayer, "save_success", side_effect=RuntimeError("Lambda timed out")):
+        assert adjust("usr_1", credit, headers=key).status >= 500
+    aws.expire_idempotency_records()
+
+    retried = adjust("usr_1", credit, headers=key)
+
+    assert retried.status == 201
+    assert (retried.body["amount"], retried.body["admin_id"]) == (20_000, "adm_1")
+    assert get_wallet(BUYER).body["balance"] == 20_000
+    [posted] = list_transactions(BUYER).body["items"]
+    assert posted["reference"]["adjustment_id"] == retried.body["id"]

@@ -39,6 +39,12 @@ class LocalAws:
     def dynamodb(self):
         return boto3.client("dynamodb", region_name=REGION)
 
+    def expire_idempotency_records(self) -> None:
+        """What the expiry of an in-progress Idempotency-Key record does (a crashed request), without waiting."""
+        table = self.tables["IdempotencyTable"]
+        for item in self.dynamodb().scan(TableName=table)["Items"]:
+            self.dynamodb().delete_item(TableName=table, Key={"id": item["id"]})
+
 
 def _reset_caches() -> None:
     # Services and clients are cached per warm container; a fresh moto is a fresh "cold start".

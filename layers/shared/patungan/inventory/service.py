@@ -82,7 +82,7 @@ class PurchaseOrderService:
         A request's Idempotency-Key names its receipt: a retry whose first attempt was recorded (and then
         crashed before answering) receives nothing more."""
         principal.require(Role.WAREHOUSE)
-        receipt_id = keyed_id("rcp", principal.user_id, request_key) if request_key else new_id("rcp")
+        receipt_id = keyed_id("rcp", principal.user_id, str(quantity), request_key) if request_key else new_id("rcp")
         return retry_stale(lambda: self._receive_once(principal, po_id, quantity, receipt_id))
 
     def _receive_once(self, principal: Principal, po_id: str, quantity: int, receipt_id: str) -> PurchaseOrder:
