@@ -110,7 +110,8 @@ class LocalStack:
     def _start(self) -> None:
         self._server = HttpServer(self._host, self._port)  # bound now: the URL goes into the template
         template = Template.load(self.template_path, {"XenditApiUrl": self.xendit_url})
-        lambda_runtime = LambdaRuntime(template, FAKE_AWS_ENVIRONMENT)
+        # Functions of public routes verify a bearer token themselves, with the key this stack signs with.
+        lambda_runtime = LambdaRuntime(template, {**FAKE_AWS_ENVIRONMENT, "LOCAL_TOKEN_SECRET": self.signer.secret})
         rules = rule_specs(template)
         self._async_invoker = AsyncInvoker(lambda_runtime)
         delivery = TargetDelivery(self._async_invoker)
@@ -190,10 +191,12 @@ def _run_function(lambda_runtime: LambdaRuntime) -> moto_patches.RunFunction:
 def _forget_cached_clients() -> None:
     """boto3 clients and settings cached by an earlier stack (or import) in this process are stale now."""
     from patungan.adapters.aws import reset_clients
+    from patungan.adapters.tokens import token_verifier
     from patungan.core.config import get_settings
 
     reset_clients()
     get_settings.cache_clear()
+    token_verifier.cache_clear()
 
 
 def _user_pool_groups(template: Template) -> list[str]:

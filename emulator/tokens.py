@@ -7,26 +7,14 @@ comma-joined). Nothing here is a secret: the key only stops a typo'd token from 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+
+from patungan.adapters.tokens import LocalTokens
 
 DEFAULT_SECRET = "local-stack-token-key-NOT-A-SECRET"  # noqa: S105 - published on purpose, local only
 TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600  # long enough that the tokens printed at start-up stay usable
-
-
-def _encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True)
@@ -47,28 +35,17 @@ class Identity:
 
 
 class TokenSigner:
+    """Issues the local stack's tokens; the gateway and the functions of public routes verify them with the
+    same ``LocalTokens`` (the functions get the key as LOCAL_TOKEN_SECRET)."""
+
     def __init__(self, secret: str | None = None) -> None:
-        key = secret if secret is not None else os.environ.get("LOCAL_TOKEN_SECRET", DEFAULT_SECRET)
-        self._key = key.encode()
+        self.secret = secret if secret is not None else os.environ.get("LOCAL_TOKEN_SECRET", DEFAULT_SECRET)
+        self._tokens = LocalTokens(self.secret)
 
     def issue(self, identity: Identity) -> str:
         now = int(time.time())
-        claims = {**identity.claims(), "iat": str(now), "exp": str(now + TOKEN_LIFETIME_SECONDS)}
-        payload = _encode(json.dumps(claims, separators=(",", ":")).encode())
-        return f"{payload}.{self._sign(payload)}"
+        return self._tokens.sign({**identity.claims(), "iat": str(now), "exp": str(now + TOKEN_LIFETIME_SECONDS)})
 
     def verify(self, token: str) -> dict[str, str] | None:
         """The token's claims, or None when it is malformed, forged or expired."""
-        payload, _, signature = token.partition(".")
-        if not payload or not hmac.compare_digest(signature, self._sign(payload)):
-            return None
-        try:
-            claims: Any = json.loads(_decode(payload))
-        except (binascii.Error, ValueError):
-            return None
-        if not isinstance(claims, dict) or not claims.get("sub") or int(claims.get("exp", 0)) < time.time():
-            return None
-        return {str(k): str(v) for k, v in claims.items()}
-
-    def _sign(self, payload: str) -> str:
-        return _encode(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
+        return self._tokens.claims(token)

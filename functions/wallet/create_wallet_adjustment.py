@@ -1,6 +1,6 @@
 """POST /v1/admin/wallets/{user_id}/adjustments: an admin credits or debits a wallet, with a reason (WAL-3)."""
 
-from patungan.core.http import api_handler, caller, create_api, documented, idempotent
+from patungan.core.http import api_handler, caller, create_api, documented, header, idempotent
 from patungan.ledger.models import Adjustment, AdjustmentInput
 from patungan.ledger.service import ledger_service
 
@@ -19,7 +19,10 @@ def create_wallet_adjustment(user_id: str, body: AdjustmentInput):
         "create_wallet_adjustment",
         # The wallet is part of the request: one key reused for another user's wallet is refused, not replayed.
         {"user_id": user_id, **body.model_dump()},
-        lambda: (201, ledger_service().adjust_wallet(principal, user_id, body).model_dump()),
+        lambda: (
+            201,
+            ledger_service().adjust_wallet(principal, user_id, body, header(app, "Idempotency-Key")).model_dump(),
+        ),
     )
 
 

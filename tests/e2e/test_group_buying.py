@@ -113,6 +113,9 @@ def test_success_path_orders_tier_refunds_and_escrow_release(walk):
     assert eventually(lambda: walk.session(session["id"])["status"] == "moq_reached", 20)
     third = walk.join(buyers[2], session["id"], 2)
     assert third["unit_price"] == 90_000
+    # GB-16: the public session detail shows a signed-in buyer their own participation, nobody else's.
+    assert walk.api.get(f"/v1/sessions/{session['id']}", buyers[2]).json()["my_participation"]["id"] == third["id"]
+    assert walk.session(session["id"])["my_participation"] is None
     walk.pay_by_simulation(third)
 
     settled = eventually(lambda: walk.session(session["id"])["status"] == "in_production")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 
+from patungan.adapters.dynamodb import MAX_READS_PER_PAGE, DynamoTable
 from patungan.core.clock import parse_iso, to_iso
 from tests.support.groupbuy import ADMIN, buyer
 from tests.support.lambdas import call_api, claims
@@ -194,3 +196,32 @@ def test_listing_filters_by_status_and_factory_with_pages(world):
     assert [s["id"] for s in page1["items"] + page2["items"]] == [third["id"], second["id"], first["id"]]
     assert [s["id"] for s in active["items"]] == [third["id"], first["id"]]
     assert listing(factory_id="fac_other")["items"] == []
+
+
+def test_a_filtered_listing_reads_a_bounded_part_per_page_and_continues_by_cursor(world):
+    """Issue 6 defect 9: a filter matching nothing among many sessions answered only after reading them all.
+    A page now makes at most MAX_READS_PER_PAGE queries and hands back a cursor; following it finds what
+    lies beyond, so nothing is skipped."""
+    oldest, *_ = (world.session() for _ in range(MAX_READS_PER_PAGE + 2))
+    call_api(
+        "CancelSessionFunction",
+        "POST",
+        f"/v1/sessions/{oldest['id']}/cancel",
+        resource="/v1/sessions/{id}/cancel",
+        path_parameters={"id": oldest["id"]},
+        claims=ADMIN,
+    )
+
+    def listing(**query):
+        with mock.patch.object(DynamoTable, "query", autospec=True, side_effect=DynamoTable.query) as queries:
+            response = call_api("ListSessionsFunction", "GET", "/v1/sessions", query=query)
+        assert response.status == 200
+        return response.body, queries.call_count
+
+    first, reads = listing(status="cancelled", limit="1")
+    assert (first["items"], reads) == ([], MAX_READS_PER_PAGE)
+    assert first["next_cursor"] is not None
+    second, _ = listing(status="cancelled", limit="1", cursor=first["next_cursor"])
+    assert [s["id"] for s in second["items"]] == [oldest["id"]]
+    nothing, reads = listing(factory_id="fac_other", limit="100")
+    assert (nothing["items"], nothing["next_cursor"], reads) == ([], None, 1)

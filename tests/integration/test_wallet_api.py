@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from patungan.ledger import accounts
 from patungan.ledger.repository import ledger
@@ -228,3 +231,40 @@ def test_a_retried_adjustment_is_applied_once(aws):
     assert other_wallet.status == 422
     assert other_wallet.body["error"]["code"] == "idempotency_key_reused"
     assert get_wallet(OTHER_BUYER).body["balance"] == 0
+
+
+def test_a_retried_debit_replays_the_first_answer_after_the_balance_moved_on(two_wallets):
+    """SYS-4: the replay is the first response, not a second debit's refusal; WAL-3: it is audited once."""
+    key = {"Idempotency-Key": "debit-usr_1-all"}
+    debit = {"amount": -60_000, "reason": "chargeback of a fraudulent refund"}
+
+    first = adjust("usr_1", debit, headers=key)
+    replay = adjust("usr_1", debit, headers=key)
+    unkeyed = adjust("usr_1", debit)
+
+    assert first.status == replay.status == 201
+    assert replay.body == first.body
+    assert (first.body["admin_id"], first.body["reason"]) == ("adm_1", debit["reason"])
+    assert unkeyed.status == 409
+    assert get_wallet(BUYER).body["balance"] == 0
+    adjustments = [t for t in list_transactions(BUYER).body["items"] if t["type"] == "adjustment"]
+    assert [(t["amount"], t["reference"]["admin_id"]) for t in adjustments] == [(-60_000, "adm_1")]
+
+
+def test_an_adjustment_retried_after_a_crash_that_lost_its_answer_is_posted_once(aws):
+    """The movement was posted, then the function died before the idempotency record said so; once that record
+    expires the retry runs again. The key names the adjustment, so the ledger refuses a second posting and the
+    retry answers the first adjustment (SYS-4, WAL-3)."""
+    key = {"Idempotency-Key": "credit-usr_1-goodwill"}
+    credit = {"amount": 20_000, "reason": "goodwill"}
+    with mock.patch.object(BasePersistenceLayer, "save_success", side_effect=RuntimeError("Lambda timed out")):
+        assert adjust("usr_1", credit, headers=key).status >= 500
+    aws.expire_idempotency_records()
+
+    retried = adjust("usr_1", credit, headers=key)
+
+    assert retried.status == 201
+    assert (retried.body["amount"], retried.body["admin_id"]) == (20_000, "adm_1")
+    assert get_wallet(BUYER).body["balance"] == 20_000
+    [posted] = list_transactions(BUYER).body["items"]
+    assert posted["reference"]["adjustment_id"] == retried.body["id"]

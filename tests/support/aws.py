@@ -16,6 +16,7 @@ from emulator.template import REGION, Template, create_tables
 from patungan.adapters.aws import reset_clients
 from patungan.core.config import get_settings
 
+LOCAL_TOKEN_SECRET = "tests-token-key-NOT-A-SECRET"  # what the local stack hands its functions (emulator/stack.py)
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -25,6 +26,7 @@ FAKE_AWS_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "Patungan",
     "POWERTOOLS_SERVICE_NAME": "tests",
+    "LOCAL_TOKEN_SECRET": LOCAL_TOKEN_SECRET,
 }
 
 
@@ -37,12 +39,19 @@ class LocalAws:
     def dynamodb(self):
         return boto3.client("dynamodb", region_name=REGION)
 
+    def expire_idempotency_records(self) -> None:
+        """What the expiry of an in-progress Idempotency-Key record does (a crashed request), without waiting."""
+        table = self.tables["IdempotencyTable"]
+        for item in self.dynamodb().scan(TableName=table)["Items"]:
+            self.dynamodb().delete_item(TableName=table, Key={"id": item["id"]})
+
 
 def _reset_caches() -> None:
     # Services and clients are cached per warm container; a fresh moto is a fresh "cold start".
     reset_clients()
     get_settings.cache_clear()
     from patungan import composition
+    from patungan.adapters.tokens import token_verifier
     from patungan.catalog.service import catalog_service
     from patungan.core.http import _idempotency
     from patungan.ledger.repository import ledger
@@ -50,7 +59,15 @@ def _reset_caches() -> None:
     from patungan.notifications.service import notification_service
     from patungan.platform.relay import outbox_relay
 
-    for cached in (catalog_service, outbox_relay, _idempotency, notification_service, ledger, ledger_service):
+    for cached in (
+        catalog_service,
+        outbox_relay,
+        _idempotency,
+        notification_service,
+        ledger,
+        ledger_service,
+        token_verifier,
+    ):
         cached.cache_clear()
     composition.reset()
 

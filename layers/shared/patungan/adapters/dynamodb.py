@@ -23,6 +23,8 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 MAX_TRANSACTION_ITEMS = 100
+# Queries one list page may make while a filter thins the results out (each reads at most the page size).
+MAX_READS_PER_PAGE = 10
 _UNAVAILABLE_CODES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -226,8 +228,11 @@ class DynamoTable:
         equal_to: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> QueryResult:
-        """Up to ``limit`` matching items, reading on while a filter thins the pages out. ``equal_to``
-        filters on attributes equal to the given values (a None value does not filter)."""
+        """Up to ``limit`` matching items, reading on while a filter thins the pages out, but at most
+        ``MAX_READS_PER_PAGE`` queries of at most ``limit`` items each: a filter that matches little over a
+        long list answers a short (even empty) page with the cursor to read on, never reads the whole list
+        in one request (issue 6 defect 9). ``equal_to`` filters on attributes equal to the given values (a
+        None value does not filter)."""
         wanted = {name: value for name, value in (equal_to or {}).items() if value is not None}
         if wanted:
             kwargs["filter_expression"] = " AND ".join(f"#f_{name} = :f_{name}" for name in wanted)
@@ -238,12 +243,13 @@ class DynamoTable:
             }
         items: list[dict[str, Any]] = []
         last_key = start_key
-        while True:
+        for _ in range(MAX_READS_PER_PAGE):
             result = self.query(key_condition, limit=limit - len(items), start_key=last_key, **kwargs)
             items.extend(result.items)
             last_key = result.last_key
             if last_key is None or len(items) >= limit:
-                return QueryResult(items, last_key)
+                break
+        return QueryResult(items, last_key)
 
     def scan_all(self, *, filter_expression: str | None = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
         args: dict[str, Any] = {"TableName": self.name}

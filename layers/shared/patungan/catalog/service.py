@@ -153,9 +153,11 @@ class CatalogService:
         principal.require(Role.FACTORY, Role.SELLER)
         factory_id, seller_id = data.factory_id, data.seller_id
         if not principal.is_admin and factory_id is None and seller_id is None:
-            # Staff create for their own organisation unless they say otherwise.
-            factory_id = principal.factory_id if principal.has(Role.FACTORY) else None
-            seller_id = principal.seller_id if principal.has(Role.SELLER) and factory_id is None else None
+            # Staff create for their own organisation unless they say otherwise; a token that names none is 403.
+            if principal.has(Role.FACTORY):
+                factory_id = principal.factory_scope()
+            else:
+                seller_id = principal.seller_scope()
         if (factory_id is None) == (seller_id is None):
             raise field_error("factory_id", "give exactly one of factory_id or seller_id")
         if not principal.is_admin and not (

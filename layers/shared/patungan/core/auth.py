@@ -38,6 +38,25 @@ class Principal:
             allowed = ", ".join(sorted(role.value for role in roles))
             raise Forbidden(f"this operation needs one of the roles: {allowed}")
 
+    def require_buyer(self) -> None:
+        """Refuse (403) unless the caller is a buyer: taking a buyer's money is the one thing an admin's or
+        staff's role does not stand in for."""
+        if not self.has(Role.BUYER):
+            raise Forbidden("only buyers may do this: your account is not in the buyer group")
+
+    def factory_scope(self) -> str:
+        """The factory a factory-staff caller acts for. A token without ``custom:factory_id`` is refused
+        (403), never read as "every factory"."""
+        if not self.has(Role.FACTORY) or not self.factory_id:
+            raise Forbidden("your token names no factory (custom:factory_id): ask an admin to link your account")
+        return self.factory_id
+
+    def seller_scope(self) -> str:
+        """The seller a seller-staff caller acts for; refused (403) without ``custom:seller_id``."""
+        if not self.has(Role.SELLER) or not self.seller_id:
+            raise Forbidden("your token names no seller (custom:seller_id): ask an admin to link your account")
+        return self.seller_id
+
     def is_factory_staff_of(self, factory_id: str | None) -> bool:
         return factory_id is not None and Role.FACTORY in self.roles and self.factory_id == factory_id
 

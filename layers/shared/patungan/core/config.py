@@ -41,6 +41,11 @@ class Settings(BaseModel):
     settlement_page_size: int = Field(100, alias="SETTLEMENT_PAGE_SIZE", ge=1, le=500)
     topup_enabled: bool = Field(True, alias="TOPUP_ENABLED")
     topup_floor_percent: int = Field(80, alias="TOPUP_FLOOR_PERCENT", ge=1, le=100)
+    # Tokens on public routes, which run no authorizer (adapters/tokens.py): the user pool in AWS; the
+    # local stack's own key, honoured only on the local stage.
+    user_pool_id: str = Field("", alias="USER_POOL_ID")
+    user_pool_client_id: str = Field("", alias="USER_POOL_CLIENT_ID")
+    local_token_secret: str = Field("", alias="LOCAL_TOKEN_SECRET")
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

@@ -30,9 +30,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patungan.core.auth import Principal, principal_from_event, require_principal
+from patungan.adapters.tokens import token_verifier
+from patungan.core.auth import Principal, principal_from_claims, principal_from_event, require_principal
 from patungan.core.config import get_settings
-from patungan.core.errors import DependencyUnavailable, DomainError
+from patungan.core.errors import DependencyUnavailable, DomainError, Unauthenticated
 from patungan.core.events import current_correlation_id
 from patungan.core.ids import new_ulid
 from patungan.core.observability import logger, metrics, tracer
@@ -185,7 +186,18 @@ def caller(app: APIGatewayRestResolver) -> Principal:
 
 
 def optional_caller(app: APIGatewayRestResolver) -> Principal | None:
-    return principal_from_event(app.current_event.raw_event)
+    """The caller of a public route, or None when anonymous. API Gateway runs no authorizer there (so passes
+    no claims): a bearer token sent anyway is verified here; one that fails verification is 401, never
+    trusted and never silently taken for anonymous."""
+    principal = principal_from_event(app.current_event.raw_event)
+    authorization = _header(app.current_event.headers, "authorization") or ""
+    if principal is not None or not authorization:
+        return principal
+    verifier = token_verifier()
+    claims = verifier.claims(authorization.removeprefix("Bearer ").strip()) if verifier else None
+    if claims is None:
+        raise Unauthenticated("the token is not valid: sign in again, or send no Authorization header")
+    return principal_from_claims(claims)
 
 
 def json_response(status: int, body: Any) -> Response:

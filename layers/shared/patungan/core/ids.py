@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -25,3 +26,9 @@ def new_ulid() -> str:
 def new_id(prefix: str) -> str:
     """A new id such as ``prd_01JD...``: the prefix says what it identifies."""
     return f"{prefix}_{new_ulid().lower()}"
+
+
+def keyed_id(prefix: str, *parts: str) -> str:
+    """The same id for the same parts (a client's Idempotency-Key and who sent it): a retried request names
+    the item it wrote before, so a conditional put refuses to write it twice."""
+    return f"{prefix}_{hashlib.sha256(chr(31).join(parts).encode()).hexdigest()[:26]}"

@@ -180,3 +180,10 @@ class Participation(BaseModel):
     reminded_at: str | None = Field(None, exclude=True)
     created_at: str
     updated_at: str
+
+
+class SessionDetail(Session):
+    """GET /v1/sessions/{id} (GB-16): the session with the caller's own (latest) participation in it; null
+    when the caller is anonymous or never joined."""
+
+    my_participation: Participation | None = None

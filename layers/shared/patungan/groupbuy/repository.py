@@ -241,6 +241,15 @@ class GroupBuyRepository:
             raise NotFound(f"no participation {participation_id}")
         return Participation.model_validate(_plain(item))
 
+    def latest_participation_of(self, session_id: str, user_id: str) -> Participation | None:
+        """The buyer's most recent participation in the session, whatever its status (the buyer lock names
+        it); None when they never joined, or their only join was rolled back."""
+        lock = self.table.get(_lock_key(session_id, user_id))
+        if lock is None:
+            return None
+        item = self.table.get(_participation_key(session_id, lock["participation_id"]))
+        return Participation.model_validate(_plain(item)) if item else None
+
     def active_participation_of(self, session_id: str, user_id: str) -> Participation | None:
         lock = self.table.get(_lock_key(session_id, user_id))
         if lock is None or not lock.get("active"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
@@ -13,10 +13,11 @@ from patungan.adapters.xendit import ExpireOutcome
 from patungan.catalog.models import Product
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, parse_iso, to_iso
-from patungan.core.errors import BadRequest, ConcurrentUpdate, Conflict, DomainError, Forbidden, NotFound, field_error
+from patungan.core.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, field_error
 from patungan.core.ids import new_id
 from patungan.core.observability import logger, metrics
 from patungan.core.pagination import Page
+from patungan.core.retry import retry_stale
 from patungan.groupbuy import events
 from patungan.groupbuy.models import (
     CANCELLABLE,
@@ -31,22 +32,10 @@ from patungan.groupbuy.repository import GroupBuyRepository
 from patungan.payments.models import Payment
 from patungan.payments.service import PaymentService
 
-MAX_ATTEMPTS = 5
 # An invoice expires before the deadline (GB-7): by a tenth of the time left, at most five minutes.
 MAX_INVOICE_MARGIN = timedelta(minutes=5)
 # Reminders and the top-up decision run an hour before the deadline, or a quarter of a short session before.
 NEAR_EXPIRY_LEAD = timedelta(hours=1)
-T = TypeVar("T")
-
-
-def retry_stale(operation: Callable[[], T]) -> T:
-    """Run ``operation`` again when the data changed under it (optimistic concurrency)."""
-    for _ in range(MAX_ATTEMPTS - 1):
-        try:
-            return operation()
-        except ConcurrentUpdate:
-            continue
-    return operation()
 
 
 class GroupBuyService:
@@ -122,6 +111,11 @@ class GroupBuyService:
         """The session as the API shows it, with live fill, current tier and time left (GB-16)."""
         return session.view(self.clock.now())
 
+    def detail(self, session: Session, viewer: Principal | None) -> dict[str, Any]:
+        """The session view with the viewer's own participation in it (GB-16); null for the anonymous."""
+        mine = self.repository.latest_participation_of(session.id, viewer.user_id) if viewer else None
+        return {**self.view(session), "my_participation": mine.model_dump() if mine else None}
+
     def list_sessions(
         self, *, limit: int, cursor: str | None, status: str | None, factory_id: str | None, category: str | None
     ) -> Page[Session]:
@@ -171,7 +165,7 @@ class GroupBuyService:
 
     # ---- joining (GB-3, GB-4, GB-5)
     def join(self, principal: Principal, session_id: str, data: JoinInput) -> Participation:
-        principal.require(Role.BUYER)
+        principal.require_buyer()  # buyers only (API.md): an admin's role does not stand in for a buyer's
         participation, payment, session = retry_stale(lambda: self._reserve(principal, session_id, data))
         try:
             invoice = self.payments.open_invoice(payment, self._invoice_expiry(session))

@@ -24,6 +24,16 @@ class PurchaseOrder(BaseModel):
     version: int = 1
 
 
+class Receipt(BaseModel):
+    """One delivery recorded against a purchase order; their quantities add up to its received_quantity."""
+
+    id: str
+    purchase_order_id: str
+    quantity: int
+    received_by: str
+    received_at: str
+
+
 class ReceiptInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,5 @@
-"""The Inventory table: purchase orders ``PO#id`` (gsi1: all, gsi2: by factory; newest first)."""
+"""The Inventory table: purchase orders ``PO#id / META`` (gsi1: all, gsi2: by factory; newest first) and
+their receipts ``PO#id / RECEIPT#rid`` (in no index)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.core.errors import ConcurrentUpdate, NotFound
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
-from patungan.inventory.models import PurchaseOrder
+from patungan.inventory.models import PurchaseOrder, Receipt
 
 META = "META"
 _KEYS = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"}
@@ -15,6 +16,10 @@ _KEYS = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"}
 
 def _key(po_id: str) -> dict[str, str]:
     return {"pk": f"PO#{po_id}", "sk": META}
+
+
+def _receipt_key(po_id: str, receipt_id: str) -> dict[str, str]:
+    return {"pk": f"PO#{po_id}", "sk": f"RECEIPT#{receipt_id}"}
 
 
 def _purchase_order(item: dict[str, Any]) -> PurchaseOrder:
@@ -65,6 +70,33 @@ class PurchaseOrderRepository:
             },
             on_fail=ConcurrentUpdate("the purchase order changed while this request ran; retry"),
         )
+
+    def add_receipt(self, tx: Transaction, receipt: Receipt) -> None:
+        tx.put(
+            self.table,
+            _receipt_key(receipt.purchase_order_id, receipt.id) | receipt.model_dump(),
+            condition="attribute_not_exists(pk)",
+            # Recorded meanwhile by another attempt of the same request: the caller re-reads and finds it.
+            on_fail=ConcurrentUpdate("this receipt was recorded while the request ran; retry"),
+        )
+
+    def has_receipt(self, po_id: str, receipt_id: str) -> bool:
+        return self.table.get(_receipt_key(po_id, receipt_id)) is not None
+
+    def received_total(self, po_id: str) -> int:
+        """The units of every receipt recorded against the purchase order (a consistent read)."""
+        total, start_key = 0, None
+        while True:
+            result = self.table.query(
+                "pk = :pk AND begins_with(sk, :prefix)",
+                values={":pk": f"PO#{po_id}", ":prefix": "RECEIPT#"},
+                start_key=start_key,
+                consistent=True,
+            )
+            total += sum(int(item["quantity"]) for item in result.items)
+            if result.last_key is None:
+                return total
+            start_key = result.last_key
 
     def list(
         self, *, factory_id: str | None, limit: int, cursor: str | None, session_id: str | None, status: str | None

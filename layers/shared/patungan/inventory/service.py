@@ -9,8 +9,11 @@ from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict, NotFound, field_error
 from patungan.core.events import new_event
+from patungan.core.ids import keyed_id, new_id
+from patungan.core.observability import logger
 from patungan.core.pagination import Page
-from patungan.inventory.models import PurchaseOrder
+from patungan.core.retry import retry_stale
+from patungan.inventory.models import PurchaseOrder, Receipt
 from patungan.inventory.repository import PurchaseOrderRepository
 
 
@@ -50,8 +53,9 @@ class PurchaseOrderService:
 
     def get(self, principal: Principal, po_id: str) -> PurchaseOrder:
         principal.require(Role.FACTORY, Role.WAREHOUSE)
+        own_factory = self._factory_filter(principal)
         po = self.repository.get(po_id)
-        if principal.has(Role.FACTORY) and not principal.is_admin and not principal.is_factory_staff_of(po.factory_id):
+        if own_factory is not None and po.factory_id != own_factory:
             raise NotFound(f"no purchase order {po_id}")
         return po
 
@@ -59,14 +63,32 @@ class PurchaseOrderService:
         self, principal: Principal, *, limit: int, cursor: str | None, session_id: str | None, status: str | None
     ) -> Page[PurchaseOrder]:
         principal.require(Role.FACTORY, Role.WAREHOUSE)
-        own_factory = None if principal.is_admin or principal.has(Role.WAREHOUSE) else principal.factory_id
         return self.repository.list(
-            factory_id=own_factory, limit=limit, cursor=cursor, session_id=session_id, status=status
+            factory_id=self._factory_filter(principal), limit=limit, cursor=cursor, session_id=session_id, status=status
         )
 
-    def receive(self, principal: Principal, po_id: str, quantity: int) -> PurchaseOrder:
+    @staticmethod
+    def _factory_filter(principal: Principal) -> str | None:
+        """None (every purchase order) for admins and the warehouse; the caller's own factory for factory
+        staff, whose token must name it (defect 7: a missing claim is a refusal, not "no filter")."""
+        if principal.is_admin or principal.has(Role.WAREHOUSE):
+            return None
+        return principal.factory_scope()
+
+    def receive(self, principal: Principal, po_id: str, quantity: int, request_key: str | None = None) -> PurchaseOrder:
+        """Record one receipt of ``quantity`` units (GB-14, WH-4). Each receipt is its own item, written with
+        the purchase order's conditional update (on the version read), so concurrent receipts add up and
+        never over-receive; only the receipt that completes the order publishes ``warehouse.po_received``.
+        A request's Idempotency-Key names its receipt: a retry whose first attempt was recorded (and then
+        crashed before answering) receives nothing more."""
         principal.require(Role.WAREHOUSE)
+        receipt_id = keyed_id("rcp", principal.user_id, str(quantity), request_key) if request_key else new_id("rcp")
+        return retry_stale(lambda: self._receive_once(principal, po_id, quantity, receipt_id))
+
+    def _receive_once(self, principal: Principal, po_id: str, quantity: int, receipt_id: str) -> PurchaseOrder:
         po = self.repository.get(po_id)
+        if self.repository.has_receipt(po_id, receipt_id):
+            return po
         if po.status != "open":
             raise Conflict(f"purchase order {po_id} is already {po.status}", code="illegal_transition")
         if po.received_quantity + quantity > po.quantity:
@@ -86,12 +108,30 @@ class PurchaseOrderService:
                 "version": po.version + 1,
             }
         )
+        receipt = Receipt(
+            id=receipt_id, purchase_order_id=po.id, quantity=quantity, received_by=principal.user_id, received_at=now
+        )
         tx = Transaction()
         self.repository.replace(tx, po, changed)
+        self.repository.add_receipt(tx, receipt)
         if complete:
+            self._check_receipts_add_up(po, quantity)
             self.outbox.add(tx, new_event("warehouse.po_received", po.id, self._data(changed), self.clock))
         tx.commit()
         return changed
+
+    def _check_receipts_add_up(self, po: PurchaseOrder, quantity: int) -> None:
+        """Before escrow is released, the recorded receipts and this one must make up the ordered quantity."""
+        recorded = self.repository.received_total(po.id)
+        if recorded + quantity != po.quantity:
+            logger.critical(
+                "purchase order receipts do not add up: escrow release refused",
+                extra={"purchase_order_id": po.id, "recorded": recorded, "receiving": quantity, "ordered": po.quantity},
+            )
+            raise Conflict(
+                f"the receipts of {po.id} add up to {recorded + quantity}, not {po.quantity}: nothing was released",
+                code="receipts_inconsistent",
+            )
 
     @staticmethod
     def _data(po: PurchaseOrder) -> dict:

@@ -97,6 +97,11 @@ class Ledger:
         """Post ``movement`` on its own."""
         self.add_to(Transaction(), movement).commit()
 
+    def posted_at(self, movement_id: str) -> str | None:
+        """When the movement was posted, or None if it never was."""
+        item = self.table.get(_movement_key(movement_id))
+        return item["created_at"] if item else None
+
     def _add_balance_change(self, tx: Transaction, currency: str, account: str, change: AccountChange) -> None:
         net_debit = change.debit - change.credit
         mismatch = CurrencyMismatch(f"account {account} is not kept in {currency}")

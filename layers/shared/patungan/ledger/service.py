@@ -7,7 +7,7 @@ from functools import cache
 
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, SystemClock, to_iso
-from patungan.core.ids import new_id
+from patungan.core.ids import keyed_id, new_id
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.pagination import Page
 from patungan.ledger import accounts
@@ -20,7 +20,7 @@ from patungan.ledger.models import (
     WalletTransaction,
     transfer,
 )
-from patungan.ledger.repository import Ledger, ledger
+from patungan.ledger.repository import Ledger, MovementAlreadyPosted, ledger
 
 
 class LedgerService:
@@ -36,12 +36,21 @@ class LedgerService:
         return self.ledger.wallet_transactions(principal.user_id, limit, cursor)
 
     # ---- admin
-    def adjust_wallet(self, principal: Principal, user_id: str, data: AdjustmentInput) -> Adjustment:
+    def adjust_wallet(
+        self, principal: Principal, user_id: str, data: AdjustmentInput, request_key: str | None = None
+    ) -> Adjustment:
         """Credit (amount > 0) or debit (amount < 0) a wallet against the platform's adjustments account,
-        recording who did it and why (WAL-3); a debit never takes the wallet below zero (WAL-1)."""
+        recording who did it and why (WAL-3); a debit never takes the wallet below zero (WAL-1). A request's
+        Idempotency-Key names the adjustment: a retry whose first attempt was posted (and then crashed before
+        answering) answers that adjustment instead of posting a second one (SYS-4)."""
         principal.require(Role.ADMIN)
+        adjustment_id = (
+            keyed_id("adj", principal.user_id, user_id, str(data.amount), data.reason, request_key)
+            if request_key
+            else new_id("adj")
+        )
         adjustment = Adjustment(
-            id=new_id("adj"),
+            id=adjustment_id,
             user_id=user_id,
             amount=data.amount,
             currency=DEFAULT_CURRENCY,
@@ -53,16 +62,23 @@ class LedgerService:
         debit, credit = (
             (accounts.PLATFORM_ADJUSTMENTS, wallet) if data.amount > 0 else (wallet, accounts.PLATFORM_ADJUSTMENTS)
         )
-        self.ledger.post(
-            Movement(
-                id=f"adjustment:{adjustment.id}",
-                type="adjustment",
-                entries=transfer(debit=debit, credit=credit, amount=abs(data.amount)),
-                currency=adjustment.currency,
-                reference={"adjustment_id": adjustment.id, "admin_id": principal.user_id, "reason": data.reason},
-                created_at=adjustment.created_at,
+        movement_id = f"adjustment:{adjustment.id}"
+        try:
+            self.ledger.post(
+                Movement(
+                    id=movement_id,
+                    type="adjustment",
+                    entries=transfer(debit=debit, credit=credit, amount=abs(data.amount)),
+                    currency=adjustment.currency,
+                    reference={"adjustment_id": adjustment.id, "admin_id": principal.user_id, "reason": data.reason},
+                    created_at=adjustment.created_at,
+                )
             )
-        )
+        except MovementAlreadyPosted:
+            posted_at = self.ledger.posted_at(movement_id)
+            if posted_at is None:
+                raise
+            return adjustment.model_copy(update={"created_at": posted_at})
         return adjustment
 
     def trial_balance(self, principal: Principal) -> TrialBalance:

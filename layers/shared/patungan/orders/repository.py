@@ -11,6 +11,11 @@ META = "META"
 _KEYS = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"}
 
 
+def owner_partition(order: Order) -> str:
+    """The gsi2 partition of the factory or seller an order is for (what their staff list)."""
+    return f"FACTORY#{order.factory_id}" if order.factory_id else f"SELLER#{order.seller_id}"
+
+
 class OrdersRepository:
     def __init__(self, table: DynamoTable) -> None:
         self.table = table
@@ -18,7 +23,6 @@ class OrdersRepository:
     def add_to(self, tx: Transaction, order: Order) -> None:
         """Written once per id: a deterministic id makes creation idempotent (ORD-4)."""
         sort_key = f"{order.created_at}#{order.id}"
-        owner = f"FACTORY#{order.factory_id}" if order.factory_id else f"SELLER#{order.seller_id}"
         tx.put(
             self.table,
             {
@@ -26,7 +30,7 @@ class OrdersRepository:
                 "sk": META,
                 "gsi1pk": f"USER#{order.user_id}",
                 "gsi1sk": sort_key,
-                "gsi2pk": owner,
+                "gsi2pk": owner_partition(order),
                 "gsi2sk": sort_key,
                 "gsi3pk": "ORDERS",
                 "gsi3sk": sort_key,

@@ -1,0 +1,83 @@
+"""Leave and cancel honour Idempotency-Key (SYS-4, issue 6 defect 9): the same key replays the first answer,
+even after the state moved on (no 409 for a retry); a key reused for another session is 422."""
+
+from __future__ import annotations
+
+from tests.support.groupbuy import ADMIN, buyer
+from tests.support.lambdas import call_api
+
+
+def leave(who, session_id, key=None):
+    return call_api(
+        "LeaveSessionFunction",
+        "DELETE",
+        f"/v1/sessions/{session_id}/participation",
+        resource="/v1/sessions/{id}/participation",
+        path_parameters={"id": session_id},
+        claims=who,
+        headers={"Idempotency-Key": key} if key else None,
+    )
+
+
+def cancel(session_id, key=None, who=ADMIN):
+    return call_api(
+        "CancelSessionFunction",
+        "POST",
+        f"/v1/sessions/{session_id}/cancel",
+        resource="/v1/sessions/{id}/cancel",
+        path_parameters={"id": session_id},
+        claims=who,
+        headers={"Idempotency-Key": key} if key else None,
+    )
+
+
+def test_a_retried_leave_replays_the_first_answer(world):
+    session = world.session()
+    world.pay(world.joined(buyer(1), session["id"], quantity=2))
+
+    first = leave(buyer(1), session["id"], key="leave-1")
+    retried = leave(buyer(1), session["id"], key="leave-1")
+    unkeyed = leave(buyer(1), session["id"])
+
+    assert (first.status, first.body["status"]) == (200, "left")
+    assert (retried.status, retried.body) == (200, first.body)
+    assert unkeyed.status == 404
+    assert len(world.events("payment.refund_requested")) == 1
+    assert world.get_session(session["id"])["paid_quantity"] == 0
+
+
+def test_a_leave_key_reused_for_another_session_is_refused(world):
+    first, second = world.session(), world.session()
+    world.joined(buyer(1), first["id"])
+    world.joined(buyer(1), second["id"])
+    assert leave(buyer(1), first["id"], key="leave-1").status == 200
+
+    reused = leave(buyer(1), second["id"], key="leave-1")
+
+    assert reused.status == 422
+    assert reused.body["error"]["code"] == "idempotency_key_reused"
+    assert [p["status"] for p in world.my_participations(buyer(1), session_id=second["id"])] == ["pending_payment"]
+
+
+def test_a_retried_cancel_replays_the_first_answer(world):
+    session = world.session()
+
+    first = cancel(session["id"], key="cancel-1")
+    retried = cancel(session["id"], key="cancel-1")
+    unkeyed = cancel(session["id"])
+
+    assert (first.status, first.body["status"]) == (200, "cancelled")
+    assert (retried.status, retried.body) == (200, first.body)
+    assert unkeyed.status == 409
+    assert len(world.events("groupbuy.session.cancelled")) == 1
+
+
+def test_a_cancel_key_reused_for_another_session_is_refused(world):
+    first, second = world.session(), world.session()
+    cancel(first["id"], key="cancel-1")
+
+    reused = cancel(second["id"], key="cancel-1")
+
+    assert reused.status == 422
+    assert reused.body["error"]["code"] == "idempotency_key_reused"
+    assert world.get_session(second["id"])["status"] == "active"
