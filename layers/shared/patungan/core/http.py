@@ -46,8 +46,8 @@ CORRELATION_HEADER = "x-correlation-id"
 IDEMPOTENCY_HEADER = "idempotency-key"
 # Deeper than any body of ours, and far from the depth where parsing it would exhaust the stack.
 MAX_JSON_DEPTH = 32
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+# A string (an unterminated one runs to the end, so no quote is scanned twice: linear on any input) or a bracket.
+_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 # API.md's error body, as OpenAPI documents every error response (Powertools' own 422 body is not ours).
 ERROR_SCHEMA = Schema.model_validate(
     {
@@ -121,8 +121,10 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
 def parse_json_body(text: str) -> Any:
     """A request body as JSON; one nested deeper than MAX_JSON_DEPTH is refused before it is parsed (SYS-3)."""
     depth = 0
-    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
-        depth += 1 if bracket.group() in "[{" else -1
+    for token in _JSON_STRING_OR_BRACKET.finditer(text):
+        if token.group()[0] == '"':
+            continue
+        depth += 1 if token.group() in "[{" else -1
         if depth > MAX_JSON_DEPTH:
             raise BadRequest(f"the body is nested deeper than {MAX_JSON_DEPTH} levels", code="invalid_body")
     return json.loads(text)
