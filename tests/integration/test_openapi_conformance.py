@@ -47,3 +47,14 @@ def test_a_validation_error_matches_the_documented_422_body(world):
     schema = documented_body("JoinSessionFunction", "/v1/sessions/{id}/join", "post", 422)
     assert violations(schema, refused.body) == []
     assert violations(schema, {"detail": []}) != []  # Powertools' own body is not what we document
+
+
+def test_every_error_status_is_documented_with_the_error_body(world):
+    """API.md's error statuses are in the document, so a client (and the fuzz run) can hold every error to it."""
+    unknown = world.join(buyer(1), "ses_unknown")
+
+    assert unknown.status == 404
+    for status in (400, 401, 403, 404, 409, 429, 503):
+        schema = documented_body("JoinSessionFunction", "/v1/sessions/{id}/join", "post", status)
+        assert violations(schema, unknown.body) == []
+        assert violations(schema, {"message": "no such session"}) != []

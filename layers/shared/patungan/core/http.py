@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler import (
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Schema
+from aws_lambda_powertools.event_handler.openapi.models import Response as OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, LambdaFunctionUrlEvent
 from aws_lambda_powertools.utilities.idempotency import (
@@ -67,6 +68,23 @@ ERROR_SCHEMA = Schema.model_validate(
         },
     }
 )
+_ERROR_RESPONSES = {
+    status: OpenAPIResponse.model_validate(
+        {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    )
+    for status, description in {
+        400: "Bad request",
+        401: "Not signed in",
+        403: "The caller's role may not",
+        404: "No such resource (or not the caller's)",
+        409: "Conflict, or not allowed in the resource's state",
+        429: "Too many requests",
+        503: "A dependency is down; nothing was lost, retry",
+    }.items()
+}
 
 
 def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
@@ -193,10 +211,15 @@ class PatunganResolver(_Correlated, APIGatewayRestResolver):
     _event_type = _RestEvent
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        """Powertools' document, with every error response as render_error sends it (API.md's shape)."""
         schema = super().get_openapi_schema(**kwargs)
-        # Every documented 422 refers to Powertools' HTTPValidationError; what render_error sends is API.md's shape.
         if schema.components and schema.components.schemas:
-            schema.components.schemas["HTTPValidationError"] = ERROR_SCHEMA
+            # Powertools documents its own 422 body under this name.
+            schema.components.schemas.update(Error=ERROR_SCHEMA, HTTPValidationError=ERROR_SCHEMA)
+        for path in (schema.paths or {}).values():
+            for operation in (path.get, path.put, path.post, path.delete, path.patch):
+                if operation is not None:
+                    operation.responses = {**_ERROR_RESPONSES, **(operation.responses or {})}
         return schema
 
 
