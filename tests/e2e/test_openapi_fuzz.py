@@ -13,11 +13,14 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from patungan.core.clock import to_iso
 from tests.e2e.conftest import LocalStackClient, running_local_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fuzz]
@@ -44,9 +47,47 @@ def fuzzed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
         yield LocalStackClient(base_url)
 
 
-def _demo_factory_id(stack: LocalStackClient) -> str:
-    products = stack.get("/v1/products").json()["items"]
-    return next(p["factory_id"] for p in products if p.get("factory_id"))
+@dataclass(frozen=True)
+class FuzzWorld:
+    """What the run starts from: the demo factory and, so that not every id the fuzzer tries is unknown, a
+    session the fuzzing buyer has joined; its ids are offered for half of the ``{id}``/``{user_id}`` it fills."""
+
+    factory_id: str
+    config: Path
+
+
+@pytest.fixture(scope="module")
+def fuzz_world(fuzzed_stack: LocalStackClient, tmp_path_factory: pytest.TempPathFactory) -> FuzzWorld:
+    [product, *_] = [p for p in fuzzed_stack.get("/v1/products").json()["items"] if p.get("factory_id")]
+    staff = fuzzed_stack.token(**ROLES["factory"], factory_id=product["factory_id"])  # type: ignore[arg-type]
+    session = fuzzed_stack.post(
+        "/v1/sessions",
+        staff,
+        json={
+            "product_id": product["id"],
+            "moq": 2,
+            "target_quantity": 100,
+            "base_price": 100_000,
+            "tiers": [{"min_fill_percent": 50, "unit_price": 90_000}],
+            "deadline": to_iso(datetime.now(UTC) + timedelta(days=2)),
+            "max_per_buyer": 5,
+        },
+    )
+    assert session.status_code == 201, session.text
+    buyer = fuzzed_stack.token(**ROLES["buyer"])  # type: ignore[arg-type]
+    joined = fuzzed_stack.post(f"/v1/sessions/{session.json()['id']}/join", buyer, json={"quantity": 1})
+    assert joined.status_code == 201, joined.text
+    ids = [session.json()["id"], product["id"], product["factory_id"], joined.json()["payment"]["id"]]
+    users = [ROLES["buyer"]["sub"]]  # type: ignore[index]
+    config = tmp_path_factory.mktemp("schemathesis") / "schemathesis.toml"
+    config.write_text(
+        f"[dictionaries.ids]\nvalues = {json.dumps(ids)}\n\n"
+        f"[dictionaries.users]\nvalues = {json.dumps(users)}\n\n"
+        "[parameters]\n"
+        '"path.id" = { dictionary = "ids", probability = 0.5 }\n'
+        '"path.user_id" = { dictionary = "users", probability = 0.5 }\n'
+    )
+    return FuzzWorld(product["factory_id"], config)
 
 
 def _summary(role: str, report: dict[str, Any], output: str) -> str:
@@ -65,7 +106,7 @@ def _summary(role: str, report: dict[str, Any], output: str) -> str:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_no_request_gets_a_server_error_or_an_undocumented_body(
-    fuzzed_stack: LocalStackClient, role: str, tmp_path: Path
+    fuzzed_stack: LocalStackClient, fuzz_world: FuzzWorld, role: str, tmp_path: Path
 ) -> None:
     """SYS-3 and issue 6 "Hostile input": checks not_a_server_error and response_schema_conformance."""
     assert SCHEMATHESIS.exists(), f"schemathesis is not installed in {sys.prefix}: run `make venv`"
@@ -73,11 +114,12 @@ def test_no_request_gets_a_server_error_or_an_undocumented_body(
     identity = ROLES[role]
     if identity is not None:
         if role == "factory":
-            identity = {**identity, "factory_id": _demo_factory_id(fuzzed_stack)}
+            identity = {**identity, "factory_id": fuzz_world.factory_id}
         headers = ["-H", f"Authorization: Bearer {fuzzed_stack.token(**identity)}"]
     report_path = tmp_path / "report.json"
     command = [
         str(SCHEMATHESIS),
+        f"--config-file={fuzz_world.config}",
         "run",
         f"{fuzzed_stack.base_url}/openapi.json",
         f"--url={fuzzed_stack.base_url}",
