@@ -21,7 +21,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run    - start the local stack on http://127.0.0.1:$(PORT) with demo data"
-	@echo "make test   - lint and every test (unit, contract, integration, e2e)"
+	@echo "make test   - lint and every test (unit, contract, integration, e2e, schemathesis fuzzing)"
+	@echo "             PYTEST_ARGS='-m \"not fuzz\"' leaves the fuzzing out"
 	@echo "make lint   - ruff + template lint;  make format - ruff format"
 	@echo "make build  - sam build;  make deploy - sam deploy (AWS credentials needed)"
 	@echo "make bench  - print performance figures"

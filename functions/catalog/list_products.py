@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from patungan.catalog.models import ProductList
 from patungan.catalog.service import catalog_service
 from patungan.core.http import api_handler, create_api, documented, json_response, optional_caller
-from patungan.core.pagination import DEFAULT_LIMIT, Cursor, Limit, page_body
+from patungan.core.pagination import DEFAULT_LIMIT, Cursor, IdFilter, Limit, page_body
 
 app = create_api()
 
@@ -16,9 +16,9 @@ app = create_api()
 def list_products(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-    category: Annotated[str | None, Query()] = None,
-    factory_id: Annotated[str | None, Query()] = None,
-    seller_id: Annotated[str | None, Query()] = None,
+    category: IdFilter = None,
+    factory_id: IdFilter = None,
+    seller_id: IdFilter = None,
     include_inactive: Annotated[bool, Query(description="admins and the owner's staff only")] = False,
 ):
     page = catalog_service().list_products(

@@ -3,12 +3,12 @@ retry with the same Idempotency-Key replays the first answer (SYS-4)."""
 
 from patungan.composition import groupbuy_service
 from patungan.core.http import api_handler, caller, create_api, documented, idempotent
-from patungan.groupbuy.models import Session
+from patungan.groupbuy.models import SessionView
 
 app = create_api()
 
 
-@app.post("/v1/sessions/<id>/cancel", summary="Cancel a session (admin)", responses=documented(Session))
+@app.post("/v1/sessions/<id>/cancel", summary="Cancel a session (admin)", responses=documented(SessionView))
 def cancel_session(id: str):
     principal = caller(app)
     service = groupbuy_service()

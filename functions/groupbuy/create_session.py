@@ -2,12 +2,12 @@
 
 from patungan.composition import groupbuy_service
 from patungan.core.http import api_handler, caller, create_api, documented, idempotent
-from patungan.groupbuy.models import Session, SessionInput
+from patungan.groupbuy.models import SessionInput, SessionView
 
 app = create_api()
 
 
-@app.post("/v1/sessions", summary="Open a group-buying session", responses=documented(Session, 201, "Created"))
+@app.post("/v1/sessions", summary="Open a group-buying session", responses=documented(SessionView, 201, "Created"))
 def create_session(body: SessionInput):
     principal = caller(app)
     service = groupbuy_service()

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.composition import groupbuy_service
 from patungan.core.http import api_handler, create_api, json_response
-from patungan.core.pagination import DEFAULT_LIMIT, Cursor, Limit, page_body
+from patungan.core.pagination import DEFAULT_LIMIT, Cursor, IdFilter, Limit, page_body
 from patungan.groupbuy.models import SessionStatus
 
 app = create_api()
@@ -17,8 +17,8 @@ def list_sessions(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     status: Annotated[SessionStatus | None, Query()] = None,
-    factory_id: Annotated[str | None, Query()] = None,
-    category: Annotated[str | None, Query()] = None,
+    factory_id: IdFilter = None,
+    category: IdFilter = None,
 ):
     service = groupbuy_service()
     page = service.list_sessions(limit=limit, cursor=cursor, status=status, factory_id=factory_id, category=category)

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from patungan.adapters.aws import client
 from patungan.core.errors import ConcurrentUpdate, Conflict, DependencyUnavailable, DomainError
+from patungan.core.pagination import invalid_cursor
 
 FailureFactory = DomainError | Callable[[dict[str, Any] | None], DomainError]
 
@@ -25,6 +26,7 @@ _deserializer = TypeDeserializer()
 MAX_TRANSACTION_ITEMS = 100
 # Queries one list page may make while a filter thins the results out (each reads at most the page size).
 MAX_READS_PER_PAGE = 10
+MAX_KEY_LENGTH = 1024  # a sort key's limit in bytes; a partition key's is 2 048
 _UNAVAILABLE_CODES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -102,6 +104,15 @@ def _expression_args(
     if values:
         args["ExpressionAttributeValues"] = _values(values)
     return args
+
+
+def _is_position_in(start_key: dict[str, Any], index: str | None, values: dict[str, Any] | None) -> bool:
+    names = {"pk", "sk", *((f"{index}pk", f"{index}sk") if index else ())}
+    return (
+        set(start_key) == names
+        and all(isinstance(value, str) and 0 < len(value.encode()) <= MAX_KEY_LENGTH for value in start_key.values())
+        and start_key[f"{index or ''}pk"] == (values or {}).get(":pk")
+    )
 
 
 @dataclass(frozen=True)
@@ -232,7 +243,13 @@ class DynamoTable:
         ``MAX_READS_PER_PAGE`` queries of at most ``limit`` items each: a filter that matches little over a
         long list answers a short (even empty) page with the cursor to read on, never reads the whole list
         in one request (issue 6 defect 9). ``equal_to`` filters on attributes equal to the given values (a
-        None value does not filter)."""
+        None value does not filter).
+
+        The page an API list answers: ``start_key`` comes from a client's cursor, so it must be a key this query
+        could have returned - the table's key and, reading index ``gsiN``, its ``gsiNpk``/``gsiNsk``, all strings,
+        in the partition ``:pk`` read - or it is refused (400), never sent to DynamoDB to fail there."""
+        if start_key is not None and not _is_position_in(start_key, kwargs.get("index"), kwargs.get("values")):
+            raise invalid_cursor()
         wanted = {name: value for name, value in (equal_to or {}).items() if value is not None}
         if wanted:
             kwargs["filter_expression"] = " AND ".join(f"#f_{name} = :f_{name}" for name in wanted)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from patungan.core.inputs import MAX_AMOUNT, Price, ResourceId, SignedAmount, multi_line, single_line
 from patungan.core.phone import normalize_indonesian_phone
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = single_line(200)
+Category = single_line(100)
+Description = multi_line(5000)
+WeightGrams = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
 ProductStatus = Literal["active", "inactive"]
 
 
@@ -20,8 +24,8 @@ class OrganisationInput(_Input):
     """A factory (make-to-order producer) or a seller (stock holder)."""
 
     name: Name
-    phone: str = Field(examples=["+6281234567890"])
-    owner_user_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    phone: Annotated[str, Field(max_length=40, examples=["+6281234567890"])]
+    owner_user_id: ResourceId
 
     @field_validator("phone")
     @classmethod
@@ -39,8 +43,8 @@ class Organisation(BaseModel):
 
 class VariantInput(_Input):
     name: Name
-    sku: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-    price_delta: int = Field(0, description="added to the product's base_price (minor units, may be negative)")
+    sku: single_line(64)
+    price_delta: SignedAmount = Field(0, description="added to the product's base_price (minor units, may be negative)")
 
 
 class Variant(BaseModel):
@@ -52,13 +56,13 @@ class Variant(BaseModel):
 
 
 class ProductInput(_Input):
-    factory_id: str | None = None
-    seller_id: str | None = None
+    factory_id: ResourceId | None = None
+    seller_id: ResourceId | None = None
     name: Name
-    description: Annotated[str, StringConstraints(max_length=5000)] = ""
-    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    base_price: int = Field(gt=0, description="minor units (IDR: rupiah)")
-    weight_grams: int = Field(gt=0, le=1_000_000)
+    description: Description = ""
+    category: Category
+    base_price: Price
+    weight_grams: WeightGrams
     variants: list[VariantInput] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
@@ -66,17 +70,19 @@ class ProductInput(_Input):
         skus = [v.sku for v in self.variants]
         if len(set(skus)) != len(skus):
             raise ValueError("variant skus must be unique within a product")
-        if any(self.base_price + v.price_delta <= 0 for v in self.variants):
-            raise ValueError("every variant must cost more than zero (base_price + price_delta)")
+        if any(not 0 < self.base_price + v.price_delta <= MAX_AMOUNT for v in self.variants):
+            raise ValueError(
+                f"every variant must cost more than zero and at most {MAX_AMOUNT} (base_price + price_delta)"
+            )
         return self
 
 
 class ProductUpdate(_Input):
     name: Name | None = None
-    description: Annotated[str, StringConstraints(max_length=5000)] | None = None
-    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
-    base_price: int | None = Field(None, gt=0)
-    weight_grams: int | None = Field(None, gt=0, le=1_000_000)
+    description: Description | None = None
+    category: Category | None = None
+    base_price: Price | None = None
+    weight_grams: WeightGrams | None = None
     status: ProductStatus | None = None
 
 

@@ -4,8 +4,9 @@ API.md's error shape and statuses, correlation ids, the caller, JSON responses a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import (
@@ -17,7 +18,10 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Schema
+from aws_lambda_powertools.event_handler.openapi.models import Response as OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, LambdaFunctionUrlEvent
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -33,14 +37,55 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patungan.adapters.tokens import token_verifier
 from patungan.core.auth import Principal, principal_from_claims, principal_from_event, require_principal
 from patungan.core.config import get_settings
-from patungan.core.errors import DependencyUnavailable, DomainError, Unauthenticated
+from patungan.core.errors import BadRequest, DependencyUnavailable, DomainError, NotFound, Unauthenticated
 from patungan.core.events import current_correlation_id
 from patungan.core.ids import new_ulid
+from patungan.core.inputs import MAX_ID_LENGTH
 from patungan.core.observability import logger, metrics, tracer
 
 R = TypeVar("R", bound=APIGatewayRestResolver)
 CORRELATION_HEADER = "x-correlation-id"
 IDEMPOTENCY_HEADER = "idempotency-key"
+# Deeper than any body of ours, and far from the depth where parsing it would exhaust the stack.
+MAX_JSON_DEPTH = 32
+# A string (an unterminated one runs to the end, so no quote is scanned twice: linear on any input) or a bracket.
+_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+# API.md's error body, as OpenAPI documents every error response (Powertools' own 422 body is not ours).
+ERROR_SCHEMA = Schema.model_validate(
+    {
+        "title": "Error",
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "details"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "array", "items": {}},
+                },
+            }
+        },
+    }
+)
+_ERROR_RESPONSES = {
+    status: OpenAPIResponse.model_validate(
+        {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    )
+    for status, description in {
+        400: "Bad request",
+        401: "Not signed in",
+        403: "The caller's role may not",
+        404: "No such resource (or not the caller's)",
+        409: "Conflict, or not allowed in the resource's state",
+        429: "Too many requests",
+        503: "A dependency is down; nothing was lost, retry",
+    }.items()
+}
 
 
 def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
@@ -92,8 +137,44 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
+def parse_json_body(text: str) -> Any:
+    """A request body as JSON; one nested deeper than MAX_JSON_DEPTH is refused before it is parsed (SYS-3)."""
+    depth = 0
+    for token in _JSON_STRING_OR_BRACKET.finditer(text):
+        if token.group()[0] == '"':
+            continue
+        depth += 1 if token.group() in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(f"the body is nested deeper than {MAX_JSON_DEPTH} levels", code="invalid_body")
+    return json.loads(text)
+
+
+class _TextBody:
+    """A body that is not UTF-8 text is the caller's mistake (400), found when the body is first read."""
+
+    @cached_property
+    def decoded_body(self) -> str | None:
+        try:
+            return super().decoded_body  # type: ignore[misc]
+        except UnicodeDecodeError as exc:
+            raise BadRequest("the body is not UTF-8 text", code="invalid_body") from exc
+
+
+class _RestEvent(_TextBody, APIGatewayProxyEvent):
+    pass
+
+
+class _FunctionUrlEvent(_TextBody, LambdaFunctionUrlEvent):
+    pass
+
+
 class _Correlated:
     """A correlation id on every response (and on the events the request causes)."""
+
+    _event_type: type[APIGatewayProxyEvent | LambdaFunctionUrlEvent]
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> APIGatewayProxyEvent | LambdaFunctionUrlEvent:
+        return self._event_type(event, parse_json_body)
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         event = dict(event)
@@ -128,22 +209,46 @@ class _Correlated:
 class PatunganResolver(_Correlated, APIGatewayRestResolver):
     """API Gateway (REST) routes."""
 
+    _event_type = _RestEvent
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        """Powertools' document, with every error response as render_error sends it (API.md's shape)."""
+        schema = super().get_openapi_schema(**kwargs)
+        if schema.components and schema.components.schemas:
+            # Powertools documents its own 422 body under this name.
+            schema.components.schemas.update(Error=ERROR_SCHEMA, HTTPValidationError=ERROR_SCHEMA)
+        for path in (schema.paths or {}).values():
+            for operation in (path.get, path.put, path.post, path.delete, path.patch):
+                if operation is not None:
+                    operation.responses = {**_ERROR_RESPONSES, **(operation.responses or {})}
+        return schema
+
 
 class WebhookResolver(_Correlated, LambdaFunctionUrlResolver):
     """Function URL routes (webhooks)."""
 
+    _event_type = _FunctionUrlEvent
+
+
+def _ids_we_could_have_issued(app: APIGatewayRestResolver, next_middleware: Callable[..., Response]) -> Response:
+    """A path id longer than any id we issue names nothing: 404, as any unknown id, before it reaches DynamoDB
+    (which refuses such keys)."""
+    if any(len(value) > MAX_ID_LENGTH for value in (app.current_event.path_parameters or {}).values()):
+        raise NotFound("no such resource")
+    return next_middleware(app)
+
 
 def create_api() -> PatunganResolver:
-    return _with_error_map(
-        PatunganResolver(
-            enable_validation=True,
-            cors=CORSConfig(
-                allow_origin="*",
-                allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Guest-Id", "X-Correlation-Id"],
-                expose_headers=[CORRELATION_HEADER],
-            ),
-        )
+    app = PatunganResolver(
+        enable_validation=True,
+        cors=CORSConfig(
+            allow_origin="*",
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Guest-Id", "X-Correlation-Id"],
+            expose_headers=[CORRELATION_HEADER],
+        ),
     )
+    app.use([_ids_we_could_have_issued])
+    return _with_error_map(app)
 
 
 def create_webhook_app() -> WebhookResolver:

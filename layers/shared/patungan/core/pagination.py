@@ -12,9 +12,12 @@ from typing import Annotated, Any, Generic, TypeVar
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.core.errors import BadRequest
+from patungan.core.inputs import MAX_ID_LENGTH
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+# Our cursors are a few hundred characters (a table key and an index key, base64).
+MAX_CURSOR_LENGTH = 1024
 
 T = TypeVar("T")
 
@@ -39,14 +42,20 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("cursor is not one this API returned", code="invalid_cursor") from exc
+        raise invalid_cursor() from exc
     if not isinstance(value, dict):
-        raise BadRequest("cursor is not one this API returned", code="invalid_cursor")
+        raise invalid_cursor()
     return value
 
 
+def invalid_cursor() -> BadRequest:
+    return BadRequest("cursor is not one this API returned", code="invalid_cursor")
+
+
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size (default {DEFAULT_LIMIT})")]
-Cursor = Annotated[str | None, Query(description="the next_cursor of the previous page")]
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description="the next_cursor of the previous page")]
+# A list filtered by an id (or a word such as a status): longer than any id we issue, it is refused (422).
+IdFilter = Annotated[str | None, Query(max_length=MAX_ID_LENGTH)]
 
 
 def page_body(page: Page[T], render: Callable[[T], Any]) -> dict[str, Any]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 
+from patungan.core.inputs import MAX_AMOUNT, Price, Quantity, ResourceId, StrictBool
 from patungan.groupbuy.pricing import fill_percent, highest_tier_reached, unit_price_at
 
 SessionStatus = Literal[
@@ -28,29 +29,31 @@ JOINABLE: frozenset[str] = frozenset({"active", "moq_reached"})
 CANCELLABLE: frozenset[str] = frozenset({"forming", "active", "moq_reached"})
 CLAIMABLE: frozenset[str] = frozenset({"forming", "active", "moq_reached"})
 PLATFORM_USER_ID = "platform"
+# A session's lifecycle is one Step Functions execution, which lives at most a year (GB-1).
+MAX_SESSION_DAYS = 360
 
 
 class Tier(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_fill_percent: int = Field(gt=0, le=100)
-    unit_price: int = Field(gt=0)
+    min_fill_percent: int = Field(strict=True, gt=0, le=100)
+    unit_price: Price
 
 
 class SessionInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: str
-    variant_id: str | None = None
-    moq: int = Field(ge=1, description="minimum paid units for the session to succeed")
-    target_quantity: int = Field(ge=1, description="the quantity tiers' fill percentages refer to; also the cap")
-    base_price: int = Field(gt=0, description="unit price below the first tier (minor units)")
+    product_id: ResourceId
+    variant_id: ResourceId | None = None
+    moq: Quantity = Field(description="minimum paid units for the session to succeed")
+    target_quantity: Quantity = Field(description="the quantity tiers' fill percentages refer to; also the cap")
+    base_price: Price = Field(description="unit price below the first tier (minor units)")
     tiers: list[Tier] = Field(default_factory=list, max_length=10)
     starts_at: AwareDatetime | None = Field(None, description="default: now")
-    deadline: AwareDatetime
-    max_per_buyer: int = Field(ge=1)
-    payment_window_seconds: int = Field(3600, ge=60, le=7 * 86_400)
-    allow_leave_after_payment: bool = True
+    deadline: AwareDatetime = Field(description=f"at most {MAX_SESSION_DAYS} days ahead")
+    max_per_buyer: Quantity
+    payment_window_seconds: Annotated[int, Field(strict=True, ge=60, le=7 * 86_400)] = 3600
+    allow_leave_after_payment: StrictBool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionInput:
@@ -58,6 +61,8 @@ class SessionInput(BaseModel):
             raise ValueError("moq cannot exceed target_quantity")
         if self.max_per_buyer > self.target_quantity:
             raise ValueError("max_per_buyer cannot exceed target_quantity")
+        if self.base_price * self.target_quantity > MAX_AMOUNT:
+            raise ValueError(f"base_price x target_quantity (the session's whole value) cannot exceed {MAX_AMOUNT}")
         percents = [t.min_fill_percent for t in self.tiers]
         if percents != sorted(percents) or len(set(percents)) != len(percents):
             raise ValueError("tiers must be listed by strictly increasing min_fill_percent")
@@ -67,6 +72,10 @@ class SessionInput(BaseModel):
         if self.starts_at is not None and self.starts_at >= self.deadline:
             raise ValueError("starts_at must be before the deadline")
         return self
+
+
+# Kept from the API: who opened it (staff ids), the settlement outcome (its state machine's) and the write version.
+_INTERNAL_SESSION_FIELDS = frozenset({"version", "outcome", "created_by"})
 
 
 class Session(BaseModel):
@@ -135,7 +144,7 @@ class Session(BaseModel):
         return self.target_quantity - self.paid_quantity - self.reserved_quantity
 
     def view(self, now: datetime) -> dict:
-        body = self.model_dump(exclude={"version", "outcome", "created_by"})
+        body = self.model_dump(exclude=_INTERNAL_SESSION_FIELDS)
         deadline = datetime.fromisoformat(self.deadline.replace("Z", "+00:00"))
         body.update(
             current_unit_price=self.current_unit_price,
@@ -146,12 +155,26 @@ class Session(BaseModel):
         return body
 
 
+_DERIVED_SESSION_FIELDS: dict[str, Any] = {
+    "current_unit_price": (int, Field(description="the tier in force at the current paid fill")),
+    "fill_percent": (float, Field(description="paid quantity / target quantity x 100")),
+    "time_left_seconds": (int, Field(description="until the deadline; 0 once passed")),
+    "available_quantity": (int, Field(description="units still open to join")),
+}
+SessionView = create_model(
+    "SessionView",
+    __doc__="A session as the API answers it (Session.view): what is stored, less internals, and what is derived.",
+    **{name: (f.annotation, f) for name, f in Session.model_fields.items() if name not in _INTERNAL_SESSION_FIELDS},
+    **_DERIVED_SESSION_FIELDS,
+)
+
+
 class JoinInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: int = Field(ge=1)
-    unit_price: int | None = Field(None, description="what the app showed; refused (400) if it differs")
-    total: int | None = Field(None, description="what the app showed; refused (400) if it differs")
+    quantity: Quantity
+    unit_price: Price | None = Field(None, description="what the app showed; refused (400) if it differs")
+    total: Price | None = Field(None, description="what the app showed; refused (400) if it differs")
 
 
 class PaymentSummary(BaseModel):
@@ -182,7 +205,7 @@ class Participation(BaseModel):
     updated_at: str
 
 
-class SessionDetail(Session):
+class SessionDetail(SessionView):  # type: ignore[misc,valid-type]
     """GET /v1/sessions/{id} (GB-16): the session with the caller's own (latest) participation in it; null
     when the caller is anonymous or never joined."""
 

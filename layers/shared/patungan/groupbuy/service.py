@@ -22,6 +22,7 @@ from patungan.groupbuy import events
 from patungan.groupbuy.models import (
     CANCELLABLE,
     JOINABLE,
+    MAX_SESSION_DAYS,
     JoinInput,
     Participation,
     PaymentSummary,
@@ -70,9 +71,12 @@ class GroupBuyService:
         if data.variant_id is not None and product.variant(data.variant_id) is None:
             raise field_error("variant_id", f"product {product.id} has no variant {data.variant_id}")
         now = self.clock.now()
-        starts_at = data.starts_at or now
+        # A session cannot start before it exists (nor at a moment so far back it has no UTC form).
+        starts_at = max(data.starts_at or now, now)
         if data.deadline <= now:
             raise field_error("deadline", "must be in the future")
+        if data.deadline > now + timedelta(days=MAX_SESSION_DAYS):
+            raise field_error("deadline", f"must be at most {MAX_SESSION_DAYS} days ahead")
         session = Session(
             id=new_id("ses"),
             product_id=product.id,

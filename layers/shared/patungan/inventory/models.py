@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from patungan.core.inputs import Quantity
+
 
 class PurchaseOrder(BaseModel):
     id: str
@@ -37,4 +39,4 @@ class Receipt(BaseModel):
 class ReceiptInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    received_quantity: int = Field(ge=1, description="units received now; receipts add up to the ordered quantity")
+    received_quantity: Quantity = Field(description="units received now; receipts add up to the ordered quantity")

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from patungan.core.clock import parse_iso, to_iso
+from patungan.core.inputs import SignedAmount, single_line
 from patungan.core.money import DEFAULT_CURRENCY
 
 MovementType = Literal[
@@ -140,8 +141,8 @@ class AdjustmentInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(strict=True, description="signed minor units: positive credits the wallet, negative debits")
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    amount: SignedAmount = Field(description="signed minor units: positive credits the wallet, negative debits")
+    reason: single_line(500)
 
     @field_validator("amount")
     @classmethod
