@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from emulator.apigateway import (
@@ -31,6 +31,7 @@ from emulator.apigateway import (
     function_url_response,
 )
 from emulator.events import RuleScheduler
+from emulator.logs import access_log
 from emulator.openapi import DOCS_PATH, SWAGGER_UI_ASSETS, SWAGGER_UI_DIR, OpenApiDocument
 from emulator.runtime import LambdaRuntime
 from emulator.tokens import Identity, TokenSigner
@@ -176,13 +177,23 @@ class LocalGateway:
         return HttpResponse(200, headers, (SWAGGER_UI_DIR / asset).read_bytes())
 
 
+class _UnloggedRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler without its coloured access line: ``access_log`` writes a plain one."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 class HttpServer:
     """A threaded werkzeug server on ``host:port`` (port 0: any free port). The socket is bound at once, so
-    the URL is known before the app exists; requests are served from ``start`` on, in a thread."""
+    the URL is known before the app exists; requests are served from ``start`` on, in a thread, each logged
+    as one line (method, path, status, milliseconds, correlation id)."""
 
     def __init__(self, host: str, port: int) -> None:
         self._app: WsgiApp | None = None
-        self._server: BaseWSGIServer = make_server(host, port, self._dispatch, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, self._dispatch, threaded=True, request_handler=_UnloggedRequestHandler
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property
@@ -191,7 +202,7 @@ class HttpServer:
 
     def start(self, app: WsgiApp, mounts: dict[str, WsgiApp]) -> None:
         """Serve ``app``, and each mount's app under its path prefix (as SCRIPT_NAME, the rest as PATH_INFO)."""
-        self._app = DispatcherMiddleware(app, mounts)
+        self._app = access_log(DispatcherMiddleware(app, mounts), CORRELATION_HEADER)
         self._thread.start()
 
     def stop(self) -> None:

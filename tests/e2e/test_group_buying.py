@@ -3,6 +3,7 @@ the success path to orders, tier refunds and escrow release; the failure path to
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -149,6 +150,32 @@ def test_failure_path_refunds_every_paid_buyer(walk):
     payment = walk.api.get(f"/v1/payments/{walk.mine(paying, session['id'])['payment']['id']}", paying).json()
     assert payment["status"] == "refunded"
     assert walk.balanced()
+
+
+def test_the_log_is_plain_lines_a_request_and_a_metric_each_on_one(walk, local_stack_log):
+    """Issue 6 (newcomer): the log was werkzeug lines with colour codes and raw EMF metric blobs."""
+    session = walk.open_session(moq=1)
+    correlation_id = f"e2e-{walk.run}"
+
+    joined = walk.api.post(
+        f"/v1/sessions/{session['id']}/join",
+        walk.buyer(1),
+        json={"quantity": 1},
+        headers={"x-correlation-id": correlation_id},
+    )
+
+    assert joined.status_code == 201, joined.text
+    request_line = rf"INFO  http POST /v1/sessions/{session['id']}/join 201 \d+ms cid={correlation_id}$"
+
+    def logged() -> str | None:
+        text = local_stack_log.read_text()
+        return text if re.search(request_line, text, re.M) else None
+
+    log = eventually(logged)
+    assert log, local_stack_log.read_text()[-3000:]
+    assert re.search(r"^\S+ METRIC \S+ SessionJoins=1$", log, re.M)
+    assert "\x1b[" not in log  # no colour codes
+    assert '{"_aws"' not in log  # no raw metric blobs
 
 
 def test_a_forged_webhook_is_403_and_changes_nothing(walk):
