@@ -3,6 +3,7 @@
 - the template's REST API (every route, as API Gateway with the Cognito authorizer would serve it),
 - Function URLs: ANY /_url/{FunctionLogicalId}/{path},
 - local endpoints: GET /_local/health, POST /_local/token, POST /_local/schedules/{RuleLogicalId}/fire,
+  POST /_local/clock/advance {"seconds": N} (Step Functions Wait states of running executions: emulator/clock.py),
 - GET /openapi.json and GET /docs (Swagger UI, offline),
 - the local Xendit under /_xendit (mounted when emulator/xendit.py is there).
 """
@@ -37,6 +38,7 @@ from emulator.runtime import LambdaRuntime
 from emulator.tokens import Identity, TokenSigner
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+MAX_CLOCK_ADVANCE_SECONDS = 366 * 86_400  # an execution lives at most a year
 
 
 class TokenRequest(BaseModel):
@@ -55,6 +57,12 @@ class TokenRequest(BaseModel):
         return value
 
 
+class ClockAdvance(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    seconds: int = Field(gt=0, le=MAX_CLOCK_ADVANCE_SECONDS)
+
+
 def _json(status: int, body: Any) -> HttpResponse:
     return HttpResponse(status, [("Content-Type", "application/json")], json.dumps(body).encode())
 
@@ -71,6 +79,7 @@ class LocalGateway:
         schedules: RuleScheduler,
         openapi: OpenApiDocument,
         groups: Iterable[str],
+        advance_clock: Callable[[float], int],
     ) -> None:
         self.ready = threading.Event()
         self._rest_api = rest_api
@@ -79,11 +88,13 @@ class LocalGateway:
         self._schedules = schedules
         self._openapi = openapi
         self._groups = frozenset(groups)
+        self._advance_clock = advance_clock
         self._local_routes = Map(
             [
                 Rule("/_local/health", methods=["GET"], endpoint=self._health),
                 Rule("/_local/token", methods=["POST"], endpoint=self._token),
                 Rule("/_local/schedules/<rule_id>/fire", methods=["POST"], endpoint=self._fire_schedule),
+                Rule("/_local/clock/advance", methods=["POST"], endpoint=self._clock_advance),
                 Rule("/_url/<function_id>/", endpoint=self._function_url, defaults={"path": ""}),
                 Rule("/_url/<function_id>/<path:path>", endpoint=self._function_url),
                 Rule("/openapi.json", methods=["GET"], endpoint=self._openapi_json),
@@ -134,11 +145,7 @@ class LocalGateway:
         try:
             body = TokenRequest.model_validate_json(request.body or b"{}")
         except ValidationError as exc:
-            details = [
-                {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
-                for error in exc.errors()
-            ]
-            return error_response(request, 422, "validation_error", "the token request is not valid", details)
+            return _invalid(request, "the token request is not valid", exc)
         unknown = [
             {"field": f"groups.{index}", "message": f"not a group of the user pool: {sorted(self._groups)}"}
             for index, group in enumerate(body.groups)
@@ -148,6 +155,14 @@ class LocalGateway:
             return error_response(request, 422, "validation_error", "the token request is not valid", unknown)
         identity = Identity(body.sub, tuple(body.groups), body.factory_id, body.seller_id)
         return _json(200, {"token": self._signer.issue(identity)})
+
+    def _clock_advance(self, request: HttpRequest) -> HttpResponse:
+        try:
+            body = ClockAdvance.model_validate_json(request.body or b"{}")
+        except ValidationError as exc:
+            return _invalid(request, 'send {"seconds": N}, a whole number of seconds up to a year', exc)
+        executions = self._advance_clock(body.seconds)
+        return _json(200, {"advanced_seconds": body.seconds, "running_executions": executions})
 
     def _fire_schedule(self, request: HttpRequest, rule_id: str) -> HttpResponse:
         rule = self._schedules.resolve(rule_id)
@@ -175,6 +190,13 @@ class LocalGateway:
             return error_response(request, 404, "not_found", f"no asset {asset}")
         headers = [("Content-Type", SWAGGER_UI_ASSETS[asset]), ("Cache-Control", "max-age=86400")]
         return HttpResponse(200, headers, (SWAGGER_UI_DIR / asset).read_bytes())
+
+
+def _invalid(request: HttpRequest, message: str, exc: ValidationError) -> HttpResponse:
+    details = [
+        {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]} for error in exc.errors()
+    ]
+    return error_response(request, 422, "validation_error", message, details)
 
 
 class _UnloggedRequestHandler(WSGIRequestHandler):
