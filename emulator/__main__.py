@@ -46,6 +46,8 @@ def banner(stack: LocalStack) -> str:
         f"  OpenAPI       {stack.url}/openapi.json",
         f"  local Xendit  {stack.xendit_url}",
         f'  sign in       curl -X POST {stack.url}/_local/token -d \'{{"sub": "buyer-9", "groups": ["buyer"]}}\'',
+        f"  deadlines     curl -X POST {stack.url}/_local/clock/advance -d '{{\"seconds\": 7200}}'"
+        "   (Step Functions Waits due in the next 2 h happen now)",
     ]
     if stack.seed is not None:
         lines += ["", "Demo users (paste a header into Swagger UI's Authorize, or curl -H):"]

@@ -818,7 +818,7 @@ def _require_api_key(request: Request) -> None:
 def _json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
     if not request.get_data() and not required:
         return {}
-    body = request.get_json(silent=True)
+    body = request.get_json(silent=True, force=True)  # curl -d sends a form content type
     if not isinstance(body, dict):
         raise XenditError(400, "API_VALIDATION_ERROR", "the body must be a JSON object")
     return body

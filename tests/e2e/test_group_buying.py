@@ -147,7 +147,7 @@ def test_success_path_orders_tier_refunds_and_escrow_release(walk):
         [order] = walk.api.get("/v1/orders", token, params={"session_id": session["id"]}).json()["items"]
         assert order["total"] == 160_000
         assert walk.mine(token, session["id"])["status"] == "ordered"
-    [po] = walk.api.get("/v1/purchase-orders", walk.warehouse, params={"session_id": session["id"]}).json()["items"]
+    [po] = walk.api.get("/v1/purchase-orders", walk.staff, params={"session_id": session["id"]}).json()["items"]
     assert po["quantity"] == 6
     received = walk.api.post(f"/v1/purchase-orders/{po['id']}/receive", walk.warehouse, json={"received_quantity": 6})
     assert received.status_code == 200, received.text

@@ -1,6 +1,6 @@
 """/_xendit, the page the README and ``make run`` point at, lists what the local Xendit holds (issue 6, "what a
 newcomer tripped over": it answered 404): invoices with links to their checkout pages, refunds and payouts,
-newest first; JSON with Accept: application/json."""
+newest first; JSON with Accept: application/json. Simulations read the JSON body curl -d sends."""
 
 from __future__ import annotations
 
@@ -94,3 +94,17 @@ def test_the_overview_in_json_holds_the_api_objects(xendit):
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert response.json == {"invoices": [newer, older], "refunds": [], "payouts": []}
+
+
+def test_a_simulation_body_sent_as_curl_d_sends_it_is_read(xendit):
+    """The README pastes ``curl -d '{"payment_method": "RETAIL_OUTLET"}'``: a JSON body with a form content type."""
+    invoice = create_invoice(xendit, "pay_outlet", 100_000)
+
+    paid = xendit.post(
+        f"{XENDIT_PATH}/simulate/invoices/{invoice['id']}/pay",
+        data='{"payment_method": "RETAIL_OUTLET"}',
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert paid.status_code == 200, paid.text
+    assert paid.json["payment_method"] == "RETAIL_OUTLET"
