@@ -145,9 +145,17 @@ class ReadableOutput(io.TextIOBase):
     def isatty(self) -> bool:
         return self._target.isatty()
 
+    def fileno(self) -> int:
+        return self._target.fileno()
+
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self._target, "encoding", "utf-8")
+
+
+def _printable(text: str) -> str:
+    """What a client sent, with control characters escaped: a request cannot write a log line of its own."""
+    return "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in text)
 
 
 def access_log(app: WsgiApp, correlation_header: str) -> WsgiApp:
@@ -171,11 +179,11 @@ def access_log(app: WsgiApp, correlation_header: str) -> WsgiApp:
             path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
             logger.info(
                 "%s %s %s %.0fms cid=%s",
-                environ.get("REQUEST_METHOD", "-"),
-                path,
+                _printable(environ.get("REQUEST_METHOD", "-")),
+                _printable(path),
                 answer.get("status", "-"),
                 (time.perf_counter() - started) * 1000,
-                correlation,
+                _printable(correlation),
             )
 
     return logged

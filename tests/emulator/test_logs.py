@@ -102,3 +102,16 @@ def test_a_request_is_logged_as_one_plain_line_with_its_status_time_and_correlat
 
     [record] = [record for record in caplog.records if record.name == REQUEST_LOGGER]
     assert re.fullmatch(r"POST /v1/sessions/ses_1/join 201 \d+ms cid=cid-42", record.getMessage())
+
+
+def test_a_request_cannot_forge_a_log_line(caplog):
+    def app(environ, start_response):
+        return Response("", status=404, headers={"x-correlation-id": "c-1"})(environ, start_response)
+
+    client = Client(access_log(app, "x-correlation-id"))
+    with caplog.at_level(logging.INFO, logger=REQUEST_LOGGER):
+        client.get("/v1/x%0a01:00:00.000%20INFO")
+
+    [record] = [record for record in caplog.records if record.name == REQUEST_LOGGER]
+    assert "\n" not in record.getMessage()
+    assert record.getMessage().startswith("GET /v1/x\\x0a01:00:00.000 INFO 404 ")
