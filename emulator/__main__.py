@@ -1,18 +1,18 @@
 """``make run``: start the local stack on http://127.0.0.1:$PORT with demo data; Ctrl-C (or SIGTERM) stops it.
 
-python -m emulator [--template PATH] [--port N] [--time-scale X] [--no-seed]
+python -m emulator [--template PATH] [--port N] [--time-scale X] [--no-seed] [--json-logs]
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from emulator import logs
 from emulator.stack import LocalStack
 from emulator.template import TEMPLATE_PATH
 
@@ -28,6 +28,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="60 makes a minute of Wait states and schedules pass in a second (default: $LOCAL_TIME_SCALE or 1)",
     )
     parser.add_argument("--no-seed", dest="seed", action="store_false", help="start without demo data")
+    parser.add_argument(
+        "--json-logs",
+        action="store_true",
+        default=os.environ.get("LOCAL_JSON_LOGS", "") not in ("", "0", "false"),
+        help="print the functions' log and metric lines as the JSON Lambda writes (default: $LOCAL_JSON_LOGS)",
+    )
     return parser.parse_args(argv)
 
 
@@ -40,6 +46,8 @@ def banner(stack: LocalStack) -> str:
         f"  OpenAPI       {stack.url}/openapi.json",
         f"  local Xendit  {stack.xendit_url}",
         f'  sign in       curl -X POST {stack.url}/_local/token -d \'{{"sub": "buyer-9", "groups": ["buyer"]}}\'',
+        f"  deadlines     curl -X POST {stack.url}/_local/clock/advance -d '{{\"seconds\": 7200}}'"
+        "   (Step Functions Waits due in the next 2 h happen now)",
     ]
     if stack.seed is not None:
         lines += ["", "Demo users (paste a header into Swagger UI's Authorize, or curl -H):"]
@@ -55,9 +63,7 @@ def banner(stack: LocalStack) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("botocore.credentials", "responses"):  # a line per client and per webhook otherwise
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    logs.configure(json_logs=args.json_logs)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())

@@ -3,6 +3,7 @@
 - the template's REST API (every route, as API Gateway with the Cognito authorizer would serve it),
 - Function URLs: ANY /_url/{FunctionLogicalId}/{path},
 - local endpoints: GET /_local/health, POST /_local/token, POST /_local/schedules/{RuleLogicalId}/fire,
+  POST /_local/clock/advance {"seconds": N} (Step Functions Wait states of running executions: emulator/clock.py),
 - GET /openapi.json and GET /docs (Swagger UI, offline),
 - the local Xendit under /_xendit (mounted when emulator/xendit.py is there).
 """
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from emulator.apigateway import (
@@ -31,11 +32,13 @@ from emulator.apigateway import (
     function_url_response,
 )
 from emulator.events import RuleScheduler
+from emulator.logs import access_log
 from emulator.openapi import DOCS_PATH, SWAGGER_UI_ASSETS, SWAGGER_UI_DIR, OpenApiDocument
 from emulator.runtime import LambdaRuntime
 from emulator.tokens import Identity, TokenSigner
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+MAX_CLOCK_ADVANCE_SECONDS = 366 * 86_400  # an execution lives at most a year
 
 
 class TokenRequest(BaseModel):
@@ -54,6 +57,12 @@ class TokenRequest(BaseModel):
         return value
 
 
+class ClockAdvance(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    seconds: int = Field(gt=0, le=MAX_CLOCK_ADVANCE_SECONDS)
+
+
 def _json(status: int, body: Any) -> HttpResponse:
     return HttpResponse(status, [("Content-Type", "application/json")], json.dumps(body).encode())
 
@@ -70,6 +79,7 @@ class LocalGateway:
         schedules: RuleScheduler,
         openapi: OpenApiDocument,
         groups: Iterable[str],
+        advance_clock: Callable[[float], int],
     ) -> None:
         self.ready = threading.Event()
         self._rest_api = rest_api
@@ -78,11 +88,13 @@ class LocalGateway:
         self._schedules = schedules
         self._openapi = openapi
         self._groups = frozenset(groups)
+        self._advance_clock = advance_clock
         self._local_routes = Map(
             [
                 Rule("/_local/health", methods=["GET"], endpoint=self._health),
                 Rule("/_local/token", methods=["POST"], endpoint=self._token),
                 Rule("/_local/schedules/<rule_id>/fire", methods=["POST"], endpoint=self._fire_schedule),
+                Rule("/_local/clock/advance", methods=["POST"], endpoint=self._clock_advance),
                 Rule("/_url/<function_id>/", endpoint=self._function_url, defaults={"path": ""}),
                 Rule("/_url/<function_id>/<path:path>", endpoint=self._function_url),
                 Rule("/openapi.json", methods=["GET"], endpoint=self._openapi_json),
@@ -133,11 +145,7 @@ class LocalGateway:
         try:
             body = TokenRequest.model_validate_json(request.body or b"{}")
         except ValidationError as exc:
-            details = [
-                {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
-                for error in exc.errors()
-            ]
-            return error_response(request, 422, "validation_error", "the token request is not valid", details)
+            return _invalid(request, "the token request is not valid", exc)
         unknown = [
             {"field": f"groups.{index}", "message": f"not a group of the user pool: {sorted(self._groups)}"}
             for index, group in enumerate(body.groups)
@@ -147,6 +155,14 @@ class LocalGateway:
             return error_response(request, 422, "validation_error", "the token request is not valid", unknown)
         identity = Identity(body.sub, tuple(body.groups), body.factory_id, body.seller_id)
         return _json(200, {"token": self._signer.issue(identity)})
+
+    def _clock_advance(self, request: HttpRequest) -> HttpResponse:
+        try:
+            body = ClockAdvance.model_validate_json(request.body or b"{}")
+        except ValidationError as exc:
+            return _invalid(request, 'send {"seconds": N}, a whole number of seconds up to a year', exc)
+        executions = self._advance_clock(body.seconds)
+        return _json(200, {"advanced_seconds": body.seconds, "running_executions": executions})
 
     def _fire_schedule(self, request: HttpRequest, rule_id: str) -> HttpResponse:
         rule = self._schedules.resolve(rule_id)
@@ -176,13 +192,30 @@ class LocalGateway:
         return HttpResponse(200, headers, (SWAGGER_UI_DIR / asset).read_bytes())
 
 
+def _invalid(request: HttpRequest, message: str, exc: ValidationError) -> HttpResponse:
+    details = [
+        {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]} for error in exc.errors()
+    ]
+    return error_response(request, 422, "validation_error", message, details)
+
+
+class _UnloggedRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler without its coloured access line: ``access_log`` writes a plain one."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 class HttpServer:
     """A threaded werkzeug server on ``host:port`` (port 0: any free port). The socket is bound at once, so
-    the URL is known before the app exists; requests are served from ``start`` on, in a thread."""
+    the URL is known before the app exists; requests are served from ``start`` on, in a thread, each logged
+    as one line (method, path, status, milliseconds, correlation id)."""
 
     def __init__(self, host: str, port: int) -> None:
         self._app: WsgiApp | None = None
-        self._server: BaseWSGIServer = make_server(host, port, self._dispatch, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, self._dispatch, threaded=True, request_handler=_UnloggedRequestHandler
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property
@@ -191,7 +224,7 @@ class HttpServer:
 
     def start(self, app: WsgiApp, mounts: dict[str, WsgiApp]) -> None:
         """Serve ``app``, and each mount's app under its path prefix (as SCRIPT_NAME, the rest as PATH_INFO)."""
-        self._app = DispatcherMiddleware(app, mounts)
+        self._app = access_log(DispatcherMiddleware(app, mounts), CORRELATION_HEADER)
         self._thread.start()
 
     def stop(self) -> None:

@@ -10,9 +10,9 @@ The patches target moto 5.2.5 (pinned in requirements-dev.txt) and each names th
   record is announced (to ``stream_written``), so stream pollers need not poll on a timer.
 - EventBridge: rule targets are delivered by the emulator (moto cannot deliver to Lambda or Step
   Functions) and schedule-only rules no longer match every event.
-- Step Functions: Wait states and task-token timeouts pass ``time_scale`` times faster; an execution's clock
-  runs ``time_scale`` times faster from its start, so a Wait until a timestamp ends when that clock reaches
-  it.
+- Step Functions: Wait states and task-token timeouts pass ``time_scale`` times faster; a Wait ends when the
+  execution's clock (emulator/clock.py: ``time_scale`` times faster from its start, and advanced on demand)
+  reaches its end.
 - Speed: DynamoDB items are written into responses directly, not member by member through moto's generic
   serializer; update expressions are parsed once per distinct expression; a handler's action names are
   listed once per class; a table's items are put in key order comparing plain values. Each invocation
@@ -24,10 +24,9 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
@@ -63,7 +62,11 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
+from emulator.clock import ExecutionClock
+
 MOTO_VERSION = "5.2.5"
+# How soon a Wait state notices that the clock was advanced (POST /_local/clock/advance).
+CLOCK_CHECK_SECONDS = 1.0
 
 # One lock for every DynamoDB and DynamoDB Streams API call: moto's transact_write_items is not thread-safe
 # (lost updates, "dictionary changed size during iteration"), and a stream reader must not see the records
@@ -84,6 +87,7 @@ StreamWritten = Callable[[], None]
 class MotoPatches:
     """The patches in force; ``undo`` puts moto back as it was."""
 
+    clock: ExecutionClock
     _undo: list[Callable[[], None]] = field(default_factory=list)
 
     def replace(self, owner: type | ModuleType, name: str, value: Any) -> None:
@@ -111,11 +115,11 @@ def install(
             f"emulator/moto_patches.py targets moto {MOTO_VERSION} but moto {moto.__version__} is installed: "
             "re-check every patch against the new moto sources, then update MOTO_VERSION"
         )
-    patches = MotoPatches()
+    patches = MotoPatches(ExecutionClock(time_scale))
     _patch_lambda(patches, run_function)
     _patch_dynamodb(patches, stream_written)
     _patch_event_rules(patches, deliver_event)
-    _patch_step_functions_time(patches, time_scale)
+    _patch_step_functions_time(patches, patches.clock)
     _patch_speed(patches)
     return patches
 
@@ -332,15 +336,18 @@ def _patch_event_rules(patches: MotoPatches, deliver_event: DeliverEvent) -> Non
 # ---------------------------------------------------------------- Step Functions
 
 
-def _patch_step_functions_time(patches: MotoPatches, time_scale: float) -> None:
+def _patch_step_functions_time(patches: MotoPatches, clock: ExecutionClock) -> None:
     def wait_interval(wait: WaitFunction, env: Any, wait_seconds: float) -> None:
-        # Replaces WaitFunction._wait_interval (moto 5.2.5), which sleeps in whole real seconds.
-        deadline = time.monotonic() + max(wait_seconds, 0) / time_scale
+        # Replaces WaitFunction._wait_interval (moto 5.2.5), which sleeps in whole real seconds. The Wait ends
+        # when the execution's clock reaches its end: at the time scale, or at once after an advance.
+        execution_id, started = _execution_of(env)
+        until = clock.now(execution_id, started) + timedelta(seconds=max(wait_seconds, 0))
         while env.is_running():
-            remaining = deadline - time.monotonic()
+            remaining = clock.real_seconds_until(execution_id, started, until)
             if remaining <= 0:
                 return
-            env.program_state_event.wait(remaining)  # set when the execution stops
+            # set when the execution stops; the bounded wait notices an advance of the clock
+            env.program_state_event.wait(min(remaining, CLOCK_CHECK_SECONDS))
 
     def seconds_until_timestamp(wait: Timestamp, env: Any) -> float:
         # Replaces Timestamp._get_wait_seconds (moto 5.2.5), which compares the UTC timestamp with the
@@ -353,9 +360,8 @@ def _patch_step_functions_time(patches: MotoPatches, time_scale: float) -> None:
         moment = Timestamp._from_timestamp_string(timestamp=text)
         if moment is None:
             raise FailureEventException(wait._create_failure_event(env, text))
-        started: datetime = env.states.context_object.context_object_data["Execution"]["StartTime"]  # aware, UTC
-        execution_now = started + (datetime.now(UTC) - started) * time_scale
-        return (moment.replace(tzinfo=UTC) - execution_now).total_seconds()
+        execution_id, started = _execution_of(env)
+        return (moment.replace(tzinfo=UTC) - clock.now(execution_id, started)).total_seconds()
 
     original_wait_for_task_token = StateTaskServiceCallback._eval_wait_for_task_token
 
@@ -364,12 +370,18 @@ def _patch_step_functions_time(patches: MotoPatches, time_scale: float) -> None:
     ) -> Any:
         # A task token's TimeoutSeconds models durable time (a payment window), like a Wait state.
         return original_wait_for_task_token(
-            task, env, timeout_seconds / time_scale, callback_endpoint, heartbeat_endpoint
+            task, env, timeout_seconds / clock.time_scale, callback_endpoint, heartbeat_endpoint
         )
 
     patches.replace(WaitFunction, "_wait_interval", wait_interval)
     patches.replace(Timestamp, "_get_wait_seconds", seconds_until_timestamp)
     patches.replace(StateTaskServiceCallback, "_eval_wait_for_task_token", wait_for_task_token)
+
+
+def _execution_of(env: Any) -> tuple[str, datetime]:
+    """The execution's id (ARN) and start time (aware, UTC)."""
+    execution = env.states.context_object.context_object_data["Execution"]
+    return execution["Id"], execution["StartTime"]
 
 
 # ---------------------------------------------------------------- speed

@@ -1,7 +1,8 @@
 """The API's OpenAPI document (every API function's Powertools schema, merged) and an offline Swagger UI.
 
 Every route of the template appears: a route whose module publishes no schema for it (or does not import)
-still gets an entry saying so, so the document never silently lacks a route.
+still gets an entry saying so, so the document never silently lacks a route. Every operation carries one tag,
+its function's context (the CodeUri folder, functions/<context>/), so Swagger UI groups them by context.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi import swagger_ui
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
 from aws_lambda_powertools.event_handler.openapi.swagger_ui.html import generate_swagger_html
 
 from emulator.apigateway import ApiRoute
@@ -34,6 +35,20 @@ DESCRIPTION = (
     "Served by the local stack. Sign in with `POST /_local/token` "
     '(`{"sub": "buyer-1", "groups": ["buyer"]}`) and paste the token into Authorize.'
 )
+
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+# Swagger UI lists the groups in this order.
+CONTEXT_TAGS = {
+    "catalog": "Factories and their products.",
+    "groupbuy": "Group-buying sessions: open, join, leave, cancel; a buyer's participations.",
+    "payments": "Payments into escrow through Xendit invoices.",
+    "orders": "Orders created when a session settles.",
+    "inventory": "Purchase orders to factories and their receipt at the warehouse (releases escrow).",
+    "wallet": "Buyer wallets: balance, transactions, admin adjustments.",
+    "ledger": "The double-entry ledger: trial balance.",
+    "notifications": "A user's notifications.",
+    "platform": "Platform operations.",
+}
 
 
 class OpenApiDocument:
@@ -61,24 +76,33 @@ class OpenApiDocument:
         )
 
     def _build(self) -> dict[str, Any]:
+        contexts = {route.function: self._context(route.function) for route in self._routes}
+        used = set(contexts.values())
         merge = OpenAPIMerge(
             title=TITLE,
             version="local",
             description=DESCRIPTION,
             security_schemes={SECURITY_SCHEME: HTTPBearer(bearerFormat="local token (Cognito ID token in AWS)")},
+            tags=[Tag(name=name, description=text) for name, text in CONTEXT_TAGS.items() if name in used]
+            + [Tag(name=name) for name in sorted(used - CONTEXT_TAGS.keys())],
             on_conflict="first",
         )
-        for function in dict.fromkeys(route.function for route in self._routes):
+        for function, context in contexts.items():
             schema = self._function_schema(function)
             if schema is not None:
-                merge.add_schema(schema)
+                merge.add_schema(_tagged(schema.model_dump(by_alias=True, exclude_none=True), context))
         document = json.loads(merge.get_openapi_json_schema())
         paths = document.setdefault("paths", {})
         for route in self._routes:
-            operation = paths.setdefault(route.resource, {}).setdefault(route.method.lower(), _undocumented(route))
+            operation = paths.setdefault(route.resource, {}).setdefault(
+                route.method.lower(), _undocumented(route, contexts[route.function])
+            )
             if route.needs_auth:
                 operation["security"] = [{SECURITY_SCHEME: []}]
         return document
+
+    def _context(self, function: str) -> str:
+        return self._runtime.function(function).code_uri.name
 
     def _function_schema(self, function: str) -> Any:
         try:
@@ -88,8 +112,18 @@ class OpenApiDocument:
             return None
 
 
-def _undocumented(route: ApiRoute) -> dict[str, Any]:
+def _tagged(schema: dict[str, Any], context: str) -> dict[str, Any]:
+    """The function's schema with each of its operations tagged with its context (and only that)."""
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method in HTTP_METHODS:  # not a path item's own fields (summary, parameters)
+                operation["tags"] = [context]
+    return schema
+
+
+def _undocumented(route: ApiRoute, context: str) -> dict[str, Any]:
     return {
+        "tags": [context],
         "summary": f"{route.method} {route.resource}",
         "description": f"Declared in template.yaml ({route.function}); its module publishes no schema for it.",
         "responses": {"default": {"description": "see API.md"}},

@@ -21,6 +21,7 @@ from moto.core.config import DefaultConfig
 
 from emulator import moto_patches, runtime
 from emulator.apigateway import RestApi
+from emulator.clock import ExecutionClock
 from emulator.deploy import deploy
 from emulator.events import RuleScheduler, TargetDelivery, deploy_rules, rule_specs
 from emulator.gateway import HttpServer, LocalGateway
@@ -75,6 +76,7 @@ class LocalStack:
         self._async_invoker: AsyncInvoker | None = None
         self._pollers: EventSourceMappings | None = None
         self._xendit: LocalXendit | None = None
+        self._clock: ExecutionClock | None = None
         self._aws = ExitStack()
 
     @property
@@ -124,6 +126,7 @@ class LocalStack:
             self._scheduler,
             OpenApiDocument(rest_api.routes, lambda_runtime),
             groups=_user_pool_groups(template),
+            advance_clock=self.advance_clock,
         )
         self._xendit = _local_xendit(self._callback_token, self.url, self.time_scale)
         mounts = {XENDIT_PATH: self._xendit.wsgi_app} if self._xendit is not None else {}
@@ -139,6 +142,7 @@ class LocalStack:
             time_scale=self.time_scale,
             stream_written=stream_writes.announce,
         )
+        self._clock = patches.clock
         self._aws.callback(patches.undo)
         self._aws.callback(_stop_running_executions)
         _forget_cached_clients()
@@ -160,6 +164,16 @@ class LocalStack:
         self._gateway.ready.set()
         logger.info("local stack ready on %s", self.url)
 
+    def advance_clock(self, seconds: float) -> int:
+        """Move the clock of every running Step Functions execution ``seconds`` ahead, so the Wait states
+        (deadlines, near-expiry, retries) due by then end now; how many executions there were."""
+        if self._clock is None:
+            raise RuntimeError("the local stack is not started")
+        running = _running_executions()
+        self._clock.advance(running, seconds)
+        logger.info("clock advanced %gs for %d running executions", seconds, len(running))
+        return len(running)
+
     def stop(self) -> None:
         """Stop taking requests, then the timers and pollers, then AWS; safe after a failed start."""
         runtime.activate(None)
@@ -176,6 +190,7 @@ class LocalStack:
             self._xendit.close()
         self._aws.close()
         self._server = self._gateway = self._scheduler = self._pollers = self._async_invoker = self._xendit = None
+        self._clock = None
 
 
 def _run_function(lambda_runtime: LambdaRuntime) -> moto_patches.RunFunction:
@@ -213,10 +228,19 @@ def _local_xendit(callback_token: str, base_url: str, time_scale: float) -> Loca
     return LocalXendit(callback_token, base_url, time_scale=time_scale)
 
 
+def _running_executions() -> list[str]:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    pages = sfn.get_paginator("list_executions")
+    return [
+        execution["executionArn"]
+        for machine in sfn.list_state_machines()["stateMachines"]
+        for page in pages.paginate(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+        for execution in page["executions"]
+    ]
+
+
 def _stop_running_executions() -> None:
     """Running executions wait in threads of their own; stop them before moto goes away under them."""
     sfn = boto3.client("stepfunctions", region_name=REGION)
-    for machine in sfn.list_state_machines()["stateMachines"]:
-        running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
-        for execution in running["executions"]:
-            sfn.stop_execution(executionArn=execution["executionArn"])
+    for execution_arn in _running_executions():
+        sfn.stop_execution(executionArn=execution_arn)

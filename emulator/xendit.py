@@ -20,6 +20,8 @@ API (Basic auth with any ``key:`` required, 401 otherwise; errors are ``{"error_
 
 Pages and simulations (no auth):
 
+    GET  /                                every invoice, refund and payout, newest first, with links to the
+                                          checkout pages; JSON (the API's objects) with Accept: application/json
     GET  /invoices/{id}                   the checkout page; its Pay button POSTs the form back to it
     POST /simulate/invoices/{id}/pay      optional body {"payment_method": "RETAIL_OUTLET"} (see below)
     POST /simulate/invoices/{id}/expire
@@ -511,6 +513,7 @@ class LocalXendit:
                 api("POST", "/invoices/<invoice_id>/expire!", self._expire_invoice),
                 api("POST", "/refunds", self._create_refund),
                 api("POST", "/v2/payouts", self._create_payout),
+                public("GET", "/", self._overview),
                 public("GET", "/invoices/<invoice_id>", self._checkout_page),
                 public("POST", "/invoices/<invoice_id>", self._checkout_page),
                 public("POST", "/simulate/invoices/<invoice_id>/pay", self._simulate_pay),
@@ -538,6 +541,25 @@ class LocalXendit:
     def close(self) -> None:
         self._scheduler.close()
         self._webhooks.close()
+
+    # --- overview -------------------------------------------------------------------------------------
+
+    def _overview(self, request: Request) -> Response:
+        with self._lock:
+            invoices, refunds, payouts = (
+                sorted(things.values(), key=lambda thing: thing.created, reverse=True)
+                for things in (self._invoices, self._refunds, self._payouts)
+            )
+            if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
+                return _json(
+                    {
+                        "invoices": [invoice.resource() for invoice in invoices],
+                        "refunds": [refund.resource() for refund in refunds],
+                        "payouts": [payout.resource() for payout in payouts],
+                    }
+                )
+            page = _overview_html(invoices, refunds, payouts)
+        return Response(page, mimetype="text/html")
 
     # --- invoices -------------------------------------------------------------------------------------
 
@@ -796,10 +818,88 @@ def _require_api_key(request: Request) -> None:
 def _json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
     if not request.get_data() and not required:
         return {}
-    body = request.get_json(silent=True)
+    body = request.get_json(silent=True, force=True)  # curl -d sends a form content type
     if not isinstance(body, dict):
         raise XenditError(400, "API_VALIDATION_ERROR", "the body must be a JSON object")
     return body
+
+
+def _table(title: str, headings: list[str], rows: list[list[str]]) -> str:
+    """A section of the overview page; cells are HTML already escaped."""
+    if not rows:
+        return f"<h2>{title}</h2><p>None yet.</p>"
+    head = "".join(f"<th>{heading}</th>" for heading in headings)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<h2>{title} ({len(rows)})</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _invoice_link(invoice: LocalInvoice) -> str:
+    return f'<a href="{html.escape(invoice.invoice_url)}">{html.escape(invoice.id)}</a>'
+
+
+def _overview_html(invoices: list[LocalInvoice], refunds: list[LocalRefund], payouts: list[LocalPayout]) -> str:
+    text = html.escape
+    sections = [
+        _table(
+            "Invoices",
+            ["id (checkout page)", "external_id", "amount", "status", "created", "expiry"],
+            [
+                [
+                    _invoice_link(invoice),
+                    text(invoice.external_id),
+                    _rupiah(invoice.amount),
+                    invoice.status,
+                    _timestamp(invoice.created),
+                    _timestamp(invoice.expiry_date),
+                ]
+                for invoice in invoices
+            ],
+        ),
+        _table(
+            "Refunds",
+            ["id", "invoice", "amount", "status", "reason", "failure_code", "created"],
+            [
+                [
+                    text(refund.id),
+                    _invoice_link(refund.invoice),
+                    _rupiah(refund.amount),
+                    refund.status,
+                    text(refund.reason),
+                    text(refund.failure_code or ""),
+                    _timestamp(refund.created),
+                ]
+                for refund in refunds
+            ],
+        ),
+        _table(
+            "Payouts",
+            ["id", "reference_id", "amount", "channel", "account", "status", "failure_code", "created"],
+            [
+                [
+                    text(payout.id),
+                    text(payout.reference_id),
+                    _rupiah(payout.amount),
+                    text(payout.channel_code),
+                    text(str(payout.channel_properties.get("account_number", ""))),
+                    payout.status,
+                    text(payout.failure_code or ""),
+                    _timestamp(payout.created),
+                ]
+                for payout in payouts
+            ],
+        ),
+    ]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{text(MERCHANT_NAME)}</title>
+<style>body{{font-family:sans-serif;margin:2rem}}table{{border-collapse:collapse}}
+th,td{{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;font-size:.9rem}}</style></head>
+<body><main>
+<h1>{text(MERCHANT_NAME)}</h1>
+<p>Newest first. Open an invoice to pay it; the same as JSON with <code>Accept: application/json</code>.</p>
+{"".join(sections)}
+</main></body></html>
+"""
 
 
 def _checkout_html(invoice: LocalInvoice, notice: str) -> str:

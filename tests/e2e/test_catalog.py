@@ -92,7 +92,7 @@ def test_a_product_change_reaches_open_sessions_through_the_bus(api):
     renamed = api.request("PATCH", f"/v1/products/{product['id']}", admin, json={"name": new_name})
 
     assert renamed.status_code == 200, renamed.text
-    deadline_at = time.monotonic() + 30
+    deadline_at = time.monotonic() + 120  # generous: a busy machine is slow (issue 6, defect 9)
     while api.get(f"/v1/sessions/{session['id']}").json()["product_name"] != new_name:
         assert time.monotonic() < deadline_at, "the product change never reached the session"
         time.sleep(0.3)

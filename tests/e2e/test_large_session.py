@@ -1,14 +1,12 @@
-"""A session of 1 000 buyers settles in the local stack, time-scaled, in pages (GB-9, GB-10, GB-15).
+"""A session of 1 000 buyers settles in the local stack in pages (GB-9, GB-10, GB-15).
 
-This module starts a stack of its own whose time runs ``TIME_SCALE`` times faster. The session's deadline is
-eleven hours ahead, so joining stays open, and passes ``SECONDS_TO_DEADLINE`` real seconds after the session
-is created: its state machine waits on its own scaled clock, and the local Xendit keeps the invoices (which
-expire five minutes before the deadline) as long, scaled the same way.
+This module starts a stack of its own. The session's deadline is days ahead, so joining stays open however
+slow the machine is (issue 6, defect 9: a test must not depend on it); once every payment is processed the
+test fires the deadline with POST /_local/clock/advance, which also passes near-expiry first.
 
 Every buyer joins first, then every buyer pays. With MOQ = target = 1 000 the platform top-up (GB-12) cannot
-happen, whenever near-expiry comes: nobody has paid while buyers join, and no unit is left to top up once all
-have joined. Near-expiry comes 3 600 / TIME_SCALE seconds before the deadline, after every payment, so no
-buyer is reminded either: the outcome does not depend on timing. Phase timings are printed (``pytest -s``).
+happen: no unit is left to top up once all have paid. Near-expiry comes after every payment, so no buyer is
+reminded either: the outcome does not depend on timing. Phase timings are printed (``pytest -s``).
 """
 
 from __future__ import annotations
@@ -29,10 +27,10 @@ pytestmark = pytest.mark.e2e
 
 BUYERS = 1_000
 UNIT_PRICE = 100_000
-TIME_SCALE = 200
-# Joining and paying take 130-140 s on two cores; the deadline leaves room for a slower or busier machine.
-SECONDS_TO_DEADLINE = 200
-SETTLE_TIMEOUT_SECONDS = 120  # after the deadline: ten settlement pages, then the purchase order
+DEADLINE_AHEAD = timedelta(days=8)  # after the longest payment window (7 days), so invoices last until paid
+# Generous bounds, not expectations: joining and paying take 130-140 s on two quiet cores, settling ~60 s.
+PAYMENTS_TIMEOUT_SECONDS = 1200
+SETTLE_TIMEOUT_SECONDS = 900  # after the deadline: ten settlement pages, then the purchase order
 # SettleSessionPage takes 100 participants a page (SETTLEMENT_PAGE_SIZE's default: the template leaves it
 # unset), so 1 000 buyers take ten turns of the state machine's page loop.
 SETTLEMENT_PAGE_SIZE = 100
@@ -43,7 +41,7 @@ Job = TypeVar("Job")
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackClient]:
-    with running_local_stack(tmp_path_factory.mktemp("large-session"), time_scale=TIME_SCALE) as base_url:
+    with running_local_stack(tmp_path_factory.mktemp("large-session")) as base_url:
         yield LocalStackClient(base_url)
 
 
@@ -100,7 +98,7 @@ def test_a_session_of_a_thousand_buyers_settles_in_pages(api):
     product = api.get("/v1/products").json()["items"][0]
     staff = api.token("factory-staff-1", ["factory"], factory_id=product["factory_id"])
     stopwatch = Stopwatch()
-    deadline = datetime.now(UTC) + timedelta(seconds=SECONDS_TO_DEADLINE * TIME_SCALE)
+    deadline = datetime.now(UTC) + DEADLINE_AHEAD
     created = api.post(
         "/v1/sessions",
         staff,
@@ -140,16 +138,16 @@ def test_a_session_of_a_thousand_buyers_settles_in_pages(api):
     stopwatch.lap(f"{BUYERS} joins")
     in_parallel(api.base_url, pay, invoices)
     stopwatch.lap(f"{BUYERS} payments simulated")
-    until_deadline = stopwatch.started + SECONDS_TO_DEADLINE - time.monotonic()
-    paid = wait_for(session, lambda current: current["paid_quantity"] == BUYERS, until_deadline)
+    paid = wait_for(session, lambda current: current["paid_quantity"] == BUYERS, PAYMENTS_TIMEOUT_SECONDS)
     stopwatch.lap("every PAID webhook processed")
-    assert paid["paid_quantity"] == BUYERS, (
-        f"{paid['paid_quantity']} of {BUYERS} payments processed by the deadline, {SECONDS_TO_DEADLINE} s after "
-        "the session was created: the local stack is slower than this test allows for"
-    )
-    settled = wait_for(
-        session, lambda current: current["status"] == "in_production", until_deadline + SETTLE_TIMEOUT_SECONDS
-    )
+    assert paid["paid_quantity"] == BUYERS, f"{paid['paid_quantity']} of {BUYERS} payments processed"
+
+    def fire_the_deadline() -> dict[str, Any]:  # again until claimed: harmless, and sure to reach the execution
+        advanced = api.post("/_local/clock/advance", json={"seconds": int(2 * DEADLINE_AHEAD.total_seconds())})
+        assert advanced.status_code == 200, advanced.text
+        return session()
+
+    settled = wait_for(fire_the_deadline, lambda current: current["status"] == "in_production", SETTLE_TIMEOUT_SECONDS)
     stopwatch.lap("deadline, settlement in pages, purchase order")
 
     assert settled["status"] == "in_production", settled

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from emulator.openapi import CONTEXT_TAGS
 from emulator.template import Template
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +29,23 @@ def test_the_openapi_document_lists_every_route_of_the_template(api):
     assert {(method, path) for method, path, _, _ in routes} <= listed
     for method, path, _, needs_auth in routes:
         assert ("security" in document["paths"][path][method.lower()]) == needs_auth, (method, path)
+
+
+def test_every_operation_is_tagged_with_its_functions_context(api):
+    """Swagger UI groups operations by context (issue 6: it listed them all in one untagged group)."""
+    document = api.get("/openapi.json").json()
+    template = Template.load()
+    functions = template.functions()
+
+    for method, path, function, _ in template.api_routes():
+        context = functions[function].code_uri.name  # functions/<context>/
+        assert document["paths"][path][method.lower()]["tags"] == [context], (method, path)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert len(operation["tags"]) == 1 and operation["tags"][0] in CONTEXT_TAGS, (method, path)
+    used = {operation["tags"][0] for operations in document["paths"].values() for operation in operations.values()}
+    assert {tag["name"] for tag in document["tags"]} == used
+    assert all(tag["description"] for tag in document["tags"])
 
 
 def test_swagger_ui_is_served_with_its_assets(api):

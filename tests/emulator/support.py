@@ -14,7 +14,11 @@ from emulator.template import REGION
 T = TypeVar("T")
 
 
-def eventually(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
+# Generous: a busy machine is slow, and a probe that succeeds returns at once (issue 6, defect 9).
+EVENTUALLY_SECONDS = 60.0
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = EVENTUALLY_SECONDS) -> T:
     """The first truthy result of ``probe``, polled until ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
     while True:

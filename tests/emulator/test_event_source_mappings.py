@@ -60,7 +60,7 @@ def test_an_sqs_mapping_deletes_what_succeeded_and_redrives_what_keeps_failing_t
     def dead_lettered():
         return sqs.receive_message(QueueUrl=dead_letter_url, AttributeNames=["All"]).get("Messages")
 
-    [message] = eventually(dead_lettered, timeout=15)
+    [message] = eventually(dead_lettered)
     assert message["Body"] == "poison"
     assert int(message["Attributes"]["ApproximateReceiveCount"]) >= 2
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]

@@ -1,13 +1,10 @@
-"""What the emulator's speed patches of moto must not change - the JSON of a DynamoDB response, the order of a
-table's items, an update expression's outcome - and the Step Functions clock, which must reach a timestamp
-once however many Wait states lead up to it."""
+"""What the emulator's speed patches of moto must not change: the JSON of a DynamoDB response, the order of a
+table's items, an update expression's outcome. (The Step Functions clock: test_clock.py, test_step_functions.py.)"""
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -17,8 +14,6 @@ from moto.core.utils import get_service_model
 from moto.dynamodb.models.utilities import dynamo_to_dict
 
 from emulator.template import REGION
-from tests.emulator.conftest import TIME_SCALE
-from tests.emulator.support import eventually
 
 EVERY_ATTRIBUTE_TYPE = {
     "id": {"S": "item-1"},
@@ -108,34 +103,3 @@ def test_an_update_expression_used_again_updates_each_item_with_its_own_values(s
 
     items = [dynamodb.get_item(TableName="RecordsTable", Key={"pk": {"S": pk}})["Item"] for pk in (first, second)]
     assert [(item["label"]["S"], item["total"]["N"]) for item in items] == [("three", "4"), ("two", "2")]
-
-
-def test_a_wait_until_a_timestamp_after_another_ends_when_the_execution_clock_reaches_it(stack):
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    definition = {
-        "StartAt": "UntilReminder",
-        "States": {
-            "UntilReminder": {"Type": "Wait", "TimestampPath": "$.remind_at", "Next": "UntilDeadline"},
-            "UntilDeadline": {"Type": "Wait", "TimestampPath": "$.deadline", "End": True},
-        },
-    }
-    machine = sfn.create_state_machine(
-        name=f"TwoWaits-{uuid.uuid4().hex[:8]}",
-        definition=json.dumps(definition),
-        roleArn="arn:aws:iam::123456789012:role/local",
-    )
-    now = datetime.now(UTC)
-    session_seconds = 2 * TIME_SCALE  # two real seconds
-    times = {
-        "remind_at": (now + timedelta(seconds=session_seconds * 0.9)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "deadline": (now + timedelta(seconds=session_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    started = time.monotonic()
-    execution = sfn.start_execution(
-        stateMachineArn=machine["stateMachineArn"], name=str(uuid.uuid4()), input=json.dumps(times)
-    )
-
-    eventually(lambda: sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "SUCCEEDED")
-
-    # On the real clock at each Wait, the second would have waited most of the two seconds again.
-    assert time.monotonic() - started < 3

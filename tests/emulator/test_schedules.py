@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from emulator.schedules import ScheduleRunner, parse_schedule
+from tests.emulator.support import EVENTUALLY_SECONDS
 
 NOW = datetime(2026, 11, 21, 10, 7, 30, tzinfo=UTC)  # a Saturday
 
@@ -45,6 +46,6 @@ def test_the_timer_runs_the_scaled_clock():
 
     runner.start()
     try:
-        assert fired.wait(timeout=5)  # an hour at 36 000 times real speed is 0.1 s
+        assert fired.wait(timeout=EVENTUALLY_SECONDS)  # an hour at 36 000 times real speed is 0.1 s
     finally:
         runner.stop()

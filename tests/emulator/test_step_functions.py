@@ -1,4 +1,5 @@
-"""State machines run by moto's interpreter reach our handlers through the in-process Lambda runtime."""
+"""State machines run by moto's interpreter reach our handlers through the in-process Lambda runtime; their
+Wait states run on the scaled execution clock, which POST /_local/clock/advance moves ahead."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
+import requests
 
 from emulator.template import REGION
 from tests.emulator.support import eventually
@@ -24,7 +27,7 @@ def run(state_machine: str, payload: dict) -> dict:
         described = sfn.describe_execution(executionArn=execution["executionArn"])
         return described if described["status"] != "RUNNING" else None
 
-    return eventually(finished, timeout=UNSCALED_WAIT_SECONDS / 6)
+    return eventually(finished)
 
 
 def test_a_task_calls_our_handler_and_the_wait_passes_at_the_time_scale(stack):
@@ -53,3 +56,74 @@ def test_timestamp_waits_and_task_token_timeouts_pass_at_the_time_scale(stack):
     output = json.loads(execution["output"])
     assert output["outcome"] == "expired"
     assert output["error"]["Error"] == "States.Timeout"
+
+
+FAR_AHEAD_HOURS = 1000  # 6 000 real seconds at the fixture's time scale: it passes only when the clock is advanced
+
+
+def two_waits_machine() -> str:
+    definition = {
+        "StartAt": "UntilReminder",
+        "States": {
+            "UntilReminder": {"Type": "Wait", "TimestampPath": "$.remind_at", "Next": "UntilDeadline"},
+            "UntilDeadline": {"Type": "Wait", "TimestampPath": "$.deadline", "End": True},
+        },
+    }
+    machine = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
+        name=f"TwoWaits-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/local",
+    )
+    return machine["stateMachineArn"]
+
+
+def start(machine_arn: str, **hours_ahead: float) -> str:
+    now = datetime.now(UTC)
+    times = {name: (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ") for name, hours in hours_ahead.items()}
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    return sfn.start_execution(stateMachineArn=machine_arn, name=str(uuid.uuid4()), input=json.dumps(times))[
+        "executionArn"
+    ]
+
+
+def advance(stack, seconds) -> requests.Response:
+    return requests.post(f"{stack.url}/_local/clock/advance", json={"seconds": seconds}, timeout=30)
+
+
+def entered(execution_arn: str, state: str) -> bool:
+    history = boto3.client("stepfunctions", region_name=REGION).get_execution_history(executionArn=execution_arn)
+    return any(
+        event["type"] == "WaitStateEntered" and event["stateEnteredEventDetails"]["name"] == state
+        for event in history["events"]
+    )
+
+
+def status(execution_arn: str) -> str:
+    return boto3.client("stepfunctions", region_name=REGION).describe_execution(executionArn=execution_arn)["status"]
+
+
+def test_advancing_the_clock_ends_the_waits_due_by_then_one_after_another(stack):
+    """A deadline is fired without waiting for it (issue 6: tests and the README walkthrough waited in real
+    time); the second Wait counts on the execution's clock, so it ends when that clock reaches the deadline."""
+    machine = two_waits_machine()
+    execution = start(machine, remind_at=FAR_AHEAD_HOURS / 2, deadline=FAR_AHEAD_HOURS)
+    eventually(lambda: entered(execution, "UntilReminder"))
+
+    first = advance(stack, int(FAR_AHEAD_HOURS * 0.6 * 3600))
+
+    assert first.status_code == 200, first.text
+    assert first.json()["advanced_seconds"] == FAR_AHEAD_HOURS * 0.6 * 3600
+    assert first.json()["running_executions"] >= 1
+    eventually(lambda: entered(execution, "UntilDeadline"))
+    assert status(execution) == "RUNNING"  # 600 of 1 000 hours: the deadline is still ahead
+
+    assert advance(stack, int(FAR_AHEAD_HOURS * 0.5 * 3600)).status_code == 200
+    eventually(lambda: status(execution) == "SUCCEEDED")
+
+
+@pytest.mark.parametrize("body", [{}, {"seconds": 0}, {"seconds": -5}, {"seconds": "60"}, {"seconds": 10**12}])
+def test_an_advance_that_is_not_a_positive_whole_number_of_seconds_up_to_a_year_is_422(stack, body):
+    response = requests.post(f"{stack.url}/_local/clock/advance", json=body, timeout=30)
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
