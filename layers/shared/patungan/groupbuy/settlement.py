@@ -13,12 +13,12 @@ from typing import Any
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
-from patungan.adapters.xendit import ExpireOutcome
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict
 from patungan.core.events import new_event
 from patungan.core.observability import logger, metrics
 from patungan.groupbuy import events
+from patungan.groupbuy.expiry import expiry_requested
 from patungan.groupbuy.models import CLAIMABLE, PLATFORM_USER_ID, Participation, Session
 from patungan.groupbuy.pricing import tier_refund, unit_price_at
 from patungan.groupbuy.repository import GroupBuyRepository
@@ -226,7 +226,7 @@ class SettlementService:
             if participation.status == "paid":
                 self._settle_participant(session, participation)
             elif participation.status == "pending_payment":
-                self._expire_unpaid(participation)
+                self._expire_unpaid(session, participation)
         return {"session_id": session_id, "cursor": page.next_cursor, "done": page.next_cursor is None}
 
     def _settle_participant(self, session: Session, participation: Participation) -> None:
@@ -297,18 +297,11 @@ class SettlementService:
         except Conflict:
             logger.info("participant already settled", extra={"participant_id": participation.id})
 
-    def _expire_unpaid(self, participation: Participation) -> None:
-        payment = self.payments.payment(participation.payment.id)
-        if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
-            return  # its PAID webhook arrives after the claim: the late payment goes back (purpose.py)
-
-        def once() -> None:
-            tx = Transaction()
-            self.payments.expire_now(tx, self.payments.payment(payment.id))
-            tx.commit()
-
-        with contextlib.suppress(PaymentMovedOn):  # the EXPIRED webhook got there first
-            retry_stale(once)
+    def _expire_unpaid(self, session: Session, participation: Participation) -> None:
+        """Queue the expiry of an unpaid invoice (groupbuy/expiry.py): no Xendit call in a page."""
+        tx = Transaction()
+        self.outbox.add(tx, expiry_requested(participation, session, self.clock))
+        tx.commit()
 
     def finalize_success(self, session_id: str) -> dict[str, Any]:
         return self._transition(
@@ -364,7 +357,7 @@ class SettlementService:
                 with contextlib.suppress(RefundAlreadyRequested):
                     tx.commit()
             elif participation.status == "pending_payment":
-                self._expire_unpaid(participation)
+                self._expire_unpaid(session, participation)
         return {"session_id": session_id, "cursor": page.next_cursor, "done": page.next_cursor is None}
 
     # ---- delivery and escrow release (GB-14, PAY-6)
