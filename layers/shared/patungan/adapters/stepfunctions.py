@@ -10,7 +10,8 @@ from patungan.core.errors import DependencyUnavailable
 
 class ExecutionStarter:
     def start(self, state_machine_arn: str, name: str, input_json: str) -> bool:
-        """Start ``name``; False when an execution of that name exists already (running or finished)."""
+        """Start ``name``; False when an execution of that name exists already, finished or with another
+        input. (A repeated start of a running execution with the same input answers that execution: True.)"""
         try:
             client("stepfunctions").start_execution(stateMachineArn=state_machine_arn, name=name, input=input_json)
         except ClientError as exc:

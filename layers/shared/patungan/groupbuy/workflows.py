@@ -41,7 +41,7 @@ class SessionWorkflows:
             case _:
                 raise ValueError(f"{event.type} starts no session workflow")
         started = self.starter.start(machine, session_id, event.model_dump_json())
-        outcome = "started" if started else "already_started"
+        outcome = "started" if started else "already_started"  # or ended: either way, nothing runs twice
         logger.info(
             "session workflow " + outcome.replace("_", " "),
             extra={"session_id": session_id, "state_machine": machine.rsplit(":", 1)[-1], "event_id": event.event_id},
