@@ -89,3 +89,10 @@ def test_failed_and_cancelled_refund_and_escrow_release_are_named_by_the_session
     assert [e["name"] for e in executions(machines["session-refund"])] == ["ses_2"]
     assert [e["name"] for e in executions(machines["escrow-release"])] == ["ses_3"]
     assert executions(machines["group-session"]) == []
+
+
+def test_a_starter_without_its_state_machines_configured_refuses_loudly(aws):
+    created = bridged("groupbuy.session.created", "ses_1", {"session_id": "ses_1"}, "eb-1")
+
+    with pytest.raises(RuntimeError, match="no state machine is configured"):
+        invoke("StartSessionWorkflowFunction", created)

@@ -41,6 +41,7 @@ class Settings(BaseModel):
     settlement_page_size: int = Field(100, alias="SETTLEMENT_PAGE_SIZE", ge=1, le=500)
     topup_enabled: bool = Field(True, alias="TOPUP_ENABLED")
     topup_floor_percent: int = Field(80, alias="TOPUP_FLOOR_PERCENT", ge=1, le=100)
+    # Only StartSessionWorkflowFunction has these: the state machines invoke the other functions.
     group_session_state_machine_arn: str = Field("", alias="GROUP_SESSION_STATE_MACHINE_ARN")
     session_refund_state_machine_arn: str = Field("", alias="SESSION_REFUND_STATE_MACHINE_ARN")
     escrow_release_state_machine_arn: str = Field("", alias="ESCROW_RELEASE_STATE_MACHINE_ARN")

@@ -40,6 +40,8 @@ class SessionWorkflows:
                 machine, session_id = self.machines.escrow_release, str(event.data["session_id"])
             case _:
                 raise ValueError(f"{event.type} starts no session workflow")
+        if not machine:
+            raise RuntimeError(f"no state machine is configured for {event.type}: see the function's environment")
         started = self.starter.start(machine, session_id, event.model_dump_json())
         outcome = "started" if started else "already_started"  # or ended: either way, nothing runs twice
         logger.info(
