@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,10 +101,19 @@ def error_document(exc: BaseException) -> dict[str, Any]:
 
 
 class LambdaRuntime:
-    def __init__(self, template: Template, base_environment: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        template: Template,
+        base_environment: Mapping[str, str],
+        adopt_environment: Callable[[], None] = lambda: None,
+    ) -> None:
         self.functions = template.functions()
         self._base_environment = dict(base_environment)
         self._modules: dict[str, ModuleType] = {}
+        # In Lambda each function reads its own environment at its cold start (settings, the service name of
+        # its logs); here one process runs them all, so that is read again whenever another function runs.
+        self._adopt_environment = adopt_environment
+        self._current: str | None = None
         # A python3.12 layer is on sys.path in Lambda (/opt/python); here its source folder is.
         for path in map(str, template.layer_paths()):
             if path not in sys.path:
@@ -126,14 +135,25 @@ class LambdaRuntime:
     def invoke(self, name_or_arn: str, event: Any) -> Invocation:
         spec = self.function(name_or_arn)
         context = LambdaContext(spec.function_name, spec.memory_size, spec.arn, spec.timeout)
-        with INVOCATION_LOCK, environment_overlay(self._environment_of(spec)):
+        with INVOCATION_LOCK:
+            caller = self._current  # a function invoked from inside another one (a stream write) returns to it
             try:
-                handler = getattr(self._module(spec), spec.handler_name)
-                result = handler(event, context)
-                return Invocation(json.loads(json.dumps(result)))
-            except Exception as exc:  # the handler's failure is the invocation's result, as in Lambda
-                logger.error("%s failed: %s: %s", spec.logical_id, type(exc).__name__, exc, exc_info=exc)
-                return Invocation(error_document(exc), errored=True)
+                with environment_overlay(self._environment_of(spec)):
+                    self._switch_to(spec.logical_id)
+                    try:
+                        handler = getattr(self._module(spec), spec.handler_name)
+                        result = handler(event, context)
+                        return Invocation(json.loads(json.dumps(result)))
+                    except Exception as exc:  # the handler's failure is the invocation's result, as in Lambda
+                        logger.error("%s failed: %s: %s", spec.logical_id, type(exc).__name__, exc, exc_info=exc)
+                        return Invocation(error_document(exc), errored=True)
+            finally:
+                self._switch_to(caller)
+
+    def _switch_to(self, logical_id: str | None) -> None:
+        if logical_id != self._current:
+            self._current = logical_id
+            self._adopt_environment()
 
     def _environment_of(self, spec: FunctionSpec) -> dict[str, str]:
         return {

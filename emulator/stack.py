@@ -113,7 +113,11 @@ class LocalStack:
         self._server = HttpServer(self._host, self._port)  # bound now: the URL goes into the template
         template = Template.load(self.template_path, {"XenditApiUrl": self.xendit_url})
         # Functions of public routes verify a bearer token themselves, with the key this stack signs with.
-        lambda_runtime = LambdaRuntime(template, {**FAKE_AWS_ENVIRONMENT, "LOCAL_TOKEN_SECRET": self.signer.secret})
+        lambda_runtime = LambdaRuntime(
+            template,
+            {**FAKE_AWS_ENVIRONMENT, "LOCAL_TOKEN_SECRET": self.signer.secret},
+            _adopt_function_environment,
+        )
         rules = rule_specs(template)
         self._async_invoker = AsyncInvoker(lambda_runtime)
         delivery = TargetDelivery(self._async_invoker)
@@ -212,6 +216,22 @@ def _forget_cached_clients() -> None:
     reset_clients()
     get_settings.cache_clear()
     token_verifier.cache_clear()
+
+
+def _adopt_function_environment() -> None:
+    """What our code reads from a function's environment at its cold start, read again for the function
+    about to run: the settings (a state machine ARN only the starter has) and the service name its logs
+    and metrics carry (Powertools 3.37 keeps it on the process-wide Logger; without this every function
+    logged the service of whichever was imported first)."""
+    from patungan.core.config import get_settings
+    from patungan.core.observability import logger, metrics
+
+    get_settings.cache_clear()
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
+    logger.service = service
+    logger._default_log_keys["service"] = service  # read by inject_lambda_context(clear_state=True)
+    logger.append_keys(service=service)
+    metrics.service = service
 
 
 def _user_pool_groups(template: Template) -> list[str]:

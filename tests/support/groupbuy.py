@@ -21,6 +21,7 @@ from emulator.xendit import LocalXendit
 from patungan import composition
 from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
+from patungan.groupbuy.expiry import EXPIRY_REQUESTED
 from tests.support.aws import LocalAws, local_aws
 from tests.support.lambdas import ApiResponse, call_api, claims, invoke, load_event
 from tests.support.servers import serving
@@ -273,7 +274,8 @@ class GroupBuyWorld:
         return invoke(function, event)
 
     def settle(self, session_id: str) -> str:
-        """The group_session machine from the deadline on (JSONPath loop over pages)."""
+        """The group_session machine from the deadline on (JSONPath loop over pages), then the invoice expiry
+        worker on what it queued."""
         outcome = self.step("ClaimSessionFunction", session_id=session_id)["outcome"]
         if outcome == "succeed":
             self._pages("SettleSessionPageFunction", session_id)
@@ -281,12 +283,14 @@ class GroupBuyWorld:
             self.step("RaisePurchaseOrderFunction", session_id=session_id)
         elif outcome == "fail":
             self.step("MarkSessionFailedFunction", session_id=session_id)
+        self.expire_unpaid_invoices()
         return outcome
 
     def refund_session(self, session_id: str) -> None:
-        """The session_refund machine, then the refund worker on what it queued."""
+        """The session_refund machine, then the refund and invoice expiry workers on what it queued."""
         self._pages("RefundSessionPageFunction", session_id)
         self.process_refunds()
+        self.expire_unpaid_invoices()
 
     def release_escrow(self, session_id: str) -> None:
         self.step("MarkSessionDeliveredFunction", session_id=session_id)
@@ -300,6 +304,9 @@ class GroupBuyWorld:
 
     def process_refunds(self) -> dict[str, Any]:
         return self.deliver_queued("payment.refund_requested", "ProcessRefundsFunction")
+
+    def expire_unpaid_invoices(self) -> dict[str, Any]:
+        return self.deliver_queued(EXPIRY_REQUESTED, "ExpireUnpaidInvoicesFunction")
 
     def deliver_queued(self, event_type: str, function: str, *, newest_first: bool = False) -> dict[str, Any]:
         """Deliver the outbox's events of ``event_type`` to a queue consumer as an EventBridge rule with an
@@ -320,6 +327,8 @@ class GroupBuyWorld:
                 sorted(self.events(event_type), key=lambda e: e["event_id"], reverse=newest_first)
             )
         ]
+        if not records:  # SQS invokes a consumer only with messages
+            return {"batchItemFailures": []}
         return invoke(function, {"Records": records})
 
     # ---- looking inside

@@ -8,14 +8,18 @@ from functools import cache
 
 from patungan.adapters.dynamodb import DynamoTable
 from patungan.adapters.outbox import Outbox
+from patungan.adapters.stepfunctions import ExecutionStarter
 from patungan.adapters.xendit import XenditGateway, load_callback_token, load_secret_key
 from patungan.catalog.service import catalog_service
 from patungan.core.clock import SystemClock
 from patungan.core.config import get_settings
+from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
 from patungan.groupbuy.purpose import GroupBuyPaymentPurpose
 from patungan.groupbuy.repository import GroupBuyRepository
 from patungan.groupbuy.service import GroupBuyService
 from patungan.groupbuy.settlement import SettlementService, TopUpPolicy
+from patungan.groupbuy.stuck import StuckSessions
+from patungan.groupbuy.workflows import SessionStateMachines, SessionWorkflows
 from patungan.inventory.repository import PurchaseOrderRepository
 from patungan.inventory.service import PurchaseOrderService
 from patungan.ledger.repository import ledger
@@ -99,6 +103,29 @@ def settlement_service() -> SettlementService:
     )
 
 
+@cache
+def unpaid_invoice_expiry() -> UnpaidInvoiceExpiry:
+    return UnpaidInvoiceExpiry(payment_service())
+
+
+@cache
+def stuck_sessions() -> StuckSessions:
+    return StuckSessions(groupbuy_repository(), CLOCK)
+
+
+@cache
+def session_workflows() -> SessionWorkflows:
+    settings = get_settings()
+    return SessionWorkflows(
+        ExecutionStarter(),
+        SessionStateMachines(
+            group_session=settings.group_session_state_machine_arn,
+            session_refund=settings.session_refund_state_machine_arn,
+            escrow_release=settings.escrow_release_state_machine_arn,
+        ),
+    )
+
+
 def reset() -> None:
     """Forget every built service (a new warm container; a fresh local AWS in tests)."""
     for factory in (
@@ -110,5 +137,8 @@ def reset() -> None:
         order_service,
         purchase_order_service,
         settlement_service,
+        unpaid_invoice_expiry,
+        stuck_sessions,
+        session_workflows,
     ):
         factory.cache_clear()

@@ -46,6 +46,10 @@ class Settings(BaseModel):
     user_pool_id: str = Field("", alias="USER_POOL_ID")
     user_pool_client_id: str = Field("", alias="USER_POOL_CLIENT_ID")
     local_token_secret: str = Field("", alias="LOCAL_TOKEN_SECRET")
+    # Only StartSessionWorkflowFunction has these: the state machines invoke the other functions.
+    group_session_state_machine_arn: str = Field("", alias="GROUP_SESSION_STATE_MACHINE_ARN")
+    session_refund_state_machine_arn: str = Field("", alias="SESSION_REFUND_STATE_MACHINE_ARN")
+    escrow_release_state_machine_arn: str = Field("", alias="ESCROW_RELEASE_STATE_MACHINE_ARN")
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

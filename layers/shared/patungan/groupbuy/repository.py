@@ -289,3 +289,14 @@ class GroupBuyRepository:
             limit=limit,
         )
         return [Participation.model_validate(_plain(i)) for i in result.items]
+
+    def mark_stuck(self, session_id: str, *, step: str, error: dict[str, str], at: str) -> None:
+        """Show on the session which lifecycle step kept failing, and why. Only these diagnostic fields are
+        written (no version bump): a stuck mark must land whatever else is changing the session."""
+        self.table.update(
+            _session_key(session_id),
+            "SET stuck_step = :step, lifecycle_error = :error, stuck_at = :at",
+            condition="attribute_exists(pk)",
+            values={":step": step, ":error": error, ":at": at},
+            on_fail=NotFound(f"no session {session_id}"),
+        )

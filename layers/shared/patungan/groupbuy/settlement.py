@@ -7,7 +7,6 @@ with the cursor, so a session of any size stays within Step Functions' limits.""
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -16,12 +15,12 @@ from typing import Any, Protocol
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
-from patungan.adapters.xendit import ExpireOutcome
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import ConcurrentUpdate, Conflict, SettlementInvariantViolated
 from patungan.core.events import new_event
 from patungan.core.observability import logger, metrics
 from patungan.groupbuy import events
+from patungan.groupbuy.expiry import expiry_requested
 from patungan.groupbuy.models import CLAIMABLE, JOINABLE, PLATFORM_USER_ID, Participation, Session
 from patungan.groupbuy.pricing import tier_refund, unit_price_at
 from patungan.groupbuy.repository import GroupBuyRepository
@@ -32,7 +31,6 @@ from patungan.ledger.models import Entry, Movement
 from patungan.orders.models import Order, OrderLine
 from patungan.orders.service import OrderService
 from patungan.payments.models import RefundReason
-from patungan.payments.repository import PaymentMovedOn
 from patungan.payments.service import Ledger, PaymentService
 
 BACKOFF_SECONDS = 0.05
@@ -310,7 +308,7 @@ class SettlementService:
             if participation.status == "paid":
                 settled += self._settle_participant(session, participation)
             elif participation.status == "pending_payment":
-                self._expire_unpaid(participation)
+                self._expire_unpaid(session, participation)
                 expired += 1
         logger.info(
             "settlement page",
@@ -319,7 +317,7 @@ class SettlementService:
                 "cursor": cursor,
                 "participants": len(page.items),
                 "settled": settled,
-                "unpaid_expired": expired,
+                "unpaid_expiries_queued": expired,
                 "done": page.next_cursor is None,
             },
         )
@@ -401,18 +399,11 @@ class SettlementService:
             )
         return tx
 
-    def _expire_unpaid(self, participation: Participation) -> None:
-        payment = self.payments.payment(participation.payment.id)
-        if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
-            return  # its PAID webhook arrives after the claim: the late payment goes back (purpose.py)
-
-        def once() -> None:
-            tx = Transaction()
-            self.payments.expire_now(tx, self.payments.payment(payment.id))
-            tx.commit()
-
-        with contextlib.suppress(PaymentMovedOn):  # the EXPIRED webhook got there first
-            retry_stale(once)
+    def _expire_unpaid(self, session: Session, participation: Participation) -> None:
+        """Queue the expiry of an unpaid invoice (groupbuy/expiry.py): no Xendit call in a page."""
+        tx = Transaction()
+        self.outbox.add(tx, expiry_requested(participation, session, self.clock))
+        tx.commit()
 
     def finalize_success(self, session_id: str) -> dict[str, Any]:
         """The session succeeded only if every paid unit is ordered: no participant left ``paid`` and the
@@ -491,7 +482,7 @@ class SettlementService:
             if participation.status == "paid":
                 requested += self._request_refund(participation, reason)
             elif participation.status == "pending_payment":
-                self._expire_unpaid(participation)
+                self._expire_unpaid(session, participation)
         logger.info(
             "refund page",
             extra={

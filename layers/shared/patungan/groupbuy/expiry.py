@@ -1,0 +1,48 @@
+"""Unpaid invoices of a session that has closed are expired by a queue worker, not by the settlement or
+refund page (defect 5): one slow Xendit call per pending buyer timed a page out and left the session in
+``closing``. The page only writes ``groupbuy.participant.invoice_expiry_requested`` through the outbox;
+an EventBridge rule routes it to InvoiceExpiryQueue, whose worker expires the invoice at Xendit and then
+does our side (GB-10, GB-11). Settlement does not wait for it: a pending buyer is never ordered."""
+
+from __future__ import annotations
+
+import contextlib
+
+from patungan.adapters.dynamodb import Transaction
+from patungan.adapters.xendit import ExpireOutcome
+from patungan.core.clock import Clock
+from patungan.core.events import DomainEvent
+from patungan.groupbuy import events
+from patungan.groupbuy.models import Participation, Session
+from patungan.groupbuy.service import retry_stale
+from patungan.payments.repository import PaymentMovedOn
+from patungan.payments.service import PaymentService
+
+EXPIRY_REQUESTED = "groupbuy.participant.invoice_expiry_requested"
+
+
+def expiry_requested(participation: Participation, session: Session, clock: Clock) -> DomainEvent:
+    return events.participant_event("invoice_expiry_requested", participation, session, clock)
+
+
+class UnpaidInvoiceExpiry:
+    def __init__(self, payments: PaymentService) -> None:
+        self.payments = payments
+
+    def expire(self, payment_id: str) -> str:
+        """Expire the invoice at Xendit, then the payment and its participation here; safe to run again.
+        A gateway outage raises, so the queue retries and finally dead-letters (alarm)."""
+        payment = self.payments.payment(payment_id)
+        if payment.status != "pending":
+            return f"already_{payment.status}"  # a duplicate message, the EXPIRED webhook or a payment came first
+        if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
+            return "paid_late"  # its PAID webhook arrives after the claim: the late payment goes back (purpose.py)
+
+        def once() -> None:
+            tx = Transaction()
+            self.payments.expire_now(tx, self.payments.payment(payment_id))
+            tx.commit()
+
+        with contextlib.suppress(PaymentMovedOn):  # the EXPIRED webhook got there first
+            retry_stale(once)
+        return "expired"

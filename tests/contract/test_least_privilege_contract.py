@@ -1,0 +1,148 @@
+"""Each function may do what its operation does and no more (defect 8): a read-only handler cannot write,
+only the functions that call Xendit can read its secret key, only the webhooks can read the callback
+token, and each function's logs carry its own context as the service name (defect 9)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from emulator.template import Template
+
+TEMPLATE = Template.load()
+FUNCTIONS = TEMPLATE.functions()
+
+WRITE_POLICY_TEMPLATES = {
+    "DynamoDBCrudPolicy",
+    "DynamoDBWritePolicy",
+    "SQSSendMessagePolicy",
+    "EventBridgePutEventsPolicy",
+}
+WRITE_ACTION_PREFIXES = (
+    "dynamodb:Put",
+    "dynamodb:Update",
+    "dynamodb:Delete",
+    "dynamodb:BatchWrite",
+    "dynamodb:TransactWrite",
+    "dynamodb:*",
+    "sqs:Send",
+    "events:Put",
+    "states:Start",
+    "ssm:Put",
+    "*",
+)
+
+# Who calls Xendit with the secret key, and why (the code path that does).
+XENDIT_CALLERS = {
+    "JoinSessionFunction": "GroupBuyService.join -> PaymentService.open_invoice (GB-3)",
+    "LeaveSessionFunction": "GroupBuyService.leave -> PaymentService.expire_invoice (GB-8)",
+    "RepairStalledJoinsFunction": "GroupBuyService.repair_stalled_joins -> PaymentService.find_invoice (GB-5)",
+    "ProcessRefundsFunction": "PaymentService.process_refund -> XenditGateway.create_refund (GB-11)",
+    "ExpireUnpaidInvoicesFunction": "UnpaidInvoiceExpiry.expire -> PaymentService.expire_invoice (GB-10, GB-11)",
+}
+WEBHOOKS = {"XenditInvoiceWebhook", "XenditRefundWebhook"}
+# Idempotency-Key is honoured (SYS-4) by every handler that calls core.http.idempotent, and is being added
+# to these (issue 6, defect 9): their functions hold the idempotency table already.
+IDEMPOTENT_SOON = {
+    "LeaveSessionFunction",
+    "CancelSessionFunction",
+    "ReceivePurchaseOrderFunction",
+    "CreateWalletAdjustmentFunction",
+}
+
+
+def policies(logical_id: str) -> list[Any]:
+    return FUNCTIONS[logical_id].properties.get("Policies", [])
+
+
+def policy_templates(logical_id: str) -> set[str]:
+    return {name for policy in policies(logical_id) if isinstance(policy, dict) for name in policy} - {"Statement"}
+
+
+def statements(logical_id: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in policies(logical_id)
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+    ]
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else action
+
+
+def tables(logical_id: str, policy_template: str) -> set[str]:
+    return {
+        policy[policy_template]["TableName"]["Ref"]
+        for policy in policies(logical_id)
+        if isinstance(policy, dict) and policy_template in policy
+    }
+
+
+def can_read_parameter(logical_id: str, parameter: str) -> bool:
+    return any(
+        "ssm:GetParameter" in actions(statement) and parameter in json.dumps(statement["Resource"])
+        for statement in statements(logical_id)
+    ) or any("SSMParameter" in name for name in policy_templates(logical_id))
+
+
+GET_HANDLERS = sorted({logical_id for method, _, logical_id, _ in TEMPLATE.api_routes() if method == "GET"})
+
+
+def test_the_public_session_reads_are_among_the_get_handlers():
+    assert {"GetSessionFunction", "ListSessionsFunction", "GetProductFunction"} <= set(GET_HANDLERS)
+
+
+@pytest.mark.parametrize("logical_id", GET_HANDLERS)
+def test_a_get_handler_holds_no_write_permission(logical_id):
+    assert policy_templates(logical_id) & WRITE_POLICY_TEMPLATES == set()
+    for statement in statements(logical_id):
+        assert not [a for a in actions(statement) if a.startswith(WRITE_ACTION_PREFIXES)], statement
+    assert not can_read_parameter(logical_id, "XenditSecretKeyParameter")
+    assert not can_read_parameter(logical_id, "XenditCallbackTokenParameter")
+
+
+def test_only_the_functions_that_call_xendit_can_read_its_secret_key():
+    readers = {logical_id for logical_id in FUNCTIONS if can_read_parameter(logical_id, "XenditSecretKeyParameter")}
+
+    assert readers == set(XENDIT_CALLERS)
+
+
+def test_only_the_webhooks_can_read_the_callback_token():
+    readers = {logical_id for logical_id in FUNCTIONS if can_read_parameter(logical_id, "XenditCallbackTokenParameter")}
+
+    assert readers == WEBHOOKS
+
+
+def test_no_function_reads_every_parameter():
+    for logical_id in FUNCTIONS:
+        for statement in statements(logical_id):
+            if any(a.startswith("ssm:") for a in actions(statement)):
+                assert "parameter/*" not in json.dumps(statement["Resource"]), logical_id
+
+
+def test_the_idempotency_table_is_held_exactly_where_idempotency_keys_are_honoured():
+    honouring = {
+        logical_id for logical_id, spec in FUNCTIONS.items() if "idempotent(" in spec.module_file.read_text()
+    } | IDEMPOTENT_SOON
+    holding = {logical_id for logical_id in FUNCTIONS if "IdempotencyTable" in tables(logical_id, "DynamoDBCrudPolicy")}
+
+    assert holding == honouring
+
+
+def test_a_function_never_holds_both_read_and_write_policies_on_one_table():
+    for logical_id in FUNCTIONS:
+        both = tables(logical_id, "DynamoDBCrudPolicy") & tables(logical_id, "DynamoDBReadPolicy")
+        assert both == set(), f"{logical_id}: {both}"
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_every_function_logs_as_the_context_its_code_belongs_to(logical_id):
+    """Defect 9: join and refund logs said "catalog"; the service name is the CodeUri folder's context."""
+    spec = FUNCTIONS[logical_id]
+
+    assert spec.environment["POWERTOOLS_SERVICE_NAME"] == spec.code_uri.name
