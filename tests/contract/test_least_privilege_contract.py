@@ -41,6 +41,7 @@ XENDIT_CALLERS = {
     "RepairStalledJoinsFunction": "GroupBuyService.repair_stalled_joins -> PaymentService.find_invoice (GB-5)",
     "ProcessRefundsFunction": "PaymentService.process_refund -> XenditGateway.create_refund (GB-11)",
     "ExpireUnpaidInvoicesFunction": "UnpaidInvoiceExpiry.expire -> PaymentService.expire_invoice (GB-10, GB-11)",
+    "XenditInvoiceWebhook": "PaymentService.handle_invoice_callback -> XenditGateway.get_invoice (PAY-2)",
 }
 WEBHOOKS = {"XenditInvoiceWebhook", "XenditRefundWebhook"}
 # Idempotency-Key is honoured (SYS-4) by every handler that calls core.http.idempotent, and is being added

@@ -158,23 +158,3 @@ def test_only_buyers_join_a_session(world, who):
     state = world.get_session(session["id"])
     assert (state["reserved_quantity"], state["participant_count"]) == (0, 0)
     assert world.invoices_at_xendit(session["id"]) == []
-
-
-def test_a_buyer_sees_only_their_own_payment(world):
-    session = world.session()
-    joined = world.joined(buyer(1), session["id"])
-    payment_id = joined["payment"]["id"]
-
-    def get_payment(who):
-        return call_api(
-            "GetPaymentFunction",
-            "GET",
-            f"/v1/payments/{payment_id}",
-            resource="/v1/payments/{id}",
-            path_parameters={"id": payment_id},
-            claims=who,
-        )
-
-    assert get_payment(buyer(1)).status == get_payment(ADMIN).status == 200
-    assert get_payment(buyer(2)).status == 404
-    assert get_payment(world.staff).status == 404

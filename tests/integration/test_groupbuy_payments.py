@@ -232,3 +232,4 @@ def test_payments_are_visible_to_their_owner_and_admins_only(world):
     assert get(buyer(1)).body["escrow"] is True
     assert get(ADMIN).status == 200
     assert get(buyer(2)).status == 404
+    assert get(world.staff).status == 404  # factory staff see orders for them, not buyers' payments (ORD-6)

@@ -3,41 +3,16 @@ even after the state moved on (no 409 for a retry); a key reused for another ses
 
 from __future__ import annotations
 
-from tests.support.groupbuy import ADMIN, buyer
-from tests.support.lambdas import call_api
-
-
-def leave(who, session_id, key=None):
-    return call_api(
-        "LeaveSessionFunction",
-        "DELETE",
-        f"/v1/sessions/{session_id}/participation",
-        resource="/v1/sessions/{id}/participation",
-        path_parameters={"id": session_id},
-        claims=who,
-        headers={"Idempotency-Key": key} if key else None,
-    )
-
-
-def cancel(session_id, key=None, who=ADMIN):
-    return call_api(
-        "CancelSessionFunction",
-        "POST",
-        f"/v1/sessions/{session_id}/cancel",
-        resource="/v1/sessions/{id}/cancel",
-        path_parameters={"id": session_id},
-        claims=who,
-        headers={"Idempotency-Key": key} if key else None,
-    )
+from tests.support.groupbuy import buyer
 
 
 def test_a_retried_leave_replays_the_first_answer(world):
     session = world.session()
     world.pay(world.joined(buyer(1), session["id"], quantity=2))
 
-    first = leave(buyer(1), session["id"], key="leave-1")
-    retried = leave(buyer(1), session["id"], key="leave-1")
-    unkeyed = leave(buyer(1), session["id"])
+    first = world.leave(buyer(1), session["id"], idempotency_key="leave-1")
+    retried = world.leave(buyer(1), session["id"], idempotency_key="leave-1")
+    unkeyed = world.leave(buyer(1), session["id"])
 
     assert (first.status, first.body["status"]) == (200, "left")
     assert (retried.status, retried.body) == (200, first.body)
@@ -50,9 +25,9 @@ def test_a_leave_key_reused_for_another_session_is_refused(world):
     first, second = world.session(), world.session()
     world.joined(buyer(1), first["id"])
     world.joined(buyer(1), second["id"])
-    assert leave(buyer(1), first["id"], key="leave-1").status == 200
+    assert world.leave(buyer(1), first["id"], idempotency_key="leave-1").status == 200
 
-    reused = leave(buyer(1), second["id"], key="leave-1")
+    reused = world.leave(buyer(1), second["id"], idempotency_key="leave-1")
 
     assert reused.status == 422
     assert reused.body["error"]["code"] == "idempotency_key_reused"
@@ -62,9 +37,9 @@ def test_a_leave_key_reused_for_another_session_is_refused(world):
 def test_a_retried_cancel_replays_the_first_answer(world):
     session = world.session()
 
-    first = cancel(session["id"], key="cancel-1")
-    retried = cancel(session["id"], key="cancel-1")
-    unkeyed = cancel(session["id"])
+    first = world.cancel(session["id"], idempotency_key="cancel-1")
+    retried = world.cancel(session["id"], idempotency_key="cancel-1")
+    unkeyed = world.cancel(session["id"])
 
     assert (first.status, first.body["status"]) == (200, "cancelled")
     assert (retried.status, retried.body) == (200, first.body)
@@ -74,9 +49,9 @@ def test_a_retried_cancel_replays_the_first_answer(world):
 
 def test_a_cancel_key_reused_for_another_session_is_refused(world):
     first, second = world.session(), world.session()
-    cancel(first["id"], key="cancel-1")
+    world.cancel(first["id"], idempotency_key="cancel-1")
 
-    reused = cancel(second["id"], key="cancel-1")
+    reused = world.cancel(second["id"], idempotency_key="cancel-1")
 
     assert reused.status == 422
     assert reused.body["error"]["code"] == "idempotency_key_reused"

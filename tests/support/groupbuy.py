@@ -139,7 +139,7 @@ class GroupBuyWorld:
         assert response.status == 201, response.body
         return response.body
 
-    def leave(self, who: dict[str, str], session_id: str) -> ApiResponse:
+    def leave(self, who: dict[str, str], session_id: str, idempotency_key: str | None = None) -> ApiResponse:
         return call_api(
             "LeaveSessionFunction",
             "DELETE",
@@ -147,9 +147,10 @@ class GroupBuyWorld:
             resource="/v1/sessions/{id}/participation",
             path_parameters={"id": session_id},
             claims=who,
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
         )
 
-    def cancel(self, session_id: str, who: dict[str, str] = ADMIN) -> ApiResponse:
+    def cancel(self, session_id: str, who: dict[str, str] = ADMIN, idempotency_key: str | None = None) -> ApiResponse:
         return call_api(
             "CancelSessionFunction",
             "POST",
@@ -157,6 +158,7 @@ class GroupBuyWorld:
             resource="/v1/sessions/{id}/cancel",
             path_parameters={"id": session_id},
             claims=who,
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
         )
 
     def my_participations(self, who: dict[str, str], **query: str) -> list[dict[str, Any]]:

@@ -12,9 +12,9 @@ from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.xendit import ExpireOutcome
 from patungan.core.clock import Clock
 from patungan.core.events import DomainEvent
+from patungan.core.retry import retry_stale
 from patungan.groupbuy import events
 from patungan.groupbuy.models import Participation, Session
-from patungan.groupbuy.service import retry_stale
 from patungan.payments.repository import PaymentMovedOn
 from patungan.payments.service import PaymentService
 

@@ -112,6 +112,10 @@ class Session(BaseModel):
     final_unit_price: int | None = None
     outcome: Literal["succeed", "fail"] | None = None
     escrow_release_status: Literal["pending", "failed", "released"] | None = None
+    # Written by RecordSessionStuck when a lifecycle step keeps failing (SYS-6): shown so it is not silent.
+    stuck_step: str | None = Field(None, description="the lifecycle step that kept failing, e.g. settle.SettlePage")
+    lifecycle_error: dict[str, str] | None = Field(None, description="that step's last error and cause")
+    stuck_at: str | None = None
     created_by: str
     created_at: str
     updated_at: str

@@ -19,12 +19,13 @@ from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import ConcurrentUpdate, Conflict, SettlementInvariantViolated
 from patungan.core.events import new_event
 from patungan.core.observability import logger, metrics
+from patungan.core.retry import MAX_ATTEMPTS, retry_stale
 from patungan.groupbuy import events
 from patungan.groupbuy.expiry import expiry_requested
 from patungan.groupbuy.models import CLAIMABLE, JOINABLE, PLATFORM_USER_ID, Participation, Session
 from patungan.groupbuy.pricing import tier_refund, unit_price_at
 from patungan.groupbuy.repository import GroupBuyRepository
-from patungan.groupbuy.service import MAX_ATTEMPTS, new_join, retry_stale
+from patungan.groupbuy.service import new_join
 from patungan.inventory.service import PurchaseOrderService
 from patungan.ledger import accounts
 from patungan.ledger.models import Entry, Movement
