@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.routing import Map, Rule
@@ -36,6 +37,7 @@ from emulator.logs import access_log
 from emulator.openapi import DOCS_PATH, SWAGGER_UI_ASSETS, SWAGGER_UI_DIR, OpenApiDocument
 from emulator.runtime import LambdaRuntime
 from emulator.tokens import Identity, TokenSigner
+from patungan.core.inputs import MAX_ID_LENGTH, USER_ID_PATTERN
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 MAX_CLOCK_ADVANCE_SECONDS = 366 * 86_400  # an execution lives at most a year
@@ -44,17 +46,10 @@ MAX_CLOCK_ADVANCE_SECONDS = 366 * 86_400  # an execution lives at most a year
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sub: str = Field(min_length=1, max_length=128)
+    sub: str = Field(max_length=MAX_ID_LENGTH, pattern=USER_ID_PATTERN)  # as the API takes user ids
     groups: list[str] = Field(default_factory=list)
     factory_id: str | None = Field(None, min_length=1)
     seller_id: str | None = Field(None, min_length=1)
-
-    @field_validator("sub")
-    @classmethod
-    def _no_blank_sub(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class ClockAdvance(BaseModel):
@@ -199,6 +194,23 @@ def _invalid(request: HttpRequest, message: str, exc: ValidationError) -> HttpRe
     return error_response(request, 422, "validation_error", message, details)
 
 
+def _correlated(app: WsgiApp) -> WsgiApp:
+    """``app`` with x-correlation-id on every answer (API.md), the mounted local Xendit's included: the one the
+    client sent, or a new one; an answer that carries its own keeps it."""
+
+    def correlated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        correlation_id = environ.get("HTTP_X_CORRELATION_ID") or str(uuid.uuid4())
+
+        def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            if not any(name.lower() == CORRELATION_HEADER for name, _ in headers):
+                headers = [*headers, (CORRELATION_HEADER, correlation_id)]
+            return start_response(status, headers, *args)
+
+        return app(environ, start)
+
+    return correlated
+
+
 class _UnloggedRequestHandler(WSGIRequestHandler):
     """werkzeug's handler without its coloured access line: ``access_log`` writes a plain one."""
 
@@ -224,7 +236,7 @@ class HttpServer:
 
     def start(self, app: WsgiApp, mounts: dict[str, WsgiApp]) -> None:
         """Serve ``app``, and each mount's app under its path prefix (as SCRIPT_NAME, the rest as PATH_INFO)."""
-        self._app = access_log(DispatcherMiddleware(app, mounts), CORRELATION_HEADER)
+        self._app = access_log(_correlated(DispatcherMiddleware(app, mounts)), CORRELATION_HEADER)
         self._thread.start()
 
     def stop(self) -> None:

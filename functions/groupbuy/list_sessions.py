@@ -1,11 +1,12 @@
-"""GET /v1/sessions: sessions, newest first, by status, factory or category (GB-16)."""
+"""GET /v1/sessions: sessions, newest first, by status, factory or category (GB-16). The route is public: a bearer
+token, when sent, is verified here (a forged one is 401, as on every public route)."""
 
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.composition import groupbuy_service
-from patungan.core.http import api_handler, create_api, json_response
+from patungan.core.http import api_handler, create_api, json_response, optional_caller
 from patungan.core.pagination import DEFAULT_LIMIT, Cursor, IdFilter, Limit, page_body
 from patungan.groupbuy.models import SessionStatus
 
@@ -20,6 +21,7 @@ def list_sessions(
     factory_id: IdFilter = None,
     category: IdFilter = None,
 ):
+    optional_caller(app)
     service = groupbuy_service()
     page = service.list_sessions(limit=limit, cursor=cursor, status=status, factory_id=factory_id, category=category)
     return json_response(200, page_body(page, service.view))

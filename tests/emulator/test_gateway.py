@@ -101,6 +101,7 @@ def test_the_token_endpoint_validates_its_input(stack):
         ({"sub": "u-1", "groups": ["buyer", "wizard"]}, "groups.1"),
         ({"sub": "u-1", "groups": "buyer"}, "groups"),
         ({"sub": "u-1", "nickname": "x"}, "nickname"),
+        ({"sub": "buyer 1", "groups": ["buyer"]}, "sub"),  # no user id has a space (a wallet is named by it)
     ]
     for body, field in cases:
         response = requests.post(f"{stack.url}/_local/token", json=body, timeout=5)
@@ -152,3 +153,15 @@ def test_only_functions_with_a_function_url_have_one(stack):
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_local_xendit_answers_carry_a_correlation_id_too(stack):
+    """API.md: every response has x-correlation-id. The mounted local Xendit's answers had none (review, issue 6);
+    its error bodies stay in Xendit's own shape, which the Xendit SDK reads."""
+    sent = requests.get(f"{stack.url}/_xendit/invoices/nope", headers={"X-Correlation-Id": "corr-x"}, timeout=5)
+    fresh = requests.post(f"{stack.url}/_xendit/simulate/invoices/nope/pay", timeout=5)
+
+    assert sent.status_code == fresh.status_code == 404
+    assert sent.headers["x-correlation-id"] == "corr-x"
+    assert fresh.headers["x-correlation-id"]
+    assert fresh.json()["error_code"] == "INVOICE_NOT_FOUND_ERROR"

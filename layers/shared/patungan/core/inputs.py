@@ -15,6 +15,8 @@ MAX_QUANTITY = 10**6
 MAX_ID_LENGTH = 128
 
 _NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# A user id as sign-in issues them (a Cognito sub, a local token's sub): no blank, no whitespace, no control character.
+USER_ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f]+$"
 _NO_CONTROL_CHARACTERS_BUT_LINE_BREAKS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 
 

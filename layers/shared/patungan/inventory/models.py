@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from patungan.core.inputs import Quantity
 
+PurchaseOrderStatus = Literal["open", "received"]
+
 
 class PurchaseOrder(BaseModel):
     id: str
@@ -17,7 +19,7 @@ class PurchaseOrder(BaseModel):
     variant_id: str | None = None
     product_name: str
     quantity: int
-    status: Literal["open", "received"]
+    status: PurchaseOrderStatus
     received_quantity: int = 0
     received_at: str | None = None
     received_by: str | None = None
