@@ -6,14 +6,14 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.composition import groupbuy_service
-from patungan.core.http import api_handler, create_api, json_response, optional_caller
+from patungan.core.http import api_handler, create_api, documented, json_response, optional_caller
 from patungan.core.pagination import DEFAULT_LIMIT, Cursor, IdFilter, Limit, page_body
-from patungan.groupbuy.models import SessionStatus
+from patungan.groupbuy.models import SessionList, SessionStatus
 
 app = create_api()
 
 
-@app.get("/v1/sessions", summary="List group-buying sessions")
+@app.get("/v1/sessions", summary="List group-buying sessions", responses=documented(SessionList))
 def list_sessions(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,

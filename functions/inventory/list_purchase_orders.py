@@ -5,14 +5,14 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.composition import purchase_order_service
-from patungan.core.http import api_handler, caller, create_api, json_response
+from patungan.core.http import api_handler, caller, create_api, documented, json_response
 from patungan.core.pagination import DEFAULT_LIMIT, Cursor, IdFilter, Limit, page_body
-from patungan.inventory.models import PurchaseOrderStatus
+from patungan.inventory.models import PurchaseOrderList, PurchaseOrderStatus
 
 app = create_api()
 
 
-@app.get("/v1/purchase-orders", summary="List purchase orders")
+@app.get("/v1/purchase-orders", summary="List purchase orders", responses=documented(PurchaseOrderList))
 def list_purchase_orders(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,

@@ -5,14 +5,14 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.composition import order_service
-from patungan.core.http import api_handler, caller, create_api, json_response
+from patungan.core.http import api_handler, caller, create_api, documented, json_response
 from patungan.core.pagination import DEFAULT_LIMIT, Cursor, IdFilter, Limit, page_body
-from patungan.orders.models import OrderStatus
+from patungan.orders.models import OrderList, OrderStatus
 
 app = create_api()
 
 
-@app.get("/v1/orders", summary="List orders")
+@app.get("/v1/orders", summary="List orders", responses=documented(OrderList))
 def list_orders(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,

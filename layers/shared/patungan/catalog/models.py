@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from patungan.core.inputs import MAX_AMOUNT, Price, ResourceId, SignedAmount, multi_line, single_line
+from patungan.core.pagination import ListOf
 from patungan.core.phone import normalize_indonesian_phone
 
 Name = single_line(200)
@@ -107,6 +108,5 @@ class Product(BaseModel):
         return next((v for v in self.variants if v.id == variant_id), None)
 
 
-class ProductList(BaseModel):
-    items: list[Product]
-    next_cursor: str | None
+class ProductList(ListOf[Product]):
+    pass

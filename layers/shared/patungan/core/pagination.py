@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel
 
 from patungan.core.errors import BadRequest
 from patungan.core.inputs import MAX_ID_LENGTH
@@ -56,6 +57,14 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size (defaul
 Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description="the next_cursor of the previous page")]
 # A list filtered by an id (or a word such as a status): longer than any id we issue, it is refused (422).
 IdFilter = Annotated[str | None, Query(max_length=MAX_ID_LENGTH)]
+
+
+class ListOf(BaseModel, Generic[T]):
+    """A list response as the OpenAPI document shows it (API.md: ``{"items": [...], "next_cursor"}``); each list
+    subclasses it, ``class SessionList(ListOf[SessionView])``, so its schema keeps a plain name."""
+
+    items: list[T]
+    next_cursor: str | None
 
 
 def page_body(page: Page[T], render: Callable[[T], Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from patungan.core.inputs import MAX_AMOUNT, Price, Quantity, ResourceId, StrictBool
+from patungan.core.pagination import ListOf
 from patungan.groupbuy.pricing import fill_percent, highest_tier_reached, unit_price_at
 
 SessionStatus = Literal[
@@ -214,3 +215,11 @@ class SessionDetail(SessionView):  # type: ignore[misc,valid-type]
     when the caller is anonymous or never joined."""
 
     my_participation: Participation | None = None
+
+
+class SessionList(ListOf[SessionView]):  # type: ignore[misc,valid-type]
+    pass
+
+
+class ParticipationList(ListOf[Participation]):
+    pass

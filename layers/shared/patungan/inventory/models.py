@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from patungan.core.inputs import Quantity
+from patungan.core.pagination import ListOf
 
 PurchaseOrderStatus = Literal["open", "received"]
 
@@ -26,6 +27,10 @@ class PurchaseOrder(BaseModel):
     created_at: str
     updated_at: str
     version: int = 1
+
+
+class PurchaseOrderList(ListOf[PurchaseOrder]):
+    pass
 
 
 class Receipt(BaseModel):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from patungan.core.clock import parse_iso, to_iso
 from patungan.core.inputs import SignedAmount, single_line
 from patungan.core.money import DEFAULT_CURRENCY
+from patungan.core.pagination import ListOf
 
 MovementType = Literal[
     "capture",
@@ -131,9 +132,8 @@ class WalletTransaction(BaseModel):
     created_at: str
 
 
-class WalletTransactionList(BaseModel):
-    items: list[WalletTransaction]
-    next_cursor: str | None
+class WalletTransactionList(ListOf[WalletTransaction]):
+    pass
 
 
 class AdjustmentInput(BaseModel):

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from patungan.core.pagination import ListOf
+
 
 class Notification(BaseModel):
     id: str
@@ -17,6 +19,5 @@ class Notification(BaseModel):
     created_at: str = Field(description="when the event happened")
 
 
-class NotificationList(BaseModel):
-    items: list[Notification]
-    next_cursor: str | None
+class NotificationList(ListOf[Notification]):
+    pass

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, model_validator
 
+from patungan.core.pagination import ListOf
+
 OrderStatus = Literal[
     "pending_payment", "paid", "processing", "shipped", "delivered", "completed", "expired", "cancelled", "refunded"
 ]
@@ -49,3 +51,7 @@ class Order(BaseModel):
         if sum(line.amount for line in self.lines) != self.subtotal - self.discount:
             raise ValueError("line amounts must add up to the subtotal less the discount")
         return self
+
+
+class OrderList(ListOf[Order]):
+    pass
