@@ -222,6 +222,10 @@ class RuleScheduler:
     def stop(self) -> None:
         self._runner.stop()
 
+    @property
+    def rule_ids(self) -> list[str]:
+        return sorted(self._rules)
+
     def resolve(self, rule_or_event_name: str) -> str | None:
         """The scheduled rule a name refers to: its logical id, or the name of the SAM event it came from."""
         if rule_or_event_name in self._rules:

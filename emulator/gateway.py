@@ -162,7 +162,8 @@ class LocalGateway:
     def _fire_schedule(self, request: HttpRequest, rule_id: str) -> HttpResponse:
         rule = self._schedules.resolve(rule_id)
         if rule is None:
-            return error_response(request, 404, "not_found", f"no scheduled rule {rule_id}")
+            known = ", ".join(self._schedules.rule_ids)  # a newcomer cannot guess SAM's generated logical ids
+            return error_response(request, 404, "not_found", f"no scheduled rule {rule_id}; the rules are: {known}")
         self._schedules.fire(rule)
         return _json(202, {"rule": rule, "fired": True})
 

@@ -92,6 +92,7 @@ def test_a_schedule_can_be_fired_by_its_event_name_and_an_unknown_one_is_404(sta
 
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
+    assert "RecorderFunctionNightly" in missing.json()["error"]["message"]  # what to fire instead
 
 
 EVENT = {
