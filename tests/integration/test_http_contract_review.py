@@ -12,8 +12,8 @@ from patungan.adapters.tokens import LocalTokens
 from patungan.ledger import accounts
 from patungan.ledger.repository import ledger
 from tests.support.aws import LOCAL_TOKEN_SECRET
-from tests.support.groupbuy import ADMIN, buyer
-from tests.support.lambdas import call_api
+from tests.support.groupbuy import ADMIN, WAREHOUSE, buyer
+from tests.support.lambdas import call_api, claims
 
 
 def signed(claims, secret=LOCAL_TOKEN_SECRET, lifetime=3600):
@@ -91,3 +91,19 @@ def test_a_list_filtered_by_a_real_status_still_answers(world, function, path, s
 
     assert response.status == 200, response.body
     assert response.body["next_cursor"] is None
+
+
+@pytest.mark.parametrize("who", [ADMIN, WAREHOUSE, claims("staff-1", "factory", factory_id="fac_1")], ids=["admin", "warehouse", "factory"])
+def test_only_buyers_leave_or_list_participations(world, who):
+    """API.md: leaving and GET /v1/me/participations are the buyer's, as joining is. Another role got 404 ("no
+    participation") and 200 [] - neither says "your role may not" (403)."""
+    session = world.session()
+    world.joined(buyer(1), session["id"])
+
+    left = world.leave(who, session["id"])
+    listed = call_api("ListMyParticipationsFunction", "GET", "/v1/me/participations", claims=who)
+
+    assert (left.status, listed.status) == (403, 403)
+    assert left.body["error"]["code"] == listed.body["error"]["code"] == "forbidden"
+    assert world.get_session(session["id"])["reserved_quantity"] == 1
+    assert len(world.my_participations(buyer(1))) == 1

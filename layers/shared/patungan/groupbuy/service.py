@@ -282,6 +282,7 @@ class GroupBuyService:
 
     # ---- leaving (GB-8)
     def leave(self, principal: Principal, session_id: str) -> Participation:
+        principal.require_buyer()  # buyers only (API.md), as joining is
         participation = self.repository.active_participation_of(session_id, principal.user_id)
         if participation is None:
             raise NotFound("you have no participation in this session")
@@ -338,6 +339,7 @@ class GroupBuyService:
     def participations_of(
         self, principal: Principal, *, limit: int, cursor: str | None, session_id: str | None
     ) -> Page[Participation]:
+        principal.require_buyer()  # buyers only (API.md): another role has none, and is told so, not shown []
         return self.repository.participations_of_user(
             principal.user_id, limit=limit, cursor=cursor, session_id=session_id
         )
