@@ -93,7 +93,9 @@ def test_a_list_filtered_by_a_real_status_still_answers(world, function, path, s
     assert response.body["next_cursor"] is None
 
 
-@pytest.mark.parametrize("who", [ADMIN, WAREHOUSE, claims("staff-1", "factory", factory_id="fac_1")], ids=["admin", "warehouse", "factory"])
+@pytest.mark.parametrize(
+    "who", [ADMIN, WAREHOUSE, claims("staff-1", "factory", factory_id="fac_1")], ids=["admin", "warehouse", "factory"]
+)
 def test_only_buyers_leave_or_list_participations(world, who):
     """API.md: leaving and GET /v1/me/participations are the buyer's, as joining is. Another role got 404 ("no
     participation") and 200 [] - neither says "your role may not" (403)."""
