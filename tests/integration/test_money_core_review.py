@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from unittest import mock
 
+import pytest
+
 from patungan.groupbuy.settlement import SettlementService
 from patungan.ledger import accounts
 from tests.integration.test_groupbuy_settlement import balance
@@ -60,3 +62,40 @@ def test_a_late_refund_completing_while_completion_checks_escrow_does_not_strand
     assert balance(world, accounts.session_escrow(session["id"])) == 0
     [released] = world.events("escrow.released")
     assert released["data"]["amount"] == 200_000
+
+
+# ---- refund callbacks that contradict each other (PAY-2, PAY-3)
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [("refund.failed", "refund.succeeded"), ("refund.succeeded", "refund.failed")],
+    ids=["failed-then-succeeded", "succeeded-then-failed"],
+)
+def test_a_refund_callback_contradicting_how_the_refund_was_completed_is_quarantined_not_acknowledged(
+    world, first, then
+):
+    """The first callback completed the refund (refund.failed: to the wallet; refund.succeeded: at Xendit).
+    A later callback for the same refund saying the opposite was answered ``already_refunded`` and dropped
+    without a trace: yet if it is true the buyer was paid twice (wallet and card) or not at all. It is
+    quarantined and alarmed; the books keep the first completion, exactly once."""
+    session = world.session()
+    joined = world.joined(buyer(1), session["id"], quantity=2)
+    world.pay(joined)
+    world.leave(buyer(1), session["id"])
+    world.process_refunds()
+    sent = world.refund_of(joined)
+    assert world.refund_callback(sent, first).status == 200
+
+    response = world.refund_callback(sent, then)
+
+    assert response.body == {"status": "quarantined"}
+    [item] = world.quarantined()
+    assert (item["reason"], item["kind"], item["refund_id"]) == ("contradicts_completed_refund", "refund", sent["id"])
+    assert world.refund_callback(sent, then).body == {"status": "duplicate"}
+    assert world.refund_callback(sent, first).body == {"status": "already_refunded"}
+    refund = world.refund_of(joined)
+    assert (refund["status"], refund["destination"]) == (
+        "succeeded",
+        "wallet" if first == "refund.failed" else "xendit",
+    )
+    assert world.wallet(buyer(1)) == (200_000 if first == "refund.failed" else 0)
+    assert len([m for m in world.items("LedgerTable", "MOVEMENT#") if m["type"] == "refund"]) == 1

@@ -462,11 +462,24 @@ class PaymentService:
         # A channel that failed to refund still owes the buyer: the wallet takes it (DESIGN "refund").
         destination = "xendit" if callback.event == "refund.succeeded" else "wallet"
         try:
-            return self._complete_refund(
+            outcome = self._complete_refund(
                 refund, payment, destination, provider_refund_id=callback.data.id, inbox_key=key
             )
         except DuplicateWebhook:
             return "duplicate"
+        if outcome == "already_refunded" and self.repository.get_refund(refund.id).destination != destination:
+            # Completed the other way (a refund's completion is final): if this callback is true the buyer was
+            # paid twice, or not at all. Nothing more is booked; a person must look.
+            return self._quarantine(
+                key,
+                "refund",
+                "contradicts_completed_refund",
+                callback.data.id,
+                body,
+                payment_id=payment.id,
+                refund_id=refund.id,
+            )
+        return outcome
 
     def _complete_refund(
         self,
