@@ -99,3 +99,30 @@ def test_a_refund_callback_contradicting_how_the_refund_was_completed_is_quarant
     )
     assert world.wallet(buyer(1)) == (200_000 if first == "refund.failed" else 0)
     assert len([m for m in world.items("LedgerTable", "MOVEMENT#") if m["type"] == "refund"]) == 1
+
+
+# ---- a payment Xendit holds is never left waiting on a callback that may never come (GB-10, GB-11, PAY-3)
+def test_the_expiry_worker_applies_a_payment_xendit_holds_instead_of_dropping_it(world):
+    """The buyer paid just before the worker came to expire their invoice, and Xendit's PAID callback is lost
+    (its retries spent while our endpoint failed). The worker read Xendit's answer (already paid) and
+    dropped it: the buyer kept ``pending_payment`` with no order and no refund while Xendit held their money,
+    and the session completed without a trace of it. The worker applies Xendit's own record (read with our
+    key) as the callback would, as a late payment that goes back; the callback, should it come, is a
+    duplicate."""
+    session = world.session(moq=1)
+    world.pay(world.joined(buyer(1), session["id"]))
+    late = world.joined(buyer(2), session["id"])
+    world.step("ClaimSessionFunction", session_id=session["id"])
+    world._pages("SettleSessionPageFunction", session["id"])  # queues the expiry of the unpaid invoice
+    world.pay_at_xendit(late)  # the buyer pays before the worker runs; the callback never arrives
+
+    assert world.expire_unpaid_invoices() == {"batchItemFailures": []}
+
+    assert world.payment(late)["status"] == "paid"
+    refund = world.refund_of(late)
+    assert (refund["reason"], refund["amount"]) == ("late_payment", 100_000)
+    assert [p["status"] for p in world.my_participations(buyer(2))] == ["expired"]
+    assert balance(world, accounts.session_escrow(session["id"])) == 100_000 + 100_000
+    assert world.invoice_callback(late, "PAID").body == {"status": "duplicate"}
+    world.process_refunds()
+    assert len(world.items("PaymentsTable", "REFUND#")) == 1

@@ -210,6 +210,25 @@ class PaymentService:
                 continue  # the payment changed under us: decide again from what it is now
         raise ConcurrentUpdate("the payment kept changing; Xendit will retry")
 
+    def apply_paid_invoice(self, payment: Payment) -> str:
+        """Xendit says the payment's invoice is paid, yet no PAID callback has been applied (it may never be
+        delivered): apply Xendit's own record of the invoice, read with our key, exactly as its callback
+        would be, under the callback's inbox key, so the callback, if it ever comes, is a duplicate."""
+        if payment.invoice_id is None:
+            raise PaymentMovedOn(f"payment {payment.id} holds no invoice to apply")
+        invoice = self.gateway.get_invoice(payment.invoice_id)
+        if invoice.status is not InvoiceStatus.PAID:
+            raise PaymentMovedOn(f"invoice {invoice.id} is {invoice.status}, not paid")
+        record = InvoiceCallback(
+            id=invoice.id,
+            external_id=invoice.external_id,
+            status="PAID",
+            amount=invoice.amount,
+            paid_amount=invoice.amount,
+            currency=invoice.currency,
+        )
+        return self.handle_invoice_callback(record, record.model_dump_json().encode())
+
     def _on_paid(self, key: str, payment: Payment | None, callback: InvoiceCallback, body: bytes) -> str:
         if payment is None:
             return self._quarantine(key, "invoice", "unknown_payment", callback.id, body)
