@@ -40,7 +40,8 @@ XENDIT_CALLERS = {
     "LeaveSessionFunction": "GroupBuyService.leave -> PaymentService.expire_invoice (GB-8)",
     "RepairStalledJoinsFunction": "GroupBuyService.repair_stalled_joins -> PaymentService.find_invoice (GB-5)",
     "ProcessRefundsFunction": "PaymentService.process_refund -> XenditGateway.create_refund (GB-11)",
-    "ExpireUnpaidInvoicesFunction": "UnpaidInvoiceExpiry.expire -> PaymentService.expire_invoice (GB-10, GB-11)",
+    "ExpireUnpaidInvoicesFunction": "UnpaidInvoiceExpiry.expire -> PaymentService.expire_invoice, "
+    "PaymentService.apply_paid_invoice -> XenditGateway.get_invoice (GB-10, GB-11)",
     "XenditInvoiceWebhook": "PaymentService.handle_invoice_callback -> XenditGateway.get_invoice (PAY-2)",
 }
 WEBHOOKS = {"XenditInvoiceWebhook", "XenditRefundWebhook"}

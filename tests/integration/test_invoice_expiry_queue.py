@@ -82,9 +82,9 @@ def test_a_buyer_who_pays_before_the_worker_runs_is_left_to_the_late_payment_pat
     world.pay_at_xendit(late)
 
     assert world.expire_unpaid_invoices() == {"batchItemFailures": []}
-    assert world.payment(late)["status"] == "pending"  # not expired under a paid invoice
+    assert world.payment(late)["status"] == "paid"  # not expired under a paid invoice: applied from Xendit's record
 
-    world.invoice_callback(late, "PAID")
+    assert world.invoice_callback(late, "PAID").body == {"status": "duplicate"}
 
     refund = world.refund_of(late)
     assert (refund["reason"], refund["amount"]) == ("late_payment", 100_000)

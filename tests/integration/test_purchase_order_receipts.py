@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.composition import purchase_order_service
+from patungan.core.observability import logger
 from patungan.inventory.repository import PurchaseOrderRepository
 from tests.support.lambdas import call_api, claims
 
@@ -165,3 +166,30 @@ def test_a_receipt_retried_after_a_crash_that_lost_its_answer_is_received_once(a
     assert (retried.status, retried.body["status"], retried.body["received_quantity"]) == (200, "open", 1)
     assert stored(aws, po.id) == ("open", 1, [1])
     assert released(aws) == []
+
+
+def test_a_receipt_completing_the_order_meanwhile_is_a_retry_not_a_false_inconsistency_alarm(aws, po):
+    """Receipt B completes the order exactly between receipt A's read and A's check of the receipts on record.
+    A counted B's receipt against the order it had read without it and refused the release, loudly, as if
+    the receipts did not add up (a CRITICAL alarm with nothing wrong). A re-reads instead: the order is
+    received, A is refused as such, and one release was published."""
+    assert receive(po.id, 1).status == 200
+    original_get, raced = PurchaseOrderRepository.get, []
+
+    def get_then_let_b_complete(repository, po_id):
+        read = original_get(repository, po_id)
+        if not raced:
+            raced.append(True)
+            assert receive(po_id, 1, who=OTHER_WAREHOUSE).status == 200
+        return read
+
+    with (
+        mock.patch.object(PurchaseOrderRepository, "get", get_then_let_b_complete),
+        mock.patch.object(logger, "critical", wraps=logger.critical) as critical,
+    ):
+        a = receive(po.id, 1)
+
+    assert (a.status, a.body["error"]["code"]) == (409, "illegal_transition")
+    assert critical.call_args_list == []
+    assert stored(aws, po.id) == ("received", 2, [1, 1])
+    assert len(released(aws)) == 1

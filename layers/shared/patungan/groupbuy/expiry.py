@@ -2,7 +2,8 @@
 refund page (defect 5): one slow Xendit call per pending buyer timed a page out and left the session in
 ``closing``. The page only writes ``groupbuy.participant.invoice_expiry_requested`` through the outbox;
 an EventBridge rule routes it to InvoiceExpiryQueue, whose worker expires the invoice at Xendit and then
-does our side (GB-10, GB-11). Settlement does not wait for it: a pending buyer is never ordered."""
+does our side (GB-10, GB-11); an invoice Xendit reports paid is applied from Xendit's own record. Settlement
+does not wait for it: a pending buyer is never ordered."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ class UnpaidInvoiceExpiry:
         if payment.status != "pending":
             return f"already_{payment.status}"  # a duplicate message, the EXPIRED webhook or a payment came first
         if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
-            return "paid_late"  # its PAID webhook arrives after the claim: the late payment goes back (purpose.py)
+            # Xendit holds the money: apply it now (a late payment, it goes back: purpose.py) rather than wait on
+            # a PAID callback that may never be delivered (the buyer would keep no order and no refund).
+            return f"paid_late_{self.payments.apply_paid_invoice(payment)}"
 
         def once() -> None:
             tx = Transaction()

@@ -567,16 +567,18 @@ class SettlementService:
 
     def _check_escrow_released(self, session: Session) -> int:
         """What the factory was paid; refuses when escrow still holds more than the refunds in flight (a late
-        or left payment whose refund has not completed yet)."""
-        released = refunds_in_flight = 0
-        for participation in self._participations(session.id):
-            if participation.status == "ordered":
-                released += participation.amount - (participation.tier_refund_amount or 0)
-            elif participation.status in {"left", "expired"}:
-                payment = self.payments.payment(participation.payment.id)
-                if payment.status == "paid":  # captured, its refund requested but not completed yet
-                    refunds_in_flight += payment.amount
-        held = -self.ledger.balance(accounts.session_escrow(session.id))  # escrow is credit-normal
+        or left payment whose refund has not completed yet).
+
+        Refunds complete and late payments land while the walk reads the participations: only a walk during
+        which the escrow balance did not move is compared with it, else the two readings disagree with
+        nothing wrong and the session is stranded in its stuck state."""
+        escrow = accounts.session_escrow(session.id)
+        held = -self.ledger.balance(escrow)  # escrow is credit-normal
+        for _ in range(MAX_ATTEMPTS):
+            released, refunds_in_flight = self._released_and_refunds_in_flight(session)
+            held_before, held = held, -self.ledger.balance(escrow)
+            if held == held_before:
+                break
         if held != refunds_in_flight:
             raise self._refuse(
                 session.id,
@@ -586,6 +588,17 @@ class SettlementService:
                 released=released,
             )
         return released
+
+    def _released_and_refunds_in_flight(self, session: Session) -> tuple[int, int]:
+        released = refunds_in_flight = 0
+        for participation in self._participations(session.id):
+            if participation.status == "ordered":
+                released += participation.amount - (participation.tier_refund_amount or 0)
+            elif participation.status in {"left", "expired"}:
+                payment = self.payments.payment(participation.payment.id)
+                if payment.status == "paid":  # captured, its refund requested but not completed yet
+                    refunds_in_flight += payment.amount
+        return released, refunds_in_flight
 
     def record_release_failure(self, session_id: str, error: dict[str, Any]) -> dict[str, Any]:
         """GB-14: the session shows that its escrow release failed; the state machine retries later."""

@@ -7,7 +7,7 @@ from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import Conflict, NotFound, field_error
+from patungan.core.errors import ConcurrentUpdate, Conflict, NotFound, field_error
 from patungan.core.events import new_event
 from patungan.core.ids import keyed_id, new_id
 from patungan.core.observability import logger
@@ -121,8 +121,11 @@ class PurchaseOrderService:
         return changed
 
     def _check_receipts_add_up(self, po: PurchaseOrder, quantity: int) -> None:
-        """Before escrow is released, the recorded receipts and this one must make up the ordered quantity."""
+        """Before escrow is released, the recorded receipts and this one must make up the ordered quantity. A
+        receipt recorded since ``po`` was read is not an inconsistency: the caller reads again (retry)."""
         recorded = self.repository.received_total(po.id)
+        if recorded != po.received_quantity and self.repository.get(po.id).version != po.version:
+            raise ConcurrentUpdate("the purchase order changed while this request ran; retry")
         if recorded + quantity != po.quantity:
             logger.critical(
                 "purchase order receipts do not add up: escrow release refused",

@@ -18,6 +18,7 @@ QuarantineReason = Literal[
     "amount_mismatch",
     "invoice_mismatch",
     "refund_id_mismatch",
+    "contradicts_completed_refund",  # a refund callback saying the opposite of how the refund was completed
     "not_confirmed_by_xendit",
 ]
 # An id a callback names is a key in our tables: bounded (DynamoDB keys hold at most 2 KB).

@@ -210,6 +210,25 @@ class PaymentService:
                 continue  # the payment changed under us: decide again from what it is now
         raise ConcurrentUpdate("the payment kept changing; Xendit will retry")
 
+    def apply_paid_invoice(self, payment: Payment) -> str:
+        """Xendit says the payment's invoice is paid, yet no PAID callback has been applied (it may never be
+        delivered): apply Xendit's own record of the invoice, read with our key, exactly as its callback
+        would be, under the callback's inbox key, so the callback, if it ever comes, is a duplicate."""
+        if payment.invoice_id is None:
+            raise PaymentMovedOn(f"payment {payment.id} holds no invoice to apply")
+        invoice = self.gateway.get_invoice(payment.invoice_id)
+        if invoice.status is not InvoiceStatus.PAID:
+            raise PaymentMovedOn(f"invoice {invoice.id} is {invoice.status}, not paid")
+        record = InvoiceCallback(
+            id=invoice.id,
+            external_id=invoice.external_id,
+            status="PAID",
+            amount=invoice.amount,
+            paid_amount=invoice.amount,
+            currency=invoice.currency,
+        )
+        return self.handle_invoice_callback(record, record.model_dump_json().encode())
+
     def _on_paid(self, key: str, payment: Payment | None, callback: InvoiceCallback, body: bytes) -> str:
         if payment is None:
             return self._quarantine(key, "invoice", "unknown_payment", callback.id, body)
@@ -462,11 +481,24 @@ class PaymentService:
         # A channel that failed to refund still owes the buyer: the wallet takes it (DESIGN "refund").
         destination = "xendit" if callback.event == "refund.succeeded" else "wallet"
         try:
-            return self._complete_refund(
+            outcome = self._complete_refund(
                 refund, payment, destination, provider_refund_id=callback.data.id, inbox_key=key
             )
         except DuplicateWebhook:
             return "duplicate"
+        if outcome == "already_refunded" and self.repository.get_refund(refund.id).destination != destination:
+            # Completed the other way (a refund's completion is final): if this callback is true the buyer was
+            # paid twice, or not at all. Nothing more is booked; a person must look.
+            return self._quarantine(
+                key,
+                "refund",
+                "contradicts_completed_refund",
+                callback.data.id,
+                body,
+                payment_id=payment.id,
+                refund_id=refund.id,
+            )
+        return outcome
 
     def _complete_refund(
         self,
