@@ -108,3 +108,23 @@ def test_unpaid_buyers_are_reminded_before_the_deadline(world):
         "buyer-2",
         unpaid["payment"]["invoice_url"],
     )
+
+
+def test_an_expiry_queued_for_a_join_the_repair_job_then_rolled_back_is_done_not_dead_lettered(world):
+    """GB-5 meets GB-10: the settlement page queued the expiry of a stalled join (no invoice yet); the repair
+    job rolled that join back before the queue worker ran. Nothing is left to expire: the worker says so
+    instead of failing until the message reaches the dead-letter queue and alarms over nothing."""
+    session = world.session(moq=1)
+    world.pay(world.joined(buyer(1), session["id"]))
+    world.xendit_down()
+    with mock.patch.object(GroupBuyRepository, "remove_participation", side_effect=Crash("database gone")):
+        assert world.join(buyer(2), session["id"]).status == 503  # left stalled: pending, no invoice
+    world.xendit_up()
+    assert world.step("ClaimSessionFunction", session_id=session["id"])["outcome"] == "succeed"
+    assert world.step("SettleSessionPageFunction", session_id=session["id"], cursor=None)["done"] is True
+    assert len(world.events("groupbuy.participant.invoice_expiry_requested")) == 1
+
+    assert run_repair_job_later(world) == {"attached": 0, "rolled_back": 1}
+
+    assert world.expire_unpaid_invoices() == {"batchItemFailures": []}
+    assert [p["status"] for p in world.my_participations(buyer(2))] == []
