@@ -281,6 +281,18 @@ def acting_as(roles: FunctionRoles, function: str) -> Iterator[None]:
         _acting.reset(token)
 
 
+def forget_cached_secrets() -> None:
+    """In Lambda each function reads the secrets it uses under its own role, at its cold start. One process
+    runs every function here, so what another function read (Powertools' parameter cache, the Xendit gateway
+    holding the secret key) is forgotten when the function changes: the next one reads it again, checked."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from patungan import composition
+
+    parameters.clear_caches()
+    composition.xendit.cache_clear()
+
+
 def install() -> None:
     """Check every boto3 client's calls from now on (once per process; a call outside ``acting_as`` is not
     a function's and passes unchecked)."""
