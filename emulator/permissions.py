@@ -245,28 +245,28 @@ class FunctionRoles:
 
 
 _acting: ContextVar[tuple[FunctionRoles, str] | None] = ContextVar("acting_function", default=None)
-_denials: list[Denial] = []
+_denials: list[Denial] = []  # distinct, in the order they happened
 _denials_lock = threading.Lock()
 
 
 def _record(denial: Denial) -> None:
     with _denials_lock:
-        first = denial not in _denials
+        if denial in _denials:
+            return
         _denials.append(denial)
-    if first:
-        logger.warning("AccessDenied in AWS: %s", denial)
+    logger.warning("AccessDenied in AWS: %s", denial)
 
 
 def denials() -> list[Denial]:
-    """Every distinct refusal recorded in this process so far, in the order they happened."""
+    """Every distinct refusal recorded in this process (since the last ``take_denials``), in order."""
     with _denials_lock:
-        return list(dict.fromkeys(_denials))
+        return list(_denials)
 
 
 def take_denials() -> list[Denial]:
     """The distinct refusals recorded since the last call, forgotten once taken."""
     with _denials_lock:
-        taken = list(dict.fromkeys(_denials))
+        taken = list(_denials)
         _denials.clear()
     return taken
 
@@ -281,15 +281,22 @@ def acting_as(roles: FunctionRoles, function: str) -> Iterator[None]:
         _acting.reset(token)
 
 
-def forget_cached_secrets() -> None:
+_secrets_read_by: list[str] = []  # the function whose role read the secrets cached now
+
+
+def forget_secrets_of_other_functions(function: str) -> None:
     """In Lambda each function reads the secrets it uses under its own role, at its cold start. One process
     runs every function here, so what another function read (Powertools' parameter cache, the Xendit gateway
-    holding the secret key) is forgotten when the function changes: the next one reads it again, checked."""
-    from aws_lambda_powertools.utilities import parameters
+    holding the secret key) is forgotten before ``function`` runs: it reads them again, checked."""
+    if _secrets_read_by == [function]:
+        return  # a warm container keeps what it read
+    _secrets_read_by[:] = [function]
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 
     from patungan import composition
 
-    parameters.clear_caches()
+    for provider in DEFAULT_PROVIDERS.values():  # values only: a new provider's boto3 client costs ~100 ms
+        provider.clear_cache()
     composition.xendit.cache_clear()
 
 

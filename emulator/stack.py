@@ -227,7 +227,8 @@ def _adopt_function_environment() -> None:
     from patungan.core.observability import logger, metrics
 
     get_settings.cache_clear()
-    permissions.forget_cached_secrets()
+    if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # not between invocations
+        permissions.forget_secrets_of_other_functions(os.environ["AWS_LAMBDA_FUNCTION_NAME"])
     service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
     logger.service = service
     logger._default_log_keys["service"] = service  # read by inject_lambda_context(clear_state=True)

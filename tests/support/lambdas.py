@@ -48,13 +48,8 @@ def function_roles() -> permissions.FunctionRoles:
     return permissions.FunctionRoles(Template.load())
 
 
-_warm: list[str] = []  # the function that ran last, whose container is warm
-
-
 def invoke(logical_id: str, event: dict[str, Any]) -> Any:
-    if _warm != [logical_id]:
-        permissions.forget_cached_secrets()
-        _warm[:] = [logical_id]
+    permissions.forget_secrets_of_other_functions(logical_id)
     with permissions.acting_as(function_roles(), logical_id):
         return handler_module(logical_id).lambda_handler(event, FakeLambdaContext(function_name=logical_id))
 
