@@ -4,6 +4,7 @@
 - Function URLs: ANY /_url/{FunctionLogicalId}/{path},
 - local endpoints: GET /_local/health, POST /_local/token, POST /_local/schedules/{RuleLogicalId}/fire,
   POST /_local/clock/advance {"seconds": N} (Step Functions Wait states of running executions: emulator/clock.py),
+  GET /_local/permissions/denials (AWS calls the functions made that their roles would refuse: emulator/permissions.py),
 - GET /openapi.json and GET /docs (Swagger UI, offline),
 - the local Xendit under /_xendit (mounted when emulator/xendit.py is there).
 """
@@ -14,6 +15,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +25,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from emulator import permissions
 from emulator.apigateway import (
     CORRELATION_HEADER,
     HttpRequest,
@@ -90,6 +93,7 @@ class LocalGateway:
                 Rule("/_local/token", methods=["POST"], endpoint=self._token),
                 Rule("/_local/schedules/<rule_id>/fire", methods=["POST"], endpoint=self._fire_schedule),
                 Rule("/_local/clock/advance", methods=["POST"], endpoint=self._clock_advance),
+                Rule("/_local/permissions/denials", methods=["GET"], endpoint=self._permission_denials),
                 Rule("/_url/<function_id>/", endpoint=self._function_url, defaults={"path": ""}),
                 Rule("/_url/<function_id>/<path:path>", endpoint=self._function_url),
                 Rule("/openapi.json", methods=["GET"], endpoint=self._openapi_json),
@@ -158,6 +162,10 @@ class LocalGateway:
             return _invalid(request, 'send {"seconds": N}, a whole number of seconds up to a year', exc)
         executions = self._advance_clock(body.seconds)
         return _json(200, {"advanced_seconds": body.seconds, "running_executions": executions})
+
+    def _permission_denials(self, request: HttpRequest) -> HttpResponse:
+        denials = [{**asdict(denial), "message": str(denial)} for denial in permissions.denials()]
+        return _json(200, {"denials": denials})
 
     def _fire_schedule(self, request: HttpRequest, rule_id: str) -> HttpResponse:
         rule = self._schedules.resolve(rule_id)

@@ -29,6 +29,7 @@ from typing import Any
 
 import boto3
 
+from emulator import permissions
 from emulator.template import REGION, FunctionSpec, Template
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,9 @@ class LambdaRuntime:
         # its logs); here one process runs them all, so that is read again whenever another function runs.
         self._adopt_environment = adopt_environment
         self._current: str | None = None
+        # moto enforces no IAM: each call a function makes is checked against its template Policies here.
+        self._roles = permissions.FunctionRoles(template)
+        permissions.install()
         # A python3.12 layer is on sys.path in Lambda (/opt/python); here its source folder is.
         for path in map(str, template.layer_paths()):
             if path not in sys.path:
@@ -141,8 +145,9 @@ class LambdaRuntime:
                 with environment_overlay(self._environment_of(spec)):
                     self._switch_to(spec.logical_id)
                     try:
-                        handler = getattr(self._module(spec), spec.handler_name)
-                        result = handler(event, context)
+                        with permissions.acting_as(self._roles, spec.logical_id):
+                            handler = getattr(self._module(spec), spec.handler_name)
+                            result = handler(event, context)
                         return Invocation(json.loads(json.dumps(result)))
                     except Exception as exc:  # the handler's failure is the invocation's result, as in Lambda
                         logger.error("%s failed: %s: %s", spec.logical_id, type(exc).__name__, exc, exc_info=exc)

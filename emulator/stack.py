@@ -19,7 +19,7 @@ import boto3
 from moto import mock_aws
 from moto.core.config import DefaultConfig
 
-from emulator import moto_patches, runtime
+from emulator import moto_patches, permissions, runtime
 from emulator.apigateway import RestApi
 from emulator.clock import ExecutionClock
 from emulator.deploy import deploy
@@ -220,13 +220,15 @@ def _forget_cached_clients() -> None:
 
 def _adopt_function_environment() -> None:
     """What our code reads from a function's environment at its cold start, read again for the function
-    about to run: the settings (a state machine ARN only the starter has) and the service name its logs
-    and metrics carry (Powertools 3.37 keeps it on the process-wide Logger; without this every function
+    about to run: the settings (a state machine ARN only the starter has), the secrets its role may read,
+    and the service name its logs and metrics carry (Powertools 3.37 keeps it on the process-wide Logger; without this every function
     logged the service of whichever was imported first)."""
     from patungan.core.config import get_settings
     from patungan.core.observability import logger, metrics
 
     get_settings.cache_clear()
+    if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # not between invocations
+        permissions.forget_secrets_of_other_functions(os.environ["AWS_LAMBDA_FUNCTION_NAME"])
     service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
     logger.service = service
     logger._default_log_keys["service"] = service  # read by inject_lambda_context(clear_state=True)

@@ -152,7 +152,12 @@ class Template:
 
     # ---- intrinsic functions
     def ref(self, name: str) -> Any:
-        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": "patungan-local"}
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::StackName": "patungan-local",
+        }
         if name in pseudo:
             return pseudo[name]
         if name == "AWS::NoValue":

@@ -1,7 +1,18 @@
 import pytest
 
+from emulator import permissions
 from tests.support.aws import local_aws
 from tests.support.groupbuy import group_buy_world
+
+
+@pytest.fixture(autouse=True)
+def functions_stay_within_their_policies():
+    """Defect 8: moto enforces no IAM, so every AWS call a function made during the test is checked against
+    its template Policies (emulator/permissions.py); one the role would refuse in AWS fails the test."""
+    yield
+    denied = permissions.take_denials()
+    if denied:
+        pytest.fail("AccessDenied in AWS:\n" + "\n".join(f"  {denial}" for denial in denied), pytrace=False)
 
 
 @pytest.fixture

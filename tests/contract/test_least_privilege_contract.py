@@ -5,6 +5,7 @@ token, and each function's logs carry its own context as the service name (defec
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,9 @@ from emulator.template import Template
 
 TEMPLATE = Template.load()
 FUNCTIONS = TEMPLATE.functions()
+MACHINES = TEMPLATE.of_type("AWS::Serverless::StateMachine")
+RULES = TEMPLATE.of_type("AWS::Events::Rule")
+QUEUE_POLICIES = TEMPLATE.of_type("AWS::SQS::QueuePolicy")
 
 WRITE_POLICY_TEMPLATES = {
     "DynamoDBCrudPolicy",
@@ -148,3 +152,88 @@ def test_every_function_logs_as_the_context_its_code_belongs_to(logical_id):
     spec = FUNCTIONS[logical_id]
 
     assert spec.environment["POWERTOOLS_SERVICE_NAME"] == spec.code_uri.name
+
+
+def functions_the_definition_calls(machine: str) -> set[str]:
+    props = MACHINES[machine]["Properties"]
+    definition = (TEMPLATE.root / props["DefinitionUri"]).read_text()
+    substitutions = set(re.findall(r'"Resource":\s*"\$\{(\w+)\}"', definition))
+    return {props["DefinitionSubstitutions"][name]["Fn::GetAtt"][0] for name in substitutions}
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_a_state_machine_may_invoke_exactly_the_functions_its_definition_calls(machine):
+    policies = MACHINES[machine]["Properties"]["Policies"]
+
+    assert all(set(policy) == {"LambdaInvokePolicy"} for policy in policies), policies
+    invokable = {policy["LambdaInvokePolicy"]["FunctionName"]["Ref"] for policy in policies}
+    assert invokable == functions_the_definition_calls(machine) != set()
+
+
+def eventbridge_send_conditions(queue: str) -> list[dict[str, Any]]:
+    """The conditions under which the queue's policies let EventBridge send to it."""
+    return [
+        statement.get("Condition", {})
+        for policy in QUEUE_POLICIES.values()
+        if {"Ref": queue} in policy["Properties"]["Queues"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Allow"
+        and statement["Principal"] == {"Service": "events.amazonaws.com"}
+        and statement["Action"] == "sqs:SendMessage"
+        and statement["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    ]
+
+
+RULE_QUEUE_TARGETS = [
+    (rule, target["Arn"]["Fn::GetAtt"][0])
+    for rule, resource in RULES.items()
+    for target in resource["Properties"]["Targets"]
+    if TEMPLATE.resources[target["Arn"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+]
+SAM_RULE_DEAD_LETTER_QUEUES = [
+    (logical_id, event["Properties"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+    for logical_id, spec in FUNCTIONS.items()
+    for event in spec.events.values()
+    if event["Type"] == "EventBridgeRule" and "DeadLetterConfig" in event["Properties"]
+]
+
+
+@pytest.mark.parametrize(("rule", "queue"), RULE_QUEUE_TARGETS)
+def test_eventbridge_may_send_to_a_target_queue_only_for_its_own_rule(rule, queue):
+    assert eventbridge_send_conditions(queue) == [{"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}}]
+
+
+@pytest.mark.parametrize(("function", "queue"), SAM_RULE_DEAD_LETTER_QUEUES)
+def test_eventbridge_may_dead_letter_only_the_rules_of_our_bus(function, queue):
+    """SAM names the rule of an EventBridgeRule event itself, so the condition names the rules of our bus."""
+    rules_of_our_bus = {"Fn::Sub": "arn:aws:events:${AWS::Region}:${AWS::AccountId}:rule/${EventBus}/*"}
+
+    assert eventbridge_send_conditions(queue) == [{"ArnLike": {"aws:SourceArn": rules_of_our_bus}}]
+
+
+def test_eventbridge_may_send_only_to_queues_a_rule_targets_or_dead_letters_to():
+    queues = {queue_ref["Ref"] for policy in QUEUE_POLICIES.values() for queue_ref in policy["Properties"]["Queues"]}
+
+    assert queues == {queue for _, queue in RULE_QUEUE_TARGETS + SAM_RULE_DEAD_LETTER_QUEUES}
+
+
+def on_failure_destinations(logical_id: str) -> list[dict[str, Any]]:
+    spec = FUNCTIONS[logical_id]
+    configs = [spec.properties.get("EventInvokeConfig", {})] + [
+        event["Properties"] for event in spec.events.values() if event["Type"] in ("DynamoDB", "SQS", "Kinesis")
+    ]
+    return [config["DestinationConfig"]["OnFailure"] for config in configs if "DestinationConfig" in config]
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_sam_grants_the_on_failure_queue_and_policies_do_not_grant_it_again(logical_id):
+    """Lambda sends a failed event to its OnFailure queue with the function's role: SAM adds exactly that
+    sqs:SendMessage when the destination says ``Type: SQS``; a grant in Policies would be a second one."""
+    granted = {
+        policy["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0]
+        for policy in policies(logical_id)
+        if isinstance(policy, dict) and "SQSSendMessagePolicy" in policy
+    }
+    for destination in on_failure_destinations(logical_id):
+        assert destination["Type"] == "SQS", destination
+        assert destination["Destination"]["Fn::GetAtt"][0] not in granted

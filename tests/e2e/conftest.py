@@ -105,8 +105,19 @@ def running_local_stack(log_dir: Path, time_scale: float | None = None) -> Itera
     try:
         _wait_until_healthy(process, base_url, log)
         yield base_url
+        _assert_no_permission_denied(base_url)
     finally:
         _stop(process)
+
+
+def _assert_no_permission_denied(base_url: str) -> None:
+    """Defect 8: every AWS call the stack's functions made is allowed by their template Policies; one the role
+    would refuse in AWS (moto enforces no IAM) fails the run that made it."""
+    response = requests.get(f"{base_url}/_local/permissions/denials", timeout=REQUEST_TIMEOUT_SECONDS)
+    response.raise_for_status()
+    denials = [denial["message"] for denial in response.json()["denials"]]
+    if denials:
+        pytest.fail("AccessDenied in AWS:\n" + "\n".join(f"  {denial}" for denial in denials), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,11 @@ import pytest
 from patungan.core.config import get_settings
 from tests.support.lambdas import invoke, load_event
 
+# Named as the local stack names the template's machines: the starter's role may start exactly those.
 MACHINES = {
-    "GROUP_SESSION_STATE_MACHINE_ARN": "group-session",
-    "SESSION_REFUND_STATE_MACHINE_ARN": "session-refund",
-    "ESCROW_RELEASE_STATE_MACHINE_ARN": "escrow-release",
+    "GROUP_SESSION_STATE_MACHINE_ARN": "GroupSessionStateMachine",
+    "SESSION_REFUND_STATE_MACHINE_ARN": "SessionRefundStateMachine",
+    "ESCROW_RELEASE_STATE_MACHINE_ARN": "EscrowReleaseStateMachine",
 }
 # Executions wait here until the test ends: what matters is how many were started, and under which name.
 WAITING = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
@@ -61,7 +62,7 @@ def test_a_duplicate_session_created_event_does_not_start_the_lifecycle_twice(ma
     invoke("StartSessionWorkflowFunction", bridged("groupbuy.session.created", "ses_1", created, "eb-1"))
     invoke("StartSessionWorkflowFunction", bridged("groupbuy.session.created", "ses_1", created, "eb-2"))
 
-    [execution] = executions(machines["group-session"])
+    [execution] = executions(machines["GroupSessionStateMachine"])
     assert execution["name"] == "ses_1"
     started = boto3.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
     assert json.loads(started["input"])["aggregate_id"] == "ses_1"  # the ASL reads the event's detail
@@ -70,13 +71,13 @@ def test_a_duplicate_session_created_event_does_not_start_the_lifecycle_twice(ma
 def test_a_duplicate_after_the_lifecycle_ended_starts_nothing(machines):
     created = bridged("groupbuy.session.created", "ses_1", {"session_id": "ses_1"}, "eb-1")
     assert invoke("StartSessionWorkflowFunction", created)["outcome"] == "started"
-    [execution] = executions(machines["group-session"])
+    [execution] = executions(machines["GroupSessionStateMachine"])
     boto3.client("stepfunctions").stop_execution(executionArn=execution["executionArn"])
 
     late = invoke("StartSessionWorkflowFunction", {**created, "id": "eb-2"})
 
     assert late == {"session_id": "ses_1", "outcome": "already_started"}
-    assert len(executions(machines["group-session"])) == 1
+    assert len(executions(machines["GroupSessionStateMachine"])) == 1
 
 
 def test_failed_and_cancelled_refund_and_escrow_release_are_named_by_the_session(machines):
@@ -86,9 +87,9 @@ def test_failed_and_cancelled_refund_and_escrow_release_are_named_by_the_session
     invoke("StartSessionWorkflowFunction", received)
     invoke("StartSessionWorkflowFunction", {**received, "id": "eb-6"})
 
-    assert [e["name"] for e in executions(machines["session-refund"])] == ["ses_2"]
-    assert [e["name"] for e in executions(machines["escrow-release"])] == ["ses_3"]
-    assert executions(machines["group-session"]) == []
+    assert [e["name"] for e in executions(machines["SessionRefundStateMachine"])] == ["ses_2"]
+    assert [e["name"] for e in executions(machines["EscrowReleaseStateMachine"])] == ["ses_3"]
+    assert executions(machines["GroupSessionStateMachine"]) == []
 
 
 def test_a_starter_without_its_state_machines_configured_refuses_loudly(aws):

@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from emulator import permissions
 from emulator.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +41,17 @@ def handler_module(logical_id: str) -> Any:
     return module
 
 
+@cache
+def function_roles() -> permissions.FunctionRoles:
+    """The roles template.yaml gives the functions; from now on their AWS calls are checked against them."""
+    permissions.install()
+    return permissions.FunctionRoles(Template.load())
+
+
 def invoke(logical_id: str, event: dict[str, Any]) -> Any:
-    return handler_module(logical_id).lambda_handler(event, FakeLambdaContext(function_name=logical_id))
+    permissions.forget_secrets_of_other_functions(logical_id)
+    with permissions.acting_as(function_roles(), logical_id):
+        return handler_module(logical_id).lambda_handler(event, FakeLambdaContext(function_name=logical_id))
 
 
 def load_event(name: str) -> Any:
