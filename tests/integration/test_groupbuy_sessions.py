@@ -177,14 +177,7 @@ def test_join_is_rolled_back_when_xendit_is_down(world):
 
 def test_listing_filters_by_status_and_factory_with_pages(world):
     first, second, third = (world.session() for _ in range(3))
-    call_api(
-        "CancelSessionFunction",
-        "POST",
-        f"/v1/sessions/{second['id']}/cancel",
-        resource="/v1/sessions/{id}/cancel",
-        path_parameters={"id": second["id"]},
-        claims=ADMIN,
-    )
+    world.cancel(second["id"])
 
     def listing(**query):
         return call_api("ListSessionsFunction", "GET", "/v1/sessions", query=query).body
@@ -203,14 +196,7 @@ def test_a_filtered_listing_reads_a_bounded_part_per_page_and_continues_by_curso
     A page now makes at most MAX_READS_PER_PAGE queries and hands back a cursor; following it finds what
     lies beyond, so nothing is skipped."""
     oldest, *_ = (world.session() for _ in range(MAX_READS_PER_PAGE + 2))
-    call_api(
-        "CancelSessionFunction",
-        "POST",
-        f"/v1/sessions/{oldest['id']}/cancel",
-        resource="/v1/sessions/{id}/cancel",
-        path_parameters={"id": oldest["id"]},
-        claims=ADMIN,
-    )
+    world.cancel(oldest["id"])
 
     def listing(**query):
         with mock.patch.object(DynamoTable, "query", autospec=True, side_effect=DynamoTable.query) as queries:
