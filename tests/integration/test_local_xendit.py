@@ -67,7 +67,7 @@ class WebhookReceiver:
         return Response(status=self.statuses.pop(0) if self.statuses else 200)(environ, start_response)
 
     def next(self) -> Delivery:
-        return self.deliveries.get(timeout=3)
+        return self.deliveries.get(timeout=30)  # generous: a busy machine delivers late, never wrongly
 
     def assert_no_more(self) -> None:
         with pytest.raises(queue.Empty):
@@ -436,7 +436,8 @@ def test_a_payout_is_sent_once_per_payout_id_and_its_success_is_delivered(stack)
     payout = gateway.create_payout("wdr_1", 250_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
     again = gateway.create_payout("wdr_1", 250_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
 
-    assert payout == again
+    # The same payout, whether or not it settled in between (a busy machine may be slower than the settle delay).
+    assert (again.id, again.amount) == (payout.id, payout.amount)
     assert (payout.status, payout.amount) == (PayoutStatus.PENDING, 250_000)
     [create, _] = [r for r in stack.faults.requests if r.path == "/v2/payouts"]
     assert json.loads(create.body)["amount"] == 250_000.0
