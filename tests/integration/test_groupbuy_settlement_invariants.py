@@ -24,6 +24,7 @@ from patungan.ledger import accounts
 from tests.integration.test_groupbuy_settlement import TIERS, Crash, balance, fill_in_four_tiers
 from tests.support.groupbuy import ADMIN, WAREHOUSE, buyer
 from tests.support.lambdas import call_api
+from tests.support.ledger import adjust_wallet
 
 Items = list[dict[str, Any]]
 
@@ -103,15 +104,7 @@ def goodwill_credit(user_id: str, amount: int) -> Callable[[], None]:
     """An admin credits the buyer's wallet at that very moment: a real concurrent write (WAL-3)."""
 
     def write() -> None:
-        response = call_api(
-            "CreateWalletAdjustmentFunction",
-            "POST",
-            f"/v1/admin/wallets/{user_id}/adjustments",
-            resource="/v1/admin/wallets/{user_id}/adjustments",
-            path_parameters={"user_id": user_id},
-            body={"amount": amount, "reason": "goodwill"},
-            claims=ADMIN,
-        )
+        response = adjust_wallet(user_id, {"amount": amount, "reason": "goodwill"}, ADMIN)
         assert response.status == 201, response.body
 
     return write

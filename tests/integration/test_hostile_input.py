@@ -15,6 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from patungan.core.clock import to_iso
 from tests.support.groupbuy import ADMIN, GroupBuyWorld, buyer, group_buy_world
 from tests.support.lambdas import ApiResponse, api_event, call_api, invoke, load_event
+from tests.support.ledger import adjust_wallet
 
 BUYER = buyer(1)
 HUGE = 10**40  # beyond DynamoDB's 38 digits
@@ -216,15 +217,7 @@ def test_a_join_with_an_unstorable_or_mistyped_quantity_or_price_is_422(world, s
     ],
 )
 def test_a_wallet_adjustment_beyond_any_amount_or_with_control_characters_is_422(world, body, field):
-    response = call_api(
-        "CreateWalletAdjustmentFunction",
-        "POST",
-        "/v1/admin/wallets/buyer-1/adjustments",
-        resource="/v1/admin/wallets/{user_id}/adjustments",
-        path_parameters={"user_id": "buyer-1"},
-        body=body,
-        claims=ADMIN,
-    )
+    response = adjust_wallet("buyer-1", body, ADMIN)
 
     assert_refused(response, 422, "validation_error", field)
 

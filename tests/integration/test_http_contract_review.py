@@ -14,6 +14,7 @@ from patungan.ledger.repository import ledger
 from tests.support.aws import LOCAL_TOKEN_SECRET
 from tests.support.groupbuy import ADMIN, WAREHOUSE, buyer
 from tests.support.lambdas import call_api, claims
+from tests.support.ledger import adjust_wallet
 
 
 def signed(claims, secret=LOCAL_TOKEN_SECRET, lifetime=3600):
@@ -53,15 +54,7 @@ def test_the_public_session_list_answers_anonymous_and_signed_in_callers(world):
 @pytest.mark.parametrize("user_id", [" ", "buyer 1", " buyer-1"], ids=["blank", "inner-space", "leading-space"])
 def test_a_wallet_adjustment_for_a_user_id_nobody_can_have_is_422_and_posts_nothing(world, user_id):
     """POST /v1/admin/wallets/%20/adjustments was 201: it credited a wallet "buyer: :wallet" nobody owns (SYS-3)."""
-    response = call_api(
-        "CreateWalletAdjustmentFunction",
-        "POST",
-        f"/v1/admin/wallets/{user_id}/adjustments",
-        resource="/v1/admin/wallets/{user_id}/adjustments",
-        path_parameters={"user_id": user_id},
-        body={"amount": 5000, "reason": "goodwill"},
-        claims=ADMIN,
-    )
+    response = adjust_wallet(user_id, {"amount": 5000, "reason": "goodwill"}, ADMIN)
 
     assert response.status == 422, response.body
     assert response.body["error"]["code"] == "validation_error"

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from patungan.ledger import accounts
 from patungan.ledger.repository import ledger
 from tests.support.lambdas import call_api, claims
-from tests.support.ledger import wallet_credit, wallet_debit
+from tests.support.ledger import adjust_wallet, wallet_credit, wallet_debit
 
 ADMIN = claims("adm_1", "admin")
 BUYER = claims("usr_1", "buyer")
@@ -30,16 +30,7 @@ def trial_balance(who):
 
 
 def adjust(user_id, body, who=ADMIN, headers=None):
-    return call_api(
-        "CreateWalletAdjustmentFunction",
-        "POST",
-        f"/v1/admin/wallets/{user_id}/adjustments",
-        resource="/v1/admin/wallets/{user_id}/adjustments",
-        path_parameters={"user_id": user_id},
-        body=body,
-        claims=who,
-        headers=headers,
-    )
+    return adjust_wallet(user_id, body, who, headers)
 
 
 @pytest.fixture
