@@ -1,7 +1,8 @@
 """The local Xendit: the Xendit endpoints Patungan calls, a checkout page and simulations (as stripe-mock
 is for Stripe).
 
-``LocalXendit(callback_token, webhook_base_url, *, settle_delay_seconds=1.0, time_scale=1.0)``; the local
+``LocalXendit(callback_token, webhook_base_url, *, settle_delay_seconds=1.0, time_scale=1.0,
+payout_settle_delay_seconds=30.0)``; the local
 stack mounts its ``wsgi_app`` under ``/_xendit`` (serve it threaded) and calls ``close()`` on exit. The adapter
 (``patungan.adapters.xendit``) talks to it through the real xendit-python SDK, so every answer is a complete
 object the SDK's strictly typed models accept. State lives in memory, behind one lock.
@@ -17,6 +18,8 @@ API (Basic auth with any ``key:`` required, 401 otherwise; errors are ``{"error_
                                        answers the same refund
     POST /v2/payouts                   send a payout; ``idempotency-key`` required, the same key answers the
                                        same payout
+    GET  /v2/payouts/{id}              one payout (404 DATA_NOT_FOUND if there is none)
+    GET  /v2/payouts?reference_id=...  ``{"data": [...], "has_more": false}``: the payouts sent for it
 
 Pages and simulations (no auth):
 
@@ -26,10 +29,16 @@ Pages and simulations (no auth):
     POST /simulate/invoices/{id}/pay      optional body {"payment_method": "RETAIL_OUTLET"} (see below)
     POST /simulate/invoices/{id}/expire
     POST /simulate/refunds/{id}/fail      optional body {"failure_code": "..."} (default REFUND_FAILED)
-    POST /simulate/payouts/{id}/fail      optional body {"failure_code": "INVALID_DESTINATION"}
+    POST /simulate/payouts/{id}/succeed   an ACCEPTED payout SUCCEEDED
+    POST /simulate/payouts/{id}/fail      an ACCEPTED payout FAILED; optional body {"failure_code": "..."}
+                                          (default INVALID_DESTINATION)
+    POST /simulate/payouts/{id}/reverse   a SUCCEEDED payout REVERSED (the bank sent the money back)
+
+Each payout simulation delivers the payout's webhook; with ``?deliver=false`` it only changes the payout's
+state (drift for reconciliation to find: Xendit's record moved on, no callback ever came).
 
 Paying or expiring an invoice that is no longer PENDING, or failing a refund or payout that is already
-final, answers 409 and sends nothing.
+final (reversing one that is not SUCCEEDED), answers 409 and sends nothing.
 
 How refunds and payouts turn out:
 
@@ -39,9 +48,10 @@ How refunds and payouts turn out:
   the checkout page's select; default BANK_TRANSFER): an invoice paid at a RETAIL_OUTLET cannot be
   refunded (400 REFUND_NOT_SUPPORTED) and one paid by QR_CODE cannot be refunded in part
   (400 PARTIAL_REFUND_NOT_SUPPORTED). Callers fall back to a wallet credit.
-- A payout is accepted (ACCEPTED) and succeeds ``settle_delay_seconds`` later, unless failed first. A payout
-  to account number 131313 stays ACCEPTED until failed, as in Xendit's test mode, so a test can fail it
-  without racing the settlement.
+- A payout is accepted (ACCEPTED) and succeeds by itself ``payout_settle_delay_seconds / time_scale`` later
+  (30 s by default: slow on purpose, so a person or a test can approve a withdrawal and then fail it through
+  the simulation before it succeeds), unless settled first by a simulation. A payout to account number
+  131313 stays ACCEPTED until simulated, as in Xendit's test mode, so a test never races the settlement.
 
 Webhooks are POSTed from a few background threads (never inside the request that caused them, so a caller
 that waits on this server cannot deadlock) with ``x-callback-token`` to
@@ -86,6 +96,7 @@ BUSINESS_ID = "local-business"
 MERCHANT_NAME = "Patungan (local Xendit)"
 DEFAULT_INVOICE_DURATION_SECONDS = 86_400
 HELD_PAYOUT_ACCOUNT_NUMBER = "131313"
+PAYOUT_SETTLE_DELAY_SECONDS = 30.0
 WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_MAX_ATTEMPTS = 5
 WEBHOOK_FIRST_BACKOFF_SECONDS = 0.2
@@ -105,6 +116,12 @@ DEFAULT_PAYMENT_METHOD = "BANK_TRANSFER"
 PAYOUT_FAILURE_CODES = frozenset(
     {"INSUFFICIENT_BALANCE", "REJECTED_BY_CHANNEL", "TEMPORARY_TRANSFER_ERROR", "INVALID_DESTINATION", "TRANSFER_ERROR"}
 )
+# simulation -> (the status it moves a payout to, the status the payout must be in)
+PAYOUT_SIMULATIONS = {
+    "succeed": ("SUCCEEDED", "ACCEPTED"),
+    "fail": ("FAILED", "ACCEPTED"),
+    "reverse": ("REVERSED", "SUCCEEDED"),
+}
 
 
 class XenditError(Exception):
@@ -348,7 +365,7 @@ class LocalPayout:
         )
 
     def callback(self) -> dict[str, Any]:
-        event = "payout.succeeded" if self.status == "SUCCEEDED" else "payout.failed"
+        event = f"payout.{self.status.lower()}"
         return {
             "event": event,
             "business_id": BUSINESS_ID,
@@ -490,10 +507,12 @@ class LocalXendit:
         *,
         settle_delay_seconds: float = 1.0,
         time_scale: float = 1.0,
+        payout_settle_delay_seconds: float = PAYOUT_SETTLE_DELAY_SECONDS,
     ) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self._settle_delay = settle_delay_seconds
+        self._payout_settle_delay = payout_settle_delay_seconds / time_scale
         self._time_scale = time_scale
         self._lock = threading.Lock()
         self._invoices: dict[str, LocalInvoice] = {}
@@ -513,13 +532,15 @@ class LocalXendit:
                 api("POST", "/invoices/<invoice_id>/expire!", self._expire_invoice),
                 api("POST", "/refunds", self._create_refund),
                 api("POST", "/v2/payouts", self._create_payout),
+                api("GET", "/v2/payouts", self._list_payouts),
+                api("GET", "/v2/payouts/<payout_id>", self._get_payout),
                 public("GET", "/", self._overview),
                 public("GET", "/invoices/<invoice_id>", self._checkout_page),
                 public("POST", "/invoices/<invoice_id>", self._checkout_page),
                 public("POST", "/simulate/invoices/<invoice_id>/pay", self._simulate_pay),
                 public("POST", "/simulate/invoices/<invoice_id>/expire", self._simulate_expire),
                 public("POST", "/simulate/refunds/<refund_id>/fail", self._simulate_refund_failure),
-                public("POST", "/simulate/payouts/<payout_id>/fail", self._simulate_payout_failure),
+                public("POST", "/simulate/payouts/<payout_id>/<outcome>", self._simulate_payout),
             ],
             strict_slashes=False,
         )
@@ -751,28 +772,55 @@ class LocalXendit:
             resource = payout.resource()
         if channel_properties["account_number"] != HELD_PAYOUT_ACCOUNT_NUMBER:
             self._scheduler.call_later(
-                self._settle_delay, partial(_unless_already_final, self._settle_payout, payout.id, "SUCCEEDED", None)
+                self._payout_settle_delay, partial(_unless_already_final, self._settle_payout, payout.id, "succeed")
             )
         return _json(resource)
 
-    def _simulate_payout_failure(self, request: Request, payout_id: str) -> Response:
-        failure_code = _json_body(request, required=False).get("failure_code", "INVALID_DESTINATION")
-        if failure_code not in PAYOUT_FAILURE_CODES:
-            raise XenditError(
-                400, "API_VALIDATION_ERROR", f"failure_code must be one of {sorted(PAYOUT_FAILURE_CODES)}"
-            )
-        return _json(self._settle_payout(payout_id, "FAILED", failure_code))
-
-    def _settle_payout(self, payout_id: str, status: str, failure_code: str | None) -> dict[str, Any]:
+    def _get_payout(self, request: Request, payout_id: str) -> Response:
         with self._lock:
-            payout = self._payouts.get(payout_id)
-            if payout is None:
-                raise XenditError(404, "DATA_NOT_FOUND", f"no payout {payout_id}")
-            if payout.status != "ACCEPTED":
-                raise XenditError(409, "PAYOUT_NOT_ACCEPTED", f"payout {payout_id} is already {payout.status}")
-            payout.status, payout.failure_code, payout.updated = status, failure_code, _now()
+            return _json(self._payout(payout_id).resource())
+
+    def _list_payouts(self, request: Request) -> Response:
+        reference_id = _required_text(request.args.to_dict(), "reference_id")
+        with self._lock:
+            matching = [payout for payout in self._payouts.values() if payout.reference_id == reference_id]
+            matching.sort(key=lambda payout: payout.created, reverse=True)
+            return _json({"data": [payout.resource() for payout in matching], "has_more": False})
+
+    def _payout(self, payout_id: str) -> LocalPayout:
+        payout = self._payouts.get(payout_id)
+        if payout is None:
+            raise XenditError(404, "DATA_NOT_FOUND", f"no payout {payout_id}")
+        return payout
+
+    def _simulate_payout(self, request: Request, payout_id: str, outcome: str) -> Response:
+        if outcome not in PAYOUT_SIMULATIONS:
+            raise XenditError(404, "NOT_FOUND", f"a payout can only {' / '.join(PAYOUT_SIMULATIONS)}")
+        failure_code = None
+        if outcome == "fail":
+            failure_code = _json_body(request, required=False).get("failure_code", "INVALID_DESTINATION")
+            if failure_code not in PAYOUT_FAILURE_CODES:
+                raise XenditError(
+                    400, "API_VALIDATION_ERROR", f"failure_code must be one of {sorted(PAYOUT_FAILURE_CODES)}"
+                )
+        deliver = request.args.get("deliver", "true").lower() != "false"
+        return _json(self._settle_payout(payout_id, outcome, failure_code, deliver=deliver))
+
+    def _settle_payout(
+        self, payout_id: str, outcome: str, failure_code: str | None = None, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        status, required = PAYOUT_SIMULATIONS[outcome]
+        with self._lock:
+            payout = self._payout(payout_id)
+            if payout.status != required:
+                raise XenditError(
+                    409, "PAYOUT_NOT_" + required, f"payout {payout_id} is {payout.status}, not {required}"
+                )
+            payout.status, payout.updated = status, _now()
+            payout.failure_code = failure_code if status == "FAILED" else payout.failure_code
             resource, callback = payout.resource(), payout.callback()
-        self._webhooks.send("XenditPayoutWebhook", payout_id, callback)
+        if deliver:
+            self._webhooks.send("XenditPayoutWebhook", payout_id, callback)
         return resource
 
     @staticmethod

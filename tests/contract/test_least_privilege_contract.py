@@ -47,8 +47,9 @@ XENDIT_CALLERS = {
     "ExpireUnpaidInvoicesFunction": "UnpaidInvoiceExpiry.expire -> PaymentService.expire_invoice, "
     "PaymentService.apply_paid_invoice -> XenditGateway.get_invoice (GB-10, GB-11)",
     "XenditInvoiceWebhook": "PaymentService.handle_invoice_callback -> XenditGateway.get_invoice (PAY-2)",
+    "ApproveWithdrawalFunction": "WithdrawalService.approve -> XenditGateway.create_payout (WAL-2)",
 }
-WEBHOOKS = {"XenditInvoiceWebhook", "XenditRefundWebhook"}
+WEBHOOKS = {"XenditInvoiceWebhook", "XenditRefundWebhook", "XenditPayoutWebhook"}
 # Idempotency-Key is honoured (SYS-4) by every handler that calls core.http.idempotent, and is being added
 # to these (issue 6, defect 9): their functions hold the idempotency table already.
 IDEMPOTENT_SOON = {

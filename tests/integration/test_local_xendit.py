@@ -144,7 +144,9 @@ class Stack:
 def local_stack(**options: Any) -> Iterator[Stack]:
     webhooks = WebhookReceiver()
     with serving(webhooks) as webhook_url:
-        local = LocalXendit(TOKEN, webhook_url, **{"settle_delay_seconds": 0.05, **options})
+        local = LocalXendit(
+            TOKEN, webhook_url, **{"settle_delay_seconds": 0.05, "payout_settle_delay_seconds": 0.05, **options}
+        )
         faults = Faults(local.wsgi_app)
         root = DispatcherMiddleware(Response("not the local Xendit", status=404), {"/_xendit": faults})
         try:

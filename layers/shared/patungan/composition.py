@@ -27,6 +27,9 @@ from patungan.orders.repository import OrdersRepository
 from patungan.orders.service import OrderService
 from patungan.payments.repository import PaymentsRepository
 from patungan.payments.service import PaymentService
+from patungan.wallet.reconciliation import PayoutChecker
+from patungan.wallet.repository import WithdrawalsRepository
+from patungan.wallet.service import WithdrawalService
 
 CLOCK = SystemClock()
 STALLED_JOIN_AGE = timedelta(minutes=2)
@@ -140,5 +143,28 @@ def reset() -> None:
         unpaid_invoice_expiry,
         stuck_sessions,
         session_workflows,
+        withdrawal_service,
+        payout_checker,
     ):
         factory.cache_clear()
+
+
+@cache
+def withdrawal_service() -> WithdrawalService:
+    settings = get_settings()
+    payments_table = DynamoTable(settings.payments_table)
+    return WithdrawalService(
+        WithdrawalsRepository(payments_table),
+        PaymentsRepository(payments_table),
+        ledger(),
+        outbox(),
+        xendit,
+        CLOCK,
+        fee=settings.withdrawal_fee,
+    )
+
+
+@cache
+def payout_checker() -> PayoutChecker:
+    """Reconciliation's RecordChecker for IndexedKind.PAYOUTS (PAY-8)."""
+    return PayoutChecker(withdrawal_service())

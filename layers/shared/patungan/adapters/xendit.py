@@ -148,6 +148,9 @@ class Payout:
     id: str
     status: PayoutStatus
     amount: int
+    reference_id: str | None = None
+    currency: str | None = None
+    failure_code: str | None = None
 
 
 def to_xendit_amount(amount: int) -> float:
@@ -351,9 +354,26 @@ class XenditGateway:
                 idempotency_key=payout_id, create_payout_request=request, _request_timeout=self._timeout
             ),
         )
-        return Payout(
-            id=payout.id, status=payout_status_from_xendit(payout.status), amount=amount_from_xendit(payout.amount)
+        return _payout(payout)
+
+    def get_payout(self, payout_id: str) -> Payout | None:
+        """Xendit's payout by its id; None when Xendit has no such payout (404)."""
+        found = self._call(
+            "get_payout",
+            lambda: _none_if_missing(
+                lambda: self._payouts.get_payout_by_id(id=payout_id, _request_timeout=self._timeout)
+            ),
         )
+        return _payout(found) if found is not None else None
+
+    def find_payout_by_reference(self, reference_id: str) -> Payout | None:
+        """The payout sent for our ``reference_id`` (a withdrawal id), or None if none was ever sent."""
+        found = self._call(
+            "get_payouts",
+            lambda: self._payouts.get_payouts(reference_id=reference_id, _request_timeout=self._timeout),
+        )
+        payouts = list(found.get("data") or [])
+        return _payout(max(payouts, key=lambda payout: payout.created)) if payouts else None
 
     # --- retries and error translation ------------------------------------------------------------------
 
@@ -421,6 +441,26 @@ def _refusal(operation: str, exc: XenditSdkException) -> DomainError:
     )
     error = RefundNotSupported if gateway_code in _REFUND_NOT_SUPPORTED_CODES else PaymentRejected
     return error(f"Xendit refused {operation}: {exc.errorMessage or gateway_code}", gateway_code=gateway_code)
+
+
+def _none_if_missing(request: Callable[[], T]) -> T | None:
+    try:
+        return request()
+    except XenditSdkException as exc:
+        if _status(exc) == 404:
+            return None
+        raise
+
+
+def _payout(payout: Any) -> Payout:
+    return Payout(
+        id=payout.id,
+        status=payout_status_from_xendit(payout.status),
+        amount=amount_from_xendit(payout.amount),
+        reference_id=payout.get("reference_id"),
+        currency=payout.get("currency"),
+        failure_code=payout.get("failure_code"),
+    )
 
 
 def _invoice(invoice: Any) -> Invoice:

@@ -41,6 +41,8 @@ class Settings(BaseModel):
     settlement_page_size: int = Field(100, alias="SETTLEMENT_PAGE_SIZE", ge=1, le=500)
     topup_enabled: bool = Field(True, alias="TOPUP_ENABLED")
     topup_floor_percent: int = Field(80, alias="TOPUP_FLOOR_PERCENT", ge=1, le=100)
+    # What the platform charges per withdrawal (WAL-2), rupiah: the payout sends amount - fee.
+    withdrawal_fee: int = Field(0, alias="WITHDRAWAL_FEE", ge=0)
     # Tokens on public routes, which run no authorizer (adapters/tokens.py): the user pool in AWS; the
     # local stack's own key, honoured only on the local stage.
     user_pool_id: str = Field("", alias="USER_POOL_ID")

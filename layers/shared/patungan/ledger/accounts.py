@@ -12,6 +12,8 @@ GATEWAY_CLEARING = "gateway:xendit:clearing"
 GATEWAY_FEES = "gateway:xendit:fees"
 # A buyer charged twice (a second invoice paid): the money is owed back until its refund completes.
 DUPLICATE_CHARGES = "gateway:xendit:duplicate_charges"
+# Money held out of a wallet for a withdrawal between its request and its payout's outcome (WAL-2).
+WITHDRAWALS_HELD = "platform:withdrawals:held"
 
 _WALLET_PREFIX, _WALLET_SUFFIX = "buyer:", ":wallet"
 

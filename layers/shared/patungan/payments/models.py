@@ -20,6 +20,8 @@ QuarantineReason = Literal[
     "refund_id_mismatch",
     "contradicts_completed_refund",  # a refund callback saying the opposite of how the refund was completed
     "not_confirmed_by_xendit",
+    "unknown_withdrawal",  # a payout callback naming no withdrawal of ours
+    "payout_id_mismatch",  # a payout callback naming another payout than the one the withdrawal sent
 ]
 # An id a callback names is a key in our tables: bounded (DynamoDB keys hold at most 2 KB).
 CallbackId = Annotated[str, Field(min_length=1, max_length=255)]
@@ -81,11 +83,12 @@ class QuarantinedCallback(BaseModel):
     """A callback that did not match what it names (PAY-2): kept as received, never applied, alarmed."""
 
     inbox_key: str
-    kind: Literal["invoice", "refund"]
+    kind: Literal["invoice", "refund", "payout"]
     reason: QuarantineReason
     callback_id: str
     payment_id: str | None = None
     refund_id: str | None = None
+    withdrawal_id: str | None = None
     callback: str = Field(description="the body as received (cut at MAX_QUARANTINED_BODY characters)")
     received_at: str
 
@@ -127,11 +130,12 @@ class RefundCallback(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _unwrap(cls, value: Any) -> Any:
-        # Xendit's docs show the refund nested once more (data.data) than its SDK does: accept both.
-        if (
-            isinstance(value, dict)
-            and isinstance(data := value.get("data"), dict)
-            and isinstance(data.get("data"), dict)
-        ):
-            return {**value, "data": data["data"]}
-        return value
+        return unnest_data(value)
+
+
+def unnest_data(value: Any) -> Any:
+    """A callback whose ``data`` is nested once more (``data.data``, as Xendit's docs show refunds and
+    payouts, unlike its SDK) as one with ``data`` at the top: both are accepted."""
+    if isinstance(value, dict) and isinstance(data := value.get("data"), dict) and isinstance(data.get("data"), dict):
+        return {**value, "data": data["data"]}
+    return value

@@ -6,7 +6,6 @@ paid for (the ``PaymentPurpose``: a group-buy participation) are ONE transaction
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Literal, Protocol
@@ -34,13 +33,13 @@ from patungan.payments.models import (
     PAYMENT_TRANSITIONS,
     InvoiceCallback,
     Payment,
-    QuarantinedCallback,
     QuarantineReason,
     Refund,
     RefundCallback,
     RefundReason,
 )
 from patungan.payments.repository import DuplicateWebhook, PaymentMovedOn, PaymentsRepository
+from patungan.payments.webhooks import quarantine_callback
 
 # A concurrent change to the same session/participation makes a transaction stale: read again and retry.
 MAX_ATTEMPTS = 5
@@ -52,7 +51,6 @@ _XENDIT_REFUND_REASON = {
     "late_payment": XenditRefundReason.OTHERS,
     "duplicate_charge": XenditRefundReason.DUPLICATE,
 }
-MAX_QUARANTINED_BODY = 64_000  # characters of a quarantined body kept (a DynamoDB item holds 400 KB)
 
 
 class PaymentPurpose(Protocol):
@@ -321,30 +319,17 @@ class PaymentService:
         payment_id: str | None = None,
         refund_id: str | None = None,
     ) -> str:
-        """Keep a callback that does not match what it names, never apply it, and alarm. Its inbox key adds
-        a digest of the body: a redelivery is a duplicate, yet a lie cannot take the genuine callback's key."""
-        quarantined = QuarantinedCallback(
-            inbox_key=f"{key}:quarantined:{hashlib.sha256(body).hexdigest()[:32]}",
+        return quarantine_callback(
+            self.repository,
+            key,
+            body,
+            self._now(),
             kind=kind,
             reason=reason,
             callback_id=callback_id,
             payment_id=payment_id,
             refund_id=refund_id,
-            callback=body.decode(errors="replace")[:MAX_QUARANTINED_BODY],
-            received_at=self._now(),
         )
-        tx = Transaction()
-        self.repository.quarantine(tx, quarantined)
-        try:
-            tx.commit()
-        except DuplicateWebhook:
-            return "duplicate"
-        logger.critical(
-            "webhook quarantined: it does not match what it names; nothing was applied",
-            extra=quarantined.model_dump(exclude={"callback"}),
-        )
-        metrics.add_metric(name="WebhookQuarantined", unit="Count", value=1)
-        return "quarantined"
 
     def _record_only(self, key: str) -> None:
         tx = Transaction()
