@@ -41,7 +41,7 @@ class WithdrawalInput(BaseModel):
 
     amount: Price = Field(description="rupiah taken out of the wallet, the fee included")
     bank_code: BankCode
-    account_number: AccountNumber
+    account_number: AccountNumber = Field(repr=False)
     account_name: single_line(100) = Field(description="the account holder's name as the bank knows it")
 
     @field_validator("bank_code")
