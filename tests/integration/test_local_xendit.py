@@ -463,6 +463,52 @@ def test_a_payout_held_in_accepted_can_be_made_to_fail(stack):
     stack.webhooks.assert_no_more()
 
 
+def test_payouts_succeed_and_reverse_by_simulation_and_are_found_by_id_and_by_reference(stack):
+    """Issue 7: what the payout webhook and reconciliation rely on (WAL-2, PAY-8)."""
+    gateway = stack.gateway()
+    payout = gateway.create_payout("wdr_2", 250_000, "ID_BCA", "131313", "Budi Santoso", "withdrawal")
+
+    assert stack.simulate(f"payouts/{payout.id}/reverse").status_code == 409  # only a SUCCEEDED one
+    assert stack.simulate(f"payouts/{payout.id}/succeed").json()["status"] == "SUCCEEDED"
+    assert stack.webhooks.next().body["data"]["status"] == "SUCCEEDED"
+    assert stack.simulate(f"payouts/{payout.id}/reverse").json()["status"] == "REVERSED"
+    reversed_ = stack.webhooks.next().body
+    assert (reversed_["event"], reversed_["data"]["status"]) == ("payout.reversed", "REVERSED")
+
+    found = gateway.get_payout(payout.id)
+    assert (found.id, found.status, found.amount, found.currency) == (payout.id, PayoutStatus.REVERSED, 250_000, "IDR")
+    assert found.reference_id == "wdr_2"
+    assert gateway.find_payout_by_reference("wdr_2") == found
+    assert gateway.find_payout_by_reference("wdr_never_sent") is None
+    assert gateway.get_payout("disb-unknown") is None
+    stack.webhooks.assert_no_more()
+
+
+def test_a_payout_simulation_without_delivery_changes_the_state_only(stack):
+    gateway = stack.gateway()
+    payout = gateway.create_payout("wdr_3", 1_000, "ID_BCA", "131313", "Budi Santoso", "withdrawal")
+
+    drifted = requests.post(f"{stack.url}/simulate/payouts/{payout.id}/fail?deliver=false", timeout=5)
+
+    assert drifted.json()["status"] == "FAILED"
+    assert gateway.get_payout(payout.id).status == PayoutStatus.FAILED
+    stack.webhooks.assert_no_more()
+
+
+def test_a_payout_settles_by_itself_only_after_its_own_slow_delay():
+    """A test may fail a payout right after approving it: it succeeds by itself payout_settle_delay_seconds
+    (scaled by time_scale) later, never the quick refund settle delay."""
+    with local_stack(payout_settle_delay_seconds=3600, settle_delay_seconds=0.01) as stack:
+        payout = stack.gateway().create_payout("wdr_4", 1_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
+
+        stack.webhooks.assert_no_more()
+        assert stack.gateway().get_payout(payout.id).status == PayoutStatus.PENDING
+    with local_stack(payout_settle_delay_seconds=3600, time_scale=3600 * 100) as stack:
+        stack.gateway().create_payout("wdr_5", 1_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
+
+        assert stack.webhooks.next().body["data"]["status"] == "SUCCEEDED"
+
+
 # --- secrets --------------------------------------------------------------------------------------------
 
 
