@@ -533,6 +533,30 @@ def test_a_payout_xendit_refuses_fails_the_withdrawal_and_gives_the_money_back(w
     balances(world)
 
 
+def test_a_refusal_of_a_resent_payout_attaches_the_payout_xendit_already_has(world):
+    """A retried approval refused by Xendit (an idempotency conflict) while an earlier attempt's payout
+    exists: that payout is attached, the money is not given back while it is being paid out."""
+    fund(BUYER, 100_000)
+    withdrawal = requested()
+    real_create = XenditGateway.create_payout
+    calls = []
+
+    def sent_then_refused(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            real_create(self, *args, **kwargs)
+            raise RuntimeError("crash after the payout was sent")
+        raise PaymentRejected("Xendit refused create_payout", gateway_code="IDEMPOTENCY_ERROR")
+
+    with mock.patch.object(XenditGateway, "create_payout", sent_then_refused):
+        assert approve(withdrawal["id"]).status == 500
+        again = approve(withdrawal["id"])
+
+    [payout] = payouts_at_xendit(world, withdrawal["id"])
+    assert (again.status, again.body["status"], again.body["payout_id"]) == (200, "processing", payout.id)
+    assert wallet(world) == 40_000
+
+
 # ---- races
 def test_approve_racing_reject_has_one_outcome(world):
     """Deterministic: the reject commits right before approval's conditional write; approval is 409, nothing

@@ -201,6 +201,10 @@ class WithdrawalService:
                 f"Patungan withdrawal {withdrawal.id}",
             )
         except PaymentRejected as refusal:
+            # A refusal of a resent payout (an idempotency conflict, say) must not hide the payout an earlier
+            # attempt did send: the money goes back only if Xendit holds no payout for this withdrawal.
+            if (earlier := self.gateway.find_payout_by_reference(withdrawal.id)) is not None:
+                return self.apply_payout(withdrawal.id, earlier)
             logger.warning("xendit refused a payout", extra={**withdrawal.summary(), "code": refusal.gateway_code})
             return self._settle(withdrawal.id, "failed", failure_code=refusal.gateway_code)
         return self.apply_payout(withdrawal.id, payout)
