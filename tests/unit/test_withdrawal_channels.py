@@ -1,0 +1,69 @@
+"""Where a withdrawal may go (WAL-2): Xendit's Indonesian payout channels, the account numbers each takes,
+and the only form in which an account number is ever shown."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from patungan.wallet.channels import ChannelKind, mask_account_number, payout_channel
+from patungan.wallet.models import Withdrawal, WithdrawalInput
+
+
+@pytest.mark.parametrize(
+    ("sent", "code", "kind"),
+    [
+        ("BCA", "ID_BCA", ChannelKind.BANK),
+        ("id_bca", "ID_BCA", ChannelKind.BANK),
+        (" Mandiri ", "ID_MANDIRI", ChannelKind.BANK),
+        ("ID_OVO", "ID_OVO", ChannelKind.EWALLET),
+        ("gopay", "ID_GOPAY", ChannelKind.EWALLET),
+    ],
+)
+def test_a_bank_code_names_a_xendit_channel_with_or_without_the_country(sent, code, kind):
+    assert payout_channel(sent) == payout_channel(code)
+    assert (payout_channel(sent).code, payout_channel(sent).kind) == (code, kind)
+
+
+@pytest.mark.parametrize("sent", ["", "ID_", "PH_BCA", "BCAX", "ID_ID_BCA", "VISA"])
+def test_anything_else_is_no_channel(sent):
+    assert payout_channel(sent) is None
+
+
+def test_an_e_wallet_takes_a_mobile_number_and_a_bank_an_account_number():
+    ovo, bca = payout_channel("OVO"), payout_channel("BCA")
+
+    assert ovo.accepts("081234567890") and ovo.accepts("6281234567890")
+    assert not ovo.accepts("1234567890") and not ovo.accepts("08123")
+    assert bca.accepts("1234567890") and bca.accepts("131313")
+    assert not bca.accepts("12345") and not bca.accepts("1234 5678") and not bca.accepts("١٢٣٤٥٦٧")
+
+
+def test_an_account_number_is_shown_by_its_last_four_digits_only():
+    assert mask_account_number("1234567890") == "******7890"
+    assert mask_account_number("131313") == "**1313"
+
+
+def test_neither_the_request_nor_the_stored_withdrawal_prints_the_account_number():
+    request = WithdrawalInput(amount=10_000, bank_code="bca", account_number="1234567890", account_name="Budi")
+    stored = Withdrawal(
+        id="wdr_1",
+        user_id="usr_1",
+        amount=10_000,
+        fee=0,
+        net_amount=10_000,
+        currency="IDR",
+        status="requested",
+        bank_code="BCA",
+        channel_code="ID_BCA",
+        account_name="Budi",
+        account_number="1234567890",
+        created_at="2026-11-30T00:00:00Z",
+        updated_at="2026-11-30T00:00:00Z",
+    )
+
+    assert request.bank_code == "BCA"
+    for shown in (repr(request), str(request), repr(stored), stored.view().model_dump_json(), str(stored.summary())):
+        assert "1234567890" not in shown
+    with pytest.raises(ValidationError, match="bank_code"):
+        WithdrawalInput(amount=10_000, bank_code="XYZ", account_number="1234567890", account_name="Budi")
