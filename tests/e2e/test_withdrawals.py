@@ -72,6 +72,15 @@ class Wallets:
         response = self.api.post(f"/_xendit/simulate/payouts/{withdrawal['payout_id']}/{outcome}", json={})
         assert response.status_code == 200, response.text
 
+    def notified(self, title: str) -> bool:
+        """The owner's in-app notifications (the outbox relays the event to the consumer) include ``title``."""
+
+        def arrived() -> bool:
+            items = self.api.get("/v1/notifications", self.buyer).json()["items"]
+            return any(n["title"] == title for n in items)
+
+        return eventually(arrived)
+
     def becomes(self, withdrawal: dict[str, Any], status: str) -> bool:
         def reached() -> bool:
             return self.api.get(f"/v1/wallet/withdrawals/{withdrawal['id']}", self.buyer).json()["status"] == status
@@ -98,6 +107,7 @@ def test_a_withdrawal_is_paid_out_and_completed(wallets):
         (withdrawal["id"], "completed", "**1313")
     ]
     assert wallets.balanced()
+    assert wallets.notified("Withdrawal sent")
 
 
 def test_a_failed_payout_gives_the_money_back(wallets):
@@ -109,6 +119,7 @@ def test_a_failed_payout_gives_the_money_back(wallets):
     assert wallets.becomes(withdrawal, "failed")
     assert wallets.balance() == 100_000
     assert wallets.balanced()
+    assert wallets.notified("Withdrawal failed")
 
 
 def test_a_reversed_payout_gives_the_money_back(wallets):

@@ -100,6 +100,31 @@ def stored_notifications(aws) -> list[dict]:
             "Your refund of Rp300.000 was sent to your Patungan wallet.",
             {"refund_id": "rfd_01jd0000000000000000000001", "destination": "wallet"},
         ),
+        (
+            "withdrawal_completed",
+            "Withdrawal sent",
+            "Rp57.500 was sent to BCA ******7890.",
+            {"id": "wdr_01jd0000000000000000000001", "status": "completed", "account_number_masked": "******7890"},
+        ),
+        (
+            "withdrawal_failed",
+            "Withdrawal failed",
+            "We could not send your withdrawal to BCA ******7890 (INVALID_DESTINATION). "
+            "Rp60.000 is back in your Patungan wallet.",
+            {"id": "wdr_01jd0000000000000000000001", "failure_code": "INVALID_DESTINATION"},
+        ),
+        (
+            "withdrawal_reversed",
+            "Withdrawal returned",
+            "The bank returned your withdrawal to BCA ******7890. Rp60.000 is back in your Patungan wallet.",
+            {"id": "wdr_01jd0000000000000000000001", "status": "reversed"},
+        ),
+        (
+            "withdrawal_rejected",
+            "Withdrawal rejected",
+            "Your withdrawal to BCA ******7890 was not approved. Rp60.000 is back in your Patungan wallet.",
+            {"id": "wdr_01jd0000000000000000000001", "status": "rejected"},
+        ),
     ],
 )
 def test_each_event_type_notifies_the_user_it_concerns(aws, name, title, body, data):

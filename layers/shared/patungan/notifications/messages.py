@@ -169,6 +169,30 @@ class PaymentRefunded(NotifyingEventData):
         return Message("Refund completed", f"Your refund of {format_rupiah(self.amount)} was sent to {where}.")
 
 
+class WithdrawalSettled(NotifyingEventData):
+    """A withdrawal's outcome (WAL-2): paid out, or the money back in the wallet, and why."""
+
+    id: str
+    status: Literal["completed", "failed", "reversed", "rejected"]
+    amount: int
+    net_amount: int
+    bank_code: str
+    account_number_masked: str
+    failure_code: str | None = None
+
+    def message(self) -> Message:
+        to = f"{self.bank_code} {self.account_number_masked}"
+        back = f"{format_rupiah(self.amount)} is back in your Patungan wallet."
+        if self.status == "completed":
+            return Message("Withdrawal sent", f"{format_rupiah(self.net_amount)} was sent to {to}.")
+        if self.status == "failed":
+            why = f" ({self.failure_code})" if self.failure_code else ""
+            return Message("Withdrawal failed", f"We could not send your withdrawal to {to}{why}. {back}")
+        if self.status == "reversed":
+            return Message("Withdrawal returned", f"The bank returned your withdrawal to {to}. {back}")
+        return Message("Withdrawal rejected", f"Your withdrawal to {to} was not approved. {back}")
+
+
 # Event type → how its data reads. A type not listed here notifies nobody.
 NOTIFYING_EVENTS: dict[str, type[NotifyingEventData]] = {
     "groupbuy.participant.joined": ParticipantJoined,
@@ -178,4 +202,8 @@ NOTIFYING_EVENTS: dict[str, type[NotifyingEventData]] = {
     "payment.refund_requested": RefundRequested,
     "payment.refunded": PaymentRefunded,
     "order.created": OrderCreated,
+    "wallet.withdrawal.completed": WithdrawalSettled,
+    "wallet.withdrawal.failed": WithdrawalSettled,
+    "wallet.withdrawal.reversed": WithdrawalSettled,
+    "wallet.withdrawal.rejected": WithdrawalSettled,
 }
