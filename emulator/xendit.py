@@ -2,8 +2,8 @@
 is for Stripe).
 
 ``LocalXendit(callback_token, webhook_base_url, *, settle_delay_seconds=1.0, time_scale=1.0,
-payout_settle_delay_seconds=30.0)``; the local
-stack mounts its ``wsgi_app`` under ``/_xendit`` (serve it threaded) and calls ``close()`` on exit. The adapter
+payout_settle_delay_seconds=30.0)``; the local stack mounts its ``wsgi_app`` under ``/_xendit`` (serve it
+threaded) and calls ``close()`` on exit. The adapter
 (``patungan.adapters.xendit``) talks to it through the real xendit-python SDK, so every answer is a complete
 object the SDK's strictly typed models accept. State lives in memory, behind one lock.
 
@@ -60,8 +60,9 @@ that waits on this server cannot deadlock) with ``x-callback-token`` to
 are POSTed one at a time, in the order they happened; those of different ones in parallel. Connection
 errors and 5xx are retried a few times with backoff; like Xendit, a read timeout is not retried.
 
-``time_scale`` shortens invoice lifetimes the way the local stack shortens Wait states (LOCAL_TIME_SCALE):
-an invoice's expiry_date is real, but it expires after ``duration / time_scale`` seconds.
+``time_scale`` shortens invoice lifetimes and the payouts' settle delay the way the local stack shortens Wait
+states (LOCAL_TIME_SCALE): an invoice's expiry_date is real, but it expires after ``duration / time_scale``
+seconds.
 """
 
 from __future__ import annotations
