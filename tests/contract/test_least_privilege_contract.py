@@ -47,6 +47,8 @@ XENDIT_CALLERS = {
     "ExpireUnpaidInvoicesFunction": "UnpaidInvoiceExpiry.expire -> PaymentService.expire_invoice, "
     "PaymentService.apply_paid_invoice -> XenditGateway.get_invoice (GB-10, GB-11)",
     "XenditInvoiceWebhook": "PaymentService.handle_invoice_callback -> XenditGateway.get_invoice (PAY-2)",
+    "CheckReconciliationPageFunction": "PaymentChecker / RefundChecker -> XenditGateway.get_invoice, get_refund "
+    "(PAY-8)",
 }
 WEBHOOKS = {"XenditInvoiceWebhook", "XenditRefundWebhook"}
 # Idempotency-Key is honoured (SYS-4) by every handler that calls core.http.idempotent, and is being added
