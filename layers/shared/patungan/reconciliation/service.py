@@ -72,7 +72,7 @@ class ReconciliationService:
     # ---- starting (the admin route and the daily schedule)
     def start_run(self, principal: Principal, data: RunInput, run_id: str) -> StartedRun:
         principal.require(Role.ADMIN)
-        end = data.to or self.clock.now()
+        end = data.to or self._up_to_now()
         start = data.from_ or end - DEFAULT_PERIOD
         if start >= end:
             raise field_error("from", "must be before to")
@@ -81,8 +81,12 @@ class ReconciliationService:
         return self._start(run_id, start, end, trigger=f"admin:{principal.user_id}")
 
     def start_scheduled_run(self, run_id: str) -> StartedRun:
-        end = self.clock.now()
+        end = self._up_to_now()
         return self._start(run_id, end - DEFAULT_PERIOD, end, trigger="schedule")
+
+    def _up_to_now(self) -> datetime:
+        """The end of a period that includes this very second (periods are kept to the second, end excluded)."""
+        return self.clock.now().replace(microsecond=0) + timedelta(seconds=1)
 
     def _start(self, run_id: str, start: datetime, end: datetime, trigger: str) -> StartedRun:
         """Create the run, then its execution, named by the run: a retried start finds both and starts
