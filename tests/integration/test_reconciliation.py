@@ -110,7 +110,7 @@ def escrow(world, session_id: str) -> int:
 
 
 def captures(world, payment_id: str) -> int:
-    return len([m for m in world.items("LedgerTable", f"MOVEMENT#capture:{payment_id}")])
+    return len(world.items("LedgerTable", f"MOVEMENT#capture:{payment_id}"))
 
 
 def drifted_payment(world) -> tuple[dict[str, Any], dict[str, Any]]:
