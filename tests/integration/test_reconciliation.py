@@ -222,6 +222,23 @@ def test_a_crash_after_the_repair_then_the_page_retried_captures_once(recon, wor
     assert recon.get(run_id).body["checked"]["payments"] == 1
 
 
+def test_a_page_retried_after_it_was_counted_counts_its_records_once(recon, world):
+    """Step Functions retries a page whose answer was lost (States.Timeout): its records are checked again,
+    but counted, and their mismatches recorded, once."""
+    session = world.session()
+    for n in (1, 2):
+        del world.xendit._invoices[world.joined(buyer(n), session["id"])["payment"]["invoice_id"]]
+    run_id = recon.start().body["id"]
+
+    for _ in range(2):
+        world.step("CheckReconciliationPageFunction", run_id=run_id, kind="PAYMENTS", cursor=None)
+
+    run = recon.get(run_id).body
+    assert run["checked"]["payments"] == 2
+    assert run["mismatch_totals"] == {"repaired": 0, "reported": 2}
+    assert len(run["mismatches"]) == 2
+
+
 @pytest.mark.parametrize("first", ["webhook", "repair"])
 def test_a_repair_racing_the_late_webhook_has_one_outcome(recon, world, first):
     """The PAID callback arrives while the run repairs the same payment (just before the repair applies
