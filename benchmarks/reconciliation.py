@@ -56,7 +56,7 @@ def measure_reconciliation(payments: int, *, progress: Progress) -> Reconciliati
         now = datetime.now(UTC)
         run_id = f"rec_bench_{payments}"
         reconciliation_service().runs.add_run(
-            run_id, to_iso(now - timedelta(hours=48)), to_iso(now + timedelta(seconds=1)), to_iso(now), "benchmark"
+            run_id, to_iso(now - timedelta(hours=48)), to_iso(now + timedelta(hours=1)), to_iso(now), "benchmark"
         )
         progress("checking")
         xendit_calls = 0
@@ -76,7 +76,10 @@ def measure_reconciliation(payments: int, *, progress: Progress) -> Reconciliati
                 pages += 1
             seconds = perf_counter() - started
         run = reconciliation_service().runs.view(run_id)
-        expect(run.checked.payments == payments, f"{run.checked.payments} of {payments} payments were checked")
+        expect(
+            run.checked.payments == payments,
+            f"{run.checked.payments} of {payments} payments were checked in {run.from_} .. {run.to}, {pages} pages",
+        )
         settings = get_settings()
         return ReconciliationRun(
             payments=payments,
