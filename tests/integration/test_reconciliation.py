@@ -350,6 +350,29 @@ def test_a_crash_after_the_refund_repair_then_the_page_retried_refunds_once(reco
     assert len([m for m in world.items("LedgerTable", "MOVEMENT#") if m["type"] == "refund"]) == 1
 
 
+def test_a_refund_repair_racing_the_late_refund_callback_has_one_outcome(recon, world):
+    """The refund callback arrives while the run repairs the same refund, just before the repair applies
+    Xendit's record: the refund completes once, with one ledger movement; the repair finds nothing to do."""
+    joined = refund_settled_at_xendit_without_callback(world)
+    read_refund = XenditGateway.get_refund
+    callbacks = []
+
+    def racing(gateway, refund_id):
+        found = read_refund(gateway, refund_id)
+        if reads.call_count == 2:  # apply_refund_record's read
+            callbacks.append(world.refund_callback(world.refund_of(joined), "refund.succeeded").body)
+        return found
+
+    with mock.patch.object(XenditGateway, "get_refund", autospec=True, side_effect=racing) as reads:
+        run = recon.run()
+
+    assert callbacks == [{"status": "refunded_to_xendit"}]
+    assert run["mismatches"] == []
+    assert world.refund_of(joined)["status"] == "succeeded"
+    assert len([m for m in world.items("LedgerTable", "MOVEMENT#") if m["type"] == "refund"]) == 1
+    assert world.quarantined() == []
+
+
 def test_a_refund_amount_xendit_disagrees_with_is_reported(recon, world):
     joined = refund_settled_at_xendit_without_callback(world)
     sent = world.refund_of(joined)
