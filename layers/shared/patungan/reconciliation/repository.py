@@ -11,6 +11,7 @@ other, never by scanning the table."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,8 +197,8 @@ class RecordsIndex:
         self.table = table
         self.page_size = page_size
 
-    def pages(self, kind: IndexedKind, start: str, end: str, cursor: str | None) -> Any:
-        """Yield ``Batch``es of at most ``page_size`` records, each with the cursor after it."""
+    def pages(self, kind: IndexedKind, start: str, end: str, cursor: str | None) -> Iterator[Batch]:
+        """Batches of at most ``page_size`` records, each with the cursor after it, from ``cursor`` on."""
         position = decode_cursor(cursor) or {"day": parse_iso(start).strftime("%Y-%m-%d"), "key": None}
         day, last_key = position["day"], position["key"]
         final_day = (parse_iso(end) - timedelta(seconds=1)).strftime("%Y-%m-%d")

@@ -117,8 +117,10 @@ class ReconciliationService:
         checked = 0
         with ThreadPoolExecutor(self.limits.concurrency, thread_name_prefix="reconciliation") as pool:
             for batch in self.records.pages(kind, period.start, period.end, cursor):
-                # Each record's check in a copy of this invocation's context (logging keys, the caller).
-                found = pool.map(lambda item: contextvars.copy_context().run(checker.check, item), batch.items)
+                # Each record is checked in its own copy of this invocation's context (logging keys, the function
+                # acting), copied here: a pool thread has a context of its own.
+                contexts = [contextvars.copy_context() for _ in batch.items]
+                found = pool.map(lambda context, item: context.run(checker.check, item), contexts, batch.items)
                 for mismatch in found:
                     if mismatch is not None:
                         self._record(run_id, mismatch)
