@@ -1,9 +1,10 @@
-"""``make bench``: print DynamoDB round trips per group-buying operation and settlement wall time.
+"""``make bench``: print DynamoDB round trips per group-buying operation, settlement wall time, and the cost of
+reconciling a period's payments with Xendit.
 
-Settlement is timed for sessions of N paid participants, on the local stack's moto. Figures go to stdout,
-progress lines to stderr.
+Settlement is timed for sessions of N paid participants, reconciliation for periods of N payments, on the local
+stack's moto (and the local Xendit). Figures go to stdout, progress lines to stderr.
 
-python -m benchmarks [--sizes 100,1000,5000]
+python -m benchmarks [--sizes 100,1000,5000] [--reconciliation-sizes 1000,3000,10000]
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from datetime import UTC, datetime
 import moto
 
 from benchmarks.progress import Progress
-from benchmarks.report import round_trip_table, settlement_table
+from benchmarks.reconciliation import RECONCILIATION_SEEDING, ReconciliationRun, measure_reconciliation
+from benchmarks.report import reconciliation_table, round_trip_table, settlement_table
 from benchmarks.round_trips import PARTICIPANTS, measure_round_trips
 from benchmarks.settlement import SEEDING, SettlementRun, measure_settlement
 
 DEFAULT_SIZES = "100,1000,5000"
+DEFAULT_RECONCILIATION_SIZES = "1000,3000,10000"
 # moto as released deep-copies every table a transaction touches, so its settlement time grows faster than
 # linearly: past a hundred participants it alone would take longer than the rest of the run.
 UNPATCHED_MAX_PARTICIPANTS = 100
@@ -48,6 +51,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=_sizes(DEFAULT_SIZES),
         help=f"paid participants per settled session, comma-separated (default: {DEFAULT_SIZES})",
     )
+    parser.add_argument(
+        "--reconciliation-sizes",
+        type=_sizes,
+        default=_sizes(DEFAULT_RECONCILIATION_SIZES),
+        help=f"payments in a reconciled period, comma-separated (default: {DEFAULT_RECONCILIATION_SIZES})",
+    )
     return parser.parse_args(argv)
 
 
@@ -58,13 +67,19 @@ def _settle_in_a_fresh_process(participants: int, *, moto_patched: bool, progres
         return run.result()
 
 
+def _reconcile_in_a_fresh_process(payments: int, *, progress: Progress) -> ReconciliationRun:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
+        return process.submit(measure_reconciliation, payments, progress=progress).result()
+
+
 def _notes(*paragraphs: str) -> None:
     for paragraph in paragraphs:
         print(textwrap.fill(paragraph, width=NOTES_WIDTH, subsequent_indent="  "))
 
 
 def main(argv: list[str] | None = None) -> None:
-    sizes = _arguments(argv).sizes
+    arguments = _arguments(argv)
+    sizes = arguments.sizes
     progress = Progress()
     print(
         f"Patungan benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores, "
@@ -97,6 +112,21 @@ def main(argv: list[str] | None = None) -> None:
         f"{UNPATCHED_MAX_PARTICIPANTS} participants only.",
         "Each run is a fresh process; RSS is its high-water mark (ru_maxrss) before seeding, and at the end.",
         "moto's figures show how the work grows with N, not what DynamoDB's throughput would be.",
+    )
+
+    reconciled = [_reconcile_in_a_fresh_process(size, progress=progress) for size in arguments.reconciliation_sizes]
+    print(
+        f"\nReconciliation (PAY-8): the payments' CheckPage loop (batch {reconciled[0].batch_size}, index pages of "
+        f"100, {reconciled[0].concurrency} Xendit calls in flight) against the local Xendit"
+    )
+    print(reconciliation_table(reconciled))
+    _notes(
+        f"Seeding (not part of the check time): {RECONCILIATION_SEEDING}.",
+        "Each page is its handler invoked in-process, warm, with the event the state machine sends. Xendit calls: "
+        "requests the gateway made (GET invoice by id); DynamoDB reads: GetItem + Query, writes: every other call "
+        "(a reported mismatch is a 2-item transaction, each page's count another).",
+        "moto and the local Xendit run in this one process: the time shows how the work grows with N, not what "
+        "DynamoDB and Xendit would take.",
     )
     progress("done")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from benchmarks.dynamodb_calls import NAMED_ACTIONS
+from benchmarks.reconciliation import ReconciliationRun
 from benchmarks.round_trips import RoundTrips
 from benchmarks.settlement import SettlementRun
 
@@ -76,6 +77,39 @@ def settlement_table(runs: Sequence[SettlementRun]) -> str:
                 f"{run.calls.total:,}",
                 f"{run.calls.transaction_items:,}",
                 f"{run.rss_before_seeding_mb:.0f}/{run.peak_rss_mb:.0f}",
+            ]
+            for run in runs
+        ],
+    )
+
+
+def reconciliation_table(runs: Sequence[ReconciliationRun]) -> str:
+    headers = [
+        "payments",
+        "seeding s",
+        "pages",
+        "check s",
+        "s per 10 000",
+        "payments/s",
+        "Xendit calls/payment",
+        "DynamoDB reads/payment",
+        "DynamoDB writes/payment",
+        "reported",
+    ]
+    return table(
+        headers,
+        [
+            [
+                f"{run.payments:,}",
+                f"{run.seeding_seconds:.1f}",
+                str(run.pages),
+                f"{run.seconds:.2f}",
+                f"{run.seconds * 10_000 / run.payments:.1f}",
+                f"{run.payments / run.seconds:.0f}",
+                f"{run.xendit_calls / run.payments:.3f}",
+                f"{(run.calls.by_action['GetItem'] + run.calls.by_action['Query']) / run.payments:.3f}",
+                f"{(run.calls.total - run.calls.by_action['GetItem'] - run.calls.by_action['Query']) / run.payments:.3f}",
+                str(run.reported),
             ]
             for run in runs
         ],

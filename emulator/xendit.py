@@ -16,6 +16,7 @@ API (Basic auth with any ``key:`` required, 401 otherwise; errors are ``{"error_
                                        404 INVOICE_NOT_FOUND_ERROR, as Xendit does
     POST /refunds                      refund a paid invoice (``invoice_id``); the same ``idempotency-key``
                                        answers the same refund
+    GET  /refunds/{id}                 one refund
     POST /v2/payouts                   send a payout; ``idempotency-key`` required, the same key answers the
                                        same payout
     GET  /v2/payouts/{id}              one payout (404 DATA_NOT_FOUND if there is none)
@@ -29,6 +30,8 @@ Pages and simulations (no auth):
     POST /simulate/invoices/{id}/pay      optional body {"payment_method": "RETAIL_OUTLET"} (see below)
     POST /simulate/invoices/{id}/expire
     POST /simulate/refunds/{id}/fail      optional body {"failure_code": "..."} (default REFUND_FAILED)
+    POST /simulate/refunds/{id}/succeed   settle a PENDING refund now
+                                          (either refund simulation with ?deliver=false sends no webhook)
     POST /simulate/payouts/{id}/succeed   an ACCEPTED payout SUCCEEDED
     POST /simulate/payouts/{id}/fail      an ACCEPTED payout FAILED; optional body {"failure_code": "..."}
                                           (default INVALID_DESTINATION)
@@ -532,6 +535,7 @@ class LocalXendit:
                 api("GET", "/v2/invoices/<invoice_id>", self._get_invoice),
                 api("POST", "/invoices/<invoice_id>/expire!", self._expire_invoice),
                 api("POST", "/refunds", self._create_refund),
+                api("GET", "/refunds/<refund_id>", self._get_refund),
                 api("POST", "/v2/payouts", self._create_payout),
                 api("GET", "/v2/payouts", self._list_payouts),
                 api("GET", "/v2/payouts/<payout_id>", self._get_payout),
@@ -541,6 +545,7 @@ class LocalXendit:
                 public("POST", "/simulate/invoices/<invoice_id>/pay", self._simulate_pay),
                 public("POST", "/simulate/invoices/<invoice_id>/expire", self._simulate_expire),
                 public("POST", "/simulate/refunds/<refund_id>/fail", self._simulate_refund_failure),
+                public("POST", "/simulate/refunds/<refund_id>/succeed", self._simulate_refund_success),
                 public("POST", "/simulate/payouts/<payout_id>/<outcome>", self._simulate_payout),
             ],
             strict_slashes=False,
@@ -724,11 +729,23 @@ class LocalXendit:
             raise XenditError(400, "INELIGIBLE_TRANSACTION", f"invoice is {invoice.status}, not PAID")
         return invoice
 
+    def _get_refund(self, request: Request, refund_id: str) -> Response:
+        with self._lock:
+            refund = self._refunds.get(refund_id)
+            if refund is None:
+                raise XenditError(404, "DATA_NOT_FOUND", f"no refund {refund_id}")
+            return _json(refund.resource())
+
     def _simulate_refund_failure(self, request: Request, refund_id: str) -> Response:
         failure_code = _json_body(request, required=False).get("failure_code", "REFUND_FAILED")
-        return _json(self._settle_refund(refund_id, "FAILED", failure_code))
+        return _json(self._settle_refund(refund_id, "FAILED", failure_code, deliver=_delivers(request)))
 
-    def _settle_refund(self, refund_id: str, status: str, failure_code: str | None) -> dict[str, Any]:
+    def _simulate_refund_success(self, request: Request, refund_id: str) -> Response:
+        return _json(self._settle_refund(refund_id, "SUCCEEDED", None, deliver=_delivers(request)))
+
+    def _settle_refund(
+        self, refund_id: str, status: str, failure_code: str | None, *, deliver: bool = True
+    ) -> dict[str, Any]:
         with self._lock:
             refund = self._refunds.get(refund_id)
             if refund is None:
@@ -739,7 +756,8 @@ class LocalXendit:
             if status == "FAILED":
                 refund.invoice.refunded_amount -= refund.amount  # a failed refund gives the amount back
             resource, callback = refund.resource(), refund.callback()
-        self._webhooks.send("XenditRefundWebhook", refund_id, callback)
+        if deliver:
+            self._webhooks.send("XenditRefundWebhook", refund_id, callback)
         return resource
 
     # --- payouts --------------------------------------------------------------------------------------
@@ -843,6 +861,11 @@ def _unless_already_final(action: Callable[..., Any], *args: Any) -> None:
     """Run a scheduled expiry or settlement, unless a simulation already moved the thing on (a 409)."""
     with contextlib.suppress(XenditError):
         action(*args)
+
+
+def _delivers(request: Request) -> bool:
+    """``?deliver=false`` settles without sending the webhook: the drift reconciliation finds (PAY-8)."""
+    return request.args.get("deliver", "true").lower() != "false"
 
 
 def _check_refundable(invoice: LocalInvoice, amount: int) -> None:

@@ -48,6 +48,8 @@ XENDIT_CALLERS = {
     "PaymentService.apply_paid_invoice -> XenditGateway.get_invoice (GB-10, GB-11)",
     "XenditInvoiceWebhook": "PaymentService.handle_invoice_callback -> XenditGateway.get_invoice (PAY-2)",
     "ApproveWithdrawalFunction": "WithdrawalService.approve -> XenditGateway.create_payout (WAL-2)",
+    "CheckReconciliationPageFunction": "PaymentChecker / RefundChecker / PayoutChecker -> XenditGateway.get_invoice, "
+    "get_refund, get_payout, find_payout_by_reference, create_payout (PAY-8, WAL-2)",
 }
 WEBHOOKS = {"XenditInvoiceWebhook", "XenditRefundWebhook", "XenditPayoutWebhook"}
 # Idempotency-Key is honoured (SYS-4) by every handler that calls core.http.idempotent, and is being added

@@ -40,6 +40,9 @@ BUSINESS_ERRORS = {
     "States.ALL",
 }
 STEP_LAMBDA_TIMEOUT_LIMIT = 900
+# Where each machine shows a step that kept failing before its execution fails.
+FAILURE_RECORDERS = {"ReconciliationStateMachine": ("RecordReconciliationFailedFunction", "run_id")}
+SESSION_RECORDER = ("RecordSessionStuckFunction", "session_id")
 
 
 def definition(logical_id: str) -> dict[str, Any]:
@@ -98,7 +101,8 @@ def test_every_task_catches_every_error(machine, name, task):
 
 @pytest.mark.parametrize("machine", sorted(MACHINES))
 def test_every_failure_is_recorded_on_the_session_before_the_execution_fails(machine):
-    """The only way into a Fail state is through RecordStuck, which shows the stuck step on the session."""
+    """The only way into a Fail state is through RecordStuck, which shows the stuck step on the session (on
+    the run, for reconciliation)."""
     states = definition(machine)["States"]
     fails = {name for name, state in states.items() if state["Type"] == "Fail"}
     leads_to_fail = {
@@ -110,8 +114,10 @@ def test_every_failure_is_recorded_on_the_session_before_the_execution_fails(mac
 
     assert fails != set()
     assert leads_to_fail == {"RecordStuck"}
-    assert function_of(machine, states["RecordStuck"]) == "RecordSessionStuckFunction"
+    recorder, subject = FAILURE_RECORDERS.get(machine, SESSION_RECORDER)
+    assert function_of(machine, states["RecordStuck"]) == recorder
     assert states["RecordStuck"]["Parameters"]["step.$"] == "$.failed_step"
+    assert states["RecordStuck"]["Parameters"][f"{subject}.$"] == f"$.{subject}"
 
 
 @pytest.mark.parametrize("machine", sorted(MACHINES))
@@ -160,8 +166,10 @@ def test_the_hourly_escrow_release_retry_gives_up_after_a_day():
 
 
 def test_executions_are_started_by_a_function_that_names_them_not_by_an_eventbridge_target():
-    """EventBridge cannot name an execution; the starter names it by the session, so a duplicate is refused."""
+    """EventBridge cannot name an execution; the starter names it by the session (reconciliation: by the run), so
+    a duplicate is refused."""
     starter = FUNCTIONS["StartSessionWorkflowFunction"]
+    run_starters = [FUNCTIONS[name] for name in ("StartReconciliationRunFunction", "StartDailyReconciliationFunction")]
 
     for logical_id, machine in MACHINES.items():
         assert "Events" not in machine["Properties"], f"{logical_id} is started by an unnamed EventBridge target"
@@ -172,4 +180,7 @@ def test_executions_are_started_by_a_function_that_names_them_not_by_an_eventbri
             "SESSION_REFUND_STATE_MACHINE_ARN",
             "ESCROW_RELEASE_STATE_MACHINE_ARN",
         )
+    } | {
+        run_starter.properties["Environment"]["Variables"]["RECONCILIATION_STATE_MACHINE_ARN"]["Ref"]
+        for run_starter in run_starters
     } == set(MACHINES)

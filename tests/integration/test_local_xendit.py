@@ -432,6 +432,26 @@ def test_a_refund_can_be_made_to_fail():
         assert stack.simulate(f"refunds/{refund.id}/fail").status_code == 409
 
 
+@pytest.mark.parametrize(("simulation", "status"), [("succeed", RefundStatus.SUCCEEDED), ("fail", RefundStatus.FAILED)])
+def test_a_refund_settled_with_deliver_false_sends_no_webhook_and_reads_back_settled(simulation, status):
+    """Drift for reconciliation (PAY-8): Xendit settles the refund and the callback never comes; Xendit's record,
+    read by its id, says how it ended."""
+    with local_stack(settle_delay_seconds=30) as stack:
+        invoice = paid_invoice(stack)
+        gateway = stack.gateway()
+        refund = gateway.create_refund("rfn_1", invoice.id, AMOUNT, RefundReason.CANCELLATION)
+
+        assert requests.post(f"{stack.url}/simulate/refunds/{refund.id}/{simulation}?deliver=false", timeout=3).ok
+
+        stack.webhooks.assert_no_more()
+        found = gateway.get_refund(refund.id)
+        assert (found.id, found.status, found.amount) == (refund.id, status, AMOUNT)
+        assert (found.reference_id, found.invoice_id, found.currency) == ("rfn_1", invoice.id, "IDR")
+        with pytest.raises(PaymentRejected) as unknown:
+            gateway.get_refund("rfd-unknown")
+        assert unknown.value.gateway_code == "DATA_NOT_FOUND"
+
+
 def test_a_payout_is_sent_once_per_payout_id_and_its_success_is_delivered(stack):
     gateway = stack.gateway()
 

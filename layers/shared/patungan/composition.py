@@ -27,6 +27,11 @@ from patungan.orders.repository import OrdersRepository
 from patungan.orders.service import OrderService
 from patungan.payments.repository import PaymentsRepository
 from patungan.payments.service import PaymentService
+from patungan.reconciliation.checkers import PaymentChecker, RefundChecker
+from patungan.reconciliation.index import IndexedKind
+from patungan.reconciliation.models import RecordChecker
+from patungan.reconciliation.repository import RecordsIndex, RunsRepository
+from patungan.reconciliation.service import Limits, ReconciliationService
 from patungan.wallet.reconciliation import PayoutChecker
 from patungan.wallet.repository import WithdrawalsRepository
 from patungan.wallet.service import WithdrawalService
@@ -145,6 +150,7 @@ def reset() -> None:
         session_workflows,
         withdrawal_service,
         payout_checker,
+        reconciliation_service,
     ):
         factory.cache_clear()
 
@@ -168,3 +174,31 @@ def withdrawal_service() -> WithdrawalService:
 def payout_checker() -> PayoutChecker:
     """Reconciliation's RecordChecker for IndexedKind.PAYOUTS (PAY-8)."""
     return PayoutChecker(withdrawal_service())
+
+
+# ---------------------------------------------------------------- reconciliation (PAY-8)
+RECONCILIATION_READ_PAGE = 100  # records per index query
+
+
+def reconciliation_checkers() -> dict[IndexedKind, RecordChecker]:
+    return {
+        IndexedKind.PAYMENTS: PaymentChecker(payment_service()),
+        IndexedKind.REFUNDS: RefundChecker(payment_service()),
+        IndexedKind.PAYOUTS: payout_checker(),
+    }
+
+
+@cache
+def reconciliation_service() -> ReconciliationService:
+    settings = get_settings()
+    payments_table = DynamoTable(settings.payments_table)
+    return ReconciliationService(
+        RunsRepository(payments_table),
+        RecordsIndex(payments_table, RECONCILIATION_READ_PAGE),
+        reconciliation_checkers(),
+        ledger(),
+        ExecutionStarter(),
+        settings.reconciliation_state_machine_arn,
+        Limits(batch_size=settings.reconciliation_batch_size, concurrency=settings.reconciliation_concurrency),
+        CLOCK,
+    )

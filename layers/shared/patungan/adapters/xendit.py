@@ -141,6 +141,9 @@ class Refund:
     id: str
     status: RefundStatus
     amount: int
+    reference_id: str | None = None  # our refund id
+    invoice_id: str | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -323,10 +326,14 @@ class XenditGateway:
                 idempotency_key=refund_id, create_refund=request, _request_timeout=self._timeout
             ),
         )
-        # The SDK's Refund model lacks ``status``: Xendit sends it and the model keeps it as an extra field.
-        return Refund(
-            id=refund.id, status=refund_status_from_xendit(refund["status"]), amount=amount_from_xendit(refund.amount)
+        return _refund(refund)
+
+    def get_refund(self, refund_id: str) -> Refund:
+        """Xendit's record of a refund (by Xendit's id); one Xendit does not know is a PaymentRejected."""
+        found = self._call(
+            "get_refund", lambda: self._refunds.get_refund(refund_id=refund_id, _request_timeout=self._timeout)
         )
+        return _refund(found)
 
     def create_payout(
         self,
@@ -472,4 +479,17 @@ def _invoice(invoice: Any) -> Invoice:
         currency=currency.value if (currency := invoice.get("currency")) is not None else None,
         invoice_url=invoice.invoice_url,
         expires_at=to_iso(invoice.expiry_date),
+    )
+
+
+def _refund(refund: Any) -> Refund:
+    # The SDK's Refund model lacks ``status`` and ``invoice_id``: Xendit sends them and the model keeps them
+    # as extra fields.
+    return Refund(
+        id=refund.id,
+        status=refund_status_from_xendit(refund["status"]),
+        amount=amount_from_xendit(refund.amount),
+        reference_id=refund.get("reference_id"),
+        invoice_id=refund.get("invoice_id"),
+        currency=refund.get("currency"),
     )

@@ -52,6 +52,11 @@ class Settings(BaseModel):
     group_session_state_machine_arn: str = Field("", alias="GROUP_SESSION_STATE_MACHINE_ARN")
     session_refund_state_machine_arn: str = Field("", alias="SESSION_REFUND_STATE_MACHINE_ARN")
     escrow_release_state_machine_arn: str = Field("", alias="ESCROW_RELEASE_STATE_MACHINE_ARN")
+    # Reconciliation (PAY-8): only its starters have the ARN; a page checks up to batch_size records with at most
+    # concurrency Xendit calls in flight (reconciliation/service.py explains the sizes).
+    reconciliation_state_machine_arn: str = Field("", alias="RECONCILIATION_STATE_MACHINE_ARN")
+    reconciliation_batch_size: int = Field(1000, alias="RECONCILIATION_BATCH_SIZE", ge=1, le=10_000)
+    reconciliation_concurrency: int = Field(4, alias="RECONCILIATION_CONCURRENCY", ge=1, le=16)
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

@@ -9,6 +9,7 @@ from typing import Any
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.core.errors import Conflict, NotFound
 from patungan.payments.models import PAYMENT_TRANSITIONS, Payment, QuarantinedCallback, Refund
+from patungan.reconciliation.index import IndexedKind, index_keys
 
 META = "META"
 
@@ -44,7 +45,12 @@ class PaymentsRepository:
         self.table = table
 
     def add_payment(self, tx: Transaction, payment: Payment) -> None:
-        tx.put(self.table, {**_payment_key(payment.id), **payment.model_dump()}, condition="attribute_not_exists(pk)")
+        indexed = index_keys(IndexedKind.PAYMENTS, payment.created_at, payment.id)  # reconciliation (PAY-8)
+        tx.put(
+            self.table,
+            {**_payment_key(payment.id), **payment.model_dump(), **indexed},
+            condition="attribute_not_exists(pk)",
+        )
 
     def get_payment(self, payment_id: str) -> Payment:
         payment = self.find_payment(payment_id)
@@ -101,7 +107,11 @@ class PaymentsRepository:
     def add_refund(self, tx: Transaction, refund: Refund) -> None:
         tx.put(
             self.table,
-            {**_refund_key(refund.id), **refund.model_dump()},
+            {
+                **_refund_key(refund.id),
+                **refund.model_dump(),
+                **index_keys(IndexedKind.REFUNDS, refund.created_at, refund.id),
+            },
             condition="attribute_not_exists(pk)",
             on_fail=RefundAlreadyRequested(f"refund {refund.id} was already requested"),
         )

@@ -36,6 +36,7 @@ from patungan.payments.models import (
     QuarantineReason,
     Refund,
     RefundCallback,
+    RefundCallbackData,
     RefundReason,
 )
 from patungan.payments.repository import DuplicateWebhook, PaymentMovedOn, PaymentsRepository
@@ -484,6 +485,28 @@ class PaymentService:
                 refund_id=refund.id,
             )
         return outcome
+
+    def apply_refund_record(self, refund: Refund) -> str:
+        """Xendit has settled a refund we sent, yet no callback has been applied (it may never be delivered):
+        apply Xendit's own record of the refund, read with our key, exactly as its callback would be, under
+        the callback's inbox key, so the callback, if it ever comes, is a duplicate (PAY-8)."""
+        if refund.provider_refund_id is None:
+            raise Conflict(f"refund {refund.id} was never sent to Xendit", code="refund_state_conflict")
+        found = self.gateway.get_refund(refund.provider_refund_id)
+        if found.status not in {RefundStatus.SUCCEEDED, RefundStatus.FAILED}:
+            raise Conflict(f"refund {found.id} is {found.status} at Xendit, not settled", code="refund_state_conflict")
+        record = RefundCallback(
+            event=f"refund.{found.status}",
+            data=RefundCallbackData(
+                id=found.id,
+                reference_id=found.reference_id or refund.id,
+                invoice_id=found.invoice_id,
+                status=found.status.upper(),
+                amount=found.amount,
+                currency=found.currency,
+            ),
+        )
+        return self.handle_refund_callback(record, record.model_dump_json().encode())
 
     def _complete_refund(
         self,

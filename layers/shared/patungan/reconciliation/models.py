@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from patungan.reconciliation.index import IndexedKind
 
@@ -15,6 +16,8 @@ MismatchKind = Literal[
     "payout_status_mismatch",
     "unknown_at_gateway",
     "ledger_unbalanced",
+    "not_paid_at_gateway",  # we hold a payment as paid that Xendit has not been paid
+    "refund_status_mismatch",  # we completed a refund through Xendit that Xendit says failed
 ]
 Resolution = Literal["repaired", "reported"]
 
@@ -38,3 +41,55 @@ class RecordChecker(Protocol):
     def check(self, item: dict[str, Any]) -> Mismatch | None:
         """``item`` is the record as stored (read from the reconciliation index); None when it agrees."""
         ...
+
+
+RunStatus = Literal["running", "done", "failed"]
+# Far from datetime's limits, so a period's arithmetic never overflows on what a client sends.
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2999
+
+
+class RunInput(BaseModel):
+    """The period to check, ``[from, to)``; by default the last 48 hours up to now (so today's drift is found)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    from_: datetime | None = Field(None, alias="from", description="ISO 8601 UTC; default: `to` minus 48 hours")
+    to: datetime | None = Field(None, description="ISO 8601 UTC; default: now")
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _utc_and_plausible(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+            raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CheckedCounts(BaseModel):
+    payments: int = 0
+    refunds: int = 0
+    payouts: int = 0
+
+
+class RunView(BaseModel):
+    """A reconciliation run as API.md shows it (plus its period, error and totals)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    status: RunStatus
+    from_: str = Field(alias="from")
+    to: str
+    started_at: str
+    finished_at: str | None = None
+    checked: CheckedCounts
+    mismatches: list[Mismatch] = Field(description="the first MAX_MISMATCHES_SHOWN, by kind and reference id")
+    mismatch_totals: dict[str, int] = Field(description='{"repaired": n, "reported": m}')
+    ledger_balanced: bool | None = Field(None, description="null until the ledger has been checked")
+    error: str | None = Field(None, description="why a failed run stopped")
+
+
+class StartedRun(BaseModel):
+    id: str
+    status: RunStatus

@@ -1,0 +1,134 @@
+"""Our payments and refunds against Xendit's records (PAY-8).
+
+A safe difference is repaired through the code path the missing webhook would have taken (a PAID we never
+heard of: ``PaymentService.apply_paid_invoice``; a refund Xendit settled without telling us:
+``PaymentService.apply_refund_record``), so a repair and a late webhook converge on one outcome (the same inbox
+key, conditional writes). Everything else is reported, never guessed at."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from patungan.adapters.xendit import Invoice, InvoiceStatus, PaymentRejected, RefundStatus
+from patungan.adapters.xendit import Refund as XenditRefund
+from patungan.payments.models import Payment, Refund
+from patungan.payments.service import PaymentService
+from patungan.reconciliation.index import IndexedKind
+from patungan.reconciliation.models import Mismatch, MismatchKind, Resolution
+
+UNPAID_HERE = {"pending", "expired"}
+PAID_HERE = {"paid", "in_escrow", "released", "refunded", "partially_refunded"}
+PLATFORM_FUNDED = "PLATFORM"  # a top-up the platform paid itself (GB-12): never at Xendit
+SETTLED_AT_XENDIT = {RefundStatus.SUCCEEDED, RefundStatus.FAILED}
+
+
+def _mismatch(kind: MismatchKind, reference_id: str, ours: Any, theirs: Any, resolution: Resolution) -> Mismatch:
+    return Mismatch(kind=kind, reference_id=reference_id, ours=ours, theirs=theirs, resolution=resolution)
+
+
+def _payment_fields(payment: Payment) -> dict[str, Any]:
+    return {
+        "status": payment.status,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "invoice_id": payment.invoice_id,
+    }
+
+
+def _invoice_fields(invoice: Invoice) -> dict[str, Any]:
+    return {"id": invoice.id, "status": invoice.status.value, "amount": invoice.amount, "currency": invoice.currency}
+
+
+def _refund_fields(refund: Refund) -> dict[str, Any]:
+    return {
+        "status": refund.status,
+        "amount": refund.amount,
+        "currency": refund.currency,
+        "destination": refund.destination,
+        "provider_refund_id": refund.provider_refund_id,
+    }
+
+
+def _xendit_refund_fields(refund: XenditRefund) -> dict[str, Any]:
+    return {"id": refund.id, "status": refund.status.value, "amount": refund.amount, "currency": refund.currency}
+
+
+class PaymentChecker:
+    kind = IndexedKind.PAYMENTS
+
+    def __init__(self, payments: PaymentService) -> None:
+        self.payments = payments
+
+    def check(self, item: dict[str, Any]) -> Mismatch | None:
+        payment = Payment.model_validate(item)
+        if payment.payment_method == PLATFORM_FUNDED:
+            return None
+        ours = _payment_fields(payment)
+        try:
+            invoice = (
+                self.payments.gateway.get_invoice(payment.invoice_id)
+                if payment.invoice_id
+                else self.payments.find_invoice(payment)
+            )
+        except PaymentRejected as refusal:
+            return _mismatch("unknown_at_gateway", payment.id, ours, {"error": refusal.gateway_code}, "reported")
+        if invoice is None:
+            # No invoice was ever attached, and Xendit has none for it: a join still opening its invoice (the
+            # stalled-join repair, GB-5, finishes or rolls it back) - unless we hold it as paid.
+            if payment.status in PAID_HERE:
+                return _mismatch("unknown_at_gateway", payment.id, ours, {}, "reported")
+            return None
+        theirs = _invoice_fields(invoice)
+        if invoice.amount != payment.amount or (invoice.currency or payment.currency) != payment.currency:
+            return _mismatch("amount_mismatch", payment.id, ours, theirs, "reported")
+        if invoice.status is InvoiceStatus.PAID and payment.status in UNPAID_HERE:
+            return self._repair_paid(payment, invoice, ours, theirs)
+        if invoice.status is not InvoiceStatus.PAID and payment.status in PAID_HERE:
+            return _mismatch("not_paid_at_gateway", payment.id, ours, theirs, "reported")
+        return None
+
+    def _repair_paid(
+        self, payment: Payment, invoice: Invoice, ours: dict[str, Any], theirs: dict[str, Any]
+    ) -> Mismatch | None:
+        # apply_paid_invoice reads the invoice the payment names; a payment whose join never attached it
+        # names the one Xendit found by our external id (the callback path then confirms and attaches it).
+        outcome = self.payments.apply_paid_invoice(payment.model_copy(update={"invoice_id": invoice.id}))
+        if outcome == "paid":
+            return _mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
+        now = self.payments.payment(payment.id)
+        if outcome in {"duplicate", "stale"} and now.status in PAID_HERE:
+            return None  # the callback got there first: we agree with Xendit now
+        return _mismatch("paid_at_gateway_pending_here", payment.id, {**ours, "repair": outcome}, theirs, "reported")
+
+
+class RefundChecker:
+    kind = IndexedKind.REFUNDS
+
+    def __init__(self, payments: PaymentService) -> None:
+        self.payments = payments
+
+    def check(self, item: dict[str, Any]) -> Mismatch | None:
+        refund = Refund.model_validate(item)
+        if refund.destination != "xendit" or refund.provider_refund_id is None:
+            return None  # never sent to Xendit (a wallet refund) or not sent yet (the refund worker's)
+        ours = _refund_fields(refund)
+        try:
+            found = self.payments.gateway.get_refund(refund.provider_refund_id)
+        except PaymentRejected as refusal:
+            return _mismatch("unknown_at_gateway", refund.id, ours, {"error": refusal.gateway_code}, "reported")
+        theirs = _xendit_refund_fields(found)
+        if found.amount != refund.amount or (found.currency or refund.currency) != refund.currency:
+            return _mismatch("amount_mismatch", refund.id, ours, theirs, "reported")
+        if refund.status == "pending" and found.status in SETTLED_AT_XENDIT:
+            return self._repair_settled(refund, ours, theirs)
+        if refund.status == "succeeded" and found.status is RefundStatus.FAILED:
+            return _mismatch("refund_status_mismatch", refund.id, ours, theirs, "reported")
+        return None
+
+    def _repair_settled(self, refund: Refund, ours: dict[str, Any], theirs: dict[str, Any]) -> Mismatch | None:
+        outcome = self.payments.apply_refund_record(refund)
+        if outcome.startswith("refunded_to_"):
+            return _mismatch("refunded_at_gateway_not_here", refund.id, ours, theirs, "repaired")
+        if outcome in {"duplicate", "already_refunded"}:
+            return None  # the callback got there first
+        return _mismatch("refunded_at_gateway_not_here", refund.id, {**ours, "repair": outcome}, theirs, "reported")

@@ -1,0 +1,170 @@
+"""Reconciliation runs (PAY-8): a daily schedule and an admin start one for a period; the Reconciliation state
+machine pages through the period's payments, refunds and payouts, compares each with Xendit's record through
+the kind's ``RecordChecker``, then proves the ledger balances.
+
+Size (Step Functions keeps at most 25 000 events per execution): one CheckPage task costs 5 history events
+(TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited) and its Choice 2 more, so a
+loop iteration is 7 events. An iteration checks up to ``batch_size`` records (default 1 000, read from the
+index in pages of 100, Xendit called by a pool of ``concurrency`` threads): a day of 1 000 000 payments is
+1 000 iterations = 7 000 events, plus the refunds' and payouts' iterations, far inside the limit; a 31-day
+period of 1 000 000 a day would not be (217 000 events): the period is capped at MAX_PERIOD, and a larger
+day calls for a larger batch (Lambda's 15 minutes allow ~10 000 records at 4 Xendit calls in flight)."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from patungan.core.auth import Principal, Role
+from patungan.core.clock import Clock, to_iso
+from patungan.core.errors import field_error
+from patungan.core.observability import logger, metrics
+from patungan.ledger.models import TrialBalance
+from patungan.reconciliation.index import IndexedKind
+from patungan.reconciliation.models import Mismatch, RecordChecker, RunInput, RunView, StartedRun
+from patungan.reconciliation.repository import RecordsIndex, RunsRepository
+
+DEFAULT_PERIOD = timedelta(hours=48)  # a daily run overlaps the day before: drift found late is still found
+MAX_PERIOD = timedelta(days=31)
+KINDS = (IndexedKind.PAYMENTS, IndexedKind.REFUNDS, IndexedKind.PAYOUTS)
+
+
+class Starter(Protocol):
+    def start(self, state_machine_arn: str, name: str, input_json: str) -> bool: ...
+
+
+class TrialBalanceReader(Protocol):
+    def trial_balance(self) -> TrialBalance: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    batch_size: int  # records one CheckPage invocation checks
+    concurrency: int  # Xendit calls in flight at once
+
+
+class ReconciliationService:
+    def __init__(
+        self,
+        runs: RunsRepository,
+        records: RecordsIndex,
+        checkers: Mapping[IndexedKind, RecordChecker],
+        ledger: TrialBalanceReader,
+        starter: Starter,
+        state_machine_arn: str,
+        limits: Limits,
+        clock: Clock,
+    ) -> None:
+        self.runs = runs
+        self.records = records
+        self.checkers = checkers
+        self.ledger = ledger
+        self.starter = starter
+        self.state_machine_arn = state_machine_arn
+        self.limits = limits
+        self.clock = clock
+
+    # ---- starting (the admin route and the daily schedule)
+    def start_run(self, principal: Principal, data: RunInput, run_id: str) -> StartedRun:
+        principal.require(Role.ADMIN)
+        end = data.to or self._up_to_now()
+        start = data.from_ or end - DEFAULT_PERIOD
+        if start >= end:
+            raise field_error("from", "must be before to")
+        if end - start > MAX_PERIOD:
+            raise field_error("from", f"a run covers at most {MAX_PERIOD.days} days")
+        return self._start(run_id, start, end, trigger=f"admin:{principal.user_id}")
+
+    def start_scheduled_run(self, run_id: str) -> StartedRun:
+        end = self._up_to_now()
+        return self._start(run_id, end - DEFAULT_PERIOD, end, trigger="schedule")
+
+    def _up_to_now(self) -> datetime:
+        """The end of a period that includes this very second (periods are kept to the second, end excluded)."""
+        return self.clock.now().replace(microsecond=0) + timedelta(seconds=1)
+
+    def _start(self, run_id: str, start: datetime, end: datetime, trigger: str) -> StartedRun:
+        """Create the run, then its execution, named by the run: a retried start finds both and starts
+        nothing twice (a run created by a start that crashed before its execution gets its execution)."""
+        if not self.state_machine_arn:
+            raise RuntimeError("no reconciliation state machine is configured: see the function's environment")
+        created = self.runs.add_run(run_id, to_iso(start), to_iso(end), to_iso(self.clock.now()), trigger)
+        started = self.starter.start(self.state_machine_arn, run_id, json.dumps({"run_id": run_id}))
+        logger.info(
+            "reconciliation run started" if started else "reconciliation run already started",
+            extra={"run_id": run_id, "from": to_iso(start), "to": to_iso(end), "trigger": trigger, "new": created},
+        )
+        return StartedRun(id=run_id, status="running")
+
+    def run(self, principal: Principal, run_id: str) -> RunView:
+        principal.require(Role.ADMIN)
+        return self.runs.view(run_id)
+
+    # ---- the state machine's steps
+    def check_page(self, run_id: str, kind: IndexedKind, cursor: str | None) -> dict[str, Any]:
+        """Check up to ``batch_size`` records of ``kind`` from ``cursor`` on; the cursor to go on from, or None
+        when the kind is done. A kind with no checker (payouts before the wallet context is wired) counts 0."""
+        checker = self.checkers.get(kind)
+        if checker is None:
+            logger.warning("no checker for this kind: counted as 0 checked", extra={"run_id": run_id, "kind": kind})
+            return {"cursor": None, "done": True}
+        period = self.runs.period(run_id)
+        checked = 0
+        with ThreadPoolExecutor(self.limits.concurrency, thread_name_prefix="reconciliation") as pool:
+            for batch in self.records.pages(kind, period.start, period.end, cursor):
+                # Each record is checked in its own copy of this invocation's context (logging keys, the function
+                # acting), copied here: a pool thread has a context of its own.
+                contexts = [contextvars.copy_context() for _ in batch.items]
+                found = pool.map(lambda context, item: context.run(checker.check, item), contexts, batch.items)
+                for mismatch in found:
+                    if mismatch is not None:
+                        self._record(run_id, mismatch)
+                self.runs.count_page(run_id, kind, batch.cursor, len(batch.items))
+                checked += len(batch.items)
+                cursor = batch.cursor
+                if cursor is None or checked >= self.limits.batch_size:
+                    break
+        return {"cursor": cursor, "done": cursor is None}
+
+    def check_ledger(self, run_id: str, final: bool) -> dict[str, Any]:
+        """Whether the trial balance is balanced. The balance index is eventually consistent, so an unbalanced
+        first reading is read again (the state machine waits, then calls with ``final``); unbalanced twice
+        is a mismatch."""
+        balance = self.ledger.trial_balance()
+        if balance.balanced or final:
+            self.runs.set_ledger_balanced(run_id, balance.balanced)
+        if not balance.balanced and final:
+            currencies = {currency: totals.model_dump() for currency, totals in balance.currencies.items()}
+            self._record(
+                run_id,
+                Mismatch(kind="ledger_unbalanced", reference_id="ledger", ours=currencies, resolution="reported"),
+            )
+        return {"balanced": balance.balanced}
+
+    def finish(self, run_id: str) -> dict[str, Any]:
+        self.runs.finish(run_id, "done", to_iso(self.clock.now()))
+        return {"run_id": run_id, "status": "done"}
+
+    def record_failed(self, run_id: str, step: str, error: Any) -> dict[str, Any]:
+        """A step kept failing: the run shows it failed, loudly, before the execution fails (alarmed)."""
+        reason = f"{step}: {error.get('Error') if isinstance(error, dict) else error}"
+        self.runs.finish(run_id, "failed", to_iso(self.clock.now()), error=reason)
+        logger.critical("reconciliation run failed", extra={"run_id": run_id, "step": step, "error": error})
+        metrics.add_metric(name="ReconciliationRunsFailed", unit="Count", value=1)
+        return {"run_id": run_id, "status": "failed"}
+
+    def _record(self, run_id: str, mismatch: Mismatch) -> None:
+        if not self.runs.add_mismatch(run_id, mismatch):
+            return  # found by an earlier attempt of this page, and counted then
+        details = {"run_id": run_id, **mismatch.model_dump(mode="json")}
+        if mismatch.resolution == "repaired":
+            logger.warning("reconciliation repaired a mismatch", extra=details)
+            metrics.add_metric(name="ReconciliationRepairs", unit="Count", value=1)
+            return
+        logger.critical("reconciliation found a mismatch it may not repair", extra=details)
+        metrics.add_metric(name="ReconciliationMismatches", unit="Count", value=1)

@@ -1,0 +1,483 @@
+"""Reconciliation (PAY-8, issue 7): a run pages through the period's payments and refunds, compares each with
+the local Xendit's record (through the real SDK), repairs the safe differences through the webhook's own code
+path and reports the rest; then proves the ledger balances (PAY-5).
+
+The state machine's steps are invoked here as Step Functions invokes them (tests/statemachines runs the machine
+itself). The local Xendit's webhooks go to a sink in this world: paying at Xendit is a PAID never delivered."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+import requests
+from moto.dynamodb.responses import DynamoHandler
+
+from emulator.moto_patches import _serialised
+from patungan import composition
+from patungan.adapters.xendit import XenditGateway
+from patungan.core.clock import to_iso
+from patungan.core.config import get_settings
+from patungan.ledger import accounts
+from patungan.reconciliation.repository import RunsRepository
+from tests.support.groupbuy import ADMIN, buyer
+from tests.support.lambdas import call_api
+
+MACHINE = "ReconciliationStateMachine"
+KINDS = ("PAYMENTS", "REFUNDS", "PAYOUTS")
+
+
+@pytest.fixture
+def recon(world, monkeypatch):
+    """The world with the reconciliation state machine registered (not executed: the steps run below), its ARN
+    in the starters' environment, and moto's DynamoDB serialised (the page checks records on a thread pool;
+    moto's transactions are not thread-safe, DynamoDB's are)."""
+    machine = world.aws.template.state_machines()[MACHINE]
+    boto3.client("stepfunctions").create_state_machine(
+        name=machine.name,
+        definition=machine.definition,
+        roleArn="arn:aws:iam::123456789012:role/reconciliation",
+    )
+    monkeypatch.setitem(os.environ, "RECONCILIATION_STATE_MACHINE_ARN", machine.arn)
+    monkeypatch.setitem(os.environ, "RECONCILIATION_BATCH_SIZE", "3")  # several pages from a handful of records
+    get_settings.cache_clear()
+    composition.reset()
+    with mock.patch.object(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action)):
+        yield Reconciliation(world)
+    get_settings.cache_clear()
+    composition.reset()
+
+
+class Reconciliation:
+    def __init__(self, world) -> None:
+        self.world = world
+
+    def start(self, who: dict[str, str] = ADMIN, key: str | None = None, **body: Any):
+        return call_api(
+            "StartReconciliationRunFunction",
+            "POST",
+            "/v1/admin/reconciliation/runs",
+            body=body,
+            claims=who,
+            headers={"Idempotency-Key": key} if key else None,
+        )
+
+    def get(self, run_id: str, who: dict[str, str] = ADMIN):
+        return call_api(
+            "GetReconciliationRunFunction",
+            "GET",
+            f"/v1/admin/reconciliation/runs/{run_id}",
+            resource="/v1/admin/reconciliation/runs/{id}",
+            path_parameters={"id": run_id},
+            claims=who,
+        )
+
+    def check_pages(self, run_id: str, kind: str) -> int:
+        """One kind's CheckPage loop; how many pages it took."""
+        page, pages = {"cursor": None, "done": False}, 0
+        while not page["done"]:
+            page = self.world.step("CheckReconciliationPageFunction", run_id=run_id, kind=kind, cursor=page["cursor"])
+            pages += 1
+        return pages
+
+    def carry_out(self, run_id: str) -> dict[str, Any]:
+        """What the state machine does for the run: the pages of every kind, the ledger, finish."""
+        for kind in KINDS:
+            self.check_pages(run_id, kind)
+        if not self.world.step("CheckReconciliationLedgerFunction", run_id=run_id, final=False)["balanced"]:
+            self.world.step("CheckReconciliationLedgerFunction", run_id=run_id, final=True)
+        self.world.step("FinishReconciliationRunFunction", run_id=run_id)
+        return self.get(run_id).body
+
+    def run(self, **body: Any) -> dict[str, Any]:
+        started = self.start(**body)
+        assert started.status == 202, started.body
+        return self.carry_out(started.body["id"])
+
+
+def kinds_of(run: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m["kind"], m["resolution"]) for m in run["mismatches"]]
+
+
+def escrow(world, session_id: str) -> int:
+    """What the session's escrow account holds (credit-normal; 0 when nothing was ever posted to it)."""
+    account = accounts.session_escrow(session_id)
+    return sum(a["credit"] - a["debit"] for a in world.trial_balance()["accounts"] if a["account"] == account)
+
+
+def captures(world, payment_id: str) -> int:
+    return len(world.items("LedgerTable", f"MOVEMENT#capture:{payment_id}"))
+
+
+def drifted_payment(world) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A buyer paid at Xendit; the PAID callback never reached us."""
+    session = world.session()
+    joined = world.joined(buyer(1), session["id"], quantity=2)
+    world.pay_at_xendit(joined)
+    assert world.payment(joined)["status"] == "pending"
+    return session, joined
+
+
+def refund_settled_at_xendit_without_callback(world, outcome: str = "succeed") -> dict[str, Any]:
+    """A paid buyer left; the refund went to Xendit (PENDING), which settled it and never called back."""
+    session = world.session()
+    joined = world.joined(buyer(1), session["id"], quantity=2)
+    world.pay(joined)
+    world.leave(buyer(1), session["id"])
+    world.process_refunds()
+    sent = world.refund_of(joined)
+    assert sent["status"] == "pending"
+    settled = requests.post(
+        f"{world.xendit_url}/simulate/refunds/{sent['provider_refund_id']}/{outcome}?deliver=false", timeout=5
+    )
+    assert settled.status_code == 200, settled.text
+    return joined
+
+
+# ---- payments
+def test_a_payment_paid_at_xendit_whose_callback_was_lost_is_repaired_and_a_second_run_finds_nothing(recon, world):
+    """PAY-8: the buyer's money sat at Xendit while we showed pending_payment. The run applies Xendit's record
+    as the PAID callback would have (escrow, ledger), once; the next run agrees with Xendit."""
+    session, joined = drifted_payment(world)
+
+    first = recon.run()
+
+    assert first["status"] == "done"
+    assert kinds_of(first) == [("paid_at_gateway_pending_here", "repaired")]
+    assert first["mismatches"][0]["reference_id"] == joined["payment"]["id"]
+    assert first["checked"] == {"payments": 1, "refunds": 0, "payouts": 0}
+    assert first["ledger_balanced"] is True
+    assert first["finished_at"] is not None
+    assert world.payment(joined)["status"] == "paid"
+    assert [p["status"] for p in world.my_participations(buyer(1))] == ["paid"]
+    assert escrow(world, session["id"]) == 200_000
+    assert world.invoice_callback(joined, "PAID").body == {"status": "duplicate"}  # the late callback: nothing
+
+    second = recon.run()
+
+    assert second["mismatches"] == []
+    assert second["mismatch_totals"] == {"repaired": 0, "reported": 0}
+    assert second["checked"]["payments"] == 1
+    assert escrow(world, session["id"]) == 200_000
+
+
+def test_an_amount_xendit_disagrees_with_is_reported_never_repaired(recon, world):
+    session, joined = drifted_payment(world)
+    world.xendit._invoices[joined["payment"]["invoice_id"]].amount = 150_000  # Xendit's record says otherwise
+
+    run = recon.run()
+
+    assert kinds_of(run) == [("amount_mismatch", "reported")]
+    [mismatch] = run["mismatches"]
+    assert (mismatch["ours"]["amount"], mismatch["theirs"]["amount"]) == (200_000, 150_000)
+    assert world.payment(joined)["status"] == "pending"
+    assert escrow(world, session["id"]) == 0
+
+
+def test_a_payment_xendit_does_not_know_is_reported(recon, world):
+    session = world.session()
+    joined = world.joined(buyer(1), session["id"])
+    del world.xendit._invoices[joined["payment"]["invoice_id"]]
+
+    run = recon.run()
+
+    assert kinds_of(run) == [("unknown_at_gateway", "reported")]
+    assert run["mismatches"][0]["theirs"] == {"error": "INVOICE_NOT_FOUND_ERROR"}
+
+
+def test_a_payment_we_hold_as_paid_that_xendit_was_not_paid_is_reported(recon, world):
+    session = world.session()
+    joined = world.joined(buyer(1), session["id"])
+    world.invoice_callback(joined, "PAID")  # a callback we applied; Xendit's invoice is still pending
+
+    run = recon.run()
+
+    assert kinds_of(run) == [("not_paid_at_gateway", "reported")]
+    assert world.payment(joined)["status"] == "paid"
+
+
+def test_a_crash_after_the_repair_then_the_page_retried_captures_once(recon, world):
+    """The page's Lambda dies after the repair committed and before it recorded it; Step Functions retries the
+    page: the payment is paid once, its money in escrow once."""
+    session, joined = drifted_payment(world)
+    run_id = recon.start().body["id"]
+    record = RunsRepository.add_mismatch
+    with (
+        mock.patch.object(RunsRepository, "add_mismatch", side_effect=RuntimeError("crash")),
+        pytest.raises(RuntimeError),
+    ):
+        recon.world.step("CheckReconciliationPageFunction", run_id=run_id, kind="PAYMENTS", cursor=None)
+    assert world.payment(joined)["status"] == "paid"  # the repair itself was committed
+
+    with mock.patch.object(RunsRepository, "add_mismatch", autospec=True, side_effect=record) as recorded:
+        recon.check_pages(run_id, "PAYMENTS")
+
+    assert recorded.call_count == 0  # the retry agrees with Xendit: nothing to repair again
+    assert captures(world, joined["payment"]["id"]) == 1
+    assert escrow(world, session["id"]) == 200_000
+    assert recon.get(run_id).body["checked"]["payments"] == 1
+
+
+def test_a_page_retried_after_it_was_counted_counts_its_records_once(recon, world):
+    """Step Functions retries a page whose answer was lost (States.Timeout): its records are checked again,
+    but counted, and their mismatches recorded, once."""
+    session = world.session()
+    for n in (1, 2):
+        del world.xendit._invoices[world.joined(buyer(n), session["id"])["payment"]["invoice_id"]]
+    run_id = recon.start().body["id"]
+
+    for _ in range(2):
+        world.step("CheckReconciliationPageFunction", run_id=run_id, kind="PAYMENTS", cursor=None)
+
+    run = recon.get(run_id).body
+    assert run["checked"]["payments"] == 2
+    assert run["mismatch_totals"] == {"repaired": 0, "reported": 2}
+    assert len(run["mismatches"]) == 2
+
+
+@pytest.mark.parametrize("first", ["webhook", "repair"])
+def test_a_repair_racing_the_late_webhook_has_one_outcome(recon, world, first):
+    """The PAID callback arrives while the run repairs the same payment (just before the repair applies
+    Xendit's record, or just after): one capture, one escrow credit, the other is a duplicate."""
+    session, joined = drifted_payment(world)
+    read_invoice = XenditGateway.get_invoice
+    callbacks = []
+
+    def racing(gateway, invoice_id):
+        found = read_invoice(gateway, invoice_id)
+        if first == "webhook" and len(callbacks) == 0 and reads.call_count == 2:  # apply_paid_invoice's read
+            callbacks.append(world.invoice_callback(joined, "PAID").body)
+        return found
+
+    with mock.patch.object(XenditGateway, "get_invoice", autospec=True, side_effect=racing) as reads:
+        run = recon.run()
+    if first == "repair":
+        callbacks.append(world.invoice_callback(joined, "PAID").body)
+
+    if first == "webhook":
+        assert callbacks == [{"status": "paid"}]
+        assert run["mismatches"] == []  # the callback got there first: nothing left to repair
+    else:
+        assert callbacks == [{"status": "duplicate"}]
+        assert kinds_of(run) == [("paid_at_gateway_pending_here", "repaired")]
+    assert captures(world, joined["payment"]["id"]) == 1
+    assert escrow(world, session["id"]) == 200_000
+
+
+def test_only_the_records_of_the_period_are_checked(recon, world):
+    _, joined = drifted_payment(world)
+    now = datetime.now(UTC)
+
+    earlier = recon.run(**{"from": to_iso(now - timedelta(days=10)), "to": to_iso(now - timedelta(days=9))})
+
+    assert earlier["checked"] == {"payments": 0, "refunds": 0, "payouts": 0}
+    assert earlier["mismatches"] == []
+    assert (earlier["from"], earlier["to"]) == (to_iso(now - timedelta(days=10)), to_iso(now - timedelta(days=9)))
+    assert world.payment(joined)["status"] == "pending"
+
+
+def test_a_period_of_several_days_is_read_day_by_day_in_batches(recon, world):
+    """Five payments over three UTC days (created_at moved back in the item and its index keys), batch 3."""
+    session = world.session()
+    joined = [world.joined(buyer(n), session["id"]) for n in range(1, 6)]
+    table = world.aws.tables["PaymentsTable"]
+    now = datetime.now(UTC)
+    for n, participation in enumerate(joined):
+        created = to_iso(now - timedelta(days=n % 3, minutes=n))
+        payment_id = participation["payment"]["id"]
+        boto3.client("dynamodb").update_item(
+            TableName=table,
+            Key={"pk": {"S": f"PAYMENT#{payment_id}"}, "sk": {"S": "META"}},
+            UpdateExpression="SET created_at = :c, gsi1pk = :pk, gsi1sk = :sk",
+            ExpressionAttributeValues={
+                ":c": {"S": created},
+                ":pk": {"S": f"PAYMENTS#{created[:10]}"},
+                ":sk": {"S": f"{created}#{payment_id}"},
+            },
+        )
+        world.pay_at_xendit(participation)
+    run_id = recon.start(**{"from": to_iso(now - timedelta(days=3)), "to": to_iso(now + timedelta(minutes=1))}).body[
+        "id"
+    ]
+
+    pages = recon.check_pages(run_id, "PAYMENTS")
+    run = recon.carry_out(run_id)
+
+    assert pages == 2  # 3 + 2 records
+    assert run["checked"]["payments"] == 5
+    assert sorted(m["reference_id"] for m in run["mismatches"]) == sorted(p["payment"]["id"] for p in joined)
+    assert {p["status"] for p in world.my_participations(buyer(3))} == {"paid"}
+
+
+# ---- refunds
+@pytest.mark.parametrize(("outcome", "destination"), [("succeed", "xendit"), ("fail", "wallet")])
+def test_a_refund_settled_at_xendit_whose_callback_was_lost_is_completed(recon, world, outcome, destination):
+    """The refund stayed pending here for ever. The run applies Xendit's record through the refund callback's
+    path: succeeded at Xendit, or failed there and credited to the buyer's wallet."""
+    joined = refund_settled_at_xendit_without_callback(world, outcome)
+
+    run = recon.run()
+
+    assert kinds_of(run) == [("refunded_at_gateway_not_here", "repaired")]
+    refund = world.refund_of(joined)
+    assert (refund["status"], refund["destination"]) == ("succeeded", destination)
+    assert world.payment(joined)["status"] == "refunded"
+    assert world.wallet(buyer(1)) == (200_000 if destination == "wallet" else 0)
+    assert run["checked"] == {"payments": 1, "refunds": 1, "payouts": 0}
+    late = world.refund_callback(refund, f"refund.{outcome}ed")  # the callback, delivered at last: no effect
+    assert late.body == {"status": "already_refunded"}
+    assert len([m for m in world.items("LedgerTable", "MOVEMENT#") if m["type"] == "refund"]) == 1
+    assert world.quarantined() == []
+    assert recon.run()["mismatches"] == []
+
+
+def test_a_crash_after_the_refund_repair_then_the_page_retried_refunds_once(recon, world):
+    joined = refund_settled_at_xendit_without_callback(world)
+    run_id = recon.start().body["id"]
+    with (
+        mock.patch.object(RunsRepository, "add_mismatch", side_effect=RuntimeError("crash")),
+        pytest.raises(RuntimeError),
+    ):
+        recon.world.step("CheckReconciliationPageFunction", run_id=run_id, kind="REFUNDS", cursor=None)
+
+    recon.carry_out(run_id)
+
+    assert world.refund_of(joined)["status"] == "succeeded"
+    assert len([m for m in world.items("LedgerTable", "MOVEMENT#") if m["type"] == "refund"]) == 1
+
+
+def test_a_refund_repair_racing_the_late_refund_callback_has_one_outcome(recon, world):
+    """The refund callback arrives while the run repairs the same refund, just before the repair applies
+    Xendit's record: the refund completes once, with one ledger movement; the repair finds nothing to do."""
+    joined = refund_settled_at_xendit_without_callback(world)
+    read_refund = XenditGateway.get_refund
+    callbacks = []
+
+    def racing(gateway, refund_id):
+        found = read_refund(gateway, refund_id)
+        if reads.call_count == 2:  # apply_refund_record's read
+            callbacks.append(world.refund_callback(world.refund_of(joined), "refund.succeeded").body)
+        return found
+
+    with mock.patch.object(XenditGateway, "get_refund", autospec=True, side_effect=racing) as reads:
+        run = recon.run()
+
+    assert callbacks == [{"status": "refunded_to_xendit"}]
+    assert run["mismatches"] == []
+    assert world.refund_of(joined)["status"] == "succeeded"
+    assert len([m for m in world.items("LedgerTable", "MOVEMENT#") if m["type"] == "refund"]) == 1
+    assert world.quarantined() == []
+
+
+def test_a_refund_amount_xendit_disagrees_with_is_reported(recon, world):
+    joined = refund_settled_at_xendit_without_callback(world)
+    sent = world.refund_of(joined)
+    world.xendit._refunds[sent["provider_refund_id"]].amount = 1_000
+
+    run = recon.run()
+
+    assert kinds_of(run) == [("amount_mismatch", "reported")]
+    assert world.refund_of(joined)["status"] == "pending"
+
+
+def test_a_refund_xendit_does_not_know_is_reported(recon, world):
+    joined = refund_settled_at_xendit_without_callback(world)
+    del world.xendit._refunds[world.refund_of(joined)["provider_refund_id"]]
+
+    run = recon.run()
+
+    assert kinds_of(run) == [("unknown_at_gateway", "reported")]
+
+
+# ---- the ledger
+def test_an_unbalanced_ledger_is_read_twice_then_reported(recon, world):
+    """A one-sided balance item (as a half-written movement would leave) makes the trial balance unbalanced
+    on both readings: ledger_unbalanced, reported; ledger_balanced false."""
+    dynamodb = boto3.client("dynamodb")
+    one_sided = {"pk": {"S": "ACCOUNT#test:one-sided"}, "sk": {"S": "BALANCE"}}
+    dynamodb.put_item(
+        TableName=world.aws.tables["LedgerTable"],
+        Item={
+            **one_sided,
+            "account": {"S": "test:one-sided"},
+            "currency": {"S": "IDR"},
+            "debit": {"N": "500"},
+            "credit": {"N": "0"},
+            "balance": {"N": "500"},
+            "gsi1pk": {"S": "BALANCES#0"},
+            "gsi1sk": {"S": "test:one-sided"},
+        },
+    )
+    try:
+        run = recon.run()
+    finally:
+        dynamodb.delete_item(TableName=world.aws.tables["LedgerTable"], Key=one_sided)
+
+    assert run["ledger_balanced"] is False
+    assert kinds_of(run) == [("ledger_unbalanced", "reported")]
+    assert run["mismatches"][0]["ours"]["IDR"]["debit"] - run["mismatches"][0]["ours"]["IDR"]["credit"] == 500
+
+
+# ---- the route
+def test_only_an_admin_starts_or_reads_a_run(recon, world):
+    run_id = recon.start().body["id"]
+
+    assert recon.start(who=buyer(1)).status == 403
+    assert recon.get(run_id, who=buyer(1)).status == 403
+    assert recon.get("rec_unknown").status == 404
+
+
+def test_a_run_is_started_running_with_the_default_period_of_48_hours(recon, world):
+    started = recon.start()
+
+    assert started.status == 202
+    assert started.body == {"id": started.body["id"], "status": "running"}
+    run = recon.get(started.body["id"]).body
+    period = datetime.fromisoformat(run["to"]) - datetime.fromisoformat(run["from"])
+    assert (run["status"], period) == ("running", timedelta(hours=48))
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn=os.environ["RECONCILIATION_STATE_MACHINE_ARN"]
+    )["executions"]
+    assert [e["name"] for e in executions] == [started.body["id"]]
+
+
+@pytest.mark.parametrize(
+    "period",
+    [
+        {"from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"},
+        {"from": "2026-11-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"},
+        {"from": "2026-10-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+        {"from": "0001-01-01T00:00:00Z"},
+        {"to": "not a time"},
+    ],
+)
+def test_a_period_that_is_empty_reversed_or_too_long_is_422(recon, world, period):
+    response = recon.start(**period)
+
+    assert response.status == 422, response.body
+    assert response.body["error"]["code"] == "validation_error"
+
+
+def test_an_idempotency_key_starts_one_run(recon, world):
+    first = recon.start(key="daily-check-1")
+    again = recon.start(key="daily-check-1")
+
+    assert first.status == again.status == 202
+    assert first.body["id"] == again.body["id"]
+
+
+def test_the_daily_schedule_starts_one_run_per_scheduled_event(recon, world):
+    event = {"id": "evt-1", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
+
+    first = world.step("StartDailyReconciliationFunction", **event)
+    again = world.step("StartDailyReconciliationFunction", **event)  # EventBridge delivered it twice
+
+    assert first == again
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn=os.environ["RECONCILIATION_STATE_MACHINE_ARN"]
+    )["executions"]
+    assert [e["name"] for e in executions] == [first["id"]]
