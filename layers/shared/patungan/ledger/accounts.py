@@ -12,6 +12,8 @@ GATEWAY_CLEARING = "gateway:xendit:clearing"
 GATEWAY_FEES = "gateway:xendit:fees"
 # A buyer charged twice (a second invoice paid): the money is owed back until its refund completes.
 DUPLICATE_CHARGES = "gateway:xendit:duplicate_charges"
+# Paid for a join that was rolled back (its payment failed, PAY-1): owed back until its refund completes.
+ROLLED_BACK_CHARGES = "gateway:xendit:rolled_back_charges"
 
 _WALLET_PREFIX, _WALLET_SUFFIX = "buyer:", ":wallet"
 

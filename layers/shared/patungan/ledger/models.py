@@ -18,6 +18,7 @@ from patungan.core.pagination import ListOf
 
 MovementType = Literal[
     "capture",
+    "gateway_fee",
     "tier_refund",
     "escrow_release",
     "refund",

@@ -10,7 +10,14 @@ PaymentStatus = Literal[
     "pending", "paid", "in_escrow", "released", "refunded", "partially_refunded", "expired", "failed"
 ]
 RefundStatus = Literal["requested", "pending", "succeeded", "failed"]
-RefundReason = Literal["session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge"]
+RefundReason = Literal[
+    "session_failed",
+    "session_cancelled",
+    "left",
+    "late_payment",
+    "duplicate_charge",  # a second invoice of one payment was paid
+    "rolled_back",  # paid for a join that was rolled back (its payment failed): never a join (PAY-1)
+]
 QuarantineReason = Literal[
     "unknown_payment",
     "unknown_refund",
@@ -20,7 +27,9 @@ QuarantineReason = Literal[
     "refund_id_mismatch",
     "contradicts_completed_refund",  # a refund callback saying the opposite of how the refund was completed
     "not_confirmed_by_xendit",
+    "malformed_fees",  # fees that are not whole, non-negative rupiah: the fee Xendit kept cannot be booked
 ]
+UNHELD_CHARGE_REASONS = frozenset({"duplicate_charge", "rolled_back"})
 # An id a callback names is a key in our tables: bounded (DynamoDB keys hold at most 2 KB).
 CallbackId = Annotated[str, Field(min_length=1, max_length=255)]
 
@@ -73,8 +82,10 @@ class Refund(BaseModel):
     updated_at: str
 
     @property
-    def returns_duplicate_charge(self) -> bool:
-        return self.reason == "duplicate_charge"
+    def returns_unheld_charge(self) -> bool:
+        """A charge the payment does not hold (a second invoice, or a payment whose join was rolled back):
+        owed back from its own account, and the payment itself stays as it is."""
+        return self.reason in UNHELD_CHARGE_REASONS
 
 
 class QuarantinedCallback(BaseModel):
@@ -104,6 +115,27 @@ class InvoiceCallback(BaseModel):
     paid_at: str | None = None
     payment_method: str | None = None
     payment_channel: str | None = None
+    fees: list[Any] | None = Field(default=None, description="[{type, value}]: what Xendit kept (PAY-5)")
+
+    def fee_total(self) -> int:
+        """The fees Xendit kept from this payment, in rupiah. Raises MalformedFees unless every fee's value is
+        a whole, non-negative number (IDR has no fractions; a negative fee would be money Xendit added)."""
+        total = 0
+        for fee in self.fees or ():
+            value = fee.get("value") if isinstance(fee, dict) else None
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or value < 0
+                or not float(value).is_integer()
+            ):
+                raise MalformedFees(f"not a fee in whole rupiah: {fee!r}")
+            total += int(value)
+        return total
+
+
+class MalformedFees(ValueError):
+    """A callback's ``fees`` cannot be read as whole, non-negative rupiah."""
 
 
 class RefundCallbackData(BaseModel):

@@ -33,6 +33,7 @@ from patungan.payments import events
 from patungan.payments.models import (
     PAYMENT_TRANSITIONS,
     InvoiceCallback,
+    MalformedFees,
     Payment,
     QuarantinedCallback,
     QuarantineReason,
@@ -51,6 +52,12 @@ _XENDIT_REFUND_REASON = {
     "left": XenditRefundReason.REQUESTED_BY_CUSTOMER,
     "late_payment": XenditRefundReason.OTHERS,
     "duplicate_charge": XenditRefundReason.DUPLICATE,
+    "rolled_back": XenditRefundReason.CANCELLATION,
+}
+# Where a charge the payment does not hold waits, owed back, until its refund completes.
+_UNHELD_CHARGE_ACCOUNTS = {
+    "duplicate_charge": accounts.DUPLICATE_CHARGES,
+    "rolled_back": accounts.ROLLED_BACK_CHARGES,
 }
 MAX_QUARANTINED_BODY = 64_000  # characters of a quarantined body kept (a DynamoDB item holds 400 KB)
 
@@ -154,11 +161,12 @@ class PaymentService:
         self.outbox.add(tx, events.invoice_event("invoice.created", attached, self.clock))
         return attached
 
-    def discard_payment(self, tx: Transaction, payment: Payment) -> None:
-        """The invoice could not be created: the payment never existed for the buyer (PAY-9 payment.failed)."""
-        self.repository.delete_payment(tx, payment)
-        failed = payment.model_copy(update={"status": "failed"})
+    def fail_payment(self, tx: Transaction, payment: Payment) -> Payment:
+        """No invoice could be created or found: the payment fails (PAY-4, PAY-9 payment.failed). It is kept, so
+        that a charge on an invoice whose creation only seemed to fail is refunded, not lost (PAY-1)."""
+        failed = self.repository.fail_payment(tx, payment, self._now())
         self.outbox.add(tx, events.payment_event("payment.failed", failed, self.clock, reason="invoice_not_created"))
+        return failed
 
     def add_platform_payment(self, tx: Transaction, payment: Payment, funding_account: str) -> Payment:
         """A payment funded from inside the platform (the top-up, GB-12): written paid, with its entries."""
@@ -213,10 +221,15 @@ class PaymentService:
     def apply_paid_invoice(self, payment: Payment) -> str:
         """Xendit says the payment's invoice is paid, yet no PAID callback has been applied (it may never be
         delivered): apply Xendit's own record of the invoice, read with our key, exactly as its callback
-        would be, under the callback's inbox key, so the callback, if it ever comes, is a duplicate."""
-        if payment.invoice_id is None:
-            raise PaymentMovedOn(f"payment {payment.id} holds no invoice to apply")
-        invoice = self.gateway.get_invoice(payment.invoice_id)
+        would be, under the callback's inbox key, so the callback, if it ever comes, is a duplicate. A payment
+        that holds no invoice (a join rolled back, or not attached yet) is looked up by its external id."""
+        invoice = (
+            self.gateway.get_invoice(payment.invoice_id)
+            if payment.invoice_id is not None
+            else self.find_invoice(payment)
+        )
+        if invoice is None:
+            raise PaymentMovedOn(f"Xendit holds no invoice for payment {payment.id}")
         if invoice.status is not InvoiceStatus.PAID:
             raise PaymentMovedOn(f"invoice {invoice.id} is {invoice.status}, not paid")
         record = InvoiceCallback(
@@ -224,8 +237,11 @@ class PaymentService:
             external_id=invoice.external_id,
             status="PAID",
             amount=invoice.amount,
-            paid_amount=invoice.amount,
+            paid_amount=invoice.paid_amount,
             currency=invoice.currency,
+            paid_at=invoice.paid_at,
+            payment_method=invoice.payment_method,
+            fees=[{"type": fee.type, "value": fee.value} for fee in invoice.fees],
         )
         return self.handle_invoice_callback(record, record.model_dump_json().encode())
 
@@ -243,7 +259,7 @@ class PaymentService:
             return self._quarantine(key, "invoice", reason, callback.id, body, payment_id=payment.id)
         if payment.invoice_id is None and payment.status in PAYMENT_TRANSITIONS["paid"]:
             return self._capture_once(key, payment, callback)  # attaches the invoice it captures
-        return self._refund_duplicate_charge(key, payment, callback)
+        return self._refund_unheld_charge(key, payment, callback)
 
     def _capture_once(self, key: str, payment: Payment, callback: InvoiceCallback) -> str:
         if payment.status not in PAYMENT_TRANSITIONS["paid"]:
@@ -288,25 +304,32 @@ class PaymentService:
             and invoice.currency == payment.currency
         )
 
-    def _refund_duplicate_charge(self, key: str, payment: Payment, callback: InvoiceCallback) -> str:
-        """A second charge Xendit confirms (another invoice for the same payment was paid): booked as owed
-        back and refunded, with the inbox record in one transaction. The payment itself is untouched."""
+    def _refund_unheld_charge(self, key: str, payment: Payment, callback: InvoiceCallback) -> str:
+        """A charge Xendit confirms that the payment cannot hold: another invoice for the same payment was
+        paid, or the invoice of a join that was rolled back (the payment failed, PAY-1). Booked as owed back,
+        with Xendit's fee, and refunded, with the inbox record in one transaction; the payment itself (and
+        the join it was for) is untouched: a rolled-back join never comes back."""
+        reason: RefundReason = "rolled_back" if payment.status == "failed" else "duplicate_charge"
         tx = Transaction()
         self.repository.record_webhook(tx, key, self._now())
         self._post(
             tx,
-            f"duplicate_charge:{callback.id}",
+            f"{reason}:{callback.id}",
             "capture",
             accounts.GATEWAY_CLEARING,
-            accounts.DUPLICATE_CHARGES,
+            _UNHELD_CHARGE_ACCOUNTS[reason],
             payment,
         )
-        refund = self.request_refund(tx, payment, "duplicate_charge", invoice_id=callback.id)
+        self._post_fee(tx, payment, callback)
+        refund = self.request_refund(tx, payment, reason, invoice_id=callback.id)
         tx.commit()
         logger.warning(
-            "a second charge for one payment is being refunded",
-            extra={"payment_id": payment.id, "invoice_id": callback.id, "refund_id": refund.id},
+            "a charge the payment cannot hold is being refunded",
+            extra={"payment_id": payment.id, "invoice_id": callback.id, "refund_id": refund.id, "reason": reason},
         )
+        if reason == "rolled_back":
+            metrics.add_metric(name="RolledBackChargesRefunded", unit="Count", value=1)
+            return "refunding_rolled_back"
         metrics.add_metric(name="DuplicateChargesRefunded", unit="Count", value=1)
         return "refunding_duplicate"
 
@@ -365,6 +388,7 @@ class PaymentService:
         )
         purpose = self._purpose(paid)
         self._post(tx, f"capture:{paid.id}", "capture", accounts.GATEWAY_CLEARING, purpose.holding_account(paid), paid)
+        self._post_fee(tx, paid, callback)
         self.outbox.add(tx, events.payment_event("payment.completed", paid, self.clock))
         self.outbox.add(tx, events.invoice_event("invoice.paid", paid, self.clock))
         refund_reason = purpose.on_captured(tx, paid)
@@ -527,8 +551,8 @@ class PaymentService:
                 provider_refund_id=provider_refund_id or refund.provider_refund_id,
                 updated_at=self._now(),
             )
-            if refund.returns_duplicate_charge:
-                source = accounts.DUPLICATE_CHARGES  # the payment itself stays as it is
+            if refund.returns_unheld_charge:
+                source = _UNHELD_CHARGE_ACCOUNTS[refund.reason]  # the payment itself stays as it is
             else:
                 payment = self.repository.change_payment(
                     tx, payment, status="refunded", refunded_amount=refund.amount, updated_at=self._now()
@@ -566,6 +590,15 @@ class PaymentService:
     # ---- helpers
     def _purpose(self, payment: Payment) -> PaymentPurpose:
         return self.purposes[payment.purpose]
+
+    def _post_fee(self, tx: Transaction, payment: Payment, callback: InvoiceCallback) -> None:
+        """What Xendit kept of a charge (PAY-5): it never reaches our balance, so clearing holds that much less.
+        One per invoice (the movement id), in the charge's own transaction."""
+        fee = callback.fee_total()
+        if fee > 0:
+            self._post(
+                tx, f"fee:{callback.id}", "gateway_fee", accounts.GATEWAY_FEES, accounts.GATEWAY_CLEARING, payment, fee
+            )
 
     def _post(
         self,
@@ -607,6 +640,12 @@ def _paid_mismatch(payment: Payment, callback: InvoiceCallback) -> QuarantineRea
         callback.amount is not None and not _same_amount(callback.amount, payment.amount)
     ):
         return "amount_mismatch"
+    try:
+        fee = callback.fee_total()
+    except MalformedFees:
+        return "malformed_fees"
+    if fee > payment.amount:
+        return "malformed_fees"  # Xendit keeps its fee out of what was paid: it cannot keep more
     return None
 
 
