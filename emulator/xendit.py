@@ -109,16 +109,16 @@ PAYMENT_METHODS = {
     "CREDIT_CARD": ("CREDIT_CARD", "CARD"),
 }
 DEFAULT_PAYMENT_METHOD = "BANK_TRANSFER"
-# invoice payment_method -> (Xendit's flat fee in rupiah, its percentage of the amount); VAT_PERCENT is charged
-# on that fee. A paid invoice lists both in ``fees`` and Xendit keeps them (VA: 4 000 + 440 VAT = 4 440).
+# invoice payment_method -> (Xendit's flat fee in rupiah, its share of the amount in basis points); VAT is
+# charged on that fee. A paid invoice lists both in ``fees`` and Xendit keeps them (VA: 4 000 + 440 VAT).
 INVOICE_FEES = {
-    "BANK_TRANSFER": (4_000, 0.0),
-    "EWALLET": (0, 1.5),
-    "QR_CODE": (0, 0.7),
-    "RETAIL_OUTLET": (5_000, 0.0),
-    "CREDIT_CARD": (2_000, 2.9),
+    "BANK_TRANSFER": (4_000, 0),
+    "EWALLET": (0, 150),
+    "QR_CODE": (0, 70),
+    "RETAIL_OUTLET": (5_000, 0),
+    "CREDIT_CARD": (2_000, 290),
 }
-VAT_PERCENT = 11
+VAT_BASIS_POINTS = 1_100
 PAYOUT_FAILURE_CODES = frozenset(
     {"INSUFFICIENT_BALANCE", "REJECTED_BY_CHANNEL", "TEMPORARY_TRANSFER_ERROR", "INVALID_DESTINATION", "TRANSFER_ERROR"}
 )
@@ -172,9 +172,14 @@ def _whole_amount(value: Any) -> int:
 
 def invoice_fees(payment_method: str, amount: int) -> list[dict[str, Any]]:
     """The ``fees`` of an invoice paid by ``payment_method``: Xendit's fee and the VAT on it, whole rupiah."""
-    flat, percent = INVOICE_FEES[payment_method]
-    fee = flat + round(amount * percent / 100)
-    return [{"type": "ADMIN", "value": fee}, {"type": "VAT", "value": round(fee * VAT_PERCENT / 100)}]
+    flat, basis_points = INVOICE_FEES[payment_method]
+    fee = flat + _share(amount, basis_points)
+    return [{"type": "ADMIN", "value": fee}, {"type": "VAT", "value": _share(fee, VAT_BASIS_POINTS)}]
+
+
+def _share(amount: int, basis_points: int) -> int:
+    """``basis_points`` of ``amount`` in whole rupiah, halves rounded up."""
+    return (2 * amount * basis_points + 10_000) // 20_000
 
 
 def _invoice_duration(body: dict[str, Any]) -> float:

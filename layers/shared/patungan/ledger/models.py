@@ -18,7 +18,6 @@ from patungan.core.pagination import ListOf
 
 MovementType = Literal[
     "capture",
-    "gateway_fee",
     "tier_refund",
     "escrow_release",
     "refund",

@@ -28,7 +28,7 @@ from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import ConcurrentUpdate, Conflict, NotFound
 from patungan.core.observability import logger, metrics
 from patungan.ledger import accounts
-from patungan.ledger.models import Entry, Movement
+from patungan.ledger.models import Entry, Movement, MovementType, transfer
 from patungan.payments import events
 from patungan.payments.models import (
     PAYMENT_TRANSITIONS,
@@ -312,15 +312,7 @@ class PaymentService:
         reason: RefundReason = "rolled_back" if payment.status == "failed" else "duplicate_charge"
         tx = Transaction()
         self.repository.record_webhook(tx, key, self._now())
-        self._post(
-            tx,
-            f"{reason}:{callback.id}",
-            "capture",
-            accounts.GATEWAY_CLEARING,
-            _UNHELD_CHARGE_ACCOUNTS[reason],
-            payment,
-        )
-        self._post_fee(tx, payment, callback)
+        self._post_charge(tx, f"{reason}:{callback.id}", _UNHELD_CHARGE_ACCOUNTS[reason], payment, callback)
         refund = self.request_refund(tx, payment, reason, invoice_id=callback.id)
         tx.commit()
         logger.warning(
@@ -387,8 +379,7 @@ class PaymentService:
             updated_at=self._now(),
         )
         purpose = self._purpose(paid)
-        self._post(tx, f"capture:{paid.id}", "capture", accounts.GATEWAY_CLEARING, purpose.holding_account(paid), paid)
-        self._post_fee(tx, paid, callback)
+        self._post_charge(tx, f"capture:{paid.id}", purpose.holding_account(paid), paid, callback)
         self.outbox.add(tx, events.payment_event("payment.completed", paid, self.clock))
         self.outbox.add(tx, events.invoice_event("invoice.paid", paid, self.clock))
         refund_reason = purpose.on_captured(tx, paid)
@@ -591,32 +582,41 @@ class PaymentService:
     def _purpose(self, payment: Payment) -> PaymentPurpose:
         return self.purposes[payment.purpose]
 
-    def _post_fee(self, tx: Transaction, payment: Payment, callback: InvoiceCallback) -> None:
-        """What Xendit kept of a charge (PAY-5): it never reaches our balance, so clearing holds that much less.
-        One per invoice (the movement id), in the charge's own transaction."""
-        fee = callback.fee_total()
-        if fee > 0:
-            self._post(
-                tx, f"fee:{callback.id}", "gateway_fee", accounts.GATEWAY_FEES, accounts.GATEWAY_CLEARING, payment, fee
-            )
+    def _post_charge(
+        self, tx: Transaction, movement_id: str, holding_account: str, payment: Payment, callback: InvoiceCallback
+    ) -> None:
+        """A charge at Xendit (PAY-5): what was paid goes from clearing to ``holding_account`` and, in the same
+        movement, the fee Xendit kept of it to gateway fees (it never reaches our balance: clearing holds that
+        much less). The buyer's money is held in full; the fee is the platform's cost."""
+        entries = transfer(debit=accounts.GATEWAY_CLEARING, credit=holding_account, amount=payment.amount)
+        if (fee := callback.fee_total()) > 0:
+            entries += transfer(debit=accounts.GATEWAY_FEES, credit=accounts.GATEWAY_CLEARING, amount=fee)
+        self._book(tx, movement_id, "capture", entries, payment)
 
     def _post(
         self,
         tx: Transaction,
         movement_id: str,
-        movement_type: str,
+        movement_type: MovementType,
         debit_account: str,
         credit_account: str,
         payment: Payment,
         amount: int | None = None,
     ) -> None:
         value = payment.amount if amount is None else amount
+        self._book(
+            tx, movement_id, movement_type, transfer(debit=debit_account, credit=credit_account, amount=value), payment
+        )
+
+    def _book(
+        self, tx: Transaction, movement_id: str, movement_type: MovementType, entries: list[Entry], payment: Payment
+    ) -> None:
         self.ledger.add_to(
             tx,
             Movement(
                 id=movement_id,
                 type=movement_type,
-                entries=[Entry(account=debit_account, debit=value), Entry(account=credit_account, credit=value)],
+                entries=entries,
                 currency=payment.currency,
                 reference={"payment_id": payment.id, **payment.reference},
                 created_at=self._now(),
