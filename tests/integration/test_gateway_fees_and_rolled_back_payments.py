@@ -283,3 +283,46 @@ def test_a_buyer_who_joins_again_after_a_rollback_keeps_only_the_new_join(world)
     world.refund_callback(world.refund_of(rolled_back))
     assert balance(world, accounts.ROLLED_BACK_CHARGES) == 0
     assert world.trial_balance()["balanced"] is True
+
+
+# ---- what Xendit charges for a refund (PAY-5)
+def left_after_paying(world) -> dict:
+    """A buyer paid, left (GB-8), and the refund was sent to Xendit: it waits for Xendit's callback."""
+    session = world.session()
+    joined = world.joined(buyer(1), session["id"])
+    world.pay(joined)
+    world.leave(buyer(1), session["id"])
+    world.process_refunds()
+    assert world.refund_of(joined)["status"] == "pending"
+    return joined
+
+
+def test_xendits_refund_fee_is_booked_once_with_the_refunds_completion(world):
+    joined = left_after_paying(world)
+
+    assert world.refund_callback(world.refund_of(joined), refund_fee_amount=2_775).body == {
+        "status": "refunded_to_xendit"
+    }
+    assert world.refund_callback(world.refund_of(joined), refund_fee_amount=2_775).body == {
+        "status": "already_refunded"
+    }
+
+    [movement] = movements_with_fees(world)
+    assert movement["type"] == "refund"
+    assert balance(world, accounts.GATEWAY_FEES) == -2_775
+    # Clearing took the charge in and sent it back out, and Xendit kept the refund's fee on top.
+    assert balance(world, accounts.GATEWAY_CLEARING) == 2_775
+    assert world.payment(joined)["status"] == "refunded"
+    assert world.trial_balance()["balanced"] is True
+
+
+@pytest.mark.parametrize("fee", [-1, 0.5, "100", AMOUNT + 1], ids=["negative", "fraction", "text", "over-refund"])
+def test_a_refund_callback_with_a_fee_that_cannot_be_booked_is_quarantined(world, fee):
+    joined = left_after_paying(world)
+
+    assert world.refund_callback(world.refund_of(joined), refund_fee_amount=fee).body == {"status": "quarantined"}
+
+    assert quarantined(world, "malformed_fees")["refund_id"] == world.refund_of(joined)["id"]
+    assert world.refund_of(joined)["status"] == "pending"
+    assert movements_with_fees(world) == []
+    assert world.refund_callback(world.refund_of(joined)).body == {"status": "refunded_to_xendit"}

@@ -120,18 +120,15 @@ class InvoiceCallback(BaseModel):
     def fee_total(self) -> int:
         """The fees Xendit kept from this payment, in rupiah. Raises MalformedFees unless every fee's value is
         a whole, non-negative number (IDR has no fractions; a negative fee would be money Xendit added)."""
-        total = 0
-        for fee in self.fees or ():
-            value = fee.get("value") if isinstance(fee, dict) else None
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or value < 0
-                or not float(value).is_integer()
-            ):
-                raise MalformedFees(f"not a fee in whole rupiah: {fee!r}")
-            total += int(value)
-        return total
+        return sum(fee_in_rupiah(fee.get("value") if isinstance(fee, dict) else fee) for fee in self.fees or ())
+
+
+def fee_in_rupiah(value: Any) -> int:
+    """A fee Xendit reports, as integer rupiah. Raises MalformedFees unless it is a whole, non-negative number
+    (IDR has no fractions; a negative fee would be money Xendit added)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or not float(value).is_integer():
+        raise MalformedFees(f"not a fee in whole rupiah: {value!r}")
+    return int(value)
 
 
 class MalformedFees(ValueError):
@@ -148,6 +145,7 @@ class RefundCallbackData(BaseModel):
     amount: float | int | None = None
     currency: str | None = None
     failure_code: str | None = None
+    refund_fee_amount: Any = Field(default=None, description="what Xendit charged for the refund (PAY-5)")
 
 
 class RefundCallback(BaseModel):

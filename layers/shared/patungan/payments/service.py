@@ -40,6 +40,7 @@ from patungan.payments.models import (
     Refund,
     RefundCallback,
     RefundReason,
+    fee_in_rupiah,
 )
 from patungan.payments.repository import DuplicateWebhook, PaymentMovedOn, PaymentsRepository
 
@@ -495,9 +496,10 @@ class PaymentService:
             )
         # A channel that failed to refund still owes the buyer: the wallet takes it (DESIGN "refund").
         destination = "xendit" if callback.event == "refund.succeeded" else "wallet"
+        fee = _refund_fee(refund, callback) if destination == "xendit" else 0  # read by _refund_mismatch
         try:
             outcome = self._complete_refund(
-                refund, payment, destination, provider_refund_id=callback.data.id, inbox_key=key
+                refund, payment, destination, provider_refund_id=callback.data.id, inbox_key=key, fee=fee
             )
         except DuplicateWebhook:
             return "duplicate"
@@ -522,7 +524,10 @@ class PaymentService:
         destination: str,
         provider_refund_id: str | None = None,
         inbox_key: str | None = None,
+        fee: int = 0,
     ) -> str:
+        """Complete the refund once: its state, the payment's, the ledger (with ``fee``, what Xendit charged for
+        the refund) and the event in one transaction."""
         for _ in range(MAX_ATTEMPTS):
             refund = self.repository.get_refund(refund.id)
             payment = self.repository.get_payment(payment.id)
@@ -551,7 +556,8 @@ class PaymentService:
                 source = self._purpose(payment).holding_account(payment)
                 self._purpose(payment).on_refunded(tx, payment, done)
             credit_account = accounts.GATEWAY_CLEARING if destination == "xendit" else self._wallet_for(payment)
-            self._post(tx, f"refund:{refund.id}", "refund", source, credit_account, payment, amount=refund.amount)
+            entries = transfer(debit=source, credit=credit_account, amount=refund.amount) + _fee_entries(fee)
+            self._book(tx, f"refund:{refund.id}", "refund", entries, payment)
             self.outbox.add(tx, events.refund_event("payment.refunded", done, self.clock))
             try:
                 tx.commit()
@@ -589,9 +595,7 @@ class PaymentService:
         movement, the fee Xendit kept of it to gateway fees (it never reaches our balance: clearing holds that
         much less). The buyer's money is held in full; the fee is the platform's cost."""
         entries = transfer(debit=accounts.GATEWAY_CLEARING, credit=holding_account, amount=payment.amount)
-        if (fee := callback.fee_total()) > 0:
-            entries += transfer(debit=accounts.GATEWAY_FEES, credit=accounts.GATEWAY_CLEARING, amount=fee)
-        self._book(tx, movement_id, "capture", entries, payment)
+        self._book(tx, movement_id, "capture", entries + _fee_entries(callback.fee_total()), payment)
 
     def _post(
         self,
@@ -622,6 +626,19 @@ class PaymentService:
                 created_at=self._now(),
             ),
         )
+
+
+def _fee_entries(fee: int) -> list[Entry]:
+    """What Xendit kept (PAY-5): an expense of ours that never reaches, or leaves, our balance at Xendit."""
+    return transfer(debit=accounts.GATEWAY_FEES, credit=accounts.GATEWAY_CLEARING, amount=fee) if fee > 0 else []
+
+
+def _refund_fee(refund: Refund, callback: RefundCallback) -> int:
+    """What Xendit charged for a refund it made; more than the refund itself is not a fee we book."""
+    fee = fee_in_rupiah(callback.data.refund_fee_amount or 0)
+    if fee > refund.amount:
+        raise MalformedFees(f"a refund fee of {fee} for a refund of {refund.amount}")
+    return fee
 
 
 def _refund_id(payment: Payment) -> str:
@@ -660,4 +677,8 @@ def _refund_mismatch(refund: Refund, payment: Payment, callback: RefundCallback)
         return "invoice_mismatch"
     if refund.provider_refund_id is not None and data.id != refund.provider_refund_id:
         return "refund_id_mismatch"
+    try:
+        _refund_fee(refund, callback)
+    except MalformedFees:
+        return "malformed_fees"
     return None
