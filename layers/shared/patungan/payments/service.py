@@ -238,7 +238,8 @@ class PaymentService:
             external_id=invoice.external_id,
             status="PAID",
             amount=invoice.amount,
-            paid_amount=invoice.paid_amount,
+            # Xendit invoices take no partial payments: a PAID invoice whose record omits it was paid in full.
+            paid_amount=invoice.amount if invoice.paid_amount is None else invoice.paid_amount,
             currency=invoice.currency,
             paid_at=invoice.paid_at,
             payment_method=invoice.payment_method,
