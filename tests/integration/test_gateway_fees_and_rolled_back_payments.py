@@ -262,6 +262,26 @@ def test_a_rolled_back_join_paid_at_xendit_is_refunded_once_through_the_repair_p
     assert_booked_as_owed_back_once(world, session["id"], rolled_back)
 
 
+def test_the_callback_racing_the_repair_path_for_a_rolled_back_join_refunds_once(world):
+    """A race made deterministic: Xendit's PAID lands between the repair path's read and its commit. The repair
+    then finds its inbox key taken: one booking, one refund, whichever came first (PAY-3)."""
+    session = world.session(moq=1)
+    rolled_back = joined_then_rolled_back(world, session["id"])
+    world.pay_at_xendit(rolled_back)
+    original, commits = Transaction.commit, []
+
+    def the_callback_lands_first(tx):
+        commits.append(tx)
+        if len(commits) == 1:
+            assert xendits_callback(world, rolled_back).body == {"status": "refunding_rolled_back"}
+        original(tx)
+
+    with mock.patch.object(Transaction, "commit", the_callback_lands_first):
+        assert apply_xendits_record(world, rolled_back) == "duplicate"
+
+    assert_booked_as_owed_back_once(world, session["id"], rolled_back)
+
+
 def test_a_buyer_who_joins_again_after_a_rollback_keeps_only_the_new_join(world):
     """Participant lookups, settlement and escrow release with a failed payment of the same buyer present:
     the rolled-back charge is refunded from its own account, the session's escrow holds the new join only."""
