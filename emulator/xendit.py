@@ -29,6 +29,9 @@ Pages and simulations (no auth):
     GET  /invoices/{id}                   the checkout page; its Pay button POSTs the form back to it
     POST /simulate/invoices/{id}/pay      optional body {"payment_method": "RETAIL_OUTLET"} (see below)
     POST /simulate/invoices/{id}/expire
+                                          both take ``?deliver=false``: the invoice changes here but no
+                                          webhook is sent, as if Xendit's callback were lost (drift for
+                                          reconciliation to find)
     POST /simulate/refunds/{id}/fail      optional body {"failure_code": "..."} (default REFUND_FAILED)
     POST /simulate/refunds/{id}/succeed   settle a PENDING refund now
                                           (either refund simulation with ?deliver=false sends no webhook)
@@ -42,6 +45,10 @@ state (drift for reconciliation to find: Xendit's record moved on, no callback e
 
 Paying or expiring an invoice that is no longer PENDING, or failing a refund or payout that is already
 final (reversing one that is not SUCCEEDED), answers 409 and sends nothing.
+
+A paid invoice (its resource and its PAID callback) carries ``fees``: Xendit's fee for the payment method
+and the VAT on it, in whole rupiah (``INVOICE_FEES``: a virtual account 4 000 + 440 VAT, QRIS 0.7 %, e-wallets
+1.5 %, ...), with ``fees_paid_amount`` their sum and ``adjusted_received_amount`` what is left of the amount.
 
 How refunds and payouts turn out:
 
@@ -117,6 +124,16 @@ PAYMENT_METHODS = {
     "CREDIT_CARD": ("CREDIT_CARD", "CARD"),
 }
 DEFAULT_PAYMENT_METHOD = "BANK_TRANSFER"
+# invoice payment_method -> (Xendit's flat fee in rupiah, its share of the amount in basis points); VAT is
+# charged on that fee. A paid invoice lists both in ``fees`` and Xendit keeps them (VA: 4 000 + 440 VAT).
+INVOICE_FEES = {
+    "BANK_TRANSFER": (4_000, 0),
+    "EWALLET": (0, 150),
+    "QR_CODE": (0, 70),
+    "RETAIL_OUTLET": (5_000, 0),
+    "CREDIT_CARD": (2_000, 290),
+}
+VAT_BASIS_POINTS = 1_100
 PAYOUT_FAILURE_CODES = frozenset(
     {"INSUFFICIENT_BALANCE", "REJECTED_BY_CHANNEL", "TEMPORARY_TRANSFER_ERROR", "INVALID_DESTINATION", "TRANSFER_ERROR"}
 )
@@ -172,6 +189,18 @@ def _whole_amount(value: Any) -> int:
     if not _is_positive_number(value) or not float(value).is_integer():
         raise XenditError(400, "API_VALIDATION_ERROR", "amount must be a positive whole number of rupiah")
     return int(value)
+
+
+def invoice_fees(payment_method: str, amount: int) -> list[dict[str, Any]]:
+    """The ``fees`` of an invoice paid by ``payment_method``: Xendit's fee and the VAT on it, whole rupiah."""
+    flat, basis_points = INVOICE_FEES[payment_method]
+    fee = flat + _share(amount, basis_points)
+    return [{"type": "ADMIN", "value": fee}, {"type": "VAT", "value": _share(fee, VAT_BASIS_POINTS)}]
+
+
+def _share(amount: int, basis_points: int) -> int:
+    """``basis_points`` of ``amount`` in whole rupiah, halves rounded up."""
+    return (2 * amount * basis_points + 10_000) // 20_000
 
 
 def _invoice_duration(body: dict[str, Any]) -> float:
@@ -275,8 +304,10 @@ class LocalInvoice:
         )
 
     def _payment_fields(self) -> dict[str, Any]:
-        if self.paid_at is None:
+        if self.paid_at is None or self.payment_method is None:
             return {}
+        fees = invoice_fees(self.payment_method, self.amount)
+        fees_paid = sum(fee["value"] for fee in fees)
         return {
             "paid_amount": self.amount,
             "paid_at": _timestamp(self.paid_at),
@@ -285,8 +316,9 @@ class LocalInvoice:
             "payment_destination": f"8808{self.id[-8:].upper()}",
             "payment_id": self.payment_id,
             "bank_code": self.payment_channel if self.payment_method == "BANK_TRANSFER" else None,
-            "fees_paid_amount": 0,
-            "adjusted_received_amount": self.amount,
+            "fees": fees,
+            "fees_paid_amount": fees_paid,
+            "adjusted_received_amount": self.amount - fees_paid,
         }
 
 
@@ -645,14 +677,16 @@ class LocalXendit:
 
     def _simulate_pay(self, request: Request, invoice_id: str) -> Response:
         method = _json_body(request, required=False).get("payment_method", DEFAULT_PAYMENT_METHOD)
-        return _json(self._transition(invoice_id, "PAID", payment_method=method))
+        return _json(self._transition(invoice_id, "PAID", payment_method=method, deliver=_delivers(request)))
 
     def _simulate_expire(self, request: Request, invoice_id: str) -> Response:
-        return _json(self._transition(invoice_id, "EXPIRED"))
+        return _json(self._transition(invoice_id, "EXPIRED", deliver=_delivers(request)))
 
-    def _transition(self, invoice_id: str, status: str, payment_method: str = DEFAULT_PAYMENT_METHOD) -> dict[str, Any]:
-        """Move a PENDING invoice to PAID (by ``payment_method``) or EXPIRED and send its callback; an
-        invoice that is no longer PENDING is a 409."""
+    def _transition(
+        self, invoice_id: str, status: str, payment_method: str = DEFAULT_PAYMENT_METHOD, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """Move a PENDING invoice to PAID (by ``payment_method``) or EXPIRED and send its callback, unless
+        ``deliver`` is false (a callback lost on the way); an invoice that is no longer PENDING is a 409."""
         if payment_method not in PAYMENT_METHODS:
             raise XenditError(400, "API_VALIDATION_ERROR", f"payment_method must be one of {sorted(PAYMENT_METHODS)}")
         with self._lock:
@@ -667,7 +701,8 @@ class LocalXendit:
                 invoice.payment_id = f"py-{uuid.uuid4()}"
                 invoice.paid_at = invoice.updated
             resource, callback = invoice.resource(), invoice.callback()
-        self._webhooks.send("XenditInvoiceWebhook", invoice_id, callback)
+        if deliver:
+            self._webhooks.send("XenditInvoiceWebhook", invoice_id, callback)
         return resource
 
     def _invoice(self, invoice_id: str) -> LocalInvoice:
@@ -851,6 +886,11 @@ class LocalXendit:
         if earlier_body != body:
             raise XenditError(409, "IDEMPOTENCY_ERROR", "this idempotency-key was used with a different request")
         return created_id
+
+
+def _delivers(request: Request) -> bool:
+    """``?deliver=false`` on a simulation: change the thing here, but send no webhook (drift to reconcile)."""
+    return request.args.get("deliver", "true").lower() != "false"
 
 
 def _route(method: str, path: str, handler: Callable[..., Response], *, authenticated: bool) -> Rule:

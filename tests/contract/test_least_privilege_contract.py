@@ -40,7 +40,8 @@ WRITE_ACTION_PREFIXES = (
 
 # Who calls Xendit with the secret key, and why (the code path that does).
 XENDIT_CALLERS = {
-    "JoinSessionFunction": "GroupBuyService.join -> PaymentService.open_invoice (GB-3)",
+    "JoinSessionFunction": "GroupBuyService.join -> PaymentService.open_invoice, PaymentService.find_invoice "
+    "(GB-3, PAY-1)",
     "LeaveSessionFunction": "GroupBuyService.leave -> PaymentService.expire_invoice (GB-8)",
     "RepairStalledJoinsFunction": "GroupBuyService.repair_stalled_joins -> PaymentService.find_invoice (GB-5)",
     "ProcessRefundsFunction": "PaymentService.process_refund -> XenditGateway.create_refund (GB-11)",

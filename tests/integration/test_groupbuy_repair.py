@@ -66,7 +66,8 @@ def test_a_failed_rollback_is_critical_and_the_repair_job_rolls_the_join_back(wo
     assert run_repair_job_later(world) == {"attached": 0, "rolled_back": 1}
     state = world.get_session(session["id"])
     assert (state["reserved_quantity"], state["participant_count"]) == (0, 0)
-    assert world.items("PaymentsTable", "PAYMENT#") == []
+    # PAY-1: the payment is kept, failed, so that a charge on an invoice made after all is refunded
+    assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["failed"]
     assert world.join(buyer(1), session["id"]).status == 201
 
 

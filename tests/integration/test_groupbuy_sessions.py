@@ -167,7 +167,8 @@ def test_join_is_rolled_back_when_xendit_is_down(world):
     assert response.body["error"]["code"] == "service_unavailable"
     state = world.get_session(session["id"])
     assert (state["reserved_quantity"], state["participant_count"]) == (0, 0)
-    assert world.items("PaymentsTable", "PAYMENT#") == []
+    # PAY-1: the payment is kept, failed, so that a charge on an invoice made after all is refunded
+    assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["failed"]
     assert world.my_participations(buyer(1)) == []
     [failed] = world.events("payment.failed")
     assert (failed["data"]["user_id"], failed["data"]["reason"]) == ("buyer-1", "invoice_not_created")

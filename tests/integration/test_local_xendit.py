@@ -27,6 +27,7 @@ from xendit.invoice.model.invoice_callback import InvoiceCallback
 from emulator.xendit import LocalXendit
 from patungan.adapters.xendit import (
     ExpireOutcome,
+    InvoiceFee,
     InvoiceStatus,
     PaymentRejected,
     PayoutStatus,
@@ -37,6 +38,7 @@ from patungan.adapters.xendit import (
     load_callback_token,
     load_secret_key,
 )
+from patungan.core.clock import parse_iso, to_iso
 from patungan.core.config import get_settings
 from patungan.core.errors import DependencyUnavailable
 from tests.support.lambdas import load_event
@@ -371,6 +373,47 @@ def test_a_webhook_answered_with_5xx_is_delivered_again(stack):
     first, second = stack.webhooks.next(), stack.webhooks.next()
     assert first == second
     stack.webhooks.assert_no_more()
+
+
+def test_deliver_false_pays_or_expires_the_invoice_without_sending_its_callback(stack):
+    """API.md "Local stack only": drift for reconciliation, as if Xendit's callback were lost (issue 7)."""
+    gateway = stack.gateway()
+    quiet_paid, quiet_expired, loud = (stack.invoice(gateway, f"pay_{name}") for name in ("paid", "expired", "loud"))
+
+    paid = requests.post(
+        f"{stack.url}/simulate/invoices/{quiet_paid.id}/pay?deliver=false",
+        json={"payment_method": "QR_CODE"},
+        timeout=3,
+    )
+    expired = requests.post(f"{stack.url}/simulate/invoices/{quiet_expired.id}/expire?deliver=false", timeout=3)
+    stack.simulate(f"invoices/{loud.id}/pay")
+
+    assert (paid.json()["status"], expired.json()["status"]) == ("PAID", "EXPIRED")
+    # Callbacks go out in the order things happen: the first one sent is the loud invoice's.
+    assert stack.webhooks.next().body["id"] == loud.id
+    stack.webhooks.assert_no_more()
+    assert gateway.get_invoice(quiet_paid.id).status is InvoiceStatus.PAID
+    assert gateway.get_invoice(quiet_expired.id).status is InvoiceStatus.EXPIRED
+
+
+def test_a_paid_invoice_shows_what_was_paid_how_and_the_fees_xendit_kept(stack):
+    """PAY-5: the repair path books the fee from Xendit's own record, so the adapter reads it (integer rupiah)."""
+    gateway = stack.gateway()
+    invoice = stack.invoice(gateway)
+    assert (invoice.paid_amount, invoice.paid_at, invoice.payment_method, invoice.fees) == (None, None, None, ())
+    stack.simulate(f"invoices/{invoice.id}/pay", {"payment_method": "QR_CODE"})
+
+    paid = gateway.get_invoice(invoice.id)
+
+    assert (paid.paid_amount, paid.payment_method) == (AMOUNT, "QR_CODE")
+    assert paid.fees == (InvoiceFee("ADMIN", 1_050), InvoiceFee("VAT", 116))  # 0.7 %, and 11 % VAT on it
+    assert all(isinstance(fee.value, int) for fee in paid.fees)
+    callback = stack.webhooks.next().body
+    assert paid.paid_at == to_iso(parse_iso(callback["paid_at"]))
+    assert (callback["fees"], callback["fees_paid_amount"]) == (
+        [{"type": "ADMIN", "value": 1_050}, {"type": "VAT", "value": 116}],
+        1_166,
+    )
 
 
 # --- refunds and payouts ---------------------------------------------------------------------------------

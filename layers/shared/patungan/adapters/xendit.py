@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -120,6 +121,14 @@ _ALREADY_FINAL = {InvoiceStatus.PAID: ExpireOutcome.ALREADY_PAID, InvoiceStatus.
 
 
 @dataclass(frozen=True)
+class InvoiceFee:
+    """A fee Xendit kept from a paid invoice (its admin fee, the VAT on it, ...), in rupiah."""
+
+    type: str
+    value: int
+
+
+@dataclass(frozen=True)
 class Invoice:
     id: str
     external_id: str
@@ -128,6 +137,11 @@ class Invoice:
     currency: str | None
     invoice_url: str
     expires_at: str
+    # Set once the invoice is paid: what was paid, when, how, and the fees Xendit kept from it (PAY-5).
+    paid_amount: int | None = None
+    paid_at: str | None = None
+    payment_method: str | None = None
+    fees: tuple[InvoiceFee, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,7 @@ class Refund:
     reference_id: str | None = None  # our refund id
     invoice_id: str | None = None
     currency: str | None = None
+    fee: Any = None  # Xendit's refund_fee_amount as sent: the ledger checks its form when it books it
 
 
 @dataclass(frozen=True)
@@ -471,6 +486,9 @@ def _payout(payout: Any) -> Payout:
 
 
 def _invoice(invoice: Any) -> Invoice:
+    # paid_amount and paid_at are not in the SDK's Invoice model: Xendit sends them and the model keeps them
+    # as extra fields (paid_at parsed into a datetime, or left as the text it came as).
+    paid_amount, paid_at = invoice.get("paid_amount"), invoice.get("paid_at")
     return Invoice(
         id=invoice.id,
         external_id=invoice.external_id,
@@ -479,6 +497,10 @@ def _invoice(invoice: Any) -> Invoice:
         currency=currency.value if (currency := invoice.get("currency")) is not None else None,
         invoice_url=invoice.invoice_url,
         expires_at=to_iso(invoice.expiry_date),
+        paid_amount=amount_from_xendit(paid_amount) if paid_amount is not None else None,
+        paid_at=to_iso(paid_at) if isinstance(paid_at, datetime) else paid_at,
+        payment_method=method.value if (method := invoice.get("payment_method")) is not None else None,
+        fees=tuple(InvoiceFee(type=fee.type, value=amount_from_xendit(fee.value)) for fee in invoice.get("fees") or ()),
     )
 
 
@@ -492,4 +514,5 @@ def _refund(refund: Any) -> Refund:
         reference_id=refund.get("reference_id"),
         invoice_id=refund.get("invoice_id"),
         currency=refund.get("currency"),
+        fee=refund.get("refund_fee_amount"),
     )

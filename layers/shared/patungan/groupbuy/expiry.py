@@ -12,7 +12,6 @@ import contextlib
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.xendit import ExpireOutcome
 from patungan.core.clock import Clock
-from patungan.core.errors import NotFound
 from patungan.core.events import DomainEvent
 from patungan.core.observability import logger
 from patungan.core.retry import retry_stale
@@ -35,12 +34,11 @@ class UnpaidInvoiceExpiry:
     def expire(self, payment_id: str) -> str:
         """Expire the invoice at Xendit, then the payment and its participation here; safe to run again.
         A gateway outage raises, so the queue retries and finally dead-letters (alarm)."""
-        try:
-            payment = self.payments.payment(payment_id)
-        except NotFound:
-            # The repair job rolled the stalled join back (GB-5) after the page queued it: no invoice was
-            # ever created, so nothing is left to expire.
-            logger.info("no payment to expire: its join was rolled back", extra={"payment_id": payment_id})
+        payment = self.payments.payment(payment_id)
+        if payment.status == "failed":
+            # The repair job rolled the stalled join back (GB-5) after the page queued it: Xendit held no invoice
+            # for it, so nothing is left to expire.
+            logger.info("no invoice to expire: its join was rolled back", extra={"payment_id": payment_id})
             return "rolled_back"
         if payment.status != "pending":
             return f"already_{payment.status}"  # a duplicate message, the EXPIRED webhook or a payment came first

@@ -9,7 +9,7 @@ from typing import Any
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
-from patungan.adapters.xendit import ExpireOutcome
+from patungan.adapters.xendit import ExpireOutcome, Invoice
 from patungan.catalog.models import Product
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, parse_iso, to_iso
@@ -174,9 +174,22 @@ class GroupBuyService:
         try:
             invoice = self.payments.open_invoice(payment, self._invoice_expiry(session))
         except DomainError:
-            self.roll_back_join(participation, payment)
-            raise
+            # A create whose answer was lost (a timeout) may have made the invoice all the same (PAY-1).
+            invoice = self._invoice_made_anyway(payment)
+            if invoice is None:
+                self.roll_back_join(participation, payment)
+                raise
         return self._attach_invoice(participation, payment, invoice)
+
+    def _invoice_made_anyway(self, payment: Payment) -> Invoice | None:
+        """The invoice Xendit holds for ``payment`` although creating it failed, or None. If Xendit cannot
+        even be asked, None: the join is rolled back and its payment kept as failed, so that a charge on an
+        invoice that did exist is refunded when it arrives (PaymentService.fail_payment)."""
+        try:
+            return self.payments.find_invoice(payment)
+        except DomainError:
+            logger.warning("no answer on whether a failed invoice was made", extra={"payment_id": payment.id})
+            return None
 
     def _reserve(
         self, principal: Principal, session_id: str, data: JoinInput
@@ -222,7 +235,7 @@ class GroupBuyService:
         margin = min(MAX_INVOICE_MARGIN, (deadline - now) / 10)
         return min(now + timedelta(seconds=session.payment_window_seconds), deadline - margin)
 
-    def _attach_invoice(self, participation: Participation, payment: Payment, invoice: Any) -> Participation:
+    def _attach_invoice(self, participation: Participation, payment: Payment, invoice: Invoice) -> Participation:
         tx = Transaction()
         attached = self.payments.attach_invoice(tx, payment, invoice)
         joined = self.repository.change_participation(
@@ -239,15 +252,16 @@ class GroupBuyService:
         return joined
 
     def roll_back_join(self, participation: Participation, payment: Payment) -> None:
-        """Undo a join whose invoice could not be created (GB-5). If even that fails, say so loudly: the
-        repair job (``repair_stalled_joins``) finds the participation by its stalled marker."""
+        """Undo a join whose invoice could not be created (GB-5); its payment is kept as failed (PAY-1). If even
+        that fails, say so loudly: the repair job (``repair_stalled_joins``) finds the participation by its
+        stalled marker."""
 
         def remove_once() -> None:
             session = self.repository.get_session(participation.session_id)
             tx = Transaction()
             self.repository.remove_participation(tx, participation)
             self.repository.release_reservation(tx, session, participation, self._now())
-            self.payments.discard_payment(tx, payment)
+            self.payments.fail_payment(tx, payment)
             tx.commit()
 
         try:

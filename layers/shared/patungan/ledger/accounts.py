@@ -14,6 +14,8 @@ GATEWAY_FEES = "gateway:xendit:fees"
 DUPLICATE_CHARGES = "gateway:xendit:duplicate_charges"
 # Money held out of a wallet for a withdrawal between its request and its payout's outcome (WAL-2).
 WITHDRAWALS_HELD = "platform:withdrawals:held"
+# Paid for a join that was rolled back (its payment failed, PAY-1): owed back until its refund completes.
+ROLLED_BACK_CHARGES = "gateway:xendit:rolled_back_charges"
 
 _WALLET_PREFIX, _WALLET_SUFFIX = "buyer:", ":wallet"
 

@@ -10,7 +10,14 @@ PaymentStatus = Literal[
     "pending", "paid", "in_escrow", "released", "refunded", "partially_refunded", "expired", "failed"
 ]
 RefundStatus = Literal["requested", "pending", "succeeded", "failed"]
-RefundReason = Literal["session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge"]
+RefundReason = Literal[
+    "session_failed",
+    "session_cancelled",
+    "left",
+    "late_payment",
+    "duplicate_charge",  # a second invoice of one payment was paid
+    "rolled_back",  # paid for a join that was rolled back (its payment failed): never a join (PAY-1)
+]
 QuarantineReason = Literal[
     "unknown_payment",
     "unknown_refund",
@@ -22,7 +29,9 @@ QuarantineReason = Literal[
     "not_confirmed_by_xendit",
     "unknown_withdrawal",  # a payout callback naming no withdrawal of ours
     "payout_id_mismatch",  # a payout callback naming another payout than the one the withdrawal sent
+    "malformed_fees",  # fees that are not whole, non-negative rupiah: the fee Xendit kept cannot be booked
 ]
+UNHELD_CHARGE_REASONS = frozenset({"duplicate_charge", "rolled_back"})
 # An id a callback names is a key in our tables: bounded (DynamoDB keys hold at most 2 KB).
 CallbackId = Annotated[str, Field(min_length=1, max_length=255)]
 
@@ -75,8 +84,10 @@ class Refund(BaseModel):
     updated_at: str
 
     @property
-    def returns_duplicate_charge(self) -> bool:
-        return self.reason == "duplicate_charge"
+    def returns_unheld_charge(self) -> bool:
+        """A charge the payment does not hold (a second invoice, or a payment whose join was rolled back):
+        owed back from its own account, and the payment itself stays as it is."""
+        return self.reason in UNHELD_CHARGE_REASONS
 
 
 class QuarantinedCallback(BaseModel):
@@ -107,6 +118,24 @@ class InvoiceCallback(BaseModel):
     paid_at: str | None = None
     payment_method: str | None = None
     payment_channel: str | None = None
+    fees: list[Any] | None = Field(default=None, description="[{type, value}]: what Xendit kept (PAY-5)")
+
+    def fee_total(self) -> int:
+        """The fees Xendit kept from this payment, in rupiah. Raises MalformedFees unless every fee's value is
+        a whole, non-negative number (IDR has no fractions; a negative fee would be money Xendit added)."""
+        return sum(fee_in_rupiah(fee.get("value") if isinstance(fee, dict) else fee) for fee in self.fees or ())
+
+
+def fee_in_rupiah(value: Any) -> int:
+    """A fee Xendit reports, as integer rupiah. Raises MalformedFees unless it is a whole, non-negative number
+    (IDR has no fractions; a negative fee would be money Xendit added)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or not float(value).is_integer():
+        raise MalformedFees(f"not a fee in whole rupiah: {value!r}")
+    return int(value)
+
+
+class MalformedFees(ValueError):
+    """A callback's ``fees`` cannot be read as whole, non-negative rupiah."""
 
 
 class RefundCallbackData(BaseModel):
@@ -119,6 +148,7 @@ class RefundCallbackData(BaseModel):
     amount: float | int | None = None
     currency: str | None = None
     failure_code: str | None = None
+    refund_fee_amount: Any = Field(default=None, description="what Xendit charged for the refund (PAY-5)")
 
 
 class RefundCallback(BaseModel):

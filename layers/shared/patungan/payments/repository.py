@@ -79,9 +79,19 @@ class PaymentsRepository:
         )
         return payment.model_copy(update=changes)
 
-    def delete_payment(self, tx: Transaction, payment: Payment) -> None:
-        """Forget a payment that never reached Xendit (its join was rolled back)."""
-        tx.delete(self.table, _payment_key(payment.id), condition="attribute_not_exists(invoice_id)")
+    def fail_payment(self, tx: Transaction, payment: Payment, updated_at: str) -> Payment:
+        """A pending payment that holds no invoice fails (its join was rolled back). It is kept, not
+        forgotten: an invoice whose creation we never heard back from may still be paid (PAY-1)."""
+        changes = {"status": "failed", "updated_at": updated_at}
+        self._change(
+            tx,
+            _payment_key(payment.id),
+            changes,
+            PAYMENT_TRANSITIONS["failed"],
+            PaymentMovedOn(f"payment {payment.id} cannot fail: it moved on or holds an invoice"),
+            without_invoice=True,
+        )
+        return payment.model_copy(update=changes)
 
     def record_webhook(self, tx: Transaction, key: str, received_at: str) -> None:
         tx.put(
@@ -144,13 +154,16 @@ class PaymentsRepository:
         allowed_from: frozenset[str],
         on_fail: Conflict,
         holds_invoice: str | None = None,
+        without_invoice: bool = False,
     ) -> None:
         """Set ``changes`` only while the status is one of ``allowed_from`` (forward-only, PAY-4) and, with
-        ``holds_invoice``, while the item's invoice_id is that one or absent."""
+        ``holds_invoice``, while the item's invoice_id is that one or absent; ``without_invoice``: absent."""
         names = {f"#c{i}": name for i, name in enumerate(changes)}
         values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(changes.values())}
         froms = {f":from{i}": status for i, status in enumerate(sorted(allowed_from))}
         condition = f"#status IN ({', '.join(froms)})"
+        if without_invoice:
+            condition += " AND attribute_not_exists(invoice_id)"
         if holds_invoice is not None:
             condition += " AND (attribute_not_exists(#invoice) OR #invoice = :invoice)"
             names["#invoice"] = "invoice_id"

@@ -27,17 +27,19 @@ from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import ConcurrentUpdate, Conflict, NotFound
 from patungan.core.observability import logger, metrics
 from patungan.ledger import accounts
-from patungan.ledger.models import Entry, Movement
+from patungan.ledger.models import Entry, Movement, MovementType, transfer
 from patungan.payments import events
 from patungan.payments.models import (
     PAYMENT_TRANSITIONS,
     InvoiceCallback,
+    MalformedFees,
     Payment,
     QuarantineReason,
     Refund,
     RefundCallback,
     RefundCallbackData,
     RefundReason,
+    fee_in_rupiah,
 )
 from patungan.payments.repository import DuplicateWebhook, PaymentMovedOn, PaymentsRepository
 from patungan.payments.webhooks import quarantine_callback
@@ -51,6 +53,12 @@ _XENDIT_REFUND_REASON = {
     "left": XenditRefundReason.REQUESTED_BY_CUSTOMER,
     "late_payment": XenditRefundReason.OTHERS,
     "duplicate_charge": XenditRefundReason.DUPLICATE,
+    "rolled_back": XenditRefundReason.CANCELLATION,
+}
+# Where a charge the payment does not hold waits, owed back, until its refund completes.
+_UNHELD_CHARGE_ACCOUNTS = {
+    "duplicate_charge": accounts.DUPLICATE_CHARGES,
+    "rolled_back": accounts.ROLLED_BACK_CHARGES,
 }
 
 
@@ -153,11 +161,12 @@ class PaymentService:
         self.outbox.add(tx, events.invoice_event("invoice.created", attached, self.clock))
         return attached
 
-    def discard_payment(self, tx: Transaction, payment: Payment) -> None:
-        """The invoice could not be created: the payment never existed for the buyer (PAY-9 payment.failed)."""
-        self.repository.delete_payment(tx, payment)
-        failed = payment.model_copy(update={"status": "failed"})
+    def fail_payment(self, tx: Transaction, payment: Payment) -> Payment:
+        """No invoice could be created or found: the payment fails (PAY-4, PAY-9 payment.failed). It is kept, so
+        that a charge on an invoice whose creation only seemed to fail is refunded, not lost (PAY-1)."""
+        failed = self.repository.fail_payment(tx, payment, self._now())
         self.outbox.add(tx, events.payment_event("payment.failed", failed, self.clock, reason="invoice_not_created"))
+        return failed
 
     def add_platform_payment(self, tx: Transaction, payment: Payment, funding_account: str) -> Payment:
         """A payment funded from inside the platform (the top-up, GB-12): written paid, with its entries."""
@@ -212,10 +221,15 @@ class PaymentService:
     def apply_paid_invoice(self, payment: Payment) -> str:
         """Xendit says the payment's invoice is paid, yet no PAID callback has been applied (it may never be
         delivered): apply Xendit's own record of the invoice, read with our key, exactly as its callback
-        would be, under the callback's inbox key, so the callback, if it ever comes, is a duplicate."""
-        if payment.invoice_id is None:
-            raise PaymentMovedOn(f"payment {payment.id} holds no invoice to apply")
-        invoice = self.gateway.get_invoice(payment.invoice_id)
+        would be, under the callback's inbox key, so the callback, if it ever comes, is a duplicate. A payment
+        that holds no invoice (a join rolled back, or not attached yet) is looked up by its external id."""
+        invoice = (
+            self.gateway.get_invoice(payment.invoice_id)
+            if payment.invoice_id is not None
+            else self.find_invoice(payment)
+        )
+        if invoice is None:
+            raise PaymentMovedOn(f"Xendit holds no invoice for payment {payment.id}")
         if invoice.status is not InvoiceStatus.PAID:
             raise PaymentMovedOn(f"invoice {invoice.id} is {invoice.status}, not paid")
         record = InvoiceCallback(
@@ -223,8 +237,12 @@ class PaymentService:
             external_id=invoice.external_id,
             status="PAID",
             amount=invoice.amount,
-            paid_amount=invoice.amount,
+            # Xendit invoices take no partial payments: a PAID invoice whose record omits it was paid in full.
+            paid_amount=invoice.amount if invoice.paid_amount is None else invoice.paid_amount,
             currency=invoice.currency,
+            paid_at=invoice.paid_at,
+            payment_method=invoice.payment_method,
+            fees=[{"type": fee.type, "value": fee.value} for fee in invoice.fees],
         )
         return self.handle_invoice_callback(record, record.model_dump_json().encode())
 
@@ -242,7 +260,7 @@ class PaymentService:
             return self._quarantine(key, "invoice", reason, callback.id, body, payment_id=payment.id)
         if payment.invoice_id is None and payment.status in PAYMENT_TRANSITIONS["paid"]:
             return self._capture_once(key, payment, callback)  # attaches the invoice it captures
-        return self._refund_duplicate_charge(key, payment, callback)
+        return self._refund_unheld_charge(key, payment, callback)
 
     def _capture_once(self, key: str, payment: Payment, callback: InvoiceCallback) -> str:
         if payment.status not in PAYMENT_TRANSITIONS["paid"]:
@@ -287,25 +305,24 @@ class PaymentService:
             and invoice.currency == payment.currency
         )
 
-    def _refund_duplicate_charge(self, key: str, payment: Payment, callback: InvoiceCallback) -> str:
-        """A second charge Xendit confirms (another invoice for the same payment was paid): booked as owed
-        back and refunded, with the inbox record in one transaction. The payment itself is untouched."""
+    def _refund_unheld_charge(self, key: str, payment: Payment, callback: InvoiceCallback) -> str:
+        """A charge Xendit confirms that the payment cannot hold: another invoice for the same payment was
+        paid, or the invoice of a join that was rolled back (the payment failed, PAY-1). Booked as owed back,
+        with Xendit's fee, and refunded, with the inbox record in one transaction; the payment itself (and
+        the join it was for) is untouched: a rolled-back join never comes back."""
+        reason: RefundReason = "rolled_back" if payment.status == "failed" else "duplicate_charge"
         tx = Transaction()
         self.repository.record_webhook(tx, key, self._now())
-        self._post(
-            tx,
-            f"duplicate_charge:{callback.id}",
-            "capture",
-            accounts.GATEWAY_CLEARING,
-            accounts.DUPLICATE_CHARGES,
-            payment,
-        )
-        refund = self.request_refund(tx, payment, "duplicate_charge", invoice_id=callback.id)
+        self._post_charge(tx, f"{reason}:{callback.id}", _UNHELD_CHARGE_ACCOUNTS[reason], payment, callback)
+        refund = self.request_refund(tx, payment, reason, invoice_id=callback.id)
         tx.commit()
         logger.warning(
-            "a second charge for one payment is being refunded",
-            extra={"payment_id": payment.id, "invoice_id": callback.id, "refund_id": refund.id},
+            "a charge the payment cannot hold is being refunded",
+            extra={"payment_id": payment.id, "invoice_id": callback.id, "refund_id": refund.id, "reason": reason},
         )
+        if reason == "rolled_back":
+            metrics.add_metric(name="RolledBackChargesRefunded", unit="Count", value=1)
+            return "refunding_rolled_back"
         metrics.add_metric(name="DuplicateChargesRefunded", unit="Count", value=1)
         return "refunding_duplicate"
 
@@ -350,7 +367,7 @@ class PaymentService:
             updated_at=self._now(),
         )
         purpose = self._purpose(paid)
-        self._post(tx, f"capture:{paid.id}", "capture", accounts.GATEWAY_CLEARING, purpose.holding_account(paid), paid)
+        self._post_charge(tx, f"capture:{paid.id}", purpose.holding_account(paid), paid, callback)
         self.outbox.add(tx, events.payment_event("payment.completed", paid, self.clock))
         self.outbox.add(tx, events.invoice_event("invoice.paid", paid, self.clock))
         refund_reason = purpose.on_captured(tx, paid)
@@ -466,9 +483,10 @@ class PaymentService:
             )
         # A channel that failed to refund still owes the buyer: the wallet takes it (DESIGN "refund").
         destination = "xendit" if callback.event == "refund.succeeded" else "wallet"
+        fee = _refund_fee(refund, callback) if destination == "xendit" else 0  # read by _refund_mismatch
         try:
             outcome = self._complete_refund(
-                refund, payment, destination, provider_refund_id=callback.data.id, inbox_key=key
+                refund, payment, destination, provider_refund_id=callback.data.id, inbox_key=key, fee=fee
             )
         except DuplicateWebhook:
             return "duplicate"
@@ -504,6 +522,7 @@ class PaymentService:
                 status=found.status.upper(),
                 amount=found.amount,
                 currency=found.currency,
+                refund_fee_amount=found.fee,
             ),
         )
         return self.handle_refund_callback(record, record.model_dump_json().encode())
@@ -515,7 +534,10 @@ class PaymentService:
         destination: str,
         provider_refund_id: str | None = None,
         inbox_key: str | None = None,
+        fee: int = 0,
     ) -> str:
+        """Complete the refund once: its state, the payment's, the ledger (with ``fee``, what Xendit charged for
+        the refund) and the event in one transaction."""
         for _ in range(MAX_ATTEMPTS):
             refund = self.repository.get_refund(refund.id)
             payment = self.repository.get_payment(payment.id)
@@ -535,8 +557,8 @@ class PaymentService:
                 provider_refund_id=provider_refund_id or refund.provider_refund_id,
                 updated_at=self._now(),
             )
-            if refund.returns_duplicate_charge:
-                source = accounts.DUPLICATE_CHARGES  # the payment itself stays as it is
+            if refund.returns_unheld_charge:
+                source = _UNHELD_CHARGE_ACCOUNTS[refund.reason]  # the payment itself stays as it is
             else:
                 payment = self.repository.change_payment(
                     tx, payment, status="refunded", refunded_amount=refund.amount, updated_at=self._now()
@@ -544,7 +566,8 @@ class PaymentService:
                 source = self._purpose(payment).holding_account(payment)
                 self._purpose(payment).on_refunded(tx, payment, done)
             credit_account = accounts.GATEWAY_CLEARING if destination == "xendit" else self._wallet_for(payment)
-            self._post(tx, f"refund:{refund.id}", "refund", source, credit_account, payment, amount=refund.amount)
+            entries = transfer(debit=source, credit=credit_account, amount=refund.amount) + _fee_entries(fee)
+            self._book(tx, f"refund:{refund.id}", "refund", entries, payment)
             self.outbox.add(tx, events.refund_event("payment.refunded", done, self.clock))
             try:
                 tx.commit()
@@ -575,28 +598,57 @@ class PaymentService:
     def _purpose(self, payment: Payment) -> PaymentPurpose:
         return self.purposes[payment.purpose]
 
+    def _post_charge(
+        self, tx: Transaction, movement_id: str, holding_account: str, payment: Payment, callback: InvoiceCallback
+    ) -> None:
+        """A charge at Xendit (PAY-5): what was paid goes from clearing to ``holding_account`` and, in the same
+        movement, the fee Xendit kept of it to gateway fees (it never reaches our balance: clearing holds that
+        much less). The buyer's money is held in full; the fee is the platform's cost."""
+        entries = transfer(debit=accounts.GATEWAY_CLEARING, credit=holding_account, amount=payment.amount)
+        self._book(tx, movement_id, "capture", entries + _fee_entries(callback.fee_total()), payment)
+
     def _post(
         self,
         tx: Transaction,
         movement_id: str,
-        movement_type: str,
+        movement_type: MovementType,
         debit_account: str,
         credit_account: str,
         payment: Payment,
         amount: int | None = None,
     ) -> None:
         value = payment.amount if amount is None else amount
+        self._book(
+            tx, movement_id, movement_type, transfer(debit=debit_account, credit=credit_account, amount=value), payment
+        )
+
+    def _book(
+        self, tx: Transaction, movement_id: str, movement_type: MovementType, entries: list[Entry], payment: Payment
+    ) -> None:
         self.ledger.add_to(
             tx,
             Movement(
                 id=movement_id,
                 type=movement_type,
-                entries=[Entry(account=debit_account, debit=value), Entry(account=credit_account, credit=value)],
+                entries=entries,
                 currency=payment.currency,
                 reference={"payment_id": payment.id, **payment.reference},
                 created_at=self._now(),
             ),
         )
+
+
+def _fee_entries(fee: int) -> list[Entry]:
+    """What Xendit kept (PAY-5): an expense of ours that never reaches, or leaves, our balance at Xendit."""
+    return transfer(debit=accounts.GATEWAY_FEES, credit=accounts.GATEWAY_CLEARING, amount=fee) if fee > 0 else []
+
+
+def _refund_fee(refund: Refund, callback: RefundCallback) -> int:
+    """What Xendit charged for a refund it made; more than the refund itself is not a fee we book."""
+    fee = fee_in_rupiah(callback.data.refund_fee_amount or 0)
+    if fee > refund.amount:
+        raise MalformedFees(f"a refund fee of {fee} for a refund of {refund.amount}")
+    return fee
 
 
 def _refund_id(payment: Payment) -> str:
@@ -615,6 +667,12 @@ def _paid_mismatch(payment: Payment, callback: InvoiceCallback) -> QuarantineRea
         callback.amount is not None and not _same_amount(callback.amount, payment.amount)
     ):
         return "amount_mismatch"
+    try:
+        fee = callback.fee_total()
+    except MalformedFees:
+        return "malformed_fees"
+    if fee > payment.amount:
+        return "malformed_fees"  # Xendit keeps its fee out of what was paid: it cannot keep more
     return None
 
 
@@ -629,4 +687,8 @@ def _refund_mismatch(refund: Refund, payment: Payment, callback: RefundCallback)
         return "invoice_mismatch"
     if refund.provider_refund_id is not None and data.id != refund.provider_refund_id:
         return "refund_id_mismatch"
+    try:
+        _refund_fee(refund, callback)
+    except MalformedFees:
+        return "malformed_fees"
     return None
