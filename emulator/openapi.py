@@ -44,8 +44,9 @@ CONTEXT_TAGS = {
     "payments": "Payments into escrow through Xendit invoices.",
     "orders": "Orders created when a session settles.",
     "inventory": "Purchase orders to factories and their receipt at the warehouse (releases escrow).",
-    "wallet": "Buyer wallets: balance, transactions, admin adjustments.",
+    "wallet": "Wallets: balance, transactions, withdrawals to a bank account or e-wallet, admin adjustments.",
     "ledger": "The double-entry ledger: trial balance.",
+    "reconciliation": "Reconciliation runs: our payments, refunds and payouts checked against Xendit's records.",
     "notifications": "A user's notifications.",
     "platform": "Platform operations.",
 }
