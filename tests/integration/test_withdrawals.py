@@ -602,6 +602,36 @@ def test_reject_racing_approve_has_one_outcome(world):
     assert approved(withdrawal["id"])["status"] == "processing"
 
 
+def test_a_reversed_racing_its_succeeded_books_the_reversal_not_a_second_release(world, with_fee):
+    """Deterministic (WAL-2, PAY-3, issue 7 review defect 1): the SUCCEEDED is applied between the REVERSED's
+    read of the withdrawal and its conditional write. The REVERSED must book the money coming back from the
+    payout (a reversal), not release a hold the payout already took: the hold is taken once, the wallet gets
+    the amount back once, and nothing is left owed in the held or clearing accounts."""
+    fund(BUYER, 100_000)
+    withdrawal = approved(requested()["id"])
+    real_change = WithdrawalsRepository.change
+    raced = []
+
+    def succeeded_first(self, tx, current, **changes):
+        if changes.get("status") == "reversed" and not raced:
+            raced.append("delivering")
+            raced[0] = payout_callback(world, withdrawal, "SUCCEEDED").body
+        return real_change(self, tx, current, **changes)
+
+    with mock.patch.object(WithdrawalsRepository, "change", succeeded_first):
+        assert payout_callback(world, withdrawal, "REVERSED").body == {"status": "reversed"}
+
+    assert raced == [{"status": "completed"}]
+    assert status(withdrawal["id"]) == "reversed"
+    assert movements(world, withdrawal["id"]) == [
+        f"withdrawal:{withdrawal['id']}:{step}" for step in ("hold", "payout", "reversal")
+    ]
+    assert wallet(world) == 100_000
+    after = balances(world)
+    assert (after[accounts.WITHDRAWALS_HELD], after.get(accounts.PLATFORM_REVENUE, 0)) == (0, 0)
+    assert after[accounts.GATEWAY_CLEARING] == -100_000
+
+
 # ---- reconciliation's PayoutChecker
 def item_of(world, withdrawal_id: str) -> dict[str, Any]:
     [item] = world.items("PaymentsTable", f"WITHDRAWAL#{withdrawal_id}")
