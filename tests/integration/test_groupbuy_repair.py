@@ -9,8 +9,10 @@ from datetime import timedelta
 from unittest import mock
 
 from patungan.adapters.dynamodb import Transaction
+from patungan.adapters.xendit import XenditGateway
 from patungan.composition import groupbuy_service
 from patungan.core.clock import FixedClock
+from patungan.core.errors import DependencyUnavailable
 from patungan.groupbuy.repository import GroupBuyRepository
 from tests.support.groupbuy import buyer
 
@@ -69,6 +71,54 @@ def test_a_failed_rollback_is_critical_and_the_repair_job_rolls_the_join_back(wo
     # PAY-1: the payment is kept, failed, so that a charge on an invoice made after all is refunded
     assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["failed"]
     assert world.join(buyer(1), session["id"]).status == 201
+
+
+def test_a_rollback_overtaken_by_the_repair_job_attaching_the_invoice_keeps_the_join_without_an_alarm(
+    world, caplog, capsys
+):
+    """Deterministic (GB-5, PAY-1, issue 7 review): the invoice create's answer is lost and Xendit cannot be
+    asked, so the join rolls back; the repair job attaches the invoice Xendit did make right before the
+    rollback writes. The rollback then fails its condition although all is well: the join stands, with its
+    invoice, the buyer is told so, and nothing is alarmed."""
+    session = world.session()
+    real_create, real_find = XenditGateway.create_invoice, XenditGateway.get_invoice_by_external_id
+    real_remove = GroupBuyRepository.remove_participation
+    lookups, repaired = [], []
+
+    def created_but_answer_lost(self, *args, **kwargs):
+        real_create(self, *args, **kwargs)
+        raise DependencyUnavailable("the payment provider did not answer; retry shortly")
+
+    def unreachable_for_the_join(self, external_id):
+        lookups.append(external_id)
+        if len(lookups) == 1:
+            raise DependencyUnavailable("down")
+        return real_find(self, external_id)
+
+    def the_repair_job_attaches_first(self, tx, participation):
+        if not repaired:
+            repaired.append(run_repair_job_later(world))
+        return real_remove(self, tx, participation)
+
+    with (
+        mock.patch.object(XenditGateway, "create_invoice", created_but_answer_lost),
+        mock.patch.object(XenditGateway, "get_invoice_by_external_id", unreachable_for_the_join),
+        mock.patch.object(GroupBuyRepository, "remove_participation", the_repair_job_attaches_first),
+        caplog.at_level(logging.WARNING),
+    ):
+        response = world.join(buyer(1), session["id"])
+
+    assert repaired == [{"attached": 1, "rolled_back": 0}]
+    assert response.status == 201, response.body
+    [invoice] = world.invoices_at_xendit(session["id"])
+    assert response.body["payment"]["invoice_url"] == invoice.invoice_url
+    [mine] = world.my_participations(buyer(1))
+    assert (mine["status"], mine["payment"]["invoice_url"]) == ("pending_payment", invoice.invoice_url)
+    assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["pending"]
+    assert world.get_session(session["id"])["reserved_quantity"] == 1
+    assert not [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert "JoinRollbackFailed" not in capsys.readouterr().out
+    assert run_repair_job_later(world) == {"attached": 0, "rolled_back": 0}
 
 
 def test_a_retried_join_with_the_same_idempotency_key_returns_the_first_answer(world):
