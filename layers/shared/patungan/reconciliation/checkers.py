@@ -103,7 +103,6 @@ class PaymentChecker:
             return None  # the callback got there first: we agree with Xendit now
         return _mismatch("paid_at_gateway_pending_here", payment.id, {**ours, "repair": outcome}, theirs, "reported")
 
-
     def _refund_rolled_back(
         self, payment: Payment, invoice: Invoice, ours: dict[str, Any], theirs: dict[str, Any]
     ) -> Mismatch | None:
