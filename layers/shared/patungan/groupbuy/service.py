@@ -291,8 +291,9 @@ class GroupBuyService:
     def _join_after_failed_rollback(
         self, participation: Participation, payment: Payment
     ) -> tuple[str, Participation | None]:
-        """What a join whose rollback failed is now, re-read: ("attached", the participation) when its invoice
-        was attached, ("rolled_back", None) when it is gone and its payment failed, else ("broken", None)."""
+        """What a join whose rollback failed is now, re-read: ("attached", the participation) when its payment
+        holds an invoice (the repair job attached it, or a PAID captured it), ("rolled_back", None) when it is
+        gone and its payment failed, else ("broken", None)."""
         try:
             payment = self.payments.payment(payment.id)
             current = self.repository.get_participation(participation.session_id, participation.id)
@@ -301,7 +302,7 @@ class GroupBuyService:
         except Exception:
             logger.exception("a join whose rollback failed cannot be read back", extra={"payment_id": payment.id})
             return "broken", None
-        if payment.invoice_id is not None and current.payment.invoice_id == payment.invoice_id:
+        if payment.invoice_id is not None:
             return "attached", current
         return "broken", None
 
