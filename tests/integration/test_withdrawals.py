@@ -322,7 +322,7 @@ def test_a_failed_payout_gives_the_money_back_once_and_a_later_success_is_not_ap
 
     assert payout_callback(world, withdrawal, "FAILED").body == {"status": "failed"}
     assert payout_callback(world, withdrawal, "FAILED").body == {"status": "duplicate"}
-    assert payout_callback(world, withdrawal, "SUCCEEDED").body == {"status": "ignored"}
+    assert payout_callback(world, withdrawal, "SUCCEEDED").body == {"status": "quarantined"}
 
     now = get(withdrawal["id"]).body
     assert (now["status"], now["failure_code"]) == ("failed", "INVALID_DESTINATION")
@@ -355,7 +355,7 @@ def test_succeeded_twice_then_failed_completes_once(world):
 
     outcomes = [payout_callback(world, withdrawal, s).body["status"] for s in ("SUCCEEDED", "SUCCEEDED", "FAILED")]
 
-    assert outcomes == ["completed", "duplicate", "ignored"]
+    assert outcomes == ["completed", "duplicate", "quarantined"]
     assert status(withdrawal["id"]) == "completed"
     assert wallet(world) == 40_000
     assert len(movements(world, withdrawal["id"])) == 2
@@ -426,6 +426,41 @@ def test_a_lying_payout_callback_is_quarantined_and_never_applied(world, caplog,
     assert any("quarantined" in r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL)
     assert payout_callback(world, withdrawal, "SUCCEEDED", **lie).body == {"status": "duplicate"}
     assert payout_callback(world, withdrawal, "SUCCEEDED").body == {"status": "completed"}
+    balances(world)
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "settled", "wallet_after"),
+    [
+        ("FAILED", "SUCCEEDED", "failed", 100_000),  # the money is back in the wallet and at the bank
+        ("SUCCEEDED", "FAILED", "completed", 40_000),  # booked as paid out, yet it never left
+        ("SUCCEEDED", "CANCELLED", "completed", 40_000),
+    ],
+)
+def test_a_payout_callback_contradicting_the_settled_outcome_is_quarantined_not_silently_ignored(
+    world, caplog, first, then, settled, wallet_after
+):
+    """WAL-2, PAY-3 (issue 7 review defect): forward-only, so nothing moves backwards; yet if the late callback
+    is true the money was paid out twice, or never, and a person must look: it is kept and alarmed (as a refund
+    callback contradicting its completed refund is), not logged as a warning. Its redelivery is a duplicate."""
+    fund(BUYER, 100_000)
+    withdrawal = approved(requested()["id"])
+    payout_callback(world, withdrawal, first)
+
+    with caplog.at_level(logging.CRITICAL):
+        assert payout_callback(world, withdrawal, then).body == {"status": "quarantined"}
+
+    [item] = world.quarantined()
+    assert (item["kind"], item["reason"], item["withdrawal_id"]) == (
+        "payout",
+        "contradicts_settled_payout",
+        withdrawal["id"],
+    )
+    assert any("quarantined" in r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL)
+    assert payout_callback(world, withdrawal, then).body == {"status": "duplicate"}
+    assert status(withdrawal["id"]) == settled
+    assert wallet(world) == wallet_after
+    assert len(movements(world, withdrawal["id"])) == 2
     balances(world)
 
 

@@ -51,6 +51,13 @@ PAYOUT_OUTCOMES = {
     PayoutStatus.CANCELLED: "failed",
     PayoutStatus.REVERSED: "reversed",
 }
+# A payout status that, if true, says the withdrawal's money went the other way than it settled: paid out
+# although it was given back (or never approved), or never sent although booked as paid out.
+CONTRADICTED_BY = {
+    PayoutStatus.SUCCEEDED: frozenset({"requested", "rejected", "failed"}),
+    PayoutStatus.FAILED: frozenset({"completed"}),
+    PayoutStatus.CANCELLED: frozenset({"completed"}),
+}
 
 
 def applied(outcome: str) -> bool:
@@ -232,7 +239,8 @@ class WithdrawalService:
 
     def handle_payout_callback(self, callback: PayoutCallback, body: bytes) -> str:
         """Apply a verified payout callback once (inbox key: payout id and status); one that does not match
-        the withdrawal it names (payout id, amount, currency) or names none is quarantined, never applied."""
+        the withdrawal it names (payout id, amount, currency) or names none is quarantined, never applied, and
+        so is one contradicting how the withdrawal settled (CONTRADICTED_BY)."""
         data = callback.data
         key = f"payout:{data.id}:{data.status}"
         try:
@@ -254,9 +262,13 @@ class WithdrawalService:
             failure_code=data.failure_code,
         )
         try:
-            return self.apply_payout(withdrawal.id, payout, inbox_key=key)
+            outcome = self.apply_payout(withdrawal.id, payout, inbox_key=key)
         except DuplicateWebhook:
             return "duplicate"
+        if outcome == "ignored" and self.repository.get(withdrawal.id).status in CONTRADICTED_BY.get(status, ()):
+            # Forward-only, so nothing moves back; but if this is true, money was paid out twice or never.
+            return self._quarantine(key, "contradicts_settled_payout", data, body, withdrawal_id=withdrawal.id)
+        return outcome
 
     # ---- transitions
     def _settle(self, withdrawal_id: str, target: str, *, inbox_key: str | None = None, **changes: Any) -> str:
