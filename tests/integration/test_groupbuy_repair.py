@@ -75,15 +75,17 @@ def test_a_failed_rollback_is_critical_and_the_repair_job_rolls_the_join_back(wo
     assert world.join(buyer(1), session["id"]).status == 201
 
 
-def join_rolled_back_while(world, caplog, session_id: str, overtake) -> Any:
-    """A join whose invoice create's answer is lost while Xendit cannot be asked about it, so it rolls back;
-    ``overtake()`` runs once, right before the rollback's writes. The join's response."""
+def join_rolled_back_while(world, caplog, session_id: str, overtake, *, invoice_made: bool = True) -> Any:
+    """A join whose invoice create's answer is lost (Xendit made the invoice, or not) while Xendit cannot be
+    asked about it, so it rolls back; ``overtake()`` runs once, right before the rollback's writes. The join's
+    response."""
     real_create, real_find = XenditGateway.create_invoice, XenditGateway.get_invoice_by_external_id
     real_remove = GroupBuyRepository.remove_participation
     lookups, overtaken = [], []
 
     def created_but_answer_lost(self, *args, **kwargs):
-        real_create(self, *args, **kwargs)
+        if invoice_made:
+            real_create(self, *args, **kwargs)
         raise DependencyUnavailable("the payment provider did not answer; retry shortly")
 
     def unreachable_for_the_join(self, external_id):
@@ -94,7 +96,8 @@ def join_rolled_back_while(world, caplog, session_id: str, overtake) -> Any:
 
     def overtaken_first(self, tx, participation):
         if not overtaken:
-            overtaken.append(overtake())
+            overtaken.append(True)  # before: the overtaking write may roll the join back itself
+            overtake()
         return real_remove(self, tx, participation)
 
     with (
@@ -157,6 +160,24 @@ def test_a_rollback_overtaken_by_the_paid_invoice_being_captured_keeps_the_join_
     assert world.items("PaymentsTable", "REFUND#") == []
     assert_no_rollback_alarm(caplog, capsys)
     assert world.trial_balance()["balanced"] is True
+
+
+def test_a_rollback_overtaken_by_the_repair_jobs_own_rollback_is_not_alarmed(world, caplog, capsys):
+    """GB-5 (issue 7 review): the repair job rolls the same join back first; the join's rollback then fails its
+    condition, re-reads, finds it rolled back and answers as a rollback does, without an alarm."""
+    session = world.session()
+
+    def the_repair_job_rolls_it_back():
+        assert run_repair_job_later(world) == {"attached": 0, "rolled_back": 1}
+
+    response = join_rolled_back_while(world, caplog, session["id"], the_repair_job_rolls_it_back, invoice_made=False)
+
+    assert response.status == 503
+    assert world.my_participations(buyer(1)) == []
+    assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["failed"]
+    state = world.get_session(session["id"])
+    assert (state["reserved_quantity"], state["participant_count"]) == (0, 0)
+    assert_no_rollback_alarm(caplog, capsys)
 
 
 def test_a_retried_join_with_the_same_idempotency_key_returns_the_first_answer(world):
