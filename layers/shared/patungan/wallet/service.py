@@ -251,7 +251,7 @@ class WithdrawalService:
         withdrawal = self.repository.find(data.reference_id)
         if withdrawal is None:
             return self._quarantine(key, "unknown_withdrawal", data, body)
-        if (mismatch := _payout_mismatch(withdrawal, data)) is not None:
+        if (mismatch := _payout_mismatch(withdrawal, data, status)) is not None:
             return self._quarantine(key, mismatch, data, body, withdrawal_id=withdrawal.id)
         payout = Payout(
             id=data.id,
@@ -262,13 +262,9 @@ class WithdrawalService:
             failure_code=data.failure_code,
         )
         try:
-            outcome = self.apply_payout(withdrawal.id, payout, inbox_key=key)
+            return self.apply_payout(withdrawal.id, payout, inbox_key=key)
         except DuplicateWebhook:
             return "duplicate"
-        if outcome == "ignored" and self.repository.get(withdrawal.id).status in CONTRADICTED_BY.get(status, ()):
-            # Forward-only, so nothing moves back; but if this is true, money was paid out twice or never.
-            return self._quarantine(key, "contradicts_settled_payout", data, body, withdrawal_id=withdrawal.id)
-        return outcome
 
     # ---- transitions
     def _settle(self, withdrawal_id: str, target: str, *, inbox_key: str | None = None, **changes: Any) -> str:
@@ -375,12 +371,15 @@ class WithdrawalService:
         )
 
 
-def _payout_mismatch(withdrawal: Withdrawal, data: PayoutCallbackData) -> QuarantineReason | None:
-    """Why a payout callback is not about this withdrawal's payout, or None."""
+def _payout_mismatch(withdrawal: Withdrawal, data: PayoutCallbackData, status: PayoutStatus) -> QuarantineReason | None:
+    """Why a payout callback is not about this withdrawal's payout, or cannot be true of it, or None."""
     if data.currency != withdrawal.currency:
         return "currency_mismatch"
     if isinstance(data.amount, bool) or data.amount != withdrawal.net_amount:
         return "amount_mismatch"
     if withdrawal.payout_id is not None and data.id != withdrawal.payout_id:
         return "payout_id_mismatch"
+    if withdrawal.status in CONTRADICTED_BY.get(status, ()):
+        # Forward-only, so nothing moves back; but if this is true, money was paid out twice or never.
+        return "contradicts_settled_payout"
     return None
