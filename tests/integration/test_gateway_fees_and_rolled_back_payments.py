@@ -18,6 +18,8 @@ from patungan.adapters.xendit import XenditGateway
 from patungan.composition import payment_service
 from patungan.core.errors import DependencyUnavailable
 from patungan.ledger import accounts
+from patungan.reconciliation.checkers import PaymentChecker
+from patungan.reconciliation.models import Mismatch
 from tests.integration.test_xendit_webhook_distrust import Crash, assert_nothing_captured, balance, quarantined
 from tests.support.groupbuy import buyer
 
@@ -279,6 +281,30 @@ def test_the_callback_racing_the_repair_path_for_a_rolled_back_join_refunds_once
     with mock.patch.object(Transaction, "commit", the_callback_lands_first):
         assert apply_xendits_record(world, rolled_back) == "duplicate"
 
+    assert_booked_as_owed_back_once(world, session["id"], rolled_back)
+
+
+def test_reconciliation_refunds_a_rolled_back_join_paid_at_xendit_whose_callback_never_came(world):
+    """PAY-8, PAY-1 (issue 7 review): the buyer paid the invoice of a rolled-back join and the PAID was never
+    delivered. Reconciliation's PaymentChecker must not pass over the failed payment: the charge is booked as
+    owed back and refunded once, reported as repaired; the next run and the late callback change nothing."""
+    session = world.session(moq=1)
+    rolled_back = joined_then_rolled_back(world, session["id"])
+    world.pay_at_xendit(rolled_back)  # its callback never arrives
+    checker = PaymentChecker(payment_service())
+
+    def check() -> Mismatch | None:
+        [item] = world.items("PaymentsTable", "PAYMENT#")
+        return checker.check(item)
+
+    mismatch = check()
+
+    assert mismatch is not None
+    assert (mismatch.kind, mismatch.resolution) == ("paid_at_gateway_pending_here", "repaired")
+    assert (mismatch.ours["status"], mismatch.theirs["status"]) == ("failed", "paid")
+    assert_booked_as_owed_back_once(world, session["id"], rolled_back)
+    assert check() is None  # the next run finds nothing
+    assert xendits_callback(world, rolled_back).body == {"status": "duplicate"}
     assert_booked_as_owed_back_once(world, session["id"], rolled_back)
 
 

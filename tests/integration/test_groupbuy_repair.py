@@ -4,13 +4,17 @@ fails, is logged CRITICAL with a metric and repaired by the scheduled job. Retri
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
+from typing import Any
 from unittest import mock
 
 from patungan.adapters.dynamodb import Transaction
+from patungan.adapters.xendit import XenditGateway
 from patungan.composition import groupbuy_service
 from patungan.core.clock import FixedClock
+from patungan.core.errors import DependencyUnavailable
 from patungan.groupbuy.repository import GroupBuyRepository
 from tests.support.groupbuy import buyer
 
@@ -69,6 +73,111 @@ def test_a_failed_rollback_is_critical_and_the_repair_job_rolls_the_join_back(wo
     # PAY-1: the payment is kept, failed, so that a charge on an invoice made after all is refunded
     assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["failed"]
     assert world.join(buyer(1), session["id"]).status == 201
+
+
+def join_rolled_back_while(world, caplog, session_id: str, overtake, *, invoice_made: bool = True) -> Any:
+    """A join whose invoice create's answer is lost (Xendit made the invoice, or not) while Xendit cannot be
+    asked about it, so it rolls back; ``overtake()`` runs once, right before the rollback's writes. The join's
+    response."""
+    real_create, real_find = XenditGateway.create_invoice, XenditGateway.get_invoice_by_external_id
+    real_remove = GroupBuyRepository.remove_participation
+    lookups, overtaken = [], []
+
+    def created_but_answer_lost(self, *args, **kwargs):
+        if invoice_made:
+            real_create(self, *args, **kwargs)
+        raise DependencyUnavailable("the payment provider did not answer; retry shortly")
+
+    def unreachable_for_the_join(self, external_id):
+        lookups.append(external_id)
+        if len(lookups) == 1:
+            raise DependencyUnavailable("down")
+        return real_find(self, external_id)
+
+    def overtaken_first(self, tx, participation):
+        if not overtaken:
+            overtaken.append(True)  # before: the overtaking write may roll the join back itself
+            overtake()
+        return real_remove(self, tx, participation)
+
+    with (
+        mock.patch.object(XenditGateway, "create_invoice", created_but_answer_lost),
+        mock.patch.object(XenditGateway, "get_invoice_by_external_id", unreachable_for_the_join),
+        mock.patch.object(GroupBuyRepository, "remove_participation", overtaken_first),
+        caplog.at_level(logging.WARNING),
+    ):
+        response = world.join(buyer(1), session_id)
+    assert overtaken
+    return response
+
+
+def assert_no_rollback_alarm(caplog, capsys) -> None:
+    assert not [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert "JoinRollbackFailed" not in capsys.readouterr().out
+
+
+def test_a_rollback_overtaken_by_the_repair_job_attaching_the_invoice_keeps_the_join_without_an_alarm(
+    world, caplog, capsys
+):
+    """Deterministic (GB-5, PAY-1, issue 7 review): the repair job attaches the invoice Xendit did make right
+    before the rollback writes. The rollback then fails its condition although all is well: the join stands,
+    with its invoice, the buyer is told so, and nothing is alarmed."""
+    session = world.session()
+
+    response = join_rolled_back_while(world, caplog, session["id"], lambda: run_repair_job_later(world))
+
+    assert response.status == 201, response.body
+    [invoice] = world.invoices_at_xendit(session["id"])
+    assert response.body["payment"]["invoice_url"] == invoice.invoice_url
+    [mine] = world.my_participations(buyer(1))
+    assert (mine["status"], mine["payment"]["invoice_url"]) == ("pending_payment", invoice.invoice_url)
+    assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["pending"]
+    assert world.get_session(session["id"])["reserved_quantity"] == 1
+    assert_no_rollback_alarm(caplog, capsys)
+    assert run_repair_job_later(world) == {"attached": 0, "rolled_back": 0}
+
+
+def test_a_rollback_overtaken_by_the_paid_invoice_being_captured_keeps_the_join_without_an_alarm(world, caplog, capsys):
+    """Deterministic (GB-5, PAY-1, PAY-3, issue 7 review): the buyer paid the invoice Xendit did make and its
+    PAID is captured (which attaches the invoice) right before the rollback writes: the join stands, paid,
+    counted once, and nothing is alarmed."""
+    session = world.session()
+
+    def paid_and_captured():
+        [invoice] = world.invoices_at_xendit(session["id"])
+        world.pay_at_xendit({"payment": {"invoice_id": invoice.id}})
+        body = world.xendit._invoices[invoice.id].callback()
+        assert world.webhook("XenditInvoiceWebhook", json.dumps(body).encode()).body == {"status": "paid"}
+
+    response = join_rolled_back_while(world, caplog, session["id"], paid_and_captured)
+
+    assert response.status == 201, response.body
+    [mine] = world.my_participations(buyer(1))
+    assert mine["status"] == "paid"
+    assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["paid"]
+    state = world.get_session(session["id"])
+    assert (state["paid_quantity"], state["reserved_quantity"], state["participant_count"]) == (1, 0, 1)
+    assert world.items("PaymentsTable", "REFUND#") == []
+    assert_no_rollback_alarm(caplog, capsys)
+    assert world.trial_balance()["balanced"] is True
+
+
+def test_a_rollback_overtaken_by_the_repair_jobs_own_rollback_is_not_alarmed(world, caplog, capsys):
+    """GB-5 (issue 7 review): the repair job rolls the same join back first; the join's rollback then fails its
+    condition, re-reads, finds it rolled back and answers as a rollback does, without an alarm."""
+    session = world.session()
+
+    def the_repair_job_rolls_it_back():
+        assert run_repair_job_later(world) == {"attached": 0, "rolled_back": 1}
+
+    response = join_rolled_back_while(world, caplog, session["id"], the_repair_job_rolls_it_back, invoice_made=False)
+
+    assert response.status == 503
+    assert world.my_participations(buyer(1)) == []
+    assert [p["status"] for p in world.items("PaymentsTable", "PAYMENT#")] == ["failed"]
+    state = world.get_session(session["id"])
+    assert (state["reserved_quantity"], state["participant_count"]) == (0, 0)
+    assert_no_rollback_alarm(caplog, capsys)
 
 
 def test_a_retried_join_with_the_same_idempotency_key_returns_the_first_answer(world):

@@ -322,7 +322,7 @@ def test_a_failed_payout_gives_the_money_back_once_and_a_later_success_is_not_ap
 
     assert payout_callback(world, withdrawal, "FAILED").body == {"status": "failed"}
     assert payout_callback(world, withdrawal, "FAILED").body == {"status": "duplicate"}
-    assert payout_callback(world, withdrawal, "SUCCEEDED").body == {"status": "ignored"}
+    assert payout_callback(world, withdrawal, "SUCCEEDED").body == {"status": "quarantined"}
 
     now = get(withdrawal["id"]).body
     assert (now["status"], now["failure_code"]) == ("failed", "INVALID_DESTINATION")
@@ -355,7 +355,7 @@ def test_succeeded_twice_then_failed_completes_once(world):
 
     outcomes = [payout_callback(world, withdrawal, s).body["status"] for s in ("SUCCEEDED", "SUCCEEDED", "FAILED")]
 
-    assert outcomes == ["completed", "duplicate", "ignored"]
+    assert outcomes == ["completed", "duplicate", "quarantined"]
     assert status(withdrawal["id"]) == "completed"
     assert wallet(world) == 40_000
     assert len(movements(world, withdrawal["id"])) == 2
@@ -426,6 +426,41 @@ def test_a_lying_payout_callback_is_quarantined_and_never_applied(world, caplog,
     assert any("quarantined" in r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL)
     assert payout_callback(world, withdrawal, "SUCCEEDED", **lie).body == {"status": "duplicate"}
     assert payout_callback(world, withdrawal, "SUCCEEDED").body == {"status": "completed"}
+    balances(world)
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "settled", "wallet_after"),
+    [
+        ("FAILED", "SUCCEEDED", "failed", 100_000),  # the money is back in the wallet and at the bank
+        ("SUCCEEDED", "FAILED", "completed", 40_000),  # booked as paid out, yet it never left
+        ("SUCCEEDED", "CANCELLED", "completed", 40_000),
+    ],
+)
+def test_a_payout_callback_contradicting_the_settled_outcome_is_quarantined_not_silently_ignored(
+    world, caplog, first, then, settled, wallet_after
+):
+    """WAL-2, PAY-3 (issue 7 review defect): forward-only, so nothing moves backwards; yet if the late callback
+    is true the money was paid out twice, or never, and a person must look: it is kept and alarmed (as a refund
+    callback contradicting its completed refund is), not logged as a warning. Its redelivery is a duplicate."""
+    fund(BUYER, 100_000)
+    withdrawal = approved(requested()["id"])
+    payout_callback(world, withdrawal, first)
+
+    with caplog.at_level(logging.CRITICAL):
+        assert payout_callback(world, withdrawal, then).body == {"status": "quarantined"}
+
+    [item] = world.quarantined()
+    assert (item["kind"], item["reason"], item["withdrawal_id"]) == (
+        "payout",
+        "contradicts_settled_payout",
+        withdrawal["id"],
+    )
+    assert any("quarantined" in r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL)
+    assert payout_callback(world, withdrawal, then).body == {"status": "duplicate"}
+    assert status(withdrawal["id"]) == settled
+    assert wallet(world) == wallet_after
+    assert len(movements(world, withdrawal["id"])) == 2
     balances(world)
 
 
@@ -600,6 +635,36 @@ def test_reject_racing_approve_has_one_outcome(world):
     assert status(withdrawal["id"]) == "approved"
     assert wallet(world) == 40_000
     assert approved(withdrawal["id"])["status"] == "processing"
+
+
+def test_a_reversed_racing_its_succeeded_books_the_reversal_not_a_second_release(world, with_fee):
+    """Deterministic (WAL-2, PAY-3, issue 7 review defect 1): the SUCCEEDED is applied between the REVERSED's
+    read of the withdrawal and its conditional write. The REVERSED must book the money coming back from the
+    payout (a reversal), not release a hold the payout already took: the hold is taken once, the wallet gets
+    the amount back once, and nothing is left owed in the held or clearing accounts."""
+    fund(BUYER, 100_000)
+    withdrawal = approved(requested()["id"])
+    real_change = WithdrawalsRepository.change
+    raced = []
+
+    def succeeded_first(self, tx, current, **changes):
+        if changes.get("status") == "reversed" and not raced:
+            raced.append("delivering")
+            raced[0] = payout_callback(world, withdrawal, "SUCCEEDED").body
+        return real_change(self, tx, current, **changes)
+
+    with mock.patch.object(WithdrawalsRepository, "change", succeeded_first):
+        assert payout_callback(world, withdrawal, "REVERSED").body == {"status": "reversed"}
+
+    assert raced == [{"status": "completed"}]
+    assert status(withdrawal["id"]) == "reversed"
+    assert movements(world, withdrawal["id"]) == [
+        f"withdrawal:{withdrawal['id']}:{step}" for step in ("hold", "payout", "reversal")
+    ]
+    assert wallet(world) == 100_000
+    after = balances(world)
+    assert (after[accounts.WITHDRAWALS_HELD], after.get(accounts.PLATFORM_REVENUE, 0)) == (0, 0)
+    assert after[accounts.GATEWAY_CLEARING] == -100_000
 
 
 # ---- reconciliation's PayoutChecker

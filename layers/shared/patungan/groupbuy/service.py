@@ -177,7 +177,8 @@ class GroupBuyService:
             # A create whose answer was lost (a timeout) may have made the invoice all the same (PAY-1).
             invoice = self._invoice_made_anyway(payment)
             if invoice is None:
-                self.roll_back_join(participation, payment)
+                if (attached := self.roll_back_join(participation, payment)) is not None:
+                    return attached  # the repair job found and attached the invoice meanwhile
                 raise
         return self._attach_invoice(participation, payment, invoice)
 
@@ -251,10 +252,11 @@ class GroupBuyService:
         tx.commit()
         return joined
 
-    def roll_back_join(self, participation: Participation, payment: Payment) -> None:
-        """Undo a join whose invoice could not be created (GB-5); its payment is kept as failed (PAY-1). If even
-        that fails, say so loudly: the repair job (``repair_stalled_joins``) finds the participation by its
-        stalled marker."""
+    def roll_back_join(self, participation: Participation, payment: Payment) -> Participation | None:
+        """Undo a join whose invoice could not be created (GB-5); its payment is kept as failed (PAY-1). A
+        rollback overtaken by the repair job (which attached the invoice, or rolled the join back itself) is
+        no failure: the join with its invoice is returned, or None. If the join is really left without an
+        invoice, say so loudly: the repair job finds the participation by its stalled marker."""
 
         def remove_once() -> None:
             session = self.repository.get_session(participation.session_id)
@@ -267,6 +269,13 @@ class GroupBuyService:
         try:
             retry_stale(remove_once)
         except Exception:
+            state, joined = self._join_after_failed_rollback(participation, payment)
+            if state != "broken":
+                logger.info(
+                    f"join rollback overtaken: the join was {state} meanwhile",
+                    extra={"participation_id": participation.id, "payment_id": payment.id},
+                )
+                return joined
             logger.critical(
                 "join rollback failed: participation left without an invoice",
                 extra={
@@ -277,6 +286,25 @@ class GroupBuyService:
                 },
             )
             metrics.add_metric(name="JoinRollbackFailed", unit="Count", value=1)
+        return None
+
+    def _join_after_failed_rollback(
+        self, participation: Participation, payment: Payment
+    ) -> tuple[str, Participation | None]:
+        """What a join whose rollback failed is now, re-read: ("attached", the participation) when its payment
+        holds an invoice (the repair job attached it, or a PAID captured it), ("rolled_back", None) when it is
+        gone and its payment failed, else ("broken", None)."""
+        try:
+            payment = self.payments.payment(payment.id)
+            current = self.repository.get_participation(participation.session_id, participation.id)
+        except NotFound:
+            return ("rolled_back" if payment.status == "failed" else "broken"), None
+        except Exception:
+            logger.exception("a join whose rollback failed cannot be read back", extra={"payment_id": payment.id})
+            return "broken", None
+        if payment.invoice_id is not None:
+            return "attached", current
+        return "broken", None
 
     def repair_stalled_joins(self, older_than: timedelta, limit: int = 100) -> dict[str, int]:
         """Joins left without an invoice (a crash between the two writes, a failed rollback): attach the
@@ -289,8 +317,9 @@ class GroupBuyService:
             if invoice is not None:
                 self._attach_invoice(participation, payment, invoice)
                 repaired["attached"] += 1
+            elif self.roll_back_join(participation, payment) is not None:
+                repaired["attached"] += 1  # a join attached its invoice meanwhile
             else:
-                self.roll_back_join(participation, payment)
                 repaired["rolled_back"] += 1
         return repaired
 

@@ -29,6 +29,7 @@ QuarantineReason = Literal[
     "not_confirmed_by_xendit",
     "unknown_withdrawal",  # a payout callback naming no withdrawal of ours
     "payout_id_mismatch",  # a payout callback naming another payout than the one the withdrawal sent
+    "contradicts_settled_payout",  # a payout callback saying the opposite of how the withdrawal settled
     "malformed_fees",  # fees that are not whole, non-negative rupiah: the fee Xendit kept cannot be booked
 ]
 UNHELD_CHARGE_REASONS = frozenset({"duplicate_charge", "rolled_back"})

@@ -407,9 +407,8 @@ class PaymentService:
         """One full refund per payment (its id says so: no double refund); with ``invoice_id``, of a second
         charge on that invoice instead (one per invoice)."""
         now = self._now()
-        refund_id = _refund_id(payment)
         refund = Refund(
-            id=refund_id if invoice_id is None else f"{refund_id}_{invoice_id}",
+            id=_refund_id(payment, invoice_id),
             invoice_id=invoice_id,
             payment_id=payment.id,
             user_id=payment.user_id,
@@ -432,6 +431,10 @@ class PaymentService:
         except NotFound:
             return False
         return True
+
+    def unheld_charge_refunded(self, payment: Payment, invoice_id: str) -> bool:
+        """Whether a charge on ``invoice_id`` that the payment cannot hold was booked and its refund requested."""
+        return self.repository.find_refund(_refund_id(payment, invoice_id)) is not None
 
     def process_refund(self, refund_id: str) -> str:
         """Send a requested refund to Xendit (idempotency key = refund id); a channel that cannot refund
@@ -651,8 +654,10 @@ def _refund_fee(refund: Refund, callback: RefundCallback) -> int:
     return fee
 
 
-def _refund_id(payment: Payment) -> str:
-    return f"ref_{payment.id.removeprefix('pay_')}"  # one full refund per payment: no double refund
+def _refund_id(payment: Payment, invoice_id: str | None = None) -> str:
+    """One full refund per payment (no double refund); one per invoice for a charge the payment cannot hold."""
+    refund_id = f"ref_{payment.id.removeprefix('pay_')}"
+    return refund_id if invoice_id is None else f"{refund_id}_{invoice_id}"
 
 
 def _same_amount(value: float | int | None, amount: int) -> bool:

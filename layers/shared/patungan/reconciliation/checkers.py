@@ -18,6 +18,7 @@ from patungan.reconciliation.models import Mismatch, MismatchKind, Resolution
 
 UNPAID_HERE = {"pending", "expired"}
 PAID_HERE = {"paid", "in_escrow", "released", "refunded", "partially_refunded"}
+ROLLED_BACK = "failed"  # its join was rolled back (PAY-1): a charge on its invoice is owed back to the buyer
 PLATFORM_FUNDED = "PLATFORM"  # a top-up the platform paid itself (GB-12): never at Xendit
 SETTLED_AT_XENDIT = {RefundStatus.SUCCEEDED, RefundStatus.FAILED}
 
@@ -83,6 +84,8 @@ class PaymentChecker:
             return _mismatch("amount_mismatch", payment.id, ours, theirs, "reported")
         if invoice.status is InvoiceStatus.PAID and payment.status in UNPAID_HERE:
             return self._repair_paid(payment, invoice, ours, theirs)
+        if invoice.status is InvoiceStatus.PAID and payment.status == ROLLED_BACK:
+            return self._refund_rolled_back(payment, invoice, ours, theirs)
         if invoice.status is not InvoiceStatus.PAID and payment.status in PAID_HERE:
             return _mismatch("not_paid_at_gateway", payment.id, ours, theirs, "reported")
         return None
@@ -98,6 +101,20 @@ class PaymentChecker:
         now = self.payments.payment(payment.id)
         if outcome in {"duplicate", "stale"} and now.status in PAID_HERE:
             return None  # the callback got there first: we agree with Xendit now
+        return _mismatch("paid_at_gateway_pending_here", payment.id, {**ours, "repair": outcome}, theirs, "reported")
+
+    def _refund_rolled_back(
+        self, payment: Payment, invoice: Invoice, ours: dict[str, Any], theirs: dict[str, Any]
+    ) -> Mismatch | None:
+        """A charge on a rolled-back join's invoice whose PAID never came: applied as that callback would be
+        (booked as owed back and refunded, the payment left failed), once."""
+        if self.payments.unheld_charge_refunded(payment, invoice.id):
+            return None  # booked and being (or already) refunded
+        outcome = self.payments.apply_paid_invoice(payment.model_copy(update={"invoice_id": invoice.id}))
+        if outcome == "refunding_rolled_back":
+            return _mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
+        if self.payments.unheld_charge_refunded(payment, invoice.id):
+            return None  # the callback got there first
         return _mismatch("paid_at_gateway_pending_here", payment.id, {**ours, "repair": outcome}, theirs, "reported")
 
 

@@ -68,14 +68,18 @@ class WithdrawalsRepository:
         return withdrawal
 
     def change(self, tx: Transaction, withdrawal: Withdrawal, **changes: Any) -> Withdrawal:
-        """Write ``changes``: a new ``status`` only from the states it may follow (WITHDRAWAL_TRANSITIONS),
-        other changes only while the status is still the one read. A payout id, once set, never changes."""
+        """Write ``changes``: a new ``status`` only from the states it may follow (WITHDRAWAL_TRANSITIONS), and
+        every change only while the status is still the one read: the money a change books depends on the
+        state it leaves (a reversal after a payout, a release before one). A payout id, once set, never
+        changes."""
         status = changes.get("status", withdrawal.status)
-        allowed_from = WITHDRAWAL_TRANSITIONS[status] if "status" in changes else frozenset({withdrawal.status})
+        on_fail = WithdrawalMovedOn(f"withdrawal {withdrawal.id} cannot become {status} now")
+        if "status" in changes and withdrawal.status not in WITHDRAWAL_TRANSITIONS[status]:
+            raise on_fail
         names = {f"#c{i}": name for i, name in enumerate(changes)}
         values: dict[str, Any] = {f":c{i}": value for i, value in enumerate(changes.values())}
-        froms = {f":from{i}": state for i, state in enumerate(sorted(allowed_from))}
-        condition = f"#status IN ({', '.join(froms)})"
+        values[":read"] = withdrawal.status
+        condition = "#status = :read"
         if changes.get("payout_id") is not None:
             condition += " AND (attribute_not_exists(#payout) OR #payout = :payout)"
             names["#payout"] = "payout_id"
@@ -86,8 +90,8 @@ class WithdrawalsRepository:
             "SET " + ", ".join(f"#c{i} = :c{i}" for i in range(len(changes))),
             condition=condition,
             names={**names, "#status": "status"},
-            values={**values, **froms},
-            on_fail=WithdrawalMovedOn(f"withdrawal {withdrawal.id} cannot become {status} now"),
+            values=values,
+            on_fail=on_fail,
         )
         return withdrawal.model_copy(update=changes)
 

@@ -51,6 +51,13 @@ PAYOUT_OUTCOMES = {
     PayoutStatus.CANCELLED: "failed",
     PayoutStatus.REVERSED: "reversed",
 }
+# A payout status that, if true, says the withdrawal's money went the other way than it settled: paid out
+# although it was given back (or never approved), or never sent although booked as paid out.
+CONTRADICTED_BY = {
+    PayoutStatus.SUCCEEDED: frozenset({"requested", "rejected", "failed"}),
+    PayoutStatus.FAILED: frozenset({"completed"}),
+    PayoutStatus.CANCELLED: frozenset({"completed"}),
+}
 
 
 def applied(outcome: str) -> bool:
@@ -232,7 +239,8 @@ class WithdrawalService:
 
     def handle_payout_callback(self, callback: PayoutCallback, body: bytes) -> str:
         """Apply a verified payout callback once (inbox key: payout id and status); one that does not match
-        the withdrawal it names (payout id, amount, currency) or names none is quarantined, never applied."""
+        the withdrawal it names (payout id, amount, currency) or names none is quarantined, never applied, and
+        so is one contradicting how the withdrawal settled (CONTRADICTED_BY)."""
         data = callback.data
         key = f"payout:{data.id}:{data.status}"
         try:
@@ -243,7 +251,7 @@ class WithdrawalService:
         withdrawal = self.repository.find(data.reference_id)
         if withdrawal is None:
             return self._quarantine(key, "unknown_withdrawal", data, body)
-        if (mismatch := _payout_mismatch(withdrawal, data)) is not None:
+        if (mismatch := _payout_mismatch(withdrawal, data, status)) is not None:
             return self._quarantine(key, mismatch, data, body, withdrawal_id=withdrawal.id)
         payout = Payout(
             id=data.id,
@@ -363,12 +371,15 @@ class WithdrawalService:
         )
 
 
-def _payout_mismatch(withdrawal: Withdrawal, data: PayoutCallbackData) -> QuarantineReason | None:
-    """Why a payout callback is not about this withdrawal's payout, or None."""
+def _payout_mismatch(withdrawal: Withdrawal, data: PayoutCallbackData, status: PayoutStatus) -> QuarantineReason | None:
+    """Why a payout callback is not about this withdrawal's payout, or cannot be true of it, or None."""
     if data.currency != withdrawal.currency:
         return "currency_mismatch"
     if isinstance(data.amount, bool) or data.amount != withdrawal.net_amount:
         return "amount_mismatch"
     if withdrawal.payout_id is not None and data.id != withdrawal.payout_id:
         return "payout_id_mismatch"
+    if withdrawal.status in CONTRADICTED_BY.get(status, ()):
+        # Forward-only, so nothing moves back; but if this is true, money was paid out twice or never.
+        return "contradicts_settled_payout"
     return None
