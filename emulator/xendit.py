@@ -2,7 +2,7 @@
 is for Stripe).
 
 ``LocalXendit(callback_token, webhook_base_url, *, settle_delay_seconds=1.0, time_scale=1.0,
-payout_settle_delay_seconds=30.0)``; the local stack mounts its ``wsgi_app`` under ``/_xendit`` (serve it
+payout_settle_delay_seconds=5.0)``; the local stack mounts its ``wsgi_app`` under ``/_xendit`` (serve it
 threaded) and calls ``close()`` on exit. The adapter
 (``patungan.adapters.xendit``) talks to it through the real xendit-python SDK, so every answer is a complete
 object the SDK's strictly typed models accept. State lives in memory, behind one lock.
@@ -58,10 +58,11 @@ How refunds and payouts turn out:
   the checkout page's select; default BANK_TRANSFER): an invoice paid at a RETAIL_OUTLET cannot be
   refunded (400 REFUND_NOT_SUPPORTED) and one paid by QR_CODE cannot be refunded in part
   (400 PARTIAL_REFUND_NOT_SUPPORTED). Callers fall back to a wallet credit.
-- A payout is accepted (ACCEPTED) and succeeds by itself ``payout_settle_delay_seconds / time_scale`` later
-  (30 s by default: slow on purpose, so a person or a test can approve a withdrawal and then fail it through
-  the simulation before it succeeds), unless settled first by a simulation. A payout to account number
-  131313 stays ACCEPTED until simulated, as in Xendit's test mode, so a test never races the settlement.
+- A payout is accepted (ACCEPTED) and succeeds by itself ``payout_settle_delay_seconds`` later (5 s by
+  default, whatever the time scale: a scenario that only approves a withdrawal sees it completed within
+  seconds, and one that fails the payout right after approving it is first), unless settled first by a
+  simulation. A payout to account number 131313 stays ACCEPTED until simulated, as in Xendit's test mode, so
+  a test never races the settlement.
 
 Webhooks are POSTed from a few background threads (never inside the request that caused them, so a caller
 that waits on this server cannot deadlock) with ``x-callback-token`` to
@@ -70,9 +71,8 @@ that waits on this server cannot deadlock) with ``x-callback-token`` to
 are POSTed one at a time, in the order they happened; those of different ones in parallel. Connection
 errors and 5xx are retried a few times with backoff; like Xendit, a read timeout is not retried.
 
-``time_scale`` shortens invoice lifetimes and the payouts' settle delay the way the local stack shortens Wait
-states (LOCAL_TIME_SCALE): an invoice's expiry_date is real, but it expires after ``duration / time_scale``
-seconds.
+``time_scale`` shortens invoice lifetimes the way the local stack shortens Wait states (LOCAL_TIME_SCALE): an
+invoice's expiry_date is real, but it expires after ``duration / time_scale`` seconds.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ BUSINESS_ID = "local-business"
 MERCHANT_NAME = "Patungan (local Xendit)"
 DEFAULT_INVOICE_DURATION_SECONDS = 86_400
 HELD_PAYOUT_ACCOUNT_NUMBER = "131313"
-PAYOUT_SETTLE_DELAY_SECONDS = 30.0
+PAYOUT_SETTLE_DELAY_SECONDS = 5.0
 WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_MAX_ATTEMPTS = 5
 WEBHOOK_FIRST_BACKOFF_SECONDS = 0.2
@@ -548,7 +548,7 @@ class LocalXendit:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self._settle_delay = settle_delay_seconds
-        self._payout_settle_delay = payout_settle_delay_seconds / time_scale
+        self._payout_settle_delay = payout_settle_delay_seconds
         self._time_scale = time_scale
         self._lock = threading.Lock()
         self._invoices: dict[str, LocalInvoice] = {}

@@ -558,18 +558,17 @@ def test_a_payout_simulation_without_delivery_changes_the_state_only(stack):
     stack.webhooks.assert_no_more()
 
 
-def test_a_payout_settles_by_itself_only_after_its_own_slow_delay():
-    """A test may fail a payout right after approving it: it succeeds by itself payout_settle_delay_seconds
-    (scaled by time_scale) later, never the quick refund settle delay."""
-    with local_stack(payout_settle_delay_seconds=3600, settle_delay_seconds=0.01) as stack:
+def test_a_payout_waits_its_settle_delay_however_fast_the_clock_runs():
+    """rhttp defect 2: a scenario fails a payout right after approving it, also on a stack started with a large
+    LOCAL_TIME_SCALE: the payout's settle delay is not divided by the time scale (nor is it the quick refund
+    delay), so the payout is still ACCEPTED when the failure is simulated."""
+    with local_stack(payout_settle_delay_seconds=3600, settle_delay_seconds=0.01, time_scale=3600 * 100) as stack:
         payout = stack.gateway().create_payout("wdr_4", 1_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
 
         stack.webhooks.assert_no_more()
         assert stack.gateway().get_payout(payout.id).status == PayoutStatus.PENDING
-    with local_stack(payout_settle_delay_seconds=3600, time_scale=3600 * 100) as stack:
-        stack.gateway().create_payout("wdr_5", 1_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
-
-        assert stack.webhooks.next().body["data"]["status"] == "SUCCEEDED"
+        assert stack.simulate(f"payouts/{payout.id}/fail").json()["status"] == "FAILED"
+        assert stack.webhooks.next().body["data"]["status"] == "FAILED"
 
 
 # --- secrets --------------------------------------------------------------------------------------------
