@@ -43,8 +43,10 @@ Pages and simulations (no auth):
 Each payout simulation delivers the payout's webhook; with ``?deliver=false`` it only changes the payout's
 state (drift for reconciliation to find: Xendit's record moved on, no callback ever came).
 
-Paying or expiring an invoice that is no longer PENDING, or failing a refund or payout that is already
-final (reversing one that is not SUCCEEDED), answers 409 and sends nothing.
+Paying or expiring an invoice that is no longer PENDING, or settling a refund or payout that is already
+final another way (reversing one that is not SUCCEEDED), answers 409 and sends nothing. Settling a refund or
+payout the way it already is settled (a payout that succeeded by itself before the simulation came) answers
+it, unchanged, and sends its callback again, as Xendit re-sends one (``?deliver=false``: nothing).
 
 A paid invoice (its resource and its PAID callback) carries ``fees``: Xendit's fee for the payment method
 and the VAT on it, in whole rupiah (``INVOICE_FEES``: a virtual account 4 000 + 440 VAT, QRIS 0.7 %, e-wallets
@@ -752,7 +754,8 @@ class LocalXendit:
                 self._refund_keys[key] = (body, refund.id)
             resource = refund.resource()
         self._scheduler.call_later(
-            self._settle_delay, partial(_unless_already_final, self._settle_refund, refund.id, "SUCCEEDED", None)
+            self._settle_delay,
+            partial(_unless_already_final, self._settle_refund, refund.id, "SUCCEEDED", None, by_itself=True),
         )
         return _json(resource)
 
@@ -779,17 +782,19 @@ class LocalXendit:
         return _json(self._settle_refund(refund_id, "SUCCEEDED", None, deliver=_delivers(request)))
 
     def _settle_refund(
-        self, refund_id: str, status: str, failure_code: str | None, *, deliver: bool = True
+        self, refund_id: str, status: str, failure_code: str | None, *, deliver: bool = True, by_itself: bool = False
     ) -> dict[str, Any]:
+        """``by_itself``: the scheduled settlement, which does nothing to a refund a simulation settled."""
         with self._lock:
             refund = self._refunds.get(refund_id)
             if refund is None:
                 raise XenditError(404, "DATA_NOT_FOUND", f"no refund {refund_id}")
-            if refund.status != "PENDING":
+            if refund.status != "PENDING" and (by_itself or refund.status != status):
                 raise XenditError(409, "REFUND_NOT_PENDING", f"refund {refund_id} is already {refund.status}")
-            refund.status, refund.failure_code, refund.updated = status, failure_code, _now()
-            if status == "FAILED":
-                refund.invoice.refunded_amount -= refund.amount  # a failed refund gives the amount back
+            if refund.status == "PENDING":
+                refund.status, refund.failure_code, refund.updated = status, failure_code, _now()
+                if status == "FAILED":
+                    refund.invoice.refunded_amount -= refund.amount  # a failed refund gives the amount back
             resource, callback = refund.resource(), refund.callback()
         if deliver:
             self._webhooks.send("XenditRefundWebhook", refund_id, callback)
@@ -826,7 +831,8 @@ class LocalXendit:
             resource = payout.resource()
         if channel_properties["account_number"] != HELD_PAYOUT_ACCOUNT_NUMBER:
             self._scheduler.call_later(
-                self._payout_settle_delay, partial(_unless_already_final, self._settle_payout, payout.id, "succeed")
+                self._payout_settle_delay,
+                partial(_unless_already_final, self._settle_payout, payout.id, "succeed", by_itself=True),
             )
         return _json(resource)
 
@@ -857,21 +863,28 @@ class LocalXendit:
                 raise XenditError(
                     400, "API_VALIDATION_ERROR", f"failure_code must be one of {sorted(PAYOUT_FAILURE_CODES)}"
                 )
-        deliver = request.args.get("deliver", "true").lower() != "false"
-        return _json(self._settle_payout(payout_id, outcome, failure_code, deliver=deliver))
+        return _json(self._settle_payout(payout_id, outcome, failure_code, deliver=_delivers(request)))
 
     def _settle_payout(
-        self, payout_id: str, outcome: str, failure_code: str | None = None, *, deliver: bool = True
+        self,
+        payout_id: str,
+        outcome: str,
+        failure_code: str | None = None,
+        *,
+        deliver: bool = True,
+        by_itself: bool = False,
     ) -> dict[str, Any]:
+        """``by_itself``: the scheduled settlement, which does nothing to a payout a simulation settled."""
         status, required = PAYOUT_SIMULATIONS[outcome]
         with self._lock:
             payout = self._payout(payout_id)
-            if payout.status != required:
+            if payout.status != required and (by_itself or payout.status != status):
                 raise XenditError(
                     409, "PAYOUT_NOT_" + required, f"payout {payout_id} is {payout.status}, not {required}"
                 )
-            payout.status, payout.updated = status, _now()
-            payout.failure_code = failure_code if status == "FAILED" else payout.failure_code
+            if payout.status == required:
+                payout.status, payout.updated = status, _now()
+                payout.failure_code = failure_code if status == "FAILED" else payout.failure_code
             resource, callback = payout.resource(), payout.callback()
         if deliver:
             self._webhooks.send("XenditPayoutWebhook", payout_id, callback)
@@ -897,15 +910,10 @@ def _route(method: str, path: str, handler: Callable[..., Response], *, authenti
     return Rule(path, methods=[method], endpoint=(handler, authenticated))
 
 
-def _unless_already_final(action: Callable[..., Any], *args: Any) -> None:
+def _unless_already_final(action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Run a scheduled expiry or settlement, unless a simulation already moved the thing on (a 409)."""
     with contextlib.suppress(XenditError):
-        action(*args)
-
-
-def _delivers(request: Request) -> bool:
-    """``?deliver=false`` settles without sending the webhook: the drift reconciliation finds (PAY-8)."""
-    return request.args.get("deliver", "true").lower() != "false"
+        action(*args, **kwargs)
 
 
 def _check_refundable(invoice: LocalInvoice, amount: int) -> None:
