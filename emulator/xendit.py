@@ -2,7 +2,7 @@
 is for Stripe).
 
 ``LocalXendit(callback_token, webhook_base_url, *, settle_delay_seconds=1.0, time_scale=1.0,
-payout_settle_delay_seconds=30.0)``; the local stack mounts its ``wsgi_app`` under ``/_xendit`` (serve it
+payout_settle_delay_seconds=5.0)``; the local stack mounts its ``wsgi_app`` under ``/_xendit`` (serve it
 threaded) and calls ``close()`` on exit. The adapter
 (``patungan.adapters.xendit``) talks to it through the real xendit-python SDK, so every answer is a complete
 object the SDK's strictly typed models accept. State lives in memory, behind one lock.
@@ -43,8 +43,10 @@ Pages and simulations (no auth):
 Each payout simulation delivers the payout's webhook; with ``?deliver=false`` it only changes the payout's
 state (drift for reconciliation to find: Xendit's record moved on, no callback ever came).
 
-Paying or expiring an invoice that is no longer PENDING, or failing a refund or payout that is already
-final (reversing one that is not SUCCEEDED), answers 409 and sends nothing.
+Paying or expiring an invoice that is no longer PENDING, or settling a refund or payout that is already
+final another way (reversing one that is not SUCCEEDED), answers 409 and sends nothing. Settling a refund or
+payout the way it already is settled (a payout that succeeded by itself before the simulation came) answers
+it, unchanged, and sends its callback again, as Xendit re-sends one (``?deliver=false``: nothing).
 
 A paid invoice (its resource and its PAID callback) carries ``fees``: Xendit's fee for the payment method
 and the VAT on it, in whole rupiah (``INVOICE_FEES``: a virtual account 4 000 + 440 VAT, QRIS 0.7 %, e-wallets
@@ -58,10 +60,11 @@ How refunds and payouts turn out:
   the checkout page's select; default BANK_TRANSFER): an invoice paid at a RETAIL_OUTLET cannot be
   refunded (400 REFUND_NOT_SUPPORTED) and one paid by QR_CODE cannot be refunded in part
   (400 PARTIAL_REFUND_NOT_SUPPORTED). Callers fall back to a wallet credit.
-- A payout is accepted (ACCEPTED) and succeeds by itself ``payout_settle_delay_seconds / time_scale`` later
-  (30 s by default: slow on purpose, so a person or a test can approve a withdrawal and then fail it through
-  the simulation before it succeeds), unless settled first by a simulation. A payout to account number
-  131313 stays ACCEPTED until simulated, as in Xendit's test mode, so a test never races the settlement.
+- A payout is accepted (ACCEPTED) and succeeds by itself ``payout_settle_delay_seconds`` later (5 s by
+  default, whatever the time scale: a scenario that only approves a withdrawal sees it completed within
+  seconds, and one that fails the payout right after approving it is first), unless settled first by a
+  simulation. A payout to account number 131313 stays ACCEPTED until simulated, as in Xendit's test mode, so
+  a test never races the settlement.
 
 Webhooks are POSTed from a few background threads (never inside the request that caused them, so a caller
 that waits on this server cannot deadlock) with ``x-callback-token`` to
@@ -70,9 +73,8 @@ that waits on this server cannot deadlock) with ``x-callback-token`` to
 are POSTed one at a time, in the order they happened; those of different ones in parallel. Connection
 errors and 5xx are retried a few times with backoff; like Xendit, a read timeout is not retried.
 
-``time_scale`` shortens invoice lifetimes and the payouts' settle delay the way the local stack shortens Wait
-states (LOCAL_TIME_SCALE): an invoice's expiry_date is real, but it expires after ``duration / time_scale``
-seconds.
+``time_scale`` shortens invoice lifetimes the way the local stack shortens Wait states (LOCAL_TIME_SCALE): an
+invoice's expiry_date is real, but it expires after ``duration / time_scale`` seconds.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ BUSINESS_ID = "local-business"
 MERCHANT_NAME = "Patungan (local Xendit)"
 DEFAULT_INVOICE_DURATION_SECONDS = 86_400
 HELD_PAYOUT_ACCOUNT_NUMBER = "131313"
-PAYOUT_SETTLE_DELAY_SECONDS = 30.0
+PAYOUT_SETTLE_DELAY_SECONDS = 5.0
 WEBHOOK_TIMEOUT_SECONDS = 10
 WEBHOOK_MAX_ATTEMPTS = 5
 WEBHOOK_FIRST_BACKOFF_SECONDS = 0.2
@@ -548,7 +550,7 @@ class LocalXendit:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self._settle_delay = settle_delay_seconds
-        self._payout_settle_delay = payout_settle_delay_seconds / time_scale
+        self._payout_settle_delay = payout_settle_delay_seconds
         self._time_scale = time_scale
         self._lock = threading.Lock()
         self._invoices: dict[str, LocalInvoice] = {}
@@ -752,7 +754,8 @@ class LocalXendit:
                 self._refund_keys[key] = (body, refund.id)
             resource = refund.resource()
         self._scheduler.call_later(
-            self._settle_delay, partial(_unless_already_final, self._settle_refund, refund.id, "SUCCEEDED", None)
+            self._settle_delay,
+            partial(_unless_already_final, self._settle_refund, refund.id, "SUCCEEDED", None, by_itself=True),
         )
         return _json(resource)
 
@@ -779,17 +782,19 @@ class LocalXendit:
         return _json(self._settle_refund(refund_id, "SUCCEEDED", None, deliver=_delivers(request)))
 
     def _settle_refund(
-        self, refund_id: str, status: str, failure_code: str | None, *, deliver: bool = True
+        self, refund_id: str, status: str, failure_code: str | None, *, deliver: bool = True, by_itself: bool = False
     ) -> dict[str, Any]:
+        """``by_itself``: the scheduled settlement, which does nothing to a refund a simulation settled."""
         with self._lock:
             refund = self._refunds.get(refund_id)
             if refund is None:
                 raise XenditError(404, "DATA_NOT_FOUND", f"no refund {refund_id}")
-            if refund.status != "PENDING":
+            if refund.status != "PENDING" and (by_itself or refund.status != status):
                 raise XenditError(409, "REFUND_NOT_PENDING", f"refund {refund_id} is already {refund.status}")
-            refund.status, refund.failure_code, refund.updated = status, failure_code, _now()
-            if status == "FAILED":
-                refund.invoice.refunded_amount -= refund.amount  # a failed refund gives the amount back
+            if refund.status == "PENDING":
+                refund.status, refund.failure_code, refund.updated = status, failure_code, _now()
+                if status == "FAILED":
+                    refund.invoice.refunded_amount -= refund.amount  # a failed refund gives the amount back
             resource, callback = refund.resource(), refund.callback()
         if deliver:
             self._webhooks.send("XenditRefundWebhook", refund_id, callback)
@@ -826,7 +831,8 @@ class LocalXendit:
             resource = payout.resource()
         if channel_properties["account_number"] != HELD_PAYOUT_ACCOUNT_NUMBER:
             self._scheduler.call_later(
-                self._payout_settle_delay, partial(_unless_already_final, self._settle_payout, payout.id, "succeed")
+                self._payout_settle_delay,
+                partial(_unless_already_final, self._settle_payout, payout.id, "succeed", by_itself=True),
             )
         return _json(resource)
 
@@ -857,21 +863,28 @@ class LocalXendit:
                 raise XenditError(
                     400, "API_VALIDATION_ERROR", f"failure_code must be one of {sorted(PAYOUT_FAILURE_CODES)}"
                 )
-        deliver = request.args.get("deliver", "true").lower() != "false"
-        return _json(self._settle_payout(payout_id, outcome, failure_code, deliver=deliver))
+        return _json(self._settle_payout(payout_id, outcome, failure_code, deliver=_delivers(request)))
 
     def _settle_payout(
-        self, payout_id: str, outcome: str, failure_code: str | None = None, *, deliver: bool = True
+        self,
+        payout_id: str,
+        outcome: str,
+        failure_code: str | None = None,
+        *,
+        deliver: bool = True,
+        by_itself: bool = False,
     ) -> dict[str, Any]:
+        """``by_itself``: the scheduled settlement, which does nothing to a payout a simulation settled."""
         status, required = PAYOUT_SIMULATIONS[outcome]
         with self._lock:
             payout = self._payout(payout_id)
-            if payout.status != required:
+            if payout.status != required and (by_itself or payout.status != status):
                 raise XenditError(
                     409, "PAYOUT_NOT_" + required, f"payout {payout_id} is {payout.status}, not {required}"
                 )
-            payout.status, payout.updated = status, _now()
-            payout.failure_code = failure_code if status == "FAILED" else payout.failure_code
+            if payout.status == required:
+                payout.status, payout.updated = status, _now()
+                payout.failure_code = failure_code if status == "FAILED" else payout.failure_code
             resource, callback = payout.resource(), payout.callback()
         if deliver:
             self._webhooks.send("XenditPayoutWebhook", payout_id, callback)
@@ -897,15 +910,10 @@ def _route(method: str, path: str, handler: Callable[..., Response], *, authenti
     return Rule(path, methods=[method], endpoint=(handler, authenticated))
 
 
-def _unless_already_final(action: Callable[..., Any], *args: Any) -> None:
+def _unless_already_final(action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Run a scheduled expiry or settlement, unless a simulation already moved the thing on (a 409)."""
     with contextlib.suppress(XenditError):
-        action(*args)
-
-
-def _delivers(request: Request) -> bool:
-    """``?deliver=false`` settles without sending the webhook: the drift reconciliation finds (PAY-8)."""
-    return request.args.get("deliver", "true").lower() != "false"
+        action(*args, **kwargs)
 
 
 def _check_refundable(invoice: LocalInvoice, amount: int) -> None:

@@ -472,7 +472,7 @@ def test_a_refund_can_be_made_to_fail():
 
         failed = stack.webhooks.next()
         assert (failed.body["event"], failed.body["data"]["failure_code"]) == ("refund.failed", "REFUND_FAILED")
-        assert stack.simulate(f"refunds/{refund.id}/fail").status_code == 409
+        assert stack.simulate(f"refunds/{refund.id}/succeed").status_code == 409
 
 
 @pytest.mark.parametrize(("simulation", "status"), [("succeed", RefundStatus.SUCCEEDED), ("fail", RefundStatus.FAILED)])
@@ -522,7 +522,7 @@ def test_a_payout_held_in_accepted_can_be_made_to_fail(stack):
     assert failed.json()["status"] == "FAILED"
     delivery = stack.webhooks.next()
     assert (delivery.body["event"], delivery.body["data"]["failure_code"]) == ("payout.failed", "REJECTED_BY_CHANNEL")
-    assert stack.simulate(f"payouts/{payout.id}/fail").status_code == 409
+    assert stack.simulate(f"payouts/{payout.id}/succeed").status_code == 409
     stack.webhooks.assert_no_more()
 
 
@@ -558,18 +558,40 @@ def test_a_payout_simulation_without_delivery_changes_the_state_only(stack):
     stack.webhooks.assert_no_more()
 
 
-def test_a_payout_settles_by_itself_only_after_its_own_slow_delay():
-    """A test may fail a payout right after approving it: it succeeds by itself payout_settle_delay_seconds
-    (scaled by time_scale) later, never the quick refund settle delay."""
-    with local_stack(payout_settle_delay_seconds=3600, settle_delay_seconds=0.01) as stack:
+def test_a_payout_waits_its_settle_delay_however_fast_the_clock_runs():
+    """rhttp defect 2: a scenario fails a payout right after approving it, also on a stack started with a large
+    LOCAL_TIME_SCALE: the payout's settle delay is not divided by the time scale (nor is it the quick refund
+    delay), so the payout is still ACCEPTED when the failure is simulated."""
+    with local_stack(payout_settle_delay_seconds=3600, settle_delay_seconds=0.01, time_scale=3600 * 100) as stack:
         payout = stack.gateway().create_payout("wdr_4", 1_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
 
         stack.webhooks.assert_no_more()
         assert stack.gateway().get_payout(payout.id).status == PayoutStatus.PENDING
-    with local_stack(payout_settle_delay_seconds=3600, time_scale=3600 * 100) as stack:
-        stack.gateway().create_payout("wdr_5", 1_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
+        assert stack.simulate(f"payouts/{payout.id}/fail").json()["status"] == "FAILED"
+        assert stack.webhooks.next().body["data"]["status"] == "FAILED"
 
-        assert stack.webhooks.next().body["data"]["status"] == "SUCCEEDED"
+
+def test_a_payout_or_refund_simulated_into_the_state_it_already_is_in_answers_it_and_calls_back_again(stack):
+    """rhttp defect 3: a scenario approves a withdrawal, reads it, then simulates the payout's success and finds
+    it settled by itself meanwhile (as a refund does after its settle delay). Asking for the state it is in is
+    no conflict: 200 with the payout, and its callback comes again (a duplicate, which the webhook ignores);
+    ?deliver=false sends nothing. Another outcome is still a 409."""
+    payout = stack.gateway().create_payout("wdr_6", 1_000, "ID_BCA", "1234567890", "Budi Santoso", "withdrawal")
+    assert stack.webhooks.next().body["data"]["status"] == "SUCCEEDED"  # by itself
+
+    again = stack.simulate(f"payouts/{payout.id}/succeed")
+
+    assert (again.status_code, again.json()["id"], again.json()["status"]) == (200, payout.id, "SUCCEEDED")
+    assert stack.webhooks.next().body["data"] == again.json()
+    assert requests.post(f"{stack.url}/simulate/payouts/{payout.id}/succeed?deliver=false", timeout=3).ok
+    assert stack.simulate(f"payouts/{payout.id}/fail").status_code == 409
+    refund = stack.gateway().create_refund("rfn_6", paid_invoice(stack).id, AMOUNT, RefundReason.CANCELLATION)
+    assert stack.webhooks.next().body["data"]["status"] == "SUCCEEDED"  # by itself
+    refund_again = stack.simulate(f"refunds/{refund.id}/succeed")
+    assert (refund_again.status_code, refund_again.json()["status"]) == (200, "SUCCEEDED")
+    assert stack.webhooks.next().body["data"]["id"] == refund.id
+    assert stack.simulate(f"refunds/{refund.id}/fail").status_code == 409
+    stack.webhooks.assert_no_more()
 
 
 # --- secrets --------------------------------------------------------------------------------------------

@@ -258,6 +258,20 @@ def test_bank_codes_are_accepted_with_or_without_the_country_and_e_wallets_take_
     assert payout.channel_code == "ID_OVO"
 
 
+@pytest.mark.parametrize("typed", ["+6281234567890", "6281234567890", "0812-3456-7890", "+62 812-3456-7890"])
+def test_an_e_wallet_takes_the_mobile_number_as_a_phone_shows_it_and_pays_out_to_its_08_form(world, typed):
+    """WAL-2, rhttp defect 1: the apps hold phones in E.164 (API.md addresses: +6281234567890), and Xendit's
+    e-wallet payouts take the number as 0812...: any way of writing the same mobile number is that number."""
+    fund(BUYER, 100_000)
+
+    ewallet = requested(amount=10_000, bank_code="DANA", account_number=typed)
+
+    assert ewallet["account_number_masked"] == "********7890"
+    approved(ewallet["id"])
+    [payout] = payouts_at_xendit(world, ewallet["id"])
+    assert (payout.channel_code, payout.channel_properties["account_number"]) == ("ID_DANA", "081234567890")
+
+
 def test_a_withdrawal_not_above_the_fee_is_422(world, with_fee):
     fund(BUYER, 100_000)
 

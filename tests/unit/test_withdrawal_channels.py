@@ -33,10 +33,19 @@ def test_anything_else_is_no_channel(sent):
 def test_an_e_wallet_takes_a_mobile_number_and_a_bank_an_account_number():
     ovo, bca = payout_channel("OVO"), payout_channel("BCA")
 
-    assert ovo.accepts("081234567890") and ovo.accepts("6281234567890")
-    assert not ovo.accepts("1234567890") and not ovo.accepts("08123")
-    assert bca.accepts("1234567890") and bca.accepts("131313")
-    assert not bca.accepts("12345") and not bca.accepts("1234 5678") and not bca.accepts("١٢٣٤٥٦٧")
+    for written in ("081234567890", "6281234567890", "+6281234567890", "+62 812-3456-7890", "0812 3456 7890"):
+        assert ovo.account_number(written) == "081234567890", written  # the form Xendit's e-wallet payouts take
+    for not_a_mobile in (
+        "1234567890",
+        "08123",
+        "+6581234567",
+        "08123abc4567890",
+        "\uff10\uff18\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff10",
+    ):
+        assert ovo.account_number(not_a_mobile) is None, not_a_mobile
+    assert bca.account_number("1234567890") == "1234567890" and bca.account_number("131313") == "131313"
+    for not_an_account in ("12345", "1234 5678", "١٢٣٤٥٦٧"):
+        assert bca.account_number(not_an_account) is None, not_an_account
 
 
 def test_an_account_number_is_shown_by_its_last_four_digits_only():

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from patungan.core.phone import normalize_indonesian_phone
+
 COUNTRY_PREFIX = "ID_"
 
 
@@ -77,8 +79,9 @@ _EWALLETS = frozenset({"OVO", "DANA", "GOPAY", "LINKAJA", "SHOPEEPAY"})
 
 # A bank account number: digits only (Indonesian banks use 10 to 16; allow a margin either side).
 _BANK_ACCOUNT = re.compile(r"^[0-9]{6,20}$")
-# An e-wallet is named by its owner's mobile number: 08... or 628..., digits only.
-_EWALLET_ACCOUNT = re.compile(r"^(?:0|62)8[0-9]{7,12}$")
+# An e-wallet is named by its owner's mobile number, written as a person writes a phone: 0812..., 62812...,
+# +62 812-3456-7890 (API.md's addresses hold it as +62812...). Nothing but digits and those separators.
+_PHONE_AS_WRITTEN = re.compile(r"^\+?[0-9][0-9 ().-]*$")
 
 
 @dataclass(frozen=True)
@@ -86,15 +89,25 @@ class PayoutChannel:
     code: str  # Xendit's channel code, ID_BCA
     kind: ChannelKind
 
-    def accepts(self, account_number: str) -> bool:
-        pattern = _BANK_ACCOUNT if self.kind is ChannelKind.BANK else _EWALLET_ACCOUNT
-        return pattern.fullmatch(account_number) is not None
+    def account_number(self, written: str) -> str | None:
+        """The account number as Xendit's payout takes it, or None if ``written`` cannot be one for this
+        channel: a bank's digits as they are; an e-wallet's mobile number in its national 08... form, which
+        Xendit's e-wallet payouts expect (WAL-2)."""
+        if self.kind is ChannelKind.BANK:
+            return written if _BANK_ACCOUNT.fullmatch(written) else None
+        if not _PHONE_AS_WRITTEN.fullmatch(written):
+            return None
+        try:
+            international = normalize_indonesian_phone(written)
+        except ValueError:
+            return None
+        return "0" + international.removeprefix("+62")
 
     @property
     def account_rule(self) -> str:
         if self.kind is ChannelKind.BANK:
             return "a bank account number: 6 to 20 digits"
-        return "the e-wallet's mobile number: digits, 08... or 628..."
+        return "the e-wallet's Indonesian mobile number: 0812..., 62812... or +62812..."
 
 
 def payout_channel(bank_code: str) -> PayoutChannel | None:

@@ -33,7 +33,14 @@ HOLDING = frozenset({"requested", "approved", "processing"})
 FINAL = frozenset({"completed", "failed", "reversed", "rejected"})
 
 BankCode = Annotated[str, Field(min_length=2, max_length=40, description="Xendit channel code: BCA or ID_BCA")]
-AccountNumber = Annotated[str, Field(min_length=1, max_length=40, description="digits only; never shown back")]
+AccountNumber = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        description="a bank account's digits, or an e-wallet's mobile number; never shown back",
+    ),
+]
 
 
 class WithdrawalInput(BaseModel):
@@ -55,11 +62,13 @@ class WithdrawalInput(BaseModel):
     @classmethod
     def _fits_the_channel(cls, value: str, info: ValidationInfo) -> str:
         channel = payout_channel(info.data["bank_code"]) if "bank_code" in info.data else None
-        if channel is not None and not channel.accepts(value):
+        if channel is None:  # bank_code was refused: only say what is wrong with the number itself
+            if not value.isdigit():
+                raise ValueError("must be digits only")
+            return value
+        if (account_number := channel.account_number(value)) is None:
             raise ValueError(f"must be {channel.account_rule}")
-        if channel is None and not value.isdigit():
-            raise ValueError("must be digits only")
-        return value
+        return account_number
 
 
 class Withdrawal(BaseModel):
