@@ -5,27 +5,16 @@ local Xendit holds until a simulation settles it, so no test races the automatic
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.e2e.test_group_buying import eventually
+
 pytestmark = pytest.mark.e2e
 
-SETTLE_TIMEOUT_SECONDS = 120
 HELD_ACCOUNT = "131313"
-
-
-def eventually(check: Callable[[], Any], timeout: float = SETTLE_TIMEOUT_SECONDS) -> Any:
-    """Poll until ``check`` returns something truthy (the payout webhook is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
 
 
 class Wallets:
