@@ -609,7 +609,7 @@ def item_of(world, withdrawal_id: str) -> dict[str, Any]:
 
 
 def check(world, withdrawal_id: str):
-    return composition.payout_checker().check(item_of(world, withdrawal_id))
+    return composition.payout_checker().check(item_of(world, withdrawal_id), lambda found: None)
 
 
 def test_the_checker_completes_a_payout_whose_callback_never_came_and_the_late_callback_changes_nothing(world):

@@ -7,6 +7,7 @@ key, conditional writes). Everything else is reported, never guessed at."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from patungan.adapters.xendit import Invoice, InvoiceStatus, PaymentRejected, RefundStatus
@@ -59,7 +60,7 @@ class PaymentChecker:
     def __init__(self, payments: PaymentService) -> None:
         self.payments = payments
 
-    def check(self, item: dict[str, Any]) -> Mismatch | None:
+    def check(self, item: dict[str, Any], repairing: Callable[[Mismatch], None]) -> Mismatch | None:
         payment = Payment.model_validate(item)
         if payment.payment_method == PLATFORM_FUNDED:
             return None
@@ -82,6 +83,7 @@ class PaymentChecker:
         if invoice.amount != payment.amount or (invoice.currency or payment.currency) != payment.currency:
             return _mismatch("amount_mismatch", payment.id, ours, theirs, "reported")
         if invoice.status is InvoiceStatus.PAID and payment.status in UNPAID_HERE:
+            repairing(_mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired"))
             return self._repair_paid(payment, invoice, ours, theirs)
         if invoice.status is not InvoiceStatus.PAID and payment.status in PAID_HERE:
             return _mismatch("not_paid_at_gateway", payment.id, ours, theirs, "reported")
@@ -107,7 +109,7 @@ class RefundChecker:
     def __init__(self, payments: PaymentService) -> None:
         self.payments = payments
 
-    def check(self, item: dict[str, Any]) -> Mismatch | None:
+    def check(self, item: dict[str, Any], repairing: Callable[[Mismatch], None]) -> Mismatch | None:
         refund = Refund.model_validate(item)
         if refund.destination != "xendit" or refund.provider_refund_id is None:
             return None  # never sent to Xendit (a wallet refund) or not sent yet (the refund worker's)
@@ -120,6 +122,7 @@ class RefundChecker:
         if found.amount != refund.amount or (found.currency or refund.currency) != refund.currency:
             return _mismatch("amount_mismatch", refund.id, ours, theirs, "reported")
         if refund.status == "pending" and found.status in SETTLED_AT_XENDIT:
+            repairing(_mismatch("refunded_at_gateway_not_here", refund.id, ours, theirs, "repaired"))
             return self._repair_settled(refund, ours, theirs)
         if refund.status == "succeeded" and found.status is RefundStatus.FAILED:
             return _mismatch("refund_status_mismatch", refund.id, ours, theirs, "reported")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -38,8 +39,10 @@ class RecordChecker(Protocol):
 
     kind: IndexedKind
 
-    def check(self, item: dict[str, Any]) -> Mismatch | None:
-        """``item`` is the record as stored (read from the reconciliation index); None when it agrees."""
+    def check(self, item: dict[str, Any], repairing: Callable[[Mismatch], None]) -> Mismatch | None:
+        """``item`` is the record as stored (read from the reconciliation index); None when it agrees. Just
+        before a repair, ``repairing`` is told the mismatch as found (resolution "repaired"), so the repair is
+        reported even if the page dies before it returns."""
         ...
 
 

@@ -114,22 +114,40 @@ class ReconciliationService:
             logger.warning("no checker for this kind: counted as 0 checked", extra={"run_id": run_id, "kind": kind})
             return {"cursor": None, "done": True}
         period = self.runs.period(run_id)
+        # Repairs an earlier attempt of this page began and never recorded (it died in between): a record that
+        # agrees with Xendit now is reported repaired from what that attempt found.
+        interrupted = self.runs.repairs_begun(run_id)
         checked = 0
         with ThreadPoolExecutor(self.limits.concurrency, thread_name_prefix="reconciliation") as pool:
             for batch in self.records.pages(kind, period.start, period.end, cursor):
                 # Each record is checked in its own copy of this invocation's context (logging keys, the function
                 # acting), copied here: a pool thread has a context of its own.
                 contexts = [contextvars.copy_context() for _ in batch.items]
-                found = pool.map(lambda context, item: context.run(checker.check, item), contexts, batch.items)
-                for mismatch in found:
+                outcomes = pool.map(
+                    lambda context, item: context.run(self._check, run_id, checker, item), contexts, batch.items
+                )
+                for item, (found, began) in zip(batch.items, outcomes, strict=True):
+                    mismatch = found or interrupted.pop(item["id"], None)
                     if mismatch is not None:
                         self._record(run_id, mismatch)
+                    elif began:  # the webhook got there first: nothing to report
+                        self.runs.end_repair(run_id, item["id"])
                 self.runs.count_page(run_id, kind, batch.cursor, len(batch.items))
                 checked += len(batch.items)
                 cursor = batch.cursor
                 if cursor is None or checked >= self.limits.batch_size:
                     break
         return {"cursor": cursor, "done": cursor is None}
+
+    def _check(self, run_id: str, checker: RecordChecker, item: dict[str, Any]) -> tuple[Mismatch | None, bool]:
+        """What ``checker`` found for ``item``, and whether it began a repair."""
+        began: list[Mismatch] = []
+
+        def repairing(found: Mismatch) -> None:
+            self.runs.begin_repair(run_id, found)
+            began.append(found)
+
+        return checker.check(item, repairing), bool(began)
 
     def check_ledger(self, run_id: str, final: bool) -> dict[str, Any]:
         """Whether the trial balance is balanced. The balance index is eventually consistent, so an unbalanced
@@ -147,6 +165,11 @@ class ReconciliationService:
         return {"balanced": balance.balanced}
 
     def finish(self, run_id: str) -> dict[str, Any]:
+        # A repair begun by a page that died, whose record its retry no longer read (the page ends elsewhere
+        # now): whether it committed is unknown here, so it is reported for an operator to look at.
+        for found in self.runs.repairs_begun(run_id).values():
+            ours = {**found.ours, "repair": "interrupted"}
+            self._record(run_id, found.model_copy(update={"ours": ours, "resolution": "reported"}))
         self.runs.finish(run_id, "done", to_iso(self.clock.now()))
         return {"run_id": run_id, "status": "done"}
 
