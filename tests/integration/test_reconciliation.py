@@ -7,6 +7,7 @@ itself). The local Xendit's webhooks go to a sink in this world: paying at Xendi
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +20,11 @@ from moto.dynamodb.responses import DynamoHandler
 
 from emulator.moto_patches import _serialised
 from patungan import composition
+from patungan.adapters.stepfunctions import ExecutionStarter
 from patungan.adapters.xendit import XenditGateway
 from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
+from patungan.core.errors import DependencyUnavailable
 from patungan.ledger import accounts
 from patungan.reconciliation.repository import RunsRepository
 from tests.support.groupbuy import ADMIN, buyer
@@ -488,3 +491,42 @@ def test_the_daily_schedule_starts_one_run_per_scheduled_event(recon, world):
         stateMachineArn=os.environ["RECONCILIATION_STATE_MACHINE_ARN"]
     )["executions"]
     assert [e["name"] for e in executions] == [first["id"]]
+
+
+def executions_started() -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    return [
+        {"name": e["name"], **json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])}
+        for e in sfn.list_executions(stateMachineArn=os.environ["RECONCILIATION_STATE_MACHINE_ARN"])["executions"]
+    ]
+
+
+def test_a_start_that_dies_after_starting_the_execution_leaves_a_run_its_execution_opens_and_finishes(recon, world):
+    """PAY-8, SYS-6, issue 7 review gap 2: a POST without Idempotency-Key dies between starting the run's
+    execution and creating the run item. The execution's first state creates it from its input and the run
+    is carried out: never a run `running` with no execution behind it, never an execution with no run."""
+    _, joined = drifted_payment(world)
+    with mock.patch.object(RunsRepository, "add_run", side_effect=RuntimeError("crash")):
+        crashed = recon.start()
+    assert crashed.status == 500
+    [opening] = executions_started()
+
+    world.step("OpenReconciliationRunFunction", **{k: v for k, v in opening.items() if k != "name"})
+    run = recon.carry_out(opening["run_id"])
+
+    assert opening["name"] == opening["run_id"] == run["id"]
+    assert run["status"] == "done"
+    assert kinds_of(run) == [("paid_at_gateway_pending_here", "repaired")]
+    assert datetime.fromisoformat(run["to"]) - datetime.fromisoformat(run["from"]) == timedelta(hours=48)
+    assert world.payment(joined)["status"] == "paid"
+
+
+def test_a_start_that_dies_before_its_execution_started_leaves_no_run_running(recon, world):
+    """PAY-8, SYS-6, issue 7 review gap 2: Step Functions refuses the start; the admin gets an error and no run
+    shows `running` that no execution will ever finish."""
+    with mock.patch.object(ExecutionStarter, "start", side_effect=DependencyUnavailable("Step Functions is down")):
+        refused = recon.start()
+
+    assert refused.status == 503, refused.body
+    assert world.items("PaymentsTable", "RECONCILIATION#") == []
+    assert executions_started() == []

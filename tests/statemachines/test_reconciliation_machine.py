@@ -4,6 +4,7 @@ failing leaves the run visibly failed and the execution FAILED (its alarm), neve
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,8 +24,8 @@ TEMPLATE = Template.load()
 # Per CheckPage loop iteration: TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited,
 # ChoiceStateEntered, ChoiceStateExited (the arithmetic in reconciliation/service.py rests on it).
 EVENTS_PER_PAGE = 7
-# Execution start and end, the Pass states before each kind, CheckLedger and its Choice, FinishRun, Done.
-EVENTS_OUTSIDE_PAGES = 24
+# Execution start and end, OpenRun, the Pass states before each kind, CheckLedger and its Choice, FinishRun, Done.
+EVENTS_OUTSIDE_PAGES = 29
 RECHECK_EVENTS = 7  # the Wait and RecheckLedger when the first reading was unbalanced
 HISTORY_LIMIT = 25_000
 
@@ -151,8 +152,15 @@ def test_a_step_that_keeps_failing_leaves_the_run_failed_and_the_execution_faile
             "reported": 0,
         }
     )
+    opening = {
+        "run_id": run_id,
+        "from": "not a time",
+        "to": "2999-01-01T00:00:00Z",
+        "started_at": "",
+        "trigger": "test",
+    }
     boto3.client("stepfunctions", region_name=REGION).start_execution(
-        stateMachineArn=TEMPLATE.ref("ReconciliationStateMachine"), name=run_id, input=f'{{"run_id": "{run_id}"}}'
+        stateMachineArn=TEMPLATE.ref("ReconciliationStateMachine"), name=run_id, input=json.dumps(opening)
     )
 
     failed = execution(run_id)

@@ -93,6 +93,18 @@ class RunView(BaseModel):
     error: str | None = Field(None, description="why a failed run stopped")
 
 
+class RunOpening(BaseModel):
+    """The input of a run's execution: everything its first state needs to create the run."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    run_id: str
+    from_: str = Field(alias="from")
+    to: str
+    started_at: str
+    trigger: str
+
+
 class StartedRun(BaseModel):
     id: str
     status: RunStatus

@@ -13,7 +13,6 @@ day calls for a larger batch (Lambda's 15 minutes allow ~10 000 records at 4 Xen
 from __future__ import annotations
 
 import contextvars
-import json
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from patungan.core.errors import field_error
 from patungan.core.observability import logger, metrics
 from patungan.ledger.models import TrialBalance
 from patungan.reconciliation.index import IndexedKind
-from patungan.reconciliation.models import Mismatch, RecordChecker, RunInput, RunView, StartedRun
+from patungan.reconciliation.models import Mismatch, RecordChecker, RunInput, RunOpening, RunView, StartedRun
 from patungan.reconciliation.repository import RecordsIndex, RunsRepository
 
 DEFAULT_PERIOD = timedelta(hours=48)  # a daily run overlaps the day before: drift found late is still found
@@ -89,17 +88,27 @@ class ReconciliationService:
         return self.clock.now().replace(microsecond=0) + timedelta(seconds=1)
 
     def _start(self, run_id: str, start: datetime, end: datetime, trigger: str) -> StartedRun:
-        """Create the run, then its execution, named by the run: a retried start finds both and starts
-        nothing twice (a run created by a start that crashed before its execution gets its execution)."""
+        """Start the run's execution, named by the run, then create the run so it shows at once. The execution
+        opens the run as its first state too, so a start that dies in between leaves no run that no execution
+        carries out (never ``running`` for ever); a retried start finds the execution and starts nothing twice."""
         if not self.state_machine_arn:
             raise RuntimeError("no reconciliation state machine is configured: see the function's environment")
-        created = self.runs.add_run(run_id, to_iso(start), to_iso(end), to_iso(self.clock.now()), trigger)
-        started = self.starter.start(self.state_machine_arn, run_id, json.dumps({"run_id": run_id}))
+        opening = RunOpening(
+            run_id=run_id, from_=to_iso(start), to=to_iso(end), started_at=to_iso(self.clock.now()), trigger=trigger
+        )
+        started = self.starter.start(self.state_machine_arn, run_id, opening.model_dump_json(by_alias=True))
+        if started:  # else the execution there opens its own run, with the period it was started for
+            self.open_run(opening)
         logger.info(
             "reconciliation run started" if started else "reconciliation run already started",
-            extra={"run_id": run_id, "from": to_iso(start), "to": to_iso(end), "trigger": trigger, "new": created},
+            extra={"run_id": run_id, "from": opening.from_, "to": opening.to, "trigger": trigger},
         )
         return StartedRun(id=run_id, status="running")
+
+    def open_run(self, opening: RunOpening) -> dict[str, Any]:
+        """Create the run (the execution's first state, and the start): whichever comes second finds it."""
+        self.runs.add_run(opening.run_id, opening.from_, opening.to, opening.started_at, opening.trigger)
+        return {"run_id": opening.run_id}
 
     def run(self, principal: Principal, run_id: str) -> RunView:
         principal.require(Role.ADMIN)
