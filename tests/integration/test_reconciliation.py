@@ -125,6 +125,18 @@ def drifted_payment(world) -> tuple[dict[str, Any], dict[str, Any]]:
     return session, joined
 
 
+def drifted_payment_expired(world) -> dict[str, Any]:
+    """A buyer's invoice ran out at Xendit; the EXPIRED callback never reached us."""
+    session = world.session()
+    joined = world.joined(buyer(1), session["id"], quantity=2)
+    expired = requests.post(
+        f"{world.xendit_url}/simulate/invoices/{joined['payment']['invoice_id']}/expire?deliver=false", timeout=5
+    )
+    assert expired.status_code == 200, expired.text
+    assert world.payment(joined)["status"] == "pending"
+    return joined
+
+
 def refund_settled_at_xendit_without_callback(world, outcome: str = "succeed") -> dict[str, Any]:
     """A paid buyer left; the refund went to Xendit (PENDING), which settled it and never called back."""
     session = world.session()
@@ -179,6 +191,23 @@ def test_an_amount_xendit_disagrees_with_is_reported_never_repaired(recon, world
     assert (mismatch["ours"]["amount"], mismatch["theirs"]["amount"]) == (200_000, 150_000)
     assert world.payment(joined)["status"] == "pending"
     assert escrow(world, session["id"]) == 0
+
+
+def test_a_pending_payment_whose_invoice_expired_at_xendit_without_callback_is_expired_and_reported(recon, world):
+    """PAY-8, issue 7 review gap 3: the invoice ran out at Xendit and its EXPIRED callback never came. The run
+    applies Xendit's record as the callback would have (the payment expires, the participation with it), so
+    a pending payment never stays pending for ever; the late callback is a duplicate, a second run agrees."""
+    joined = drifted_payment_expired(world)
+
+    first = recon.run()
+
+    assert kinds_of(first) == [("expired_at_gateway_pending_here", "repaired")]
+    assert first["mismatches"][0]["theirs"]["status"] == "expired"
+    assert world.payment(joined)["status"] == "expired"
+    assert [p["status"] for p in world.my_participations(buyer(1))] == ["expired"]
+    assert world.invoice_callback(joined, "EXPIRED").body == {"status": "duplicate"}
+    assert first["ledger_balanced"] is True
+    assert recon.run()["mismatches"] == []
 
 
 def test_a_payment_xendit_does_not_know_is_reported(recon, world):

@@ -37,7 +37,12 @@ def _payment_fields(payment: Payment) -> dict[str, Any]:
 
 
 def _invoice_fields(invoice: Invoice) -> dict[str, Any]:
-    return {"id": invoice.id, "status": invoice.status.value, "amount": invoice.amount, "currency": invoice.currency}
+    return {
+        "id": invoice.id,
+        "status": invoice.status.value,
+        "amount": invoice.amount,
+        "currency": invoice.currency,
+    }
 
 
 def _refund_fields(refund: Refund) -> dict[str, Any]:
@@ -82,25 +87,29 @@ class PaymentChecker:
         theirs = _invoice_fields(invoice)
         if invoice.amount != payment.amount or (invoice.currency or payment.currency) != payment.currency:
             return _mismatch("amount_mismatch", payment.id, ours, theirs, "reported")
+        # apply_*_invoice reads the invoice the payment names; a payment whose join never attached it names the
+        # one Xendit found by our external id (the callback path then confirms and attaches it).
+        found = payment.model_copy(update={"invoice_id": invoice.id})
         if invoice.status is InvoiceStatus.PAID and payment.status in UNPAID_HERE:
-            repairing(_mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired"))
-            return self._repair_paid(payment, invoice, ours, theirs)
+            repair = _mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
+            repairing(repair)
+            return self._repaired(repair, self.payments.apply_paid_invoice(found), "paid", PAID_HERE)
+        if invoice.status is InvoiceStatus.EXPIRED and payment.status == "pending":
+            # Its EXPIRED callback was lost: the buyer can no longer pay, so the payment expires as the
+            # callback (and the expiry worker) would have it, never staying pending for ever.
+            repair = _mismatch("expired_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
+            repairing(repair)
+            return self._repaired(repair, self.payments.apply_expired_invoice(found), "expired", {"expired"})
         if invoice.status is not InvoiceStatus.PAID and payment.status in PAID_HERE:
             return _mismatch("not_paid_at_gateway", payment.id, ours, theirs, "reported")
         return None
 
-    def _repair_paid(
-        self, payment: Payment, invoice: Invoice, ours: dict[str, Any], theirs: dict[str, Any]
-    ) -> Mismatch | None:
-        # apply_paid_invoice reads the invoice the payment names; a payment whose join never attached it
-        # names the one Xendit found by our external id (the callback path then confirms and attaches it).
-        outcome = self.payments.apply_paid_invoice(payment.model_copy(update={"invoice_id": invoice.id}))
-        if outcome == "paid":
-            return _mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
-        now = self.payments.payment(payment.id)
-        if outcome in {"duplicate", "stale"} and now.status in PAID_HERE:
+    def _repaired(self, repair: Mismatch, outcome: str, applied: str, agreeing: set[str]) -> Mismatch | None:
+        if outcome == applied:
+            return repair
+        if outcome in {"duplicate", "stale"} and self.payments.payment(repair.reference_id).status in agreeing:
             return None  # the callback got there first: we agree with Xendit now
-        return _mismatch("paid_at_gateway_pending_here", payment.id, {**ours, "repair": outcome}, theirs, "reported")
+        return repair.model_copy(update={"ours": {**repair.ours, "repair": outcome}, "resolution": "reported"})
 
 
 class RefundChecker:
