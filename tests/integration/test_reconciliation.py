@@ -210,6 +210,25 @@ def test_a_pending_payment_whose_invoice_expired_at_xendit_without_callback_is_e
     assert recon.run()["mismatches"] == []
 
 
+def test_an_invoice_xendit_answers_for_another_payment_is_reported_and_applied_to_neither(recon, world):
+    """PAY-8, issue 7 review: Xendit's record of our payment's invoice names another payment (external_id) and
+    is paid: nothing is captured, for ours or for the one it names; it is reported."""
+    session = world.session()
+    ours = world.joined(buyer(1), session["id"])
+    other = world.joined(buyer(2), session["id"])
+    world.pay_at_xendit(other)
+    world.xendit._invoices[ours["payment"]["invoice_id"]] = world.xendit._invoices[other["payment"]["invoice_id"]]
+
+    run = recon.run()
+
+    assert ("reference_mismatch", "reported") in kinds_of(run)
+    [lie] = [m for m in run["mismatches"] if m["kind"] == "reference_mismatch"]
+    assert (lie["reference_id"], lie["theirs"]["external_id"]) == (ours["payment"]["id"], other["payment"]["id"])
+    assert world.payment(ours)["status"] == "pending"
+    assert captures(world, ours["payment"]["id"]) == 0
+    assert captures(world, other["payment"]["id"]) <= 1
+
+
 def test_a_payment_xendit_does_not_know_is_reported(recon, world):
     session = world.session()
     joined = world.joined(buyer(1), session["id"])
@@ -421,6 +440,27 @@ def test_a_refund_amount_xendit_disagrees_with_is_reported(recon, world):
 
     assert kinds_of(run) == [("amount_mismatch", "reported")]
     assert world.refund_of(joined)["status"] == "pending"
+
+
+def test_a_refund_record_xendit_answers_for_another_of_our_refunds_is_reported_and_applied_to_neither(recon, world):
+    """PAY-8, issue 7 review: Xendit's record of our refund names another of our refunds (reference_id), settled:
+    neither refund is completed from it (the other's buyer is not refunded on this record); it is reported."""
+    joined = refund_settled_at_xendit_without_callback(world)
+    session = world.session()
+    other = world.joined(buyer(2), session["id"], quantity=2)
+    world.pay(other)
+    world.leave(buyer(2), session["id"])
+    world.process_refunds()
+    sent, others = world.refund_of(joined), world.refund_of(other)
+    assert others["status"] == "pending"
+    world.xendit._refunds[sent["provider_refund_id"]].reference_id = others["id"]
+
+    run = recon.run()
+
+    assert ("reference_mismatch", "reported") in kinds_of(run)
+    [lie] = [m for m in run["mismatches"] if m["kind"] == "reference_mismatch"]
+    assert (lie["reference_id"], lie["theirs"]["reference_id"]) == (sent["id"], others["id"])
+    assert world.refund_of(joined)["status"] == world.refund_of(other)["status"] == "pending"
 
 
 def test_a_refund_xendit_does_not_know_is_reported(recon, world):

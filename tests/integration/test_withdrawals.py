@@ -675,6 +675,21 @@ def test_the_checker_reports_what_it_cannot_repair(world):
     assert wallet(world) == 80_000
 
 
+def test_the_checker_reports_a_payout_record_xendit_answers_for_another_withdrawal_and_applies_nothing(world):
+    """PAY-8, issue 7 review: Xendit's record of our payout names another withdrawal (reference_id) and says it
+    failed: our withdrawal is not failed on it (no money returned twice over); it is reported."""
+    fund(BUYER, 100_000)
+    withdrawal = approved(requested()["id"])
+    simulate(world, withdrawal["payout_id"], "fail")
+    world.xendit._payouts[withdrawal["payout_id"]].reference_id = "wd_someone_else"
+
+    mismatch = check(world, withdrawal["id"])
+
+    assert (mismatch.kind, mismatch.resolution) == ("reference_mismatch", "reported")
+    assert status(withdrawal["id"]) == "processing"
+    assert wallet(world) == 40_000
+
+
 def test_the_checker_resumes_an_approved_withdrawal_without_a_payout_once(world):
     fund(BUYER, 100_000)
     never_sent, sent_not_recorded, untouched = (requested(amount=10_000) for _ in range(3))

@@ -39,6 +39,7 @@ def _payment_fields(payment: Payment) -> dict[str, Any]:
 def _invoice_fields(invoice: Invoice) -> dict[str, Any]:
     return {
         "id": invoice.id,
+        "external_id": invoice.external_id,
         "status": invoice.status.value,
         "amount": invoice.amount,
         "currency": invoice.currency,
@@ -56,7 +57,13 @@ def _refund_fields(refund: Refund) -> dict[str, Any]:
 
 
 def _xendit_refund_fields(refund: XenditRefund) -> dict[str, Any]:
-    return {"id": refund.id, "status": refund.status.value, "amount": refund.amount, "currency": refund.currency}
+    return {
+        "id": refund.id,
+        "reference_id": refund.reference_id,
+        "status": refund.status.value,
+        "amount": refund.amount,
+        "currency": refund.currency,
+    }
 
 
 class PaymentChecker:
@@ -85,6 +92,8 @@ class PaymentChecker:
                 return _mismatch("unknown_at_gateway", payment.id, ours, {}, "reported")
             return None
         theirs = _invoice_fields(invoice)
+        if invoice.external_id != payment.id:  # Xendit's record is of another payment: nothing of it is applied
+            return _mismatch("reference_mismatch", payment.id, ours, theirs, "reported")
         if invoice.amount != payment.amount or (invoice.currency or payment.currency) != payment.currency:
             return _mismatch("amount_mismatch", payment.id, ours, theirs, "reported")
         # apply_*_invoice reads the invoice the payment names; a payment whose join never attached it names the
@@ -128,6 +137,8 @@ class RefundChecker:
         except PaymentRejected as refusal:
             return _mismatch("unknown_at_gateway", refund.id, ours, {"error": refusal.gateway_code}, "reported")
         theirs = _xendit_refund_fields(found)
+        if found.reference_id not in (None, refund.id):  # Xendit's record is of another refund: never applied
+            return _mismatch("reference_mismatch", refund.id, ours, theirs, "reported")
         if found.amount != refund.amount or (found.currency or refund.currency) != refund.currency:
             return _mismatch("amount_mismatch", refund.id, ours, theirs, "reported")
         if refund.status == "pending" and found.status in SETTLED_AT_XENDIT:

@@ -20,6 +20,7 @@ MismatchKind = Literal[
     "not_paid_at_gateway",  # we hold a payment as paid that Xendit has not been paid
     "refund_status_mismatch",  # we completed a refund through Xendit that Xendit says failed
     "expired_at_gateway_pending_here",  # the invoice ran out at Xendit, its EXPIRED callback never reached us
+    "reference_mismatch",  # the record Xendit answers with names another of our records than the one we asked for
 ]
 Resolution = Literal["repaired", "reported"]
 

@@ -39,6 +39,8 @@ class PayoutChecker:
         theirs = self.withdrawals.gateway.get_payout(ours.payout_id)
         if theirs is None:
             return _mismatch("unknown_at_gateway", "reported", ours, None)
+        if theirs.reference_id not in (None, ours.id):  # Xendit's record is of another withdrawal: never applied
+            return _mismatch("reference_mismatch", "reported", ours, theirs)
         if _amounts_differ(ours, theirs):
             return _mismatch("amount_mismatch", "reported", ours, theirs)
         if _agree(ours, theirs):
