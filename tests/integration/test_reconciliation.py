@@ -280,6 +280,42 @@ def test_a_repair_whose_page_crashed_before_recording_it_is_still_reported_repai
     ] == []
 
 
+def test_xendit_down_mid_page_fails_the_page_and_its_retry_counts_and_repairs_each_record_once(recon, world):
+    """PAY-8, SYS-6, issue 7 review: Xendit stops answering for one record of a page whose other record is
+    repaired meanwhile; the page fails (DependencyUnavailable: the state machine retries it with backoff, then
+    fails the run visibly), counting nothing. Its retry, Xendit back, counts both records once, reports both
+    repairs once, and captures each payment once."""
+    session = world.session()
+    first, second = (world.joined(buyer(n), session["id"]) for n in (1, 2))
+    for joined in (first, second):
+        world.pay_at_xendit(joined)
+    # Down for the record the page reads first: the other one is repaired on the pool meanwhile, and its
+    # mismatch is not recorded when the page fails.
+    down, _ = sorted((first, second), key=lambda j: (world.payment(j)["created_at"], j["payment"]["id"]))
+    run_id = recon.start().body["id"]
+    real_get_invoice = XenditGateway.get_invoice
+
+    def down_for_one(gateway, invoice_id):
+        if invoice_id == down["payment"]["invoice_id"]:
+            raise DependencyUnavailable("the payment provider did not answer; retry shortly")
+        return real_get_invoice(gateway, invoice_id)
+
+    with (
+        mock.patch.object(XenditGateway, "get_invoice", down_for_one),
+        pytest.raises(DependencyUnavailable),
+    ):
+        world.step("CheckReconciliationPageFunction", run_id=run_id, kind="PAYMENTS", cursor=None)
+    assert recon.get(run_id).body["checked"]["payments"] == 0
+
+    run = recon.carry_out(run_id)
+
+    assert run["checked"]["payments"] == 2
+    assert sorted(m["reference_id"] for m in run["mismatches"]) == sorted(j["payment"]["id"] for j in (first, second))
+    assert run["mismatch_totals"] == {"repaired": 2, "reported": 0}
+    assert [captures(world, j["payment"]["id"]) for j in (first, second)] == [1, 1]
+    assert escrow(world, session["id"]) == 200_000
+
+
 def test_a_page_retried_after_it_was_counted_counts_its_records_once(recon, world):
     """Step Functions retries a page whose answer was lost (States.Timeout): its records are checked again,
     but counted, and their mismatches recorded, once."""
