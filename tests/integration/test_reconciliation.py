@@ -27,6 +27,7 @@ from patungan.core.config import get_settings
 from patungan.core.errors import DependencyUnavailable
 from patungan.ledger import accounts
 from patungan.reconciliation.repository import RunsRepository
+from patungan.reconciliation.service import MAX_PAGES, RunTooLarge
 from tests.support.groupbuy import ADMIN, buyer
 from tests.support.lambdas import call_api
 
@@ -314,6 +315,29 @@ def test_xendit_down_mid_page_fails_the_page_and_its_retry_counts_and_repairs_ea
     assert run["mismatch_totals"] == {"repaired": 2, "reported": 0}
     assert [captures(world, j["payment"]["id"]) for j in (first, second)] == [1, 1]
     assert escrow(world, session["id"]) == 200_000
+
+
+def test_a_run_past_its_page_budget_refuses_the_next_page_and_shows_failed(recon, world):
+    """PAY-8, SYS-6, issue 7 review: a period with more pages than one execution's 25 000 history events
+    allow would kill the execution at the history limit, leaving the run `running` for ever. The page past
+    MAX_PAGES refuses instead (a refusal: not retried), and the machine's RecordStuck shows the run failed."""
+    drifted_payment(world)
+    run_id = recon.start().body["id"]
+    page = world.step("CheckReconciliationPageFunction", run_id=run_id, kind="PAYMENTS", cursor=None, pages=0)
+    assert page["pages"] == 1
+
+    with pytest.raises(RunTooLarge):
+        world.step("CheckReconciliationPageFunction", run_id=run_id, kind="REFUNDS", cursor=None, pages=MAX_PAGES)
+    world.step(
+        "RecordReconciliationFailedFunction",
+        run_id=run_id,
+        step="CheckRefundsPage",
+        error={"Error": "RunTooLarge", "Cause": "..."},
+    )
+
+    run = recon.get(run_id).body
+    assert (run["status"], run["error"]) == ("failed", "CheckRefundsPage: RunTooLarge")
+    assert run["finished_at"] is not None
 
 
 def test_a_page_retried_after_it_was_counted_counts_its_records_once(recon, world):

@@ -18,6 +18,7 @@ from patungan.adapters.dynamodb import serialize
 from patungan.core.clock import to_iso
 from patungan.core.ids import new_id
 from patungan.reconciliation.index import IndexedKind, index_keys
+from patungan.reconciliation.service import MAX_PAGES
 from tests.emulator.support import eventually
 
 TEMPLATE = Template.load()
@@ -125,9 +126,11 @@ def test_a_run_checks_the_period_reports_what_it_may_not_repair_and_finishes(sta
     events = history(done["executionArn"])
     pages = sum(1 for event in events if event.get("stateEnteredEventDetails", {}).get("name", "").endswith("Page"))
     assert len(events) == EVENTS_OUTSIDE_PAGES + pages * EVENTS_PER_PAGE
-    # So a day of 1 000 000 payments (1 000 pages of RECONCILIATION_BATCH_SIZE 1 000), with its refunds' and
-    # payouts' pages, stays inside Step Functions' 25 000 events.
-    assert EVENTS_OUTSIDE_PAGES + (1_000 + 2) * EVENTS_PER_PAGE + RECHECK_EVENTS < HISTORY_LIMIT
+    # So the daily run's 48 hours of 1 000 000 payments a day (2 000 pages of RECONCILIATION_BATCH_SIZE 1 000),
+    # with its refunds' and payouts' pages, stays inside Step Functions' 25 000 events; and a run stops at
+    # MAX_PAGES with room left for the failure path and retried attempts (3 events each).
+    assert EVENTS_OUTSIDE_PAGES + (2_000 + 2) * EVENTS_PER_PAGE + RECHECK_EVENTS < HISTORY_LIMIT
+    assert EVENTS_OUTSIDE_PAGES + MAX_PAGES * EVENTS_PER_PAGE + RECHECK_EVENTS + 1_000 * 3 < HISTORY_LIMIT
 
 
 @pytest.mark.usefixtures("stack")

@@ -6,9 +6,12 @@ Size (Step Functions keeps at most 25 000 events per execution): one CheckPage t
 (TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited) and its Choice 2 more, so a
 loop iteration is 7 events. An iteration checks up to ``batch_size`` records (default 1 000, read from the
 index in pages of 100, Xendit called by a pool of ``concurrency`` threads): a day of 1 000 000 payments is
-1 000 iterations = 7 000 events, plus the refunds' and payouts' iterations, far inside the limit; a 31-day
-period of 1 000 000 a day would not be (217 000 events): the period is capped at MAX_PERIOD, and a larger
-day calls for a larger batch (Lambda's 15 minutes allow ~10 000 records at 4 Xendit calls in flight)."""
+1 000 iterations = 7 000 events (the daily run's 48 hours: 14 000), plus the refunds' and payouts' iterations,
+inside the limit; a 31-day period of 1 000 000 a day would not be (217 000 events). So a run checks at most
+MAX_PAGES pages (21 000 events, the rest left for retries and the ledger): the page past it refuses
+(RunTooLarge), and the run fails visibly (status failed, its alarm) instead of its execution dying at the
+history limit with the run ``running`` for ever. Such a period is checked in shorter runs, or with a larger
+batch (Lambda's 15 minutes allow ~10 000 records at 4 Xendit calls in flight)."""
 
 from __future__ import annotations
 
@@ -21,16 +24,23 @@ from typing import Any, Protocol
 
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import field_error
+from patungan.core.errors import Conflict, field_error
 from patungan.core.observability import logger, metrics
 from patungan.ledger.models import TrialBalance
 from patungan.reconciliation.index import IndexedKind
 from patungan.reconciliation.models import Mismatch, RecordChecker, RunInput, RunOpening, RunView, StartedRun
 from patungan.reconciliation.repository import RecordsIndex, RunsRepository
 
+MAX_PAGES = 3_000  # CheckPage tasks in one execution: 7 history events each (see above)
 DEFAULT_PERIOD = timedelta(hours=48)  # a daily run overlaps the day before: drift found late is still found
 MAX_PERIOD = timedelta(days=31)
 KINDS = (IndexedKind.PAYMENTS, IndexedKind.REFUNDS, IndexedKind.PAYOUTS)
+
+
+class RunTooLarge(Conflict):
+    """The run's period holds more pages than one execution's history allows: split the period."""
+
+    code = "reconciliation_run_too_large"
 
 
 class Starter(Protocol):
@@ -115,13 +125,16 @@ class ReconciliationService:
         return self.runs.view(run_id)
 
     # ---- the state machine's steps
-    def check_page(self, run_id: str, kind: IndexedKind, cursor: str | None) -> dict[str, Any]:
+    def check_page(self, run_id: str, kind: IndexedKind, cursor: str | None, pages: int = 0) -> dict[str, Any]:
         """Check up to ``batch_size`` records of ``kind`` from ``cursor`` on; the cursor to go on from, or None
-        when the kind is done. A kind with no checker (payouts before the wallet context is wired) counts 0."""
+        when the kind is done, and the run's ``pages`` so far counting this one. A kind with no checker
+        (payouts before the wallet context is wired) counts 0."""
+        if pages >= MAX_PAGES:
+            raise RunTooLarge(f"run {run_id} reached {MAX_PAGES} pages: check its period in shorter runs")
         checker = self.checkers.get(kind)
         if checker is None:
             logger.warning("no checker for this kind: counted as 0 checked", extra={"run_id": run_id, "kind": kind})
-            return {"cursor": None, "done": True}
+            return {"cursor": None, "done": True, "pages": pages + 1}
         period = self.runs.period(run_id)
         # Repairs an earlier attempt of this page began and never recorded (it died in between): a record that
         # agrees with Xendit now is reported repaired from what that attempt found.
@@ -146,7 +159,7 @@ class ReconciliationService:
                 cursor = batch.cursor
                 if cursor is None or checked >= self.limits.batch_size:
                     break
-        return {"cursor": cursor, "done": cursor is None}
+        return {"cursor": cursor, "done": cursor is None, "pages": pages + 1}
 
     def _check(self, run_id: str, checker: RecordChecker, item: dict[str, Any]) -> tuple[Mismatch | None, bool]:
         """What ``checker`` found for ``item``, and whether it began a repair."""
