@@ -386,6 +386,21 @@ def test_a_repair_racing_the_late_webhook_has_one_outcome(recon, world, first):
     assert escrow(world, session["id"]) == 200_000
 
 
+def backdate(world, participation: dict[str, Any], created: str) -> None:
+    """The payment as if created at ``created`` (its item and its reconciliation index keys)."""
+    payment_id = participation["payment"]["id"]
+    boto3.client("dynamodb").update_item(
+        TableName=world.aws.tables["PaymentsTable"],
+        Key={"pk": {"S": f"PAYMENT#{payment_id}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET created_at = :c, gsi1pk = :pk, gsi1sk = :sk",
+        ExpressionAttributeValues={
+            ":c": {"S": created},
+            ":pk": {"S": f"PAYMENTS#{created[:10]}"},
+            ":sk": {"S": f"{created}#{payment_id}"},
+        },
+    )
+
+
 def test_only_the_records_of_the_period_are_checked(recon, world):
     _, joined = drifted_payment(world)
     now = datetime.now(UTC)
@@ -402,21 +417,9 @@ def test_a_period_of_several_days_is_read_day_by_day_in_batches(recon, world):
     """Five payments over three UTC days (created_at moved back in the item and its index keys), batch 3."""
     session = world.session()
     joined = [world.joined(buyer(n), session["id"]) for n in range(1, 6)]
-    table = world.aws.tables["PaymentsTable"]
     now = datetime.now(UTC)
     for n, participation in enumerate(joined):
-        created = to_iso(now - timedelta(days=n % 3, minutes=n))
-        payment_id = participation["payment"]["id"]
-        boto3.client("dynamodb").update_item(
-            TableName=table,
-            Key={"pk": {"S": f"PAYMENT#{payment_id}"}, "sk": {"S": "META"}},
-            UpdateExpression="SET created_at = :c, gsi1pk = :pk, gsi1sk = :sk",
-            ExpressionAttributeValues={
-                ":c": {"S": created},
-                ":pk": {"S": f"PAYMENTS#{created[:10]}"},
-                ":sk": {"S": f"{created}#{payment_id}"},
-            },
-        )
+        backdate(world, participation, to_iso(now - timedelta(days=n % 3, minutes=n)))
         world.pay_at_xendit(participation)
     run_id = recon.start(**{"from": to_iso(now - timedelta(days=3)), "to": to_iso(now + timedelta(minutes=1))}).body[
         "id"
@@ -429,6 +432,35 @@ def test_a_period_of_several_days_is_read_day_by_day_in_batches(recon, world):
     assert run["checked"]["payments"] == 5
     assert sorted(m["reference_id"] for m in run["mismatches"]) == sorted(p["payment"]["id"] for p in joined)
     assert {p["status"] for p in world.my_participations(buyer(3))} == {"paid"}
+
+
+def test_a_period_includes_a_record_created_at_its_from_and_excludes_one_created_at_its_to(recon, world):
+    """PAY-8, issue 7 review: a period [from, to) from mid-day to mid-day two UTC days later. Records created at
+    `from` and one second before `to` are checked; one second before `from` and exactly at `to` are not; the
+    day in the middle holds exactly a batch (3) of records."""
+    session = world.session()
+    start, end = datetime(2026, 11, 1, 13, 30, tzinfo=UTC), datetime(2026, 11, 3, 7, 15, tzinfo=UTC)
+    created = {
+        "before from": start - timedelta(seconds=1),
+        "at from": start,
+        "middle 1": datetime(2026, 11, 2, 0, 0, tzinfo=UTC),
+        "middle 2": datetime(2026, 11, 2, 12, 0, tzinfo=UTC),
+        "middle 3": datetime(2026, 11, 2, 23, 59, 59, tzinfo=UTC),
+        "before to": end - timedelta(seconds=1),
+        "at to": end,
+    }
+    joined = {}
+    for n, (name, moment) in enumerate(created.items(), start=1):
+        joined[name] = world.joined(buyer(n), session["id"])
+        backdate(world, joined[name], to_iso(moment))
+        world.pay_at_xendit(joined[name])
+
+    run = recon.run(**{"from": to_iso(start), "to": to_iso(end)})
+
+    inside = {"at from", "middle 1", "middle 2", "middle 3", "before to"}
+    assert run["checked"]["payments"] == len(inside)
+    assert {m["reference_id"] for m in run["mismatches"]} == {joined[name]["payment"]["id"] for name in inside}
+    assert {name for name in created if world.payment(joined[name])["status"] == "paid"} == inside
 
 
 # ---- refunds
