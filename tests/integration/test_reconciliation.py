@@ -401,6 +401,31 @@ def backdate(world, participation: dict[str, Any], created: str) -> None:
     )
 
 
+def test_two_runs_over_the_same_period_repair_a_payment_once_and_report_it_once(recon, world):
+    """PAY-8, issue 7 review: the daily run and an admin's run check the same drifted payment at once. The
+    admin's run has compared it and is about to repair it when the daily run repairs it first: one capture,
+    one escrow credit; the daily run reports the repair, the admin's run finds nothing left to report."""
+    session, joined = drifted_payment(world)
+    daily = world.step("StartDailyReconciliationFunction", id="evt-concurrent", source="aws.events", detail={})["id"]
+    admin = recon.start().body["id"]
+    begin_repair = RunsRepository.begin_repair
+
+    def daily_run_first(self, run_id, found):
+        begin_repair(self, run_id, found)
+        if run_id == admin:
+            world.step("CheckReconciliationPageFunction", run_id=daily, kind="PAYMENTS", cursor=None)
+
+    with mock.patch.object(RunsRepository, "begin_repair", daily_run_first):
+        admins = recon.carry_out(admin)
+    dailys = recon.carry_out(daily)
+
+    assert kinds_of(dailys) == [("paid_at_gateway_pending_here", "repaired")]
+    assert admins["mismatches"] == [] and admins["checked"]["payments"] == 1
+    assert captures(world, joined["payment"]["id"]) == 1
+    assert escrow(world, session["id"]) == 200_000
+    assert admins["ledger_balanced"] is dailys["ledger_balanced"] is True
+
+
 def test_only_the_records_of_the_period_are_checked(recon, world):
     _, joined = drifted_payment(world)
     now = datetime.now(UTC)
