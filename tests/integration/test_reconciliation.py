@@ -26,6 +26,8 @@ from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
 from patungan.core.errors import DependencyUnavailable
 from patungan.ledger import accounts
+from patungan.ledger.models import CurrencyTotals
+from patungan.ledger.repository import Ledger
 from patungan.reconciliation.repository import RunsRepository
 from patungan.reconciliation.service import MAX_PAGES, RunTooLarge
 from tests.support.groupbuy import ADMIN, buyer
@@ -92,10 +94,20 @@ class Reconciliation:
         """What the state machine does for the run: the pages of every kind, the ledger, finish."""
         for kind in KINDS:
             self.check_pages(run_id, kind)
-        if not self.world.step("CheckReconciliationLedgerFunction", run_id=run_id, final=False)["balanced"]:
-            self.world.step("CheckReconciliationLedgerFunction", run_id=run_id, final=True)
+        self.check_ledger(run_id)
         self.world.step("FinishReconciliationRunFunction", run_id=run_id)
         return self.get(run_id).body
+
+    def check_ledger(self, run_id: str) -> None:
+        """CheckLedger, then RecheckLedger (the machine waits between them) until the ledger is decided."""
+        ledger = self.world.step("CheckReconciliationLedgerFunction", run_id=run_id, reading=0)
+        while not ledger["decided"]:
+            ledger = self.world.step(
+                "CheckReconciliationLedgerFunction",
+                run_id=run_id,
+                reading=ledger["reading"],
+                earlier=ledger["imbalance"],
+            )
 
     def run(self, **body: Any) -> dict[str, Any]:
         started = self.start(**body)
@@ -590,32 +602,67 @@ def test_a_refund_xendit_does_not_know_is_reported(recon, world):
 
 
 # ---- the ledger
-def test_an_unbalanced_ledger_is_read_twice_then_reported(recon, world):
-    """A one-sided balance item (as a half-written movement would leave) makes the trial balance unbalanced
-    on both readings: ledger_unbalanced, reported; ledger_balanced false."""
-    dynamodb = boto3.client("dynamodb")
-    one_sided = {"pk": {"S": "ACCOUNT#test:one-sided"}, "sk": {"S": "BALANCE"}}
+def one_sided_balance(world, debit: int | None) -> None:
+    """A balance item with no other side (as a movement caught half indexed shows), or none (``debit`` None)."""
+    dynamodb, table = boto3.client("dynamodb"), world.aws.tables["LedgerTable"]
+    key = {"pk": {"S": "ACCOUNT#test:one-sided"}, "sk": {"S": "BALANCE"}}
+    if debit is None:
+        dynamodb.delete_item(TableName=table, Key=key)
+        return
     dynamodb.put_item(
-        TableName=world.aws.tables["LedgerTable"],
+        TableName=table,
         Item={
-            **one_sided,
+            **key,
             "account": {"S": "test:one-sided"},
             "currency": {"S": "IDR"},
-            "debit": {"N": "500"},
+            "debit": {"N": str(debit)},
             "credit": {"N": "0"},
-            "balance": {"N": "500"},
+            "balance": {"N": str(debit)},
             "gsi1pk": {"S": "BALANCES#0"},
             "gsi1sk": {"S": "test:one-sided"},
         },
     )
+
+
+def test_an_unbalanced_ledger_is_read_twice_then_reported(recon, world):
+    """A one-sided balance item that stays put makes the trial balance unbalanced by the same amount on two
+    readings in a row: ledger_unbalanced, reported; ledger_balanced false."""
+    one_sided_balance(world, 500)
     try:
         run = recon.run()
     finally:
-        dynamodb.delete_item(TableName=world.aws.tables["LedgerTable"], Key=one_sided)
+        one_sided_balance(world, None)
 
     assert run["ledger_balanced"] is False
     assert kinds_of(run) == [("ledger_unbalanced", "reported")]
     assert run["mismatches"][0]["ours"]["IDR"]["debit"] - run["mismatches"][0]["ours"]["IDR"]["credit"] == 500
+
+
+def test_a_ledger_caught_half_indexed_on_two_readings_by_different_movements_is_not_called_unbalanced(recon, world):
+    """PAY-5, PAY-8, issue 7 review: on a busy ledger each reading of the eventually consistent balance index may
+    catch another movement half indexed: +500 on the first reading, +300 on the second, balanced on the
+    third. An imbalance that changes is movements in flight, not a broken ledger: balanced, nothing reported."""
+    run_id = recon.start().body["id"]
+    for kind in KINDS:
+        recon.check_pages(run_id, kind)
+    readings = iter([500, 300, None])
+    real_trial_balance = Ledger.trial_balance
+
+    def busy_ledger(self):
+        reading, in_flight = real_trial_balance(self), next(readings)
+        if in_flight is None:
+            return reading
+        idr = reading.currencies.get("IDR", CurrencyTotals())
+        half_indexed = idr.model_copy(update={"debit": idr.debit + in_flight})
+        return reading.model_copy(update={"balanced": False, "currencies": {**reading.currencies, "IDR": half_indexed}})
+
+    with mock.patch.object(Ledger, "trial_balance", busy_ledger):
+        recon.check_ledger(run_id)
+    world.step("FinishReconciliationRunFunction", run_id=run_id)
+
+    run = recon.get(run_id).body
+    assert run["ledger_balanced"] is True
+    assert run["mismatches"] == []
 
 
 # ---- the route

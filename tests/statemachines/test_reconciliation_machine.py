@@ -18,7 +18,7 @@ from patungan.adapters.dynamodb import serialize
 from patungan.core.clock import to_iso
 from patungan.core.ids import new_id
 from patungan.reconciliation.index import IndexedKind, index_keys
-from patungan.reconciliation.service import MAX_PAGES
+from patungan.reconciliation.service import LEDGER_READINGS, MAX_PAGES
 from tests.emulator.support import eventually
 
 TEMPLATE = Template.load()
@@ -27,7 +27,8 @@ TEMPLATE = Template.load()
 EVENTS_PER_PAGE = 7
 # Execution start and end, OpenRun, the Pass states before each kind, CheckLedger and its Choice, FinishRun, Done.
 EVENTS_OUTSIDE_PAGES = 29
-RECHECK_EVENTS = 7  # the Wait and RecheckLedger when the first reading was unbalanced
+# The Wait, RecheckLedger and its Choice per reading after an unbalanced first one.
+RECHECK_EVENTS = 9 * (LEDGER_READINGS - 1)
 HISTORY_LIMIT = 25_000
 
 

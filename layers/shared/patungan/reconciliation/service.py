@@ -31,6 +31,7 @@ from patungan.reconciliation.index import IndexedKind
 from patungan.reconciliation.models import Mismatch, RecordChecker, RunInput, RunOpening, RunView, StartedRun
 from patungan.reconciliation.repository import RecordsIndex, RunsRepository
 
+LEDGER_READINGS = 3  # of the trial balance at most, the machine's WaitBeforeRecheck apart
 MAX_PAGES = 3_000  # CheckPage tasks in one execution: 7 history events each (see above)
 DEFAULT_PERIOD = timedelta(hours=48)  # a daily run overlaps the day before: drift found late is still found
 MAX_PERIOD = timedelta(days=31)
@@ -171,20 +172,25 @@ class ReconciliationService:
 
         return checker.check(item, repairing), bool(began)
 
-    def check_ledger(self, run_id: str, final: bool) -> dict[str, Any]:
-        """Whether the trial balance is balanced. The balance index is eventually consistent, so an unbalanced
-        first reading is read again (the state machine waits, then calls with ``final``); unbalanced twice
-        is a mismatch."""
+    def check_ledger(self, run_id: str, reading: int = 0, earlier: dict[str, int] | None = None) -> dict[str, Any]:
+        """Whether the trial balance balances, from one reading of it (the ``reading``-th; ``earlier``: the
+        imbalance the one before showed). The balance index is eventually consistent: on a busy ledger a
+        reading may catch a movement half indexed, an imbalance that is gone, or another, a moment later. So
+        one balanced reading decides balanced; the same imbalance on two readings in a row (a real one stays
+        put), or LEDGER_READINGS readings never balanced, decide unbalanced (a mismatch); otherwise the state
+        machine waits and reads again with what this reading showed."""
         balance = self.ledger.trial_balance()
-        if balance.balanced or final:
-            self.runs.set_ledger_balanced(run_id, balance.balanced)
-        if not balance.balanced and final:
+        imbalance = {currency: t.debit - t.credit for currency, t in balance.currencies.items() if t.debit != t.credit}
+        if not balance.balanced and imbalance != earlier and reading + 1 < LEDGER_READINGS:
+            return {"decided": False, "balanced": False, "reading": reading + 1, "imbalance": imbalance}
+        self.runs.set_ledger_balanced(run_id, balance.balanced)
+        if not balance.balanced:
             currencies = {currency: totals.model_dump() for currency, totals in balance.currencies.items()}
             self._record(
                 run_id,
                 Mismatch(kind="ledger_unbalanced", reference_id="ledger", ours=currencies, resolution="reported"),
             )
-        return {"balanced": balance.balanced}
+        return {"decided": True, "balanced": balance.balanced}
 
     def finish(self, run_id: str) -> dict[str, Any]:
         # A repair begun by a page that died, whose record its retry no longer read (the page ends elsewhere
