@@ -193,15 +193,20 @@ def test_a_payment_paid_at_xendit_whose_callback_was_lost_is_repaired_and_a_seco
     assert escrow(world, session["id"]) == 200_000
 
 
-def test_an_amount_xendit_disagrees_with_is_reported_never_repaired(recon, world):
+@pytest.mark.parametrize(("field", "theirs"), [("amount", 150_000), ("currency", "USD")])
+def test_an_amount_xendit_disagrees_with_is_reported_never_repaired(recon, world, field, theirs):
+    """PAY-8: Xendit's paid invoice says another amount, or another currency: reported, nothing captured."""
     session, joined = drifted_payment(world)
-    world.xendit._invoices[joined["payment"]["invoice_id"]].amount = 150_000  # Xendit's record says otherwise
+    setattr(world.xendit._invoices[joined["payment"]["invoice_id"]], field, theirs)  # Xendit's record differs
 
     run = recon.run()
 
     assert kinds_of(run) == [("amount_mismatch", "reported")]
     [mismatch] = run["mismatches"]
-    assert (mismatch["ours"]["amount"], mismatch["theirs"]["amount"]) == (200_000, 150_000)
+    assert (mismatch["ours"][field], mismatch["theirs"][field]) == (
+        {"amount": 200_000, "currency": "IDR"}[field],
+        theirs,
+    )
     assert world.payment(joined)["status"] == "pending"
     assert escrow(world, session["id"]) == 0
 
