@@ -357,6 +357,27 @@ def test_a_run_past_its_page_budget_refuses_the_next_page_and_shows_failed(recon
     assert run["finished_at"] is not None
 
 
+def test_a_run_that_fails_after_a_page_died_mid_repair_still_reports_the_repair(recon, world):
+    """PAY-8, issue 7 review gap 1: the page dies after the repair and before recording it, and keeps failing
+    until the machine gives up: the failed run still lists the repair it began (reported, for a person to
+    look at: whether it committed is not known there), never a repair that vanished."""
+    _, joined = drifted_payment(world)
+    run_id = recon.start().body["id"]
+    with (
+        mock.patch.object(RunsRepository, "add_mismatch", side_effect=RuntimeError("crash")),
+        pytest.raises(RuntimeError),
+    ):
+        world.step("CheckReconciliationPageFunction", run_id=run_id, kind="PAYMENTS", cursor=None)
+
+    world.step("RecordReconciliationFailedFunction", run_id=run_id, step="CheckPaymentsPage", error={"Error": "X"})
+
+    run = recon.get(run_id).body
+    assert run["status"] == "failed"
+    assert kinds_of(run) == [("paid_at_gateway_pending_here", "reported")]
+    assert run["mismatches"][0]["reference_id"] == joined["payment"]["id"]
+    assert run["mismatches"][0]["ours"]["repair"] == "interrupted"
+
+
 def test_a_page_retried_after_it_was_counted_counts_its_records_once(recon, world):
     """Step Functions retries a page whose answer was lost (States.Timeout): its records are checked again,
     but counted, and their mismatches recorded, once."""

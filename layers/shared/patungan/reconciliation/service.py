@@ -193,21 +193,25 @@ class ReconciliationService:
         return {"decided": True, "balanced": balance.balanced}
 
     def finish(self, run_id: str) -> dict[str, Any]:
-        # A repair begun by a page that died, whose record its retry no longer read (the page ends elsewhere
-        # now): whether it committed is unknown here, so it is reported for an operator to look at.
-        for found in self.runs.repairs_begun(run_id).values():
-            ours = {**found.ours, "repair": "interrupted"}
-            self._record(run_id, found.model_copy(update={"ours": ours, "resolution": "reported"}))
+        self._report_interrupted_repairs(run_id)
         self.runs.finish(run_id, "done", to_iso(self.clock.now()))
         return {"run_id": run_id, "status": "done"}
 
     def record_failed(self, run_id: str, step: str, error: Any) -> dict[str, Any]:
         """A step kept failing: the run shows it failed, loudly, before the execution fails (alarmed)."""
         reason = f"{step}: {error.get('Error') if isinstance(error, dict) else error}"
+        self._report_interrupted_repairs(run_id)
         self.runs.finish(run_id, "failed", to_iso(self.clock.now()), error=reason)
         logger.critical("reconciliation run failed", extra={"run_id": run_id, "step": step, "error": error})
         metrics.add_metric(name="ReconciliationRunsFailed", unit="Count", value=1)
         return {"run_id": run_id, "status": "failed"}
+
+    def _report_interrupted_repairs(self, run_id: str) -> None:
+        """A repair begun by a page that died, and never recorded by a retry (the machine gave up, or the page
+        ends elsewhere now): whether it committed is unknown here, so it is reported for a person to look at."""
+        for found in self.runs.repairs_begun(run_id).values():
+            ours = {**found.ours, "repair": "interrupted"}
+            self._record(run_id, found.model_copy(update={"ours": ours, "resolution": "reported"}))
 
     def _record(self, run_id: str, mismatch: Mismatch) -> None:
         if not self.runs.add_mismatch(run_id, mismatch):
