@@ -1,9 +1,11 @@
 """Our payments and refunds against Xendit's records (PAY-8).
 
 A safe difference is repaired through the code path the missing webhook would have taken (a PAID we never
-heard of: ``PaymentService.apply_paid_invoice``; a refund Xendit settled without telling us:
+heard of: ``PaymentService.apply_paid_invoice``; an EXPIRED we never heard of, for a payment still pending:
+``PaymentService.apply_expired_invoice``; a refund Xendit settled without telling us:
 ``PaymentService.apply_refund_record``), so a repair and a late webhook converge on one outcome (the same inbox
-key, conditional writes). Everything else is reported, never guessed at."""
+key, conditional writes). Everything else is reported, never guessed at - a Xendit record that names another
+of our records than the one asked for above all."""
 
 from __future__ import annotations
 
