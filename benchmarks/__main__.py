@@ -4,7 +4,7 @@ reconciling a period's payments with Xendit.
 Settlement is timed for sessions of N paid participants, reconciliation for periods of N payments, on the local
 stack's moto (and the local Xendit). Figures go to stdout, progress lines to stderr.
 
-python -m benchmarks [--sizes 100,1000,5000] [--reconciliation-sizes 1000,3000,10000]
+python -m benchmarks [--sizes 100,1000,5000] [--reconciliation-sizes 1000,3000,10000] [--only reconciliation]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ DEFAULT_RECONCILIATION_SIZES = "1000,3000,10000"
 # linearly: past a hundred participants it alone would take longer than the rest of the run.
 UNPATCHED_MAX_PARTICIPANTS = 100
 NOTES_WIDTH = 110
+PARTS = ("round-trips", "settlement", "reconciliation")
 
 
 def _sizes(text: str) -> list[int]:
@@ -56,6 +57,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         type=_sizes,
         default=_sizes(DEFAULT_RECONCILIATION_SIZES),
         help=f"payments in a reconciled period, comma-separated (default: {DEFAULT_RECONCILIATION_SIZES})",
+    )
+    parser.add_argument(
+        "--only",
+        choices=PARTS,
+        action="append",
+        help="measure only this part (repeatable; default: all of them)",
     )
     return parser.parse_args(argv)
 
@@ -86,6 +93,17 @@ def main(argv: list[str] | None = None) -> None:
         f"Python {platform.python_version()}, moto {moto.__version__} in-process with the local stack's patches"
     )
 
+    parts = arguments.only or PARTS
+    if "round-trips" in parts:
+        _round_trips(progress)
+    if "settlement" in parts:
+        _settlement(sizes, progress)
+    if "reconciliation" in parts:
+        _reconciliation(arguments.reconciliation_sizes, progress)
+    progress("done")
+
+
+def _round_trips(progress: Progress) -> None:
     rows = measure_round_trips(progress.about("round trips"))
     print(f"\nDynamoDB round trips per operation (API calls that reach moto; {PARTICIPANTS} buyers a session)")
     print(round_trip_table(rows))
@@ -96,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         "participants (each page's own session read and query included).",
     )
 
+
+def _settlement(sizes: list[int], progress: Progress) -> None:
     runs = []
     for size in sizes:
         if size <= UNPATCHED_MAX_PARTICIPANTS:
@@ -114,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
         "moto's figures show how the work grows with N, not what DynamoDB's throughput would be.",
     )
 
-    reconciled = [_reconcile_in_a_fresh_process(size, progress=progress) for size in arguments.reconciliation_sizes]
+
+def _reconciliation(sizes: list[int], progress: Progress) -> None:
+    reconciled = [_reconcile_in_a_fresh_process(size, progress=progress) for size in sizes]
     print(
         f"\nReconciliation (PAY-8): the payments' CheckPage loop (batch {reconciled[0].batch_size}, index pages of "
         f"100, {reconciled[0].concurrency} Xendit calls in flight) against the local Xendit"
@@ -128,7 +150,6 @@ def main(argv: list[str] | None = None) -> None:
         "moto and the local Xendit run in this one process: the time shows how the work grows with N, not what "
         "DynamoDB and Xendit would take.",
     )
-    progress("done")
 
 
 if __name__ == "__main__":

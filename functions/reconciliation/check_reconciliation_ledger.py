@@ -4,5 +4,7 @@ from patungan.composition import reconciliation_service
 from patungan.core.steps import step_handler
 
 lambda_handler = step_handler(
-    lambda event: reconciliation_service().check_ledger(event["run_id"], final=bool(event.get("final")))
+    lambda event: reconciliation_service().check_ledger(
+        event["run_id"], int(event.get("reading") or 0), event.get("earlier")
+    )
 )

@@ -5,5 +5,7 @@ from patungan.core.steps import step_handler
 from patungan.reconciliation.index import IndexedKind
 
 lambda_handler = step_handler(
-    lambda event: reconciliation_service().check_page(event["run_id"], IndexedKind(event["kind"]), event.get("cursor"))
+    lambda event: reconciliation_service().check_page(
+        event["run_id"], IndexedKind(event["kind"]), event.get("cursor"), int(event.get("pages") or 0)
+    )
 )

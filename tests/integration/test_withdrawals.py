@@ -688,7 +688,7 @@ def item_of(world, withdrawal_id: str) -> dict[str, Any]:
 
 
 def check(world, withdrawal_id: str):
-    return composition.payout_checker().check(item_of(world, withdrawal_id))
+    return composition.payout_checker().check(item_of(world, withdrawal_id), lambda found: None)
 
 
 def test_the_checker_completes_a_payout_whose_callback_never_came_and_the_late_callback_changes_nothing(world):
@@ -752,6 +752,21 @@ def test_the_checker_reports_what_it_cannot_repair(world):
     assert status(completed["id"]) == "completed"
     assert (unknown.kind, unknown.resolution) == ("unknown_at_gateway", "reported")
     assert wallet(world) == 80_000
+
+
+def test_the_checker_reports_a_payout_record_xendit_answers_for_another_withdrawal_and_applies_nothing(world):
+    """PAY-8, issue 7 review: Xendit's record of our payout names another withdrawal (reference_id) and says it
+    failed: our withdrawal is not failed on it (no money returned twice over); it is reported."""
+    fund(BUYER, 100_000)
+    withdrawal = approved(requested()["id"])
+    simulate(world, withdrawal["payout_id"], "fail")
+    world.xendit._payouts[withdrawal["payout_id"]].reference_id = "wd_someone_else"
+
+    mismatch = check(world, withdrawal["id"])
+
+    assert (mismatch.kind, mismatch.resolution) == ("reference_mismatch", "reported")
+    assert status(withdrawal["id"]) == "processing"
+    assert wallet(world) == 40_000
 
 
 def test_the_checker_resumes_an_approved_withdrawal_without_a_payout_once(world):

@@ -4,6 +4,7 @@ failing leaves the run visibly failed and the execution FAILED (its alarm), neve
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,15 +18,17 @@ from patungan.adapters.dynamodb import serialize
 from patungan.core.clock import to_iso
 from patungan.core.ids import new_id
 from patungan.reconciliation.index import IndexedKind, index_keys
+from patungan.reconciliation.service import LEDGER_READINGS, MAX_PAGES
 from tests.emulator.support import eventually
 
 TEMPLATE = Template.load()
 # Per CheckPage loop iteration: TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited,
 # ChoiceStateEntered, ChoiceStateExited (the arithmetic in reconciliation/service.py rests on it).
 EVENTS_PER_PAGE = 7
-# Execution start and end, the Pass states before each kind, CheckLedger and its Choice, FinishRun, Done.
-EVENTS_OUTSIDE_PAGES = 24
-RECHECK_EVENTS = 7  # the Wait and RecheckLedger when the first reading was unbalanced
+# Execution start and end, OpenRun, the Pass states before each kind, CheckLedger and its Choice, FinishRun, Done.
+EVENTS_OUTSIDE_PAGES = 29
+# The Wait, RecheckLedger and its Choice per reading after an unbalanced first one.
+RECHECK_EVENTS = 9 * (LEDGER_READINGS - 1)
 HISTORY_LIMIT = 25_000
 
 
@@ -124,9 +127,11 @@ def test_a_run_checks_the_period_reports_what_it_may_not_repair_and_finishes(sta
     events = history(done["executionArn"])
     pages = sum(1 for event in events if event.get("stateEnteredEventDetails", {}).get("name", "").endswith("Page"))
     assert len(events) == EVENTS_OUTSIDE_PAGES + pages * EVENTS_PER_PAGE
-    # So a day of 1 000 000 payments (1 000 pages of RECONCILIATION_BATCH_SIZE 1 000), with its refunds' and
-    # payouts' pages, stays inside Step Functions' 25 000 events.
-    assert EVENTS_OUTSIDE_PAGES + (1_000 + 2) * EVENTS_PER_PAGE + RECHECK_EVENTS < HISTORY_LIMIT
+    # So the daily run's 48 hours of 1 000 000 payments a day (2 000 pages of RECONCILIATION_BATCH_SIZE 1 000),
+    # with its refunds' and payouts' pages, stays inside Step Functions' 25 000 events; and a run stops at
+    # MAX_PAGES with room left for the failure path and retried attempts (3 events each).
+    assert EVENTS_OUTSIDE_PAGES + (2_000 + 2) * EVENTS_PER_PAGE + RECHECK_EVENTS < HISTORY_LIMIT
+    assert EVENTS_OUTSIDE_PAGES + MAX_PAGES * EVENTS_PER_PAGE + RECHECK_EVENTS + 1_000 * 3 < HISTORY_LIMIT
 
 
 @pytest.mark.usefixtures("stack")
@@ -151,8 +156,15 @@ def test_a_step_that_keeps_failing_leaves_the_run_failed_and_the_execution_faile
             "reported": 0,
         }
     )
+    opening = {
+        "run_id": run_id,
+        "from": "not a time",
+        "to": "2999-01-01T00:00:00Z",
+        "started_at": "",
+        "trigger": "test",
+    }
     boto3.client("stepfunctions", region_name=REGION).start_execution(
-        stateMachineArn=TEMPLATE.ref("ReconciliationStateMachine"), name=run_id, input=f'{{"run_id": "{run_id}"}}'
+        stateMachineArn=TEMPLATE.ref("ReconciliationStateMachine"), name=run_id, input=json.dumps(opening)
     )
 
     failed = execution(run_id)

@@ -223,15 +223,7 @@ class PaymentService:
         delivered): apply Xendit's own record of the invoice, read with our key, exactly as its callback
         would be, under the callback's inbox key, so the callback, if it ever comes, is a duplicate. A payment
         that holds no invoice (a join rolled back, or not attached yet) is looked up by its external id."""
-        invoice = (
-            self.gateway.get_invoice(payment.invoice_id)
-            if payment.invoice_id is not None
-            else self.find_invoice(payment)
-        )
-        if invoice is None:
-            raise PaymentMovedOn(f"Xendit holds no invoice for payment {payment.id}")
-        if invoice.status is not InvoiceStatus.PAID:
-            raise PaymentMovedOn(f"invoice {invoice.id} is {invoice.status}, not paid")
+        invoice = self._invoice_at_xendit(payment, InvoiceStatus.PAID)
         record = InvoiceCallback(
             id=invoice.id,
             external_id=invoice.external_id,
@@ -245,6 +237,34 @@ class PaymentService:
             fees=[{"type": fee.type, "value": fee.value} for fee in invoice.fees],
         )
         return self.handle_invoice_callback(record, record.model_dump_json().encode())
+
+    def apply_expired_invoice(self, payment: Payment) -> str:
+        """Xendit says the payment's invoice expired, yet no EXPIRED callback has been applied: apply Xendit's
+        record as that callback would be (the payment expires, and what it was for with it), under the
+        callback's inbox key. Never moves a payment that is no longer pending (the callback path refuses)."""
+        invoice = self._invoice_at_xendit(payment, InvoiceStatus.EXPIRED)
+        record = InvoiceCallback(
+            id=invoice.id,
+            external_id=invoice.external_id,
+            status="EXPIRED",
+            amount=invoice.amount,
+            currency=invoice.currency,
+        )
+        return self.handle_invoice_callback(record, record.model_dump_json().encode())
+
+    def _invoice_at_xendit(self, payment: Payment, status: InvoiceStatus) -> Invoice:
+        """Xendit's record of the payment's invoice (looked up by our external id when the payment holds none),
+        which must be in ``status``."""
+        invoice = (
+            self.gateway.get_invoice(payment.invoice_id)
+            if payment.invoice_id is not None
+            else self.find_invoice(payment)
+        )
+        if invoice is None:
+            raise PaymentMovedOn(f"Xendit holds no invoice for payment {payment.id}")
+        if invoice.status is not status:
+            raise PaymentMovedOn(f"invoice {invoice.id} is {invoice.status}, not {status}")
+        return invoice
 
     def _on_paid(self, key: str, payment: Payment | None, callback: InvoiceCallback, body: bytes) -> str:
         if payment is None:

@@ -1,12 +1,15 @@
 """Our payments and refunds against Xendit's records (PAY-8).
 
 A safe difference is repaired through the code path the missing webhook would have taken (a PAID we never
-heard of: ``PaymentService.apply_paid_invoice``; a refund Xendit settled without telling us:
+heard of: ``PaymentService.apply_paid_invoice``; an EXPIRED we never heard of, for a payment still pending:
+``PaymentService.apply_expired_invoice``; a refund Xendit settled without telling us:
 ``PaymentService.apply_refund_record``), so a repair and a late webhook converge on one outcome (the same inbox
-key, conditional writes). Everything else is reported, never guessed at."""
+key, conditional writes). Everything else is reported, never guessed at - a Xendit record that names another
+of our records than the one asked for above all."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from patungan.adapters.xendit import Invoice, InvoiceStatus, PaymentRejected, RefundStatus
@@ -37,7 +40,13 @@ def _payment_fields(payment: Payment) -> dict[str, Any]:
 
 
 def _invoice_fields(invoice: Invoice) -> dict[str, Any]:
-    return {"id": invoice.id, "status": invoice.status.value, "amount": invoice.amount, "currency": invoice.currency}
+    return {
+        "id": invoice.id,
+        "external_id": invoice.external_id,
+        "status": invoice.status.value,
+        "amount": invoice.amount,
+        "currency": invoice.currency,
+    }
 
 
 def _refund_fields(refund: Refund) -> dict[str, Any]:
@@ -51,7 +60,13 @@ def _refund_fields(refund: Refund) -> dict[str, Any]:
 
 
 def _xendit_refund_fields(refund: XenditRefund) -> dict[str, Any]:
-    return {"id": refund.id, "status": refund.status.value, "amount": refund.amount, "currency": refund.currency}
+    return {
+        "id": refund.id,
+        "reference_id": refund.reference_id,
+        "status": refund.status.value,
+        "amount": refund.amount,
+        "currency": refund.currency,
+    }
 
 
 class PaymentChecker:
@@ -60,7 +75,7 @@ class PaymentChecker:
     def __init__(self, payments: PaymentService) -> None:
         self.payments = payments
 
-    def check(self, item: dict[str, Any]) -> Mismatch | None:
+    def check(self, item: dict[str, Any], repairing: Callable[[Mismatch], None]) -> Mismatch | None:
         payment = Payment.model_validate(item)
         if payment.payment_method == PLATFORM_FUNDED:
             return None
@@ -80,42 +95,52 @@ class PaymentChecker:
                 return _mismatch("unknown_at_gateway", payment.id, ours, {}, "reported")
             return None
         theirs = _invoice_fields(invoice)
+        if invoice.external_id != payment.id:  # Xendit's record is of another payment: nothing of it is applied
+            return _mismatch("reference_mismatch", payment.id, ours, theirs, "reported")
         if invoice.amount != payment.amount or (invoice.currency or payment.currency) != payment.currency:
             return _mismatch("amount_mismatch", payment.id, ours, theirs, "reported")
+        # apply_*_invoice reads the invoice the payment names; a payment whose join never attached it names the
+        # one Xendit found by our external id (the callback path then confirms and attaches it).
+        found = payment.model_copy(update={"invoice_id": invoice.id})
         if invoice.status is InvoiceStatus.PAID and payment.status in UNPAID_HERE:
-            return self._repair_paid(payment, invoice, ours, theirs)
+            repair = _mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
+            repairing(repair)
+            return self._repaired(repair, self.payments.apply_paid_invoice(found), "paid", PAID_HERE)
         if invoice.status is InvoiceStatus.PAID and payment.status == ROLLED_BACK:
-            return self._refund_rolled_back(payment, invoice, ours, theirs)
+            return self._refund_rolled_back(found, ours, theirs, repairing)
+        if invoice.status is InvoiceStatus.EXPIRED and payment.status == "pending":
+            # Its EXPIRED callback was lost: the buyer can no longer pay, so the payment expires as the
+            # callback (and the expiry worker) would have it, never staying pending for ever.
+            repair = _mismatch("expired_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
+            repairing(repair)
+            return self._repaired(repair, self.payments.apply_expired_invoice(found), "expired", {"expired"})
         if invoice.status is not InvoiceStatus.PAID and payment.status in PAID_HERE:
             return _mismatch("not_paid_at_gateway", payment.id, ours, theirs, "reported")
         return None
 
-    def _repair_paid(
-        self, payment: Payment, invoice: Invoice, ours: dict[str, Any], theirs: dict[str, Any]
-    ) -> Mismatch | None:
-        # apply_paid_invoice reads the invoice the payment names; a payment whose join never attached it
-        # names the one Xendit found by our external id (the callback path then confirms and attaches it).
-        outcome = self.payments.apply_paid_invoice(payment.model_copy(update={"invoice_id": invoice.id}))
-        if outcome == "paid":
-            return _mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
-        now = self.payments.payment(payment.id)
-        if outcome in {"duplicate", "stale"} and now.status in PAID_HERE:
+    def _repaired(self, repair: Mismatch, outcome: str, applied: str, agreeing: set[str]) -> Mismatch | None:
+        if outcome == applied:
+            return repair
+        if outcome in {"duplicate", "stale"} and self.payments.payment(repair.reference_id).status in agreeing:
             return None  # the callback got there first: we agree with Xendit now
-        return _mismatch("paid_at_gateway_pending_here", payment.id, {**ours, "repair": outcome}, theirs, "reported")
+        return repair.model_copy(update={"ours": {**repair.ours, "repair": outcome}, "resolution": "reported"})
 
     def _refund_rolled_back(
-        self, payment: Payment, invoice: Invoice, ours: dict[str, Any], theirs: dict[str, Any]
+        self, found: Payment, ours: dict[str, Any], theirs: dict[str, Any], repairing: Callable[[Mismatch], None]
     ) -> Mismatch | None:
         """A charge on a rolled-back join's invoice whose PAID never came: applied as that callback would be
         (booked as owed back and refunded, the payment left failed), once."""
-        if self.payments.unheld_charge_refunded(payment, invoice.id):
+        invoice_id = found.invoice_id or ""
+        if self.payments.unheld_charge_refunded(found, invoice_id):
             return None  # booked and being (or already) refunded
-        outcome = self.payments.apply_paid_invoice(payment.model_copy(update={"invoice_id": invoice.id}))
+        repair = _mismatch("paid_at_gateway_pending_here", found.id, ours, theirs, "repaired")
+        repairing(repair)
+        outcome = self.payments.apply_paid_invoice(found)
         if outcome == "refunding_rolled_back":
-            return _mismatch("paid_at_gateway_pending_here", payment.id, ours, theirs, "repaired")
-        if self.payments.unheld_charge_refunded(payment, invoice.id):
+            return repair
+        if self.payments.unheld_charge_refunded(found, invoice_id):
             return None  # the callback got there first
-        return _mismatch("paid_at_gateway_pending_here", payment.id, {**ours, "repair": outcome}, theirs, "reported")
+        return repair.model_copy(update={"ours": {**repair.ours, "repair": outcome}, "resolution": "reported"})
 
 
 class RefundChecker:
@@ -124,7 +149,7 @@ class RefundChecker:
     def __init__(self, payments: PaymentService) -> None:
         self.payments = payments
 
-    def check(self, item: dict[str, Any]) -> Mismatch | None:
+    def check(self, item: dict[str, Any], repairing: Callable[[Mismatch], None]) -> Mismatch | None:
         refund = Refund.model_validate(item)
         if refund.destination != "xendit" or refund.provider_refund_id is None:
             return None  # never sent to Xendit (a wallet refund) or not sent yet (the refund worker's)
@@ -134,9 +159,12 @@ class RefundChecker:
         except PaymentRejected as refusal:
             return _mismatch("unknown_at_gateway", refund.id, ours, {"error": refusal.gateway_code}, "reported")
         theirs = _xendit_refund_fields(found)
+        if found.reference_id not in (None, refund.id):  # Xendit's record is of another refund: never applied
+            return _mismatch("reference_mismatch", refund.id, ours, theirs, "reported")
         if found.amount != refund.amount or (found.currency or refund.currency) != refund.currency:
             return _mismatch("amount_mismatch", refund.id, ours, theirs, "reported")
         if refund.status == "pending" and found.status in SETTLED_AT_XENDIT:
+            repairing(_mismatch("refunded_at_gateway_not_here", refund.id, ours, theirs, "repaired"))
             return self._repair_settled(refund, ours, theirs)
         if refund.status == "succeeded" and found.status is RefundStatus.FAILED:
             return _mismatch("refund_status_mismatch", refund.id, ours, theirs, "reported")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -18,6 +19,8 @@ MismatchKind = Literal[
     "ledger_unbalanced",
     "not_paid_at_gateway",  # we hold a payment as paid that Xendit has not been paid
     "refund_status_mismatch",  # we completed a refund through Xendit that Xendit says failed
+    "expired_at_gateway_pending_here",  # the invoice ran out at Xendit, its EXPIRED callback never reached us
+    "reference_mismatch",  # the record Xendit answers with names another of our records than the one we asked for
 ]
 Resolution = Literal["repaired", "reported"]
 
@@ -38,8 +41,10 @@ class RecordChecker(Protocol):
 
     kind: IndexedKind
 
-    def check(self, item: dict[str, Any]) -> Mismatch | None:
-        """``item`` is the record as stored (read from the reconciliation index); None when it agrees."""
+    def check(self, item: dict[str, Any], repairing: Callable[[Mismatch], None]) -> Mismatch | None:
+        """``item`` is the record as stored (read from the reconciliation index); None when it agrees. Just
+        before a repair, ``repairing`` is told the mismatch as found (resolution "repaired"), so the repair is
+        reported even if the page dies before it returns."""
         ...
 
 
@@ -88,6 +93,18 @@ class RunView(BaseModel):
     mismatch_totals: dict[str, int] = Field(description='{"repaired": n, "reported": m}')
     ledger_balanced: bool | None = Field(None, description="null until the ledger has been checked")
     error: str | None = Field(None, description="why a failed run stopped")
+
+
+class RunOpening(BaseModel):
+    """The input of a run's execution: everything its first state needs to create the run."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    run_id: str
+    from_: str = Field(alias="from")
+    to: str
+    started_at: str
+    trigger: str
 
 
 class StartedRun(BaseModel):

@@ -25,6 +25,7 @@ from patungan.reconciliation.models import CheckedCounts, Mismatch, RunView
 
 META = "META"
 MISMATCH_PREFIX = "MISMATCH#"
+REPAIRING_PREFIX = "REPAIRING#"  # a repair begun and not yet recorded: its mismatch as found
 MAX_MISMATCHES_SHOWN = 500  # a run's view lists this many; its totals count them all
 
 
@@ -40,6 +41,10 @@ class AlreadyRecorded(Conflict):
 
 def _run_pk(run_id: str) -> str:
     return f"RECONCILIATION#{run_id}"
+
+
+def _repairing_sk(reference_id: str) -> str:
+    return f"{REPAIRING_PREFIX}{reference_id}"
 
 
 @dataclass(frozen=True)
@@ -113,9 +118,39 @@ class RunsRepository:
         except AlreadyRecorded:
             return
 
+    def begin_repair(self, run_id: str, found: Mismatch) -> None:
+        """Note, before a checker repairs a record, the mismatch it found: a page that crashes after the repair
+        committed and before the mismatch was recorded leaves this, and its retry reports the repair from it."""
+        self.table.put(
+            {"pk": _run_pk(run_id), "sk": _repairing_sk(found.reference_id), **found.model_dump(mode="json")}
+        )
+
+    def repairs_begun(self, run_id: str) -> dict[str, Mismatch]:
+        """The run's repairs begun and never recorded (by an attempt that crashed), by reference id: read once
+        a page, usually none."""
+        begun: dict[str, Mismatch] = {}
+        last_key = None
+        while True:
+            result = self.table.query(
+                "pk = :pk AND begins_with(sk, :prefix)",
+                values={":pk": _run_pk(run_id), ":prefix": REPAIRING_PREFIX},
+                start_key=last_key,
+                consistent=True,
+            )
+            for item in result.items:
+                begun[item["reference_id"]] = Mismatch.model_validate(item)
+            last_key = result.last_key
+            if last_key is None:
+                return begun
+
+    def end_repair(self, run_id: str, reference_id: str) -> None:
+        self.table.delete({"pk": _run_pk(run_id), "sk": _repairing_sk(reference_id)})
+
     def add_mismatch(self, run_id: str, mismatch: Mismatch) -> bool:
-        """Record a mismatch once (False when it was recorded before) and count it by its resolution."""
+        """Record a mismatch once (False when it was recorded before) and count it by its resolution; the
+        record's begun repair, if any, ends with it."""
         tx = Transaction()
+        tx.delete(self.table, {"pk": _run_pk(run_id), "sk": _repairing_sk(mismatch.reference_id)})
         tx.put(
             self.table,
             {
@@ -136,6 +171,7 @@ class RunsRepository:
         try:
             tx.commit()
         except AlreadyRecorded:
+            self.end_repair(run_id, mismatch.reference_id)
             return False
         return True
 

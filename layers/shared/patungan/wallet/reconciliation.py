@@ -10,6 +10,7 @@ is reported."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from patungan.adapters.xendit import Payout, PayoutStatus
@@ -29,19 +30,22 @@ class PayoutChecker:
     def __init__(self, withdrawals: WithdrawalService) -> None:
         self.withdrawals = withdrawals
 
-    def check(self, item: dict[str, Any]) -> Mismatch | None:
+    def check(self, item: dict[str, Any], repairing: Callable[[Mismatch], None]) -> Mismatch | None:
         ours = withdrawal_from_item(item)
         if ours.status in _NOTHING_AT_XENDIT:
             return None
         if ours.payout_id is None:
-            return self._resume(ours) if ours.status == "approved" else None
+            return self._resume(ours, repairing) if ours.status == "approved" else None
         theirs = self.withdrawals.gateway.get_payout(ours.payout_id)
         if theirs is None:
             return _mismatch("unknown_at_gateway", "reported", ours, None)
+        if theirs.reference_id not in (None, ours.id):  # Xendit's record is of another withdrawal: never applied
+            return _mismatch("reference_mismatch", "reported", ours, theirs)
         if _amounts_differ(ours, theirs):
             return _mismatch("amount_mismatch", "reported", ours, theirs)
         if _agree(ours, theirs):
             return None
+        repairing(_mismatch("payout_status_mismatch", "repaired", ours, theirs))
         outcome = self.withdrawals.apply_payout(ours.id, theirs)
         if applied(outcome):
             return _mismatch("payout_status_mismatch", "repaired", ours, theirs)
@@ -50,10 +54,11 @@ class PayoutChecker:
             return None
         return _mismatch("payout_status_mismatch", "reported", now, theirs)
 
-    def _resume(self, ours: Withdrawal) -> Mismatch | None:
+    def _resume(self, ours: Withdrawal, repairing: Callable[[Mismatch], None]) -> Mismatch | None:
         theirs = self.withdrawals.gateway.find_payout_by_reference(ours.id)
         if theirs is not None and _amounts_differ(ours, theirs):
             return _mismatch("amount_mismatch", "reported", ours, theirs)
+        repairing(_mismatch("payout_status_mismatch", "repaired", ours, theirs))
         outcome = self.withdrawals.resume_payout(ours.id, theirs)
         now = self.withdrawals.repository.get(ours.id)
         resolution: Resolution = "repaired" if applied(outcome) else "reported"
