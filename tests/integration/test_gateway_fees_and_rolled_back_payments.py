@@ -292,16 +292,18 @@ def test_reconciliation_refunds_a_rolled_back_join_paid_at_xendit_whose_callback
     rolled_back = joined_then_rolled_back(world, session["id"])
     world.pay_at_xendit(rolled_back)  # its callback never arrives
     checker = PaymentChecker(payment_service())
+    notes: list[Mismatch] = []
 
     def check() -> Mismatch | None:
         [item] = world.items("PaymentsTable", "PAYMENT#")
-        return checker.check(item)
+        return checker.check(item, notes.append)
 
     mismatch = check()
 
     assert mismatch is not None
     assert (mismatch.kind, mismatch.resolution) == ("paid_at_gateway_pending_here", "repaired")
     assert (mismatch.ours["status"], mismatch.theirs["status"]) == ("failed", "paid")
+    assert notes == [mismatch]  # noted before the repair, so a crash right after it still reports it
     assert_booked_as_owed_back_once(world, session["id"], rolled_back)
     assert check() is None  # the next run finds nothing
     assert xendits_callback(world, rolled_back).body == {"status": "duplicate"}
