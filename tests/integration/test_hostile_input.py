@@ -313,3 +313,15 @@ def test_a_cursor_this_api_handed_out_still_pages(shared_world):
 
     assert second.status == 200, second.body
     assert {s["id"] for s in first.body["items"]}.isdisjoint(s["id"] for s in second.body["items"])
+
+
+def test_a_body_that_is_a_list_of_the_object_is_422_and_changes_nothing(world):
+    """SYS-3 (issue 7 review): bodies are JSON objects. Powertools' validation took a one-element list for the
+    object it holds, so ``[{...}]`` posted an adjustment; it is refused and nothing is stored (the fixture)."""
+    withdrawal = {"amount": 5000, "bank_code": "BCA", "account_number": "1234567890", "account_name": "Budi"}
+
+    listed = call_api("RequestWithdrawalFunction", "POST", "/v1/wallet/withdrawals", body=[withdrawal], claims=BUYER)
+    credited = adjust_wallet("buyer-1", [{"amount": 5000, "reason": "goodwill"}], ADMIN)
+
+    assert_refused(listed, 422, "validation_error", "body")
+    assert_refused(credited, 422, "validation_error", "body")

@@ -37,7 +37,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patungan.adapters.tokens import token_verifier
 from patungan.core.auth import Principal, principal_from_claims, principal_from_event, require_principal
 from patungan.core.config import get_settings
-from patungan.core.errors import BadRequest, DependencyUnavailable, DomainError, NotFound, Unauthenticated
+from patungan.core.errors import BadRequest, DependencyUnavailable, DomainError, NotFound, Unauthenticated, field_error
 from patungan.core.events import current_correlation_id
 from patungan.core.ids import new_ulid
 from patungan.core.inputs import MAX_ID_LENGTH
@@ -238,6 +238,20 @@ def _ids_we_could_have_issued(app: APIGatewayRestResolver, next_middleware: Call
     return next_middleware(app)
 
 
+def _bodies_are_objects(app: APIGatewayRestResolver, next_middleware: Callable[..., Response]) -> Response:
+    """Our bodies are JSON objects (API.md). Powertools' validation takes a one-element list for the object it
+    holds, so a list is refused here (422) before it reaches a route; a body that is not JSON at all is left
+    to the validation, which says so."""
+    if app.current_event.body:
+        try:
+            body = app.current_event.json_body
+        except ValueError:
+            body = None
+        if isinstance(body, list):
+            raise field_error("body", "must be a JSON object, not a list")
+    return next_middleware(app)
+
+
 def create_api() -> PatunganResolver:
     app = PatunganResolver(
         enable_validation=True,
@@ -247,7 +261,7 @@ def create_api() -> PatunganResolver:
             expose_headers=[CORRELATION_HEADER],
         ),
     )
-    app.use([_ids_we_could_have_issued])
+    app.use([_ids_we_could_have_issued, _bodies_are_objects])
     return _with_error_map(app)
 
 
