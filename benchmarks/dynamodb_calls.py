@@ -7,7 +7,7 @@ shared layer's, and Powertools idempotency's own), so wrapping it counts every r
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,17 +35,31 @@ class DynamoDBCalls:
         return self.total - sum(self.by_action[action] for action in NAMED_ACTIONS)
 
 
+Answer = Callable[[], Any]
+
+
+@contextmanager
+def intercepting_dynamodb_requests(intercept: Callable[[DynamoHandler, str, Answer], Any]) -> Iterator[None]:
+    """``intercept(handler, action, answer)`` sees every DynamoDB request that reaches moto and must return
+    ``answer()``, moto's response."""
+    answer = DynamoHandler.call_action  # the local stack's serialised one while its patches are installed
+
+    def intercepted(handler: DynamoHandler) -> Any:
+        return intercept(handler, handler.get_endpoint_name(handler.headers), lambda: answer(handler))
+
+    with mock.patch.object(DynamoHandler, "call_action", intercepted):
+        yield
+
+
 @contextmanager
 def counting_dynamodb_calls() -> Iterator[DynamoDBCalls]:
     calls = DynamoDBCalls()
-    answer = DynamoHandler.call_action  # the local stack's serialised one while its patches are installed
 
-    def count_then_answer(handler: DynamoHandler) -> Any:
-        action = handler.get_endpoint_name(handler.headers)
+    def count_then_answer(handler: DynamoHandler, action: str, answer: Answer) -> Any:
         calls.by_action[action] += 1
         if action == "TransactWriteItems":
             calls.transaction_items += len(handler.params.get("TransactItems", []))
-        return answer(handler)
+        return answer()
 
-    with mock.patch.object(DynamoHandler, "call_action", count_then_answer):
+    with intercepting_dynamodb_requests(count_then_answer):
         yield calls
