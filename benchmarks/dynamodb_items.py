@@ -32,7 +32,7 @@ WRITE_UNIT_BYTES = 1024
 READ_UNIT_BYTES = 4096
 TRANSACTION_FACTOR = 2
 EVENTUALLY_CONSISTENT_FACTOR = 0.5
-SINGLE_WRITE_ACTIONS = ("PutItem", "UpdateItem", "DeleteItem")
+SINGLE_WRITE_ACTIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
 READ_ACTIONS = ("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems")
 
 
@@ -56,7 +56,7 @@ class DynamoDBItems:
     reads: Counter[ItemKey] = field(default_factory=Counter)
     transactions: int = 0  # TransactWriteItems calls
     transaction_items: int = 0
-    single_writes: int = 0  # PutItem, UpdateItem and DeleteItem calls
+    single_writes: int = 0  # PutItem, UpdateItem, DeleteItem and BatchWriteItem calls
     read_calls: int = 0
     write_units: float = 0.0  # table WRU
     index_write_units: float = 0.0  # WRU for global secondary indexes
@@ -111,6 +111,13 @@ def _indexed_by(table: Table, items: list[Item | None]) -> int:
 
 def _writes_in(action: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(table, attributes holding the item's key) for each item the request writes."""
+    if action == "BatchWriteItem":
+        return [
+            (name, request.get("Item") or request["Key"])
+            for name, requests in params.get("RequestItems", {}).items()
+            for entry in requests
+            for request in entry.values()
+        ]
     if action in SINGLE_WRITE_ACTIONS:
         return [(params["TableName"], params.get("Item") or params["Key"])]
     if action == "TransactWriteItems":

@@ -21,6 +21,10 @@ def _put(table: str, pk: str, **attributes: str) -> dict:
     return {"Put": {"TableName": table, "Item": item}}
 
 
+def _key(table: str, pk: str) -> ItemKey:
+    return ItemKey(table, (("pk", pk), ("sk", "META")))
+
+
 def test_a_transaction_of_three_items_counts_one_write_of_each_item_at_two_write_units(aws):
     dynamodb, table = aws.dynamodb(), aws.tables["GroupBuyTable"]
     session = {"pk": {"S": "SESSION#s1"}, "sk": {"S": "META"}}
@@ -42,15 +46,12 @@ def test_a_transaction_of_three_items_counts_one_write_of_each_item_at_two_write
         )
         dynamodb.get_item(TableName=table, Key=session)
 
-    def key(pk: str) -> ItemKey:
-        return ItemKey(table, (("pk", pk), ("sk", "META")))
-
-    assert recorded.writes == {key("PART#p1"): 1, key("PART#p2"): 1, key("SESSION#s1"): 2}
+    assert recorded.writes == {_key(table, "PART#p1"): 1, _key(table, "PART#p2"): 1, _key(table, "SESSION#s1"): 2}
     assert (recorded.transactions, recorded.transaction_items, recorded.single_writes) == (1, 3, 1)
     # 3 small items in a transaction at 2 WRU each, the update at 1; p2 also writes the gsi1 index.
     assert recorded.write_units == 3 * 2 + 1
     assert recorded.index_write_units == 1
-    assert (recorded.read_calls, recorded.reads) == (1, {key("SESSION#s1"): 1})
+    assert (recorded.read_calls, recorded.reads) == (1, {_key(table, "SESSION#s1"): 1})
     assert recorded.read_units == pytest.approx(0.5)  # eventually consistent, under 4 KB
 
 
@@ -68,5 +69,17 @@ def test_a_write_whose_condition_fails_still_counts(aws):
             ExpressionAttributeValues={":one": {"N": "1"}},
         )
 
-    assert recorded.writes == {ItemKey(table, (("pk", "SESSION#s1"), ("sk", "META"))): 1}
+    assert recorded.writes == {_key(table, "SESSION#s1"): 1}
     assert recorded.write_units == 1
+
+
+def test_a_batch_write_counts_each_item_it_writes(aws):
+    dynamodb, table = aws.dynamodb(), aws.tables["GroupBuyTable"]
+
+    with recording_dynamodb_items() as recorded:
+        dynamodb.batch_write_item(
+            RequestItems={table: [{"PutRequest": {"Item": _put(table, pk)["Put"]["Item"]}} for pk in ("a", "b")]}
+        )
+
+    assert recorded.writes == {_key(table, pk): 1 for pk in ("a", "b")}
+    assert (recorded.single_writes, recorded.write_units) == (1, 2)
