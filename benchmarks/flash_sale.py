@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.dynamodb_items import DynamoDBItems, recording_dynamodb_items
+from benchmarks.dynamodb_items import DynamoDBItems, ItemKey, recording_dynamodb_items
 from benchmarks.progress import Progress
 from benchmarks.report import table
 from benchmarks.world import benchmark_world, join, open_session, paid_callback
@@ -74,7 +74,7 @@ class FlashSale:
     def items(self) -> DynamoDBItems:
         return self.joins.items + self.callbacks.items
 
-    def busiest(self) -> list[tuple[Any, int, float]]:
+    def busiest(self) -> list[tuple[ItemKey, int, float]]:
         """(item, writes, writes a second at JOINS_PER_SECOND), busiest first."""
         return [
             (item, writes, writes_per_second(writes, self.buyers))
@@ -139,11 +139,13 @@ def flash_sale_report(run: FlashSale) -> list[str]:
         f"Busiest items at {JOINS_PER_SECOND:,} paid joins a second ({run.buyers} joins and {run.buyers} PAID "
         f"callbacks spread over {run.buyers / JOINS_PER_SECOND:g} s), by writes",
         table(
-            ["table", "key", "writes", "per paid join", "writes/s", "reads"],
+            ["table", "key", "by joins", "by callbacks", "writes", "per paid join", "writes/s", "reads"],
             [
                 [
                     item.table,
                     item.shown(names),
+                    str(run.joins.items.writes[item]),
+                    str(run.callbacks.items.writes[item]),
                     str(writes),
                     _figure(writes / run.buyers),
                     f"{rate:,.0f}",
