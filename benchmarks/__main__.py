@@ -47,6 +47,11 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _buyers(text: str) -> int:
+    (buyers,) = _sizes(text)
+    return buyers
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -63,7 +68,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--flash-sale-buyers",
-        type=int,
+        type=_buyers,
         default=DEFAULT_FLASH_SALE_BUYERS,
         help=f"buyers who join and pay in the flash sale (default: {DEFAULT_FLASH_SALE_BUYERS})",
     )
@@ -178,8 +183,8 @@ def _flash_sale(buyers: int, progress: Progress) -> None:
     _notes(
         "Joins go through the join API (each with an Idempotency-Key and a real invoice at the local Xendit), "
         "payments through the XenditInvoiceWebhook handler, on moto; the requests run one at a time, so no "
-        "conflict happens here: the rates show where they would. Writes: every PutItem, UpdateItem and "
-        "DeleteItem, and every operation inside TransactWriteItems (a ConditionCheck included), whether or "
+        "conflict happens here: the rates show where they would. Writes: every PutItem, UpdateItem, DeleteItem and "
+        "BatchWriteItem item, and every operation inside TransactWriteItems (a ConditionCheck included), whether or "
         "not its condition held; reads: GetItem, Query, BatchGetItem, TransactGetItems calls, and per item "
         "each item they returned.",
         "Not in the loop: the outbox relay (its stream reads, EventBridge puts) and the events' consumers; their "
