@@ -378,3 +378,21 @@ def test_concurrent_captures_on_one_session_do_not_conflict_and_all_land(aws, mo
     assert ledger().balance(accounts.GATEWAY_FEES) == 100 * threads
     assert ledger().balance(accounts.session_escrow("ses_1")) == -paid
     assert ledger().trial_balance().balanced
+
+
+def test_an_account_posted_to_in_two_currencies_on_two_shards_is_never_summed_into_one(aws):
+    """Issue 8: each shard checks the currency on its own, so two movements in two currencies that pick two shards
+    of one account both post; reading that account then refuses (there is no one sum of rupiah and dollars),
+    and the trial balance keeps each currency's totals apart, each still balanced."""
+    ledger().post(capture("pay_1", 100_000))
+    ledger().post(capture("pay_2", 50, session="ses_2").model_copy(update={"currency": "USD"}))
+
+    with pytest.raises(CurrencyMismatch, match="holds balances in IDR, USD"):
+        ledger().balance(accounts.GATEWAY_CLEARING)
+    trial = ledger().trial_balance()
+    assert trial.balanced
+    assert {currency: totals.debit for currency, totals in trial.currencies.items()} == {"IDR": 100_000, "USD": 50}
+    assert [(a.currency, a.balance) for a in trial.accounts if a.account == accounts.GATEWAY_CLEARING] == [
+        ("IDR", 100_000),
+        ("USD", 50),
+    ]

@@ -96,6 +96,22 @@ def _wallet_debit_refusal(mismatch: CurrencyMismatch, currency: str, amount: int
     return refusal
 
 
+def _summed(items: Iterable[dict[str, Any]]) -> list[AccountBalance]:
+    """Balance items summed per account (its shards, and a balance item written before accounts were sharded),
+    sorted by account. Each shard checks the currency on its own, so an account posted to in two currencies
+    would show once per currency, never as one sum of two currencies."""
+    sums: dict[tuple[str, str], AccountBalance] = {}
+    for item in items:
+        part = AccountBalance.model_validate(item)
+        total = sums.setdefault(
+            (part.account, part.currency), AccountBalance(account=part.account, currency=part.currency)
+        )
+        total.debit += part.debit
+        total.credit += part.credit
+        total.balance += part.balance
+    return [sums[key] for key in sorted(sums)]
+
+
 class Ledger:
     def __init__(self, table: DynamoTable) -> None:
         self.table = table
@@ -195,8 +211,10 @@ class Ledger:
 
     # ---- balances
     def account_balance(self, account: str) -> AccountBalance:
-        """The account's totals, summed over its balance items (read consistently); zero (in the default currency)
-        if nothing was ever posted to it."""
+        """The account's totals, summed over its balance items (read consistently: a movement adds to one item
+        of an account, so a reading holds it whole or not at all); zero (in the default currency) if nothing was
+        ever posted to it. Refuses an account whose shards were posted to in two currencies (each shard checks
+        the currency on its own): there is no one sum of it."""
         items = self.table.query(
             "pk = :pk AND begins_with(sk, :balance)",
             values={":pk": _account_pk(account), ":balance": BALANCE},
@@ -260,9 +278,9 @@ class Ledger:
         """Every account's totals and, per currency, whether the debits equal the credits.
 
         Reads the balance index, so it costs one read per balance item (a wallet's one, an account's shards),
-        never one per entry. The index is
-        eventually consistent: while movements are being posted a reading may catch one half indexed and
-        show it unbalanced; a real imbalance persists on the next reading, a half-indexed one does not."""
+        never one per entry. The index is eventually consistent: while movements are being posted a reading may
+        catch one half indexed and show it unbalanced; a real imbalance persists on the next reading, a
+        half-indexed one does not."""
         balances = _summed(self._balance_items())
         currencies: dict[str, CurrencyTotals] = {}
         for balance in balances:
@@ -291,19 +309,3 @@ class Ledger:
 @cache
 def ledger() -> Ledger:
     return Ledger(DynamoTable(get_settings().ledger_table))
-
-
-def _summed(items: Iterable[dict[str, Any]]) -> list[AccountBalance]:
-    """Balance items summed per account (its shards, and a balance item written before accounts were sharded),
-    sorted by account. Each shard checks the currency on its own, so an account posted to in two currencies
-    would show once per currency, never as one sum of two currencies."""
-    sums: dict[tuple[str, str], AccountBalance] = {}
-    for item in items:
-        part = AccountBalance.model_validate(item)
-        total = sums.setdefault(
-            (part.account, part.currency), AccountBalance(account=part.account, currency=part.currency)
-        )
-        total.debit += part.debit
-        total.credit += part.credit
-        total.balance += part.balance
-    return [sums[key] for key in sorted(sums)]
