@@ -371,6 +371,17 @@ class Transaction:
         body = {"TableName": table.name, "Key": serialize(key), **_expression_args(condition, names, values)}
         return self._add("ConditionCheck", body, on_fail)
 
+    def holds(self, table: DynamoTable, key: dict[str, Any]) -> bool:
+        """Whether the transaction already has an operation on the item ``key`` of ``table``: DynamoDB refuses
+        a transaction that names one item twice."""
+        wanted = serialize(key)
+        for item in self.items:
+            [body] = item.request.values()
+            on = body.get("Key") or body["Item"]
+            if body["TableName"] == table.name and all(on.get(name) == value for name, value in wanted.items()):
+                return True
+        return False
+
     def commit(self) -> None:
         if not self.items:
             return

@@ -1,15 +1,22 @@
 """The Ledger table: double-entry bookkeeping (PAY-5) and the wallets it holds (WAL-1).
 
 Items: each movement once (``MOVEMENT#id`` / ``META``); per account its running totals (``ACCOUNT#name`` /
-``BALANCE``, the only items in index gsi1) and one entry line per movement (``ACCOUNT#name`` /
-``ENTRY#created_at#movement id``) for listings. Other contexts post a movement inside the transaction of
-the state change that causes it (``Ledger.add_to``), so the two happen together or not at all.
+``BALANCE`` for a wallet, ``BALANCE#nn`` shards for any other account; the only items in index gsi1) and one
+entry line per movement (``ACCOUNT#name`` / ``ENTRY#created_at#movement id``) for listings. Other contexts
+post a movement inside the transaction of the state change that causes it (``Ledger.add_to``), so the two
+happen together or not at all.
+
+Balances that are not hot (issue 8, DESIGN "Hot paths"): every capture of the platform adds to the clearing
+and fees accounts, every capture of a session to its escrow. One item per account would take them all, and
+concurrent transactions on one item fail with TransactionConflict, so an account other than a wallet keeps
+its totals over ``BALANCE_SHARDS`` items: a movement adds to the shard its id picks, a reading sums them. A
+wallet keeps one item, because WAL-1 (never below zero) is a condition on its whole balance.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import Any
 
@@ -29,11 +36,17 @@ from patungan.ledger.models import (
 )
 
 META = "META"
+# A wallet's one balance item, and how the sort key of every balance item begins.
 BALANCE = "BALANCE"
 ENTRY_PREFIX = "ENTRY#"
-# Every posting rewrites the index entries of its accounts' balances; spread over a few index partitions,
-# a busy day's postings do not all land on (and throttle) one. The trial balance reads every shard.
-BALANCE_INDEX_SHARDS = 10
+# The items an account other than a wallet keeps its totals over: at 2 000 captures a second, 125 writes a
+# second on each shard of the clearing account (DynamoDB takes about 1 000 a second on one item, half that in
+# transactions).
+BALANCE_SHARDS = 16
+# Every posting rewrites the index entries of the balance items it adds to; spread over index partitions by
+# item (not by account: the shards of the clearing account would all land on one), a flash sale's postings do
+# not all land on (and throttle) one. The trial balance reads every partition.
+BALANCE_INDEX_SHARDS = 32
 
 
 class MovementAlreadyPosted(Conflict):
@@ -60,9 +73,18 @@ def _balance_index_pk(shard: int) -> str:
     return f"BALANCES#{shard}"
 
 
-def _shard_of(account: str) -> int:
-    # crc32, not hash(): the shard must be the same in every process.
-    return zlib.crc32(account.encode()) % BALANCE_INDEX_SHARDS
+def _bucket(name: str, buckets: int) -> int:
+    # crc32, not hash(): the same name must pick the same bucket in every process.
+    return zlib.crc32(name.encode()) % buckets
+
+
+def _balance_sort_keys(account: str, movement_id: str) -> list[str]:
+    """The balance items a movement may add to on ``account``, the one it picks first: a wallet's only item, or
+    the shard the movement's id picks and then the others in turn."""
+    if accounts.is_wallet(account):
+        return [BALANCE]
+    first = _bucket(movement_id, BALANCE_SHARDS)
+    return [f"{BALANCE}#{(first + offset) % BALANCE_SHARDS:02d}" for offset in range(BALANCE_SHARDS)]
 
 
 def _wallet_debit_refusal(mismatch: CurrencyMismatch, currency: str, amount: int) -> FailureFactory:
@@ -74,6 +96,22 @@ def _wallet_debit_refusal(mismatch: CurrencyMismatch, currency: str, amount: int
     return refusal
 
 
+def _summed(items: Iterable[dict[str, Any]]) -> list[AccountBalance]:
+    """Balance items summed per account (its shards, and a balance item written before accounts were sharded),
+    sorted by account. Each shard checks the currency on its own, so an account posted to in two currencies
+    would show once per currency, never as one sum of two currencies."""
+    sums: dict[tuple[str, str], AccountBalance] = {}
+    for item in items:
+        part = AccountBalance.model_validate(item)
+        total = sums.setdefault(
+            (part.account, part.currency), AccountBalance(account=part.account, currency=part.currency)
+        )
+        total.debit += part.debit
+        total.credit += part.credit
+        total.balance += part.balance
+    return [sums[key] for key in sorted(sums)]
+
+
 class Ledger:
     def __init__(self, table: DynamoTable) -> None:
         self.table = table
@@ -81,6 +119,7 @@ class Ledger:
     # ---- posting
     def add_to(self, tx: Transaction, movement: Movement) -> Transaction:
         """Add ``movement`` to the caller's transaction: it is posted exactly when the transaction commits."""
+        balance_keys = {account: self._balance_key_in(tx, account, movement.id) for account in movement.changes()}
         # The movement goes first: a retried posting fails as already posted, whatever else changed since.
         tx.put(
             self.table,
@@ -89,7 +128,7 @@ class Ledger:
             on_fail=MovementAlreadyPosted(f"movement {movement.id} is already posted"),
         )
         for account, change in movement.changes().items():
-            self._add_balance_change(tx, movement.currency, account, change)
+            self._add_balance_change(tx, balance_keys[account], movement.currency, account, change)
             tx.put(self.table, self._entry_line(movement, account, change))
         return tx
 
@@ -102,14 +141,30 @@ class Ledger:
         item = self.table.get(_movement_key(movement_id))
         return item["created_at"] if item else None
 
-    def _add_balance_change(self, tx: Transaction, currency: str, account: str, change: AccountChange) -> None:
+    def _balance_key_in(self, tx: Transaction, account: str, movement_id: str) -> dict[str, str]:
+        """The balance item of ``account`` the movement adds to: one the caller's transaction does not write yet
+        (DynamoDB refuses a transaction that names an item twice), so two movements in one transaction may both
+        post to an account, each on its own shard. Not a wallet's: its one item takes one movement per
+        transaction, as WAL-1's condition is on the balance before the transaction."""
+        for sort_key in _balance_sort_keys(account, movement_id):
+            key = {"pk": _account_pk(account), "sk": sort_key}
+            if not tx.holds(self.table, key):
+                return key
+        raise ValueError(
+            f"movement {movement_id}: its transaction already writes every balance item of {account}; "
+            "post the movements on it in separate transactions or merge them into one movement"
+        )
+
+    def _add_balance_change(
+        self, tx: Transaction, key: dict[str, str], currency: str, account: str, change: AccountChange
+    ) -> None:
         net_debit = change.debit - change.credit
         mismatch = CurrencyMismatch(f"account {account} is not kept in {currency}")
         condition = "attribute_not_exists(#currency) OR #currency = :currency"
         values: dict[str, Any] = {
             ":account": account,
             ":currency": currency,
-            ":index_pk": _balance_index_pk(_shard_of(account)),
+            ":index_pk": _balance_index_pk(_bucket(f"{account}#{key['sk']}", BALANCE_INDEX_SHARDS)),
             ":debit": change.debit,
             ":credit": change.credit,
             ":change": net_debit,
@@ -124,7 +179,7 @@ class Ledger:
             on_fail = _wallet_debit_refusal(mismatch, currency, net_debit)
         tx.update(
             self.table,
-            {"pk": _account_pk(account), "sk": BALANCE},
+            key,
             "SET #account = :account, #currency = :currency, gsi1pk = :index_pk, gsi1sk = :account "
             "ADD #debit :debit, #credit :credit, #balance :change",
             condition=condition,
@@ -156,9 +211,21 @@ class Ledger:
 
     # ---- balances
     def account_balance(self, account: str) -> AccountBalance:
-        """The account's totals; zero (in the default currency) if nothing was ever posted to it."""
-        item = self.table.get({"pk": _account_pk(account), "sk": BALANCE})
-        return AccountBalance.model_validate(item) if item else AccountBalance(account=account)
+        """The account's totals, summed over its balance items (read consistently: a movement adds to one item
+        of an account, so a reading holds it whole or not at all); zero (in the default currency) if nothing was
+        ever posted to it. Refuses an account whose shards were posted to in two currencies (each shard checks
+        the currency on its own): there is no one sum of it."""
+        items = self.table.query(
+            "pk = :pk AND begins_with(sk, :balance)",
+            values={":pk": _account_pk(account), ":balance": BALANCE},
+            consistent=True,
+        ).items
+        summed = _summed(items)
+        if len(summed) > 1:
+            raise CurrencyMismatch(
+                f"account {account} holds balances in {', '.join(b.currency for b in summed)}: an account keeps one"
+            )
+        return summed[0] if summed else AccountBalance(account=account)
 
     def balance(self, account: str) -> int:
         """Debit - credit."""
@@ -210,10 +277,11 @@ class Ledger:
     def trial_balance(self) -> TrialBalance:
         """Every account's totals and, per currency, whether the debits equal the credits.
 
-        Reads the balance index, so it costs one read per account, never one per entry. The index is
-        eventually consistent: while movements are being posted a reading may catch one half indexed and
-        show it unbalanced; a real imbalance persists on the next reading, a half-indexed one does not."""
-        balances = sorted((AccountBalance.model_validate(i) for i in self._balance_items()), key=lambda b: b.account)
+        Reads the balance index, so it costs one read per balance item (a wallet's one, an account's shards),
+        never one per entry. The index is eventually consistent: while movements are being posted a reading may
+        catch one half indexed and show it unbalanced; a real imbalance persists on the next reading, a
+        half-indexed one does not."""
+        balances = _summed(self._balance_items())
         currencies: dict[str, CurrencyTotals] = {}
         for balance in balances:
             totals = currencies.setdefault(balance.currency, CurrencyTotals())
