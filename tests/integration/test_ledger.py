@@ -216,13 +216,21 @@ def capture(payment: str, amount: int, fee: int = 0, session: str = "ses_1") -> 
 
 
 def balance_items(aws, account: str) -> dict[str, tuple[int, int]]:
-    """The stored balance items of ``account``: sort key -> (debit, credit)."""
-    items = aws.dynamodb().query(
+    """The stored balance items of ``account``: ``BALANCE`` (its one item) or ``BALANCE#nn`` (shard nn, a partition
+    ``ACCOUNT#name#nn`` of its own) -> (debit, credit)."""
+    items = aws.dynamodb().scan(
         TableName=aws.tables["LedgerTable"],
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :balance)",
-        ExpressionAttributeValues={":pk": {"S": f"ACCOUNT#{account}"}, ":balance": {"S": "BALANCE"}},
+        FilterExpression="#account = :account AND sk = :balance",
+        ExpressionAttributeNames={"#account": "account"},
+        ExpressionAttributeValues={":account": {"S": account}, ":balance": {"S": "BALANCE"}},
     )["Items"]
-    return {item["sk"]["S"]: (int(item["debit"]["N"]), int(item["credit"]["N"])) for item in items}
+    return {
+        "BALANCE" + item["pk"]["S"].removeprefix(f"ACCOUNT#{account}"): (
+            int(item["debit"]["N"]),
+            int(item["credit"]["N"]),
+        )
+        for item in items
+    }
 
 
 def test_captures_with_different_movement_ids_add_to_different_balance_items(aws):
@@ -236,6 +244,16 @@ def test_captures_with_different_movement_ids_add_to_different_balance_items(aws
     assert sorted(clearing.values()) == [(50_000, 2_000), (100_000, 3_000)]
     assert len(balance_items(aws, accounts.GATEWAY_FEES)) == 2
     assert sorted(balance_items(aws, accounts.session_escrow("ses_1")).values()) == [(0, 50_000), (0, 100_000)]
+    # DynamoDB caps a partition's writes too: each shard, with the entry lines of the movements it took, is one.
+    lines = aws.dynamodb().scan(
+        TableName=aws.tables["LedgerTable"],
+        FilterExpression="#account = :account AND begins_with(sk, :entry)",
+        ExpressionAttributeNames={"#account": "account"},
+        ExpressionAttributeValues={":account": {"S": accounts.GATEWAY_CLEARING}, ":entry": {"S": "ENTRY#"}},
+    )["Items"]
+    assert sorted(
+        "BALANCE" + line["pk"]["S"].removeprefix(f"ACCOUNT#{accounts.GATEWAY_CLEARING}") for line in lines
+    ) == (sorted(clearing))
 
     assert ledger().account_balance(accounts.GATEWAY_CLEARING).model_dump() == {
         "account": accounts.GATEWAY_CLEARING,

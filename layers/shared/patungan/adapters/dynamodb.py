@@ -121,6 +121,10 @@ class QueryResult:
     last_key: dict[str, Any] | None
 
 
+# DynamoDB's limit on the keys of one BatchGetItem.
+MAX_BATCH_GET_KEYS = 100
+
+
 class DynamoTable:
     """One table of one context. Keys and items are plain Python dicts (ints, strs, lists, dicts)."""
 
@@ -136,6 +140,20 @@ class DynamoTable:
             response = self._client.get_item(TableName=self.name, Key=serialize(key), ConsistentRead=consistent)
         item = response.get("Item")
         return deserialize(item) if item else None
+
+    def get_many(self, keys: list[dict[str, Any]], *, consistent: bool = True) -> list[dict[str, Any]]:
+        """The items of ``keys`` that exist (at most 100 keys, one BatchGetItem and its retries of what DynamoDB
+        left unprocessed), in no particular order."""
+        if len(keys) > MAX_BATCH_GET_KEYS:
+            raise ValueError(f"at most {MAX_BATCH_GET_KEYS} keys per read, not {len(keys)}")
+        request = {self.name: {"Keys": [serialize(key) for key in keys], "ConsistentRead": consistent}}
+        items: list[dict[str, Any]] = []
+        while request:
+            with translate_errors():
+                response = self._client.batch_get_item(RequestItems=request)
+            items.extend(deserialize(item) for item in response.get("Responses", {}).get(self.name, []))
+            request = response.get("UnprocessedKeys") or {}
+        return items
 
     def put(
         self,

@@ -1,16 +1,19 @@
 """The Ledger table: double-entry bookkeeping (PAY-5) and the wallets it holds (WAL-1).
 
 Items: each movement once (``MOVEMENT#id`` / ``META``); per account its running totals (``ACCOUNT#name`` /
-``BALANCE`` for a wallet, ``BALANCE#nn`` shards for any other account; the only items in index gsi1) and one
-entry line per movement (``ACCOUNT#name`` / ``ENTRY#created_at#movement id``) for listings. Other contexts
+``BALANCE`` for a wallet; for any other account ``BALANCE_SHARDS`` items ``ACCOUNT#name#nn`` / ``BALANCE``; the
+only items in index gsi1) and one entry line per movement and account (``ENTRY#created_at#movement id``) in the
+partition of the balance item the movement added to (a wallet's lines are its transactions, listed newest first). Other contexts
 post a movement inside the transaction of the state change that causes it (``Ledger.add_to``), so the two
 happen together or not at all.
 
 Balances that are not hot (issue 8, DESIGN "Hot paths"): every capture of the platform adds to the clearing
 and fees accounts, every capture of a session to its escrow. One item per account would take them all, and
 concurrent transactions on one item fail with TransactionConflict, so an account other than a wallet keeps
-its totals over ``BALANCE_SHARDS`` items: a movement adds to the shard its id picks, a reading sums them. A
-wallet keeps one item, because WAL-1 (never below zero) is a condition on its whole balance.
+its totals over ``BALANCE_SHARDS`` items: a movement adds to the shard its id picks, a reading sums them. Each
+shard is a partition of its own, with the entry lines of the movements it took: DynamoDB also caps the writes of
+one partition (about 1 000 a second), and time-ordered entry lines under one key would all land on it. A wallet
+keeps one item, because WAL-1 (never below zero) is a condition on its whole balance.
 """
 
 from __future__ import annotations
@@ -78,13 +81,26 @@ def _bucket(name: str, buckets: int) -> int:
     return zlib.crc32(name.encode()) % buckets
 
 
-def _balance_sort_keys(account: str, movement_id: str) -> list[str]:
+def _shard_key(account: str, shard: int) -> dict[str, str]:
+    return {"pk": f"{_account_pk(account)}#{shard:02d}", "sk": BALANCE}
+
+
+def _balance_keys(account: str, movement_id: str) -> list[dict[str, str]]:
     """The balance items a movement may add to on ``account``, the one it picks first: a wallet's only item, or
     the shard the movement's id picks and then the others in turn."""
     if accounts.is_wallet(account):
-        return [BALANCE]
+        return [{"pk": _account_pk(account), "sk": BALANCE}]
     first = _bucket(movement_id, BALANCE_SHARDS)
-    return [f"{BALANCE}#{(first + offset) % BALANCE_SHARDS:02d}" for offset in range(BALANCE_SHARDS)]
+    return [_shard_key(account, (first + offset) % BALANCE_SHARDS) for offset in range(BALANCE_SHARDS)]
+
+
+def _all_balance_keys(account: str) -> list[dict[str, str]]:
+    """Every item that may hold part of ``account``'s totals: its one item (a wallet's, or an account's from
+    before accounts were sharded) and, for any other account, its shards."""
+    single = {"pk": _account_pk(account), "sk": BALANCE}
+    if accounts.is_wallet(account):
+        return [single]
+    return [single, *(_shard_key(account, shard) for shard in range(BALANCE_SHARDS))]
 
 
 def _wallet_debit_refusal(mismatch: CurrencyMismatch, currency: str, amount: int) -> FailureFactory:
@@ -129,7 +145,7 @@ class Ledger:
         )
         for account, change in movement.changes().items():
             self._add_balance_change(tx, balance_keys[account], movement.currency, account, change)
-            tx.put(self.table, self._entry_line(movement, account, change))
+            tx.put(self.table, self._entry_line(balance_keys[account]["pk"], movement, account, change))
         return tx
 
     def post(self, movement: Movement) -> None:
@@ -146,8 +162,7 @@ class Ledger:
         (DynamoDB refuses a transaction that names an item twice), so two movements in one transaction may both
         post to an account, each on its own shard. Not a wallet's: its one item takes one movement per
         transaction, as WAL-1's condition is on the balance before the transaction."""
-        for sort_key in _balance_sort_keys(account, movement_id):
-            key = {"pk": _account_pk(account), "sk": sort_key}
+        for key in _balance_keys(account, movement_id):
             if not tx.holds(self.table, key):
                 return key
         raise ValueError(
@@ -164,7 +179,7 @@ class Ledger:
         values: dict[str, Any] = {
             ":account": account,
             ":currency": currency,
-            ":index_pk": _balance_index_pk(_bucket(f"{account}#{key['sk']}", BALANCE_INDEX_SHARDS)),
+            ":index_pk": _balance_index_pk(_bucket(key["pk"], BALANCE_INDEX_SHARDS)),
             ":debit": change.debit,
             ":credit": change.credit,
             ":change": net_debit,
@@ -195,9 +210,9 @@ class Ledger:
         )
 
     @staticmethod
-    def _entry_line(movement: Movement, account: str, change: AccountChange) -> dict[str, Any]:
+    def _entry_line(partition: str, movement: Movement, account: str, change: AccountChange) -> dict[str, Any]:
         return {
-            "pk": _account_pk(account),
+            "pk": partition,
             "sk": f"{ENTRY_PREFIX}{movement.created_at}#{movement.id}",
             "movement_id": movement.id,
             "type": movement.type,
@@ -215,12 +230,7 @@ class Ledger:
         of an account, so a reading holds it whole or not at all); zero (in the default currency) if nothing was
         ever posted to it. Refuses an account whose shards were posted to in two currencies (each shard checks
         the currency on its own): there is no one sum of it."""
-        items = self.table.query(
-            "pk = :pk AND begins_with(sk, :balance)",
-            values={":pk": _account_pk(account), ":balance": BALANCE},
-            consistent=True,
-        ).items
-        summed = _summed(items)
+        summed = _summed(self.table.get_many(_all_balance_keys(account), consistent=True))
         if len(summed) > 1:
             raise CurrencyMismatch(
                 f"account {account} holds balances in {', '.join(b.currency for b in summed)}: an account keeps one"
