@@ -1,5 +1,5 @@
-"""``make bench``: print DynamoDB round trips per group-buying operation, settlement wall time, and the cost of
-reconciling a period's payments with Xendit.
+"""``make bench``: print DynamoDB round trips per group-buying operation, settlement wall time, the cost of
+reconciling a period's payments with Xendit, and every handler's cold-start import time.
 
 Settlement is timed for sessions of N paid participants, reconciliation for periods of N payments, on the local
 stack's moto (and the local Xendit). Figures go to stdout, progress lines to stderr.
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import moto
 
+from benchmarks.cold_start import TARGET_RATIO, cold_start_table, measure_cold_start
 from benchmarks.progress import Progress
 from benchmarks.reconciliation import RECONCILIATION_SEEDING, ReconciliationRun, measure_reconciliation
 from benchmarks.report import reconciliation_table, round_trip_table, settlement_table
@@ -31,7 +32,7 @@ DEFAULT_RECONCILIATION_SIZES = "1000,3000,10000"
 # linearly: past a hundred participants it alone would take longer than the rest of the run.
 UNPATCHED_MAX_PARTICIPANTS = 100
 NOTES_WIDTH = 110
-PARTS = ("round-trips", "settlement", "reconciliation")
+PARTS = ("round-trips", "settlement", "reconciliation", "cold-start")
 
 
 def _sizes(text: str) -> list[int]:
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         _settlement(sizes, progress)
     if "reconciliation" in parts:
         _reconciliation(arguments.reconciliation_sizes, progress)
+    if "cold-start" in parts:
+        _cold_start(progress)
     progress("done")
 
 
@@ -149,6 +152,25 @@ def _reconciliation(sizes: list[int], progress: Progress) -> None:
         "(a reported mismatch is a 2-item transaction, each page's count another).",
         "moto and the local Xendit run in this one process: the time shows how the work grows with N, not what "
         "DynamoDB and Xendit would take.",
+    )
+
+
+def _cold_start(progress: Progress) -> None:
+    measured = measure_cold_start(progress.about("cold start"))
+    print(
+        f"\nCold start (issue 8): each handler's import in a fresh interpreter, median of {measured.runs}, against "
+        f"the baseline's {measured.baseline_seconds * 1000:.0f} ms"
+    )
+    print(cold_start_table(measured))
+    worst = measured.worst
+    print(
+        f"cold-start: median={measured.median_ratio:.2f}x worst={worst.ratio:.2f}x ({worst.logical_id}) "
+        f"target<={TARGET_RATIO}x"
+    )
+    _notes(
+        "Baseline: a fresh interpreter importing boto3, pydantic and Powertools, with a Tracer and one DynamoDB "
+        "client built. Handler: its module imported as Lambda imports it (the shared layer on sys.path, the "
+        "function's template environment). Interpreter start-up is excluded from both.",
     )
 
 
