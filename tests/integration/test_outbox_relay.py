@@ -224,3 +224,14 @@ def test_a_batch_eventbridge_never_takes_fails_whole_for_the_stream_to_retry_and
 
     with pytest.raises(BatchProcessingError):
         invoke("OutboxRelayFunction", stream_event_of(outbox_events(3)))
+
+
+def test_an_unreadable_record_is_not_relayed_and_nothing_after_it_is_put():
+    events = outbox_events(3)
+    images = [outbox_image(event) for event in events]
+    images[1]["detail"] = "{not json"
+    bus = RecordingBus({})
+
+    assert OutboxRelay(bus).relay(images) == 1
+
+    assert bus.requests == [[events[0].event_id]]

@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
 from patungan.adapters.eventbridge import MAX_ENTRIES_PER_PUT, MAX_PUT_BYTES, EventBusPublisher, entry_size
 from patungan.adapters.outbox import event_from_outbox_image
 from patungan.core.config import get_settings
@@ -47,7 +45,7 @@ class OutboxRelay:
         for image in images:
             try:
                 events.append(event_from_outbox_image(image))
-            except (KeyError, ValidationError):
+            except (KeyError, ValueError):  # a pydantic ValidationError, or detail that is not JSON
                 logger.exception("unreadable outbox record", extra={"event_id": image.get("event_id")})
                 break
         relayed = 0
