@@ -1,7 +1,7 @@
 """Cold start: each handler's import time against a bare baseline (issue 8).
 
 A flash sale scales out to many fresh containers, so a handler's import is latency its first buyer waits for.
-Each figure is the median of a few fresh interpreters (Python's own start-up excluded): the baseline imports
+Each figure is the median CPU time of a few fresh interpreters (Python's own start-up excluded): the baseline imports
 boto3, pydantic and Powertools and builds a Tracer and one DynamoDB client, the floor of any handler here; each
 handler's interpreter imports its module as Lambda would (the layer on sys.path, the function's template
 environment), nothing else.
@@ -15,6 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from benchmarks.report import table
 from emulator.template import REGION, FunctionSpec, Template
 
 RUNS = 3
@@ -77,8 +78,9 @@ def _environment(template: Template, spec: FunctionSpec | None) -> dict[str, str
     }
 
 
-def _median_seconds(body: str, environment: dict[str, str], runs: int) -> float:
-    """The median import time of ``body`` over ``runs`` fresh interpreters."""
+def _samples(body: str, environment: dict[str, str], runs: int) -> list[float]:
+    """The CPU time ``body`` takes in each of ``runs`` fresh interpreters (CPU time: other processes on the
+    machine move it less than wall time)."""
     seconds = []
     for _ in range(runs):
         completed = subprocess.run(  # noqa: S603 - our own interpreter running our own code
@@ -91,26 +93,27 @@ def _median_seconds(body: str, environment: dict[str, str], runs: int) -> float:
         if completed.returncode != 0:
             raise RuntimeError(f"import failed:\n{completed.stderr}")
         seconds.append(float(completed.stdout))
-    return statistics.median(seconds)
+    return seconds
 
 
 def measure_cold_start(progress, runs: int = RUNS) -> ColdStart:
     template = Template.load()
-    baseline = _median_seconds(BASELINE, _environment(template, None), runs)
-    progress(f"baseline {baseline * 1000:.0f} ms")
-    handlers = []
+    # The baseline is sampled before and after the handlers, so a change of load during the run weighs on both.
+    baseline_samples = _samples(BASELINE, _environment(template, None), runs)
+    measured = []
     for logical_id, spec in sorted(template.functions().items()):
-        seconds = _median_seconds(
-            _HANDLER.format(module_file=str(spec.module_file)), _environment(template, spec), runs
-        )
-        handlers.append(HandlerImport(logical_id, spec.handler, seconds, seconds / baseline))
+        body = _HANDLER.format(module_file=str(spec.module_file))
+        seconds = statistics.median(_samples(body, _environment(template, spec), runs))
+        measured.append((logical_id, spec.handler, seconds))
         progress(f"{logical_id} {seconds * 1000:.0f} ms")
+    baseline_samples += _samples(BASELINE, _environment(template, None), runs)
+    baseline = statistics.median(baseline_samples)
+    progress(f"baseline {baseline * 1000:.0f} ms")
+    handlers = [HandlerImport(name, handler, seconds, seconds / baseline) for name, handler, seconds in measured]
     return ColdStart(runs, baseline, handlers)
 
 
 def cold_start_table(cold_start: ColdStart) -> str:
-    from benchmarks.report import table
-
     rows = [
         [handler.logical_id, handler.handler, f"{handler.seconds * 1000:.0f}", f"{handler.ratio:.2f}"]
         for handler in sorted(cold_start.handlers, key=lambda handler: handler.ratio, reverse=True)
