@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from benchmarks.report import table
 from emulator.template import REGION, FunctionSpec, Template
 
-RUNS = 3
+RUNS = 5
 TARGET_RATIO = 1.2
 
 _TIMED = """
