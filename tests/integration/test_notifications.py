@@ -194,8 +194,8 @@ def test_events_published_to_the_bus_reach_the_consumer_through_the_template_rul
     catalog_event = load_event("dynamodb_stream_outbox.json")["Records"][0]["dynamodb"]["NewImage"]["detail"]["S"]
     publisher = EventBusPublisher(bus)
 
-    for published in (sample("order_created")["detail"], json.loads(catalog_event)):
-        assert publisher.put(DomainEvent.model_validate(published)) is None
+    published = [sample("order_created")["detail"], json.loads(catalog_event)]
+    assert publisher.put_batch([DomainEvent.model_validate(event) for event in published]) == [None, None]
 
     matched = [
         json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]

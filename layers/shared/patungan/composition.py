@@ -1,40 +1,36 @@
 """The composition root: builds the services of the intertwined contexts (group buying, payments,
-orders, purchase orders) once per warm container, from the one settings model."""
+orders, purchase orders) once per warm container, from the one settings model.
+
+Each factory imports what it builds: a handler imports only the contexts its operation uses (a fresh container
+of a flash sale pays for its imports, issue 8)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from patungan.adapters.dynamodb import DynamoTable
-from patungan.adapters.outbox import Outbox
-from patungan.adapters.stepfunctions import ExecutionStarter
-from patungan.adapters.xendit import XenditGateway, load_callback_token, load_secret_key
-from patungan.catalog.service import catalog_service
 from patungan.core.clock import SystemClock
 from patungan.core.config import get_settings
-from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
-from patungan.groupbuy.purpose import GroupBuyPaymentPurpose
-from patungan.groupbuy.repository import GroupBuyRepository
-from patungan.groupbuy.service import GroupBuyService
-from patungan.groupbuy.settlement import SettlementService, TopUpPolicy
-from patungan.groupbuy.stuck import StuckSessions
-from patungan.groupbuy.workflows import SessionStateMachines, SessionWorkflows
-from patungan.inventory.repository import PurchaseOrderRepository
-from patungan.inventory.service import PurchaseOrderService
-from patungan.ledger.repository import ledger
-from patungan.orders.repository import OrdersRepository
-from patungan.orders.service import OrderService
-from patungan.payments.repository import PaymentsRepository
-from patungan.payments.service import PaymentService
-from patungan.reconciliation.checkers import PaymentChecker, RefundChecker
-from patungan.reconciliation.index import IndexedKind
-from patungan.reconciliation.models import RecordChecker
-from patungan.reconciliation.repository import RecordsIndex, RunsRepository
-from patungan.reconciliation.service import Limits, ReconciliationService
-from patungan.wallet.reconciliation import PayoutChecker
-from patungan.wallet.repository import WithdrawalsRepository
-from patungan.wallet.service import WithdrawalService
+
+if TYPE_CHECKING:
+    from patungan.adapters.outbox import Outbox
+    from patungan.adapters.xendit import XenditGateway
+    from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
+    from patungan.groupbuy.repository import GroupBuyRepository
+    from patungan.groupbuy.service import GroupBuyService
+    from patungan.groupbuy.settlement import SettlementService
+    from patungan.groupbuy.stuck import StuckSessions
+    from patungan.groupbuy.workflows import SessionWorkflows
+    from patungan.inventory.service import PurchaseOrderService
+    from patungan.orders.service import OrderService
+    from patungan.payments.service import PaymentService
+    from patungan.reconciliation.index import IndexedKind
+    from patungan.reconciliation.models import RecordChecker
+    from patungan.reconciliation.service import ReconciliationService
+    from patungan.wallet.reconciliation import PayoutChecker
+    from patungan.wallet.service import WithdrawalService
 
 CLOCK = SystemClock()
 STALLED_JOIN_AGE = timedelta(minutes=2)
@@ -42,27 +38,40 @@ STALLED_JOIN_AGE = timedelta(minutes=2)
 
 @cache
 def outbox() -> Outbox:
+    from patungan.adapters.outbox import Outbox
+
     settings = get_settings()
     return Outbox(DynamoTable(settings.outbox_table), settings.outbox_ttl_days)
 
 
 @cache
 def groupbuy_repository() -> GroupBuyRepository:
+    from patungan.groupbuy.repository import GroupBuyRepository
+
     return GroupBuyRepository(DynamoTable(get_settings().groupbuy_table), outbox())
 
 
 @cache
 def xendit() -> XenditGateway:
+    from patungan.adapters.xendit import XenditGateway, load_secret_key
+
     settings = get_settings()
     return XenditGateway.from_settings(settings, load_secret_key(settings))
 
 
 def xendit_callback_token() -> str:
+    from patungan.adapters.xendit import load_callback_token
+
     return load_callback_token(get_settings())
 
 
 @cache
 def payment_service() -> PaymentService:
+    from patungan.groupbuy.purpose import GroupBuyPaymentPurpose
+    from patungan.ledger.repository import ledger
+    from patungan.payments.repository import PaymentsRepository
+    from patungan.payments.service import PaymentService
+
     purpose = GroupBuyPaymentPurpose(groupbuy_repository(), outbox(), CLOCK)
     return PaymentService(
         PaymentsRepository(DynamoTable(get_settings().payments_table)),
@@ -76,6 +85,9 @@ def payment_service() -> PaymentService:
 
 @cache
 def groupbuy_service() -> GroupBuyService:
+    from patungan.catalog.service import catalog_service
+    from patungan.groupbuy.service import GroupBuyService
+
     return GroupBuyService(
         groupbuy_repository(),
         payment_service(),
@@ -87,16 +99,25 @@ def groupbuy_service() -> GroupBuyService:
 
 @cache
 def order_service() -> OrderService:
+    from patungan.orders.repository import OrdersRepository
+    from patungan.orders.service import OrderService
+
     return OrderService(OrdersRepository(DynamoTable(get_settings().orders_table)), outbox(), CLOCK)
 
 
 @cache
 def purchase_order_service() -> PurchaseOrderService:
+    from patungan.inventory.repository import PurchaseOrderRepository
+    from patungan.inventory.service import PurchaseOrderService
+
     return PurchaseOrderService(PurchaseOrderRepository(DynamoTable(get_settings().inventory_table)), outbox(), CLOCK)
 
 
 @cache
 def settlement_service() -> SettlementService:
+    from patungan.groupbuy.settlement import SettlementService, TopUpPolicy
+    from patungan.ledger.repository import ledger
+
     settings = get_settings()
     return SettlementService(
         groupbuy_repository(),
@@ -113,16 +134,23 @@ def settlement_service() -> SettlementService:
 
 @cache
 def unpaid_invoice_expiry() -> UnpaidInvoiceExpiry:
+    from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
+
     return UnpaidInvoiceExpiry(payment_service())
 
 
 @cache
 def stuck_sessions() -> StuckSessions:
+    from patungan.groupbuy.stuck import StuckSessions
+
     return StuckSessions(groupbuy_repository(), CLOCK)
 
 
 @cache
 def session_workflows() -> SessionWorkflows:
+    from patungan.adapters.stepfunctions import ExecutionStarter
+    from patungan.groupbuy.workflows import SessionStateMachines, SessionWorkflows
+
     settings = get_settings()
     return SessionWorkflows(
         ExecutionStarter(),
@@ -157,6 +185,11 @@ def reset() -> None:
 
 @cache
 def withdrawal_service() -> WithdrawalService:
+    from patungan.ledger.repository import ledger
+    from patungan.payments.repository import PaymentsRepository
+    from patungan.wallet.repository import WithdrawalsRepository
+    from patungan.wallet.service import WithdrawalService
+
     settings = get_settings()
     payments_table = DynamoTable(settings.payments_table)
     return WithdrawalService(
@@ -173,6 +206,8 @@ def withdrawal_service() -> WithdrawalService:
 @cache
 def payout_checker() -> PayoutChecker:
     """Reconciliation's RecordChecker for IndexedKind.PAYOUTS (PAY-8)."""
+    from patungan.wallet.reconciliation import PayoutChecker
+
     return PayoutChecker(withdrawal_service())
 
 
@@ -181,6 +216,9 @@ RECONCILIATION_READ_PAGE = 100  # records per index query
 
 
 def reconciliation_checkers() -> dict[IndexedKind, RecordChecker]:
+    from patungan.reconciliation.checkers import PaymentChecker, RefundChecker
+    from patungan.reconciliation.index import IndexedKind
+
     return {
         IndexedKind.PAYMENTS: PaymentChecker(payment_service()),
         IndexedKind.REFUNDS: RefundChecker(payment_service()),
@@ -190,6 +228,11 @@ def reconciliation_checkers() -> dict[IndexedKind, RecordChecker]:
 
 @cache
 def reconciliation_service() -> ReconciliationService:
+    from patungan.adapters.stepfunctions import ExecutionStarter
+    from patungan.ledger.repository import ledger
+    from patungan.reconciliation.repository import RecordsIndex, RunsRepository
+    from patungan.reconciliation.service import Limits, ReconciliationService
+
     settings = get_settings()
     payments_table = DynamoTable(settings.payments_table)
     return ReconciliationService(

@@ -16,16 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import urllib3
 from aws_lambda_powertools.utilities.parameters import get_parameter
-from xendit import ApiClient, Configuration, XenditSdkException
-from xendit.apis import InvoiceApi, PayoutApi, RefundApi
-from xendit.invoice.model.create_invoice_request import CreateInvoiceRequest
-from xendit.payout.model.create_payout_request import CreatePayoutRequest
-from xendit.payout.model.digital_payout_channel_properties import DigitalPayoutChannelProperties
-from xendit.refund.model.create_refund import CreateRefund
 
 from patungan.core.clock import to_iso
 from patungan.core.config import Settings
@@ -33,13 +27,15 @@ from patungan.core.errors import DependencyUnavailable, DomainError
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
 
+if TYPE_CHECKING:
+    from xendit import XenditSdkException
+
 T = TypeVar("T")
 
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 4.0
 SECRET_CACHE_SECONDS = 300
 _REFUND_NOT_SUPPORTED_CODES = frozenset({"REFUND_NOT_SUPPORTED", "PARTIAL_REFUND_NOT_SUPPORTED"})
-_TRANSPORT_ERRORS = (XenditSdkException, urllib3.exceptions.HTTPError)
 
 
 class PaymentRejected(DomainError):
@@ -241,6 +237,10 @@ class XenditGateway:
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        # The SDK takes ~0.4 s to import: only a container that talks to Xendit pays for it (issue 8).
+        from xendit import ApiClient, Configuration
+        from xendit.apis import InvoiceApi, PayoutApi, RefundApi
+
         configuration = Configuration(host=api_url.rstrip("/"), api_key=secret_key)
         configuration.retries = False  # this class retries; urllib3's own retries would multiply the attempts
         client = ApiClient(configuration)
@@ -275,6 +275,8 @@ class XenditGateway:
         success_redirect_url: str | None,
         metadata: Mapping[str, Any],
     ) -> Invoice:
+        from xendit.invoice.model.create_invoice_request import CreateInvoiceRequest
+
         optional = {"payer_email": payer_email, "success_redirect_url": success_redirect_url}
         request = CreateInvoiceRequest(
             external_id=external_id,
@@ -328,6 +330,8 @@ class XenditGateway:
 
     def create_refund(self, refund_id: str, invoice_id: str, amount: int, reason: RefundReason) -> Refund:
         """Refund (part of) a paid invoice. Raises RefundNotSupported when its channel cannot refund."""
+        from xendit.refund.model.create_refund import CreateRefund
+
         request = CreateRefund(
             invoice_id=invoice_id,
             reference_id=refund_id,
@@ -360,6 +364,9 @@ class XenditGateway:
         description: str,
     ) -> Payout:
         """Send money to a bank account or e-wallet (channel_code such as ``ID_BCA``)."""
+        from xendit.payout.model.create_payout_request import CreatePayoutRequest
+        from xendit.payout.model.digital_payout_channel_properties import DigitalPayoutChannelProperties
+
         request = CreatePayoutRequest(
             reference_id=payout_id,
             channel_code=channel_code,
@@ -411,7 +418,7 @@ class XenditGateway:
                     logger.info("xendit: an earlier attempt had succeeded", extra={"operation": operation})
                     return earlier
                 return request()
-            except _TRANSPORT_ERRORS as exc:
+            except (_sdk_error(), urllib3.exceptions.HTTPError) as exc:
                 if not _is_transient(exc):
                     raise _refusal(operation, exc) from exc
                 if attempt >= self._max_attempts:
@@ -429,9 +436,17 @@ class XenditGateway:
                 attempt += 1
 
 
+def _sdk_error() -> type[XenditSdkException]:
+    """The SDK's error class, imported with the SDK, when a gateway is first built (the SDK is not imported
+    at module import: handlers that never call Xendit import this module for its types)."""
+    from xendit import XenditSdkException
+
+    return XenditSdkException
+
+
 def _status(exc: Exception) -> int:
     """The HTTP status of a failed call; 0 when no HTTP answer came back."""
-    if isinstance(exc, XenditSdkException):
+    if isinstance(exc, _sdk_error()):
         try:
             return int(exc.status)
         except (TypeError, ValueError):
@@ -445,7 +460,7 @@ def _is_transient(exc: Exception) -> bool:
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, XenditSdkException):
+    if isinstance(exc, _sdk_error()):
         return f"HTTP {exc.status} {exc.errorCode}".strip()
     return type(exc).__name__
 
@@ -468,7 +483,7 @@ def _refusal(operation: str, exc: XenditSdkException) -> DomainError:
 def _none_if_missing(request: Callable[[], T]) -> T | None:
     try:
         return request()
-    except XenditSdkException as exc:
+    except _sdk_error() as exc:
         if _status(exc) == 404:
             return None
         raise
