@@ -14,9 +14,10 @@ import pytest
 from moto.dynamodb.responses import DynamoHandler
 
 from emulator.moto_patches import _serialised
-from patungan.composition import groupbuy_service, payment_service
+from patungan.adapters.dynamodb import Transaction
+from patungan.composition import groupbuy_repository, groupbuy_service, payment_service
 from patungan.core.auth import principal_from_claims
-from patungan.core.errors import DomainError
+from patungan.core.errors import ConcurrentUpdate, DomainError
 from patungan.groupbuy.models import JoinInput
 from patungan.ledger import accounts
 from patungan.payments.models import InvoiceCallback
@@ -138,3 +139,36 @@ def test_fifty_threads_never_push_a_session_of_twenty_past_its_target_nor_join_a
     assert (state["paid_quantity"], state["reserved_quantity"], state["participant_count"]) == (20, 0, 20)
     assert (state["status"], state["price_locked_at_fill_percent"]) == ("moq_reached", 100)
     assert len(world.events("groupbuy.session.moq_reached")) == 1
+
+
+def test_a_payment_decided_on_an_older_read_neither_skips_the_tier_it_crosses_nor_reaches_the_moq_twice(world):
+    """PAY-7, GB-6, issue 8. No version check stops a capture computed from a session read before another
+    payment landed: its condition pins the paid quantity to the band (between MOQ and tier thresholds) it
+    computed for, so it is refused and decided again from a fresh read."""
+    session = world.session(target_quantity=20, moq=10, max_per_buyer=5)
+    for n in range(4):
+        world.joined(buyer(n), session["id"], quantity=5)
+    repository = groupbuy_repository()
+
+    def capture(read):
+        tx = Transaction()
+        repository.capture(tx, read, 5, "2026-11-30T01:00:00Z")
+        tx.commit()
+
+    before_any = repository.get_session(session["id"])
+    capture(before_any)  # paid 5: below the MOQ and the first tier
+    with pytest.raises(ConcurrentUpdate):
+        capture(before_any)  # thinks paid goes 0 -> 5, but it would go 5 -> 10: the MOQ and the 50 % tier
+    before_moq = repository.get_session(session["id"])
+    capture(before_moq)
+    with pytest.raises(ConcurrentUpdate):
+        capture(before_moq)  # would reach the MOQ a second time
+    capture(repository.get_session(session["id"]))
+
+    state = world.get_session(session["id"])
+    assert (state["paid_quantity"], state["reserved_quantity"]) == (15, 5)
+    assert (state["status"], state["price_locked_at_fill_percent"], state["moq_reached_at"]) == (
+        "moq_reached",
+        50,
+        "2026-11-30T01:00:00Z",
+    )
