@@ -38,9 +38,11 @@ class Conflict(DomainError):
 
 
 class ConcurrentUpdate(Conflict):
-    """Someone changed the same data at the same time: safe to retry (a state machine Retry matches it)."""
+    """Someone changed the same data at the same time: safe to retry (a state machine Retry matches it). Left
+    over after the bounded retries (core.retry), it is no conflict the caller caused: 503, which a client and
+    Xendit retry, never a 409 (issue 8)."""
 
-    code = "concurrent_update"
+    status, code = 503, "concurrent_update"
 
 
 class ValidationFailed(DomainError):

@@ -1,22 +1,35 @@
 """Optimistic concurrency: a use case that read, decided and wrote conditionally runs again when another
-writer got there first (the conditional write failed with ConcurrentUpdate)."""
+writer got there first (the conditional write failed with ConcurrentUpdate, a TransactionConflict among
+them). Attempts are spread by exponential backoff with full jitter, so writers that collided on a hot item
+do not collide again in lockstep; a bounded number of them, then the ConcurrentUpdate propagates (503: the
+caller may retry; a state machine's Retry matches it)."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from patungan.core.errors import ConcurrentUpdate
 
 MAX_ATTEMPTS = 5
+BACKOFF_BASE_SECONDS = 0.01
+BACKOFF_CAP_SECONDS = 0.5
 T = TypeVar("T")
 
 
+def back_off(attempt: int) -> None:
+    """Sleep before attempt ``attempt + 1`` (1-based ``attempt``): uniform in [0, min(cap, base·2^attempt)]."""
+    time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
+
+
 def retry_stale(operation: Callable[[], T]) -> T:
-    """Run ``operation`` again when the data changed under it; the last attempt's error propagates."""
-    for _ in range(MAX_ATTEMPTS - 1):
+    """Run ``operation`` again, after a backoff, when the data changed under it; the last attempt's error
+    propagates."""
+    for attempt in range(1, MAX_ATTEMPTS):
         try:
             return operation()
         except ConcurrentUpdate:
-            continue
+            back_off(attempt)
     return operation()

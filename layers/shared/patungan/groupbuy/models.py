@@ -144,6 +144,16 @@ class Session(BaseModel):
             changes.update(status="moq_reached", moq_reached_at=now)
         return changes
 
+    def paid_band(self, quantity: int) -> tuple[int, int | None]:
+        """The paid quantities (before ``quantity`` more, as the write finds them) for which ``paid_changes``,
+        computed from what was read, is still exact: no MOQ or tier threshold lies between what was read and
+        what is written. A conditional ``ADD`` states it, so concurrent payments need no whole-item version."""
+        paid = self.paid_quantity + quantity
+        thresholds = {self.moq} | {-(-t.min_fill_percent * self.target_quantity // 100) for t in self.tiers}
+        lower = max((t for t in thresholds if t <= paid), default=0)
+        upper = min((t for t in thresholds if t > paid), default=None)
+        return lower - quantity, None if upper is None else upper - quantity
+
     @property
     def open_quantity(self) -> int:
         return self.target_quantity - self.paid_quantity - self.reserved_quantity

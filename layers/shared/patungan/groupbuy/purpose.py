@@ -52,13 +52,7 @@ class GroupBuyPaymentPurpose:
             payment=self._summary(participation, payment),
             updated_at=now,
         )
-        changed = self.repository.change_session(
-            tx,
-            session,
-            **session.paid_changes(participation.quantity, now),
-            reserved_quantity=session.reserved_quantity - participation.quantity,
-            updated_at=now,
-        )
+        changed = self.repository.capture(tx, session, participation.quantity, now)
         self.outbox.add(tx, events.participant_event("paid", paid, changed, self.clock))
         if changed.moq_reached_at != session.moq_reached_at:
             self.outbox.add(tx, events.session_event("moq_reached", changed, self.clock))

@@ -1,7 +1,10 @@
 """The GroupBuy table.
 
-- session ``SESSION#id / META`` (gsi1: ``SESSIONS``, newest first; gsi3: ``PRODUCT#id``); counters change only through a
-  version-checked write, so what was read is what is changed (optimistic concurrency, no lost update);
+- session ``SESSION#id / META`` (gsi1: ``SESSIONS``, newest first; gsi3: ``PRODUCT#id``). On the hot path (join,
+  payment, leave, expiry) its counters move by conditional atomic ``ADD``, the condition stating the invariant
+  (reserved + paid ≤ target, through the ``remaining_quantity`` it keeps: a condition cannot add), so buyers
+  do not refuse each other; everything else is a version-checked write (optimistic concurrency), and every
+  write bumps the version, so those writers still see that the counters moved;
 - participation ``SESSION#id / PART#pid`` (gsi1: ``USER#uid`` for "my participations"; gsi2:
   ``STALLED`` while its invoice is not attached yet, for the repair job);
 - buyer lock ``SESSION#id / BUYER#uid``: one active participation per buyer per session (GB-3),
@@ -10,19 +13,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.adapters.outbox import Outbox
-from patungan.core.errors import ConcurrentUpdate, Conflict, NotFound
+from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound
 from patungan.core.events import DomainEvent
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
-from patungan.groupbuy.models import Participation, PaymentSummary, Session
+from patungan.groupbuy.models import JOINABLE, Participation, PaymentSummary, Session
 
 META = "META"
 SESSIONS_INDEX_KEY = "SESSIONS"
 STALLED_INDEX_KEY = "STALLED"
+# target - reserved - paid, stored beside them and moved with them, for the join's condition.
+REMAINING = "remaining_quantity"
 _KEY_ATTRIBUTES = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"}
+_COUNTER_NAMES = {
+    "#status": "status",
+    "#reserved": "reserved_quantity",
+    "#paid": "paid_quantity",
+    "#remaining": REMAINING,
+    "#lock": "price_locked_at_fill_percent",
+}
+_OPEN = {":active": "active", ":moq_reached": "moq_reached"}  # JOINABLE, as condition values
 
 
 class StaleSession(ConcurrentUpdate):
@@ -43,6 +57,33 @@ def _lock_key(session_id: str, user_id: str) -> dict[str, str]:
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in _KEY_ATTRIBUTES}
+
+
+def _stale(old: dict[str, Any] | None) -> DomainError:
+    return StaleSession("the session changed while this request ran; retry")
+
+
+def _join_refused(quantity: int) -> Callable[[dict[str, Any] | None], DomainError]:
+    """Why a reservation's condition failed, from the session as the write found it."""
+
+    def refused(old: dict[str, Any] | None) -> DomainError:
+        if old is None:
+            return NotFound("no such session")
+        session = Session.model_validate(_plain(old))
+        if session.status not in JOINABLE:
+            return Conflict(f"the session is {session.status}, not open for joining", code="session_not_open")
+        if session.open_quantity < quantity:
+            left = max(session.open_quantity, 0)
+            return Conflict(f"only {left} units are left", code="insufficient_quantity")
+        return _stale(old)
+
+    return refused
+
+
+def _leave_refused(old: dict[str, Any] | None) -> DomainError:
+    if old is not None and (status := old.get("status")) not in JOINABLE:
+        return Conflict(f"the session is {status}: too late to leave", code="session_not_open")
+    return _stale(old)
 
 
 def _set_clause(changes: dict[str, Any], prefix: str) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -69,6 +110,7 @@ class GroupBuyRepository:
                 "gsi3pk": f"PRODUCT#{session.product_id}",
                 "gsi3sk": f"{session.created_at}#{session.id}",
                 **session.model_dump(),
+                REMAINING: session.open_quantity,
             },
             condition="attribute_not_exists(pk)",
         )
@@ -84,7 +126,10 @@ class GroupBuyRepository:
     def change_session(self, tx: Transaction, session: Session, **changes: Any) -> Session:
         """Add a write of ``changes`` to ``tx``, valid only if the session is still the version read."""
         changed = session.model_copy(update={**changes, "version": session.version + 1})
-        sets, names, values = _set_clause({**changes, "version": changed.version}, "s")
+        # The version check makes the whole item what was read: its remaining quantity is known exactly.
+        sets, names, values = _set_clause(
+            {**changes, "version": changed.version, REMAINING: changed.open_quantity}, "s"
+        )
         tx.update(
             self.table,
             _session_key(session.id),
@@ -95,6 +140,125 @@ class GroupBuyRepository:
             on_fail=StaleSession("the session changed while this request ran; retry"),
         )
         return changed
+
+    def _count(
+        self,
+        tx: Transaction,
+        session: Session,
+        *,
+        now: str,
+        conditions: list[str],
+        values: dict[str, Any],
+        on_fail: Callable[[dict[str, Any] | None], DomainError],
+        reserved: int = 0,
+        paid: int = 0,
+        participants: int = 0,
+        **changes: Any,
+    ) -> Session:
+        """Move the session's counters by atomic ``ADD`` (and set ``changes``), valid only under ``conditions``:
+        the invariant as the write finds the item, not the version it was read at (hot path, issue 8)."""
+        adds = {
+            "reserved_quantity": reserved,
+            "paid_quantity": paid,
+            "participant_count": participants,
+            REMAINING: -(reserved + paid),
+            "version": 1,
+        }
+        adds = {name: delta for name, delta in adds.items() if delta}
+        sets, set_names, set_values = _set_clause({**changes, "updated_at": now}, "s")
+        add_clause = ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
+        condition = " AND ".join(conditions)
+        tx.update(
+            self.table,
+            _session_key(session.id),
+            f"SET {sets} ADD {add_clause}",
+            condition=condition,
+            names={
+                **set_names,
+                **{f"#a{i}": name for i, name in enumerate(adds)},
+                **{k: v for k, v in _COUNTER_NAMES.items() if k in condition},
+            },
+            values={**set_values, **{f":a{i}": delta for i, delta in enumerate(adds.values())}, **values},
+            on_fail=on_fail,
+        )
+        return session.model_copy(
+            update={
+                "reserved_quantity": session.reserved_quantity + reserved,
+                "paid_quantity": session.paid_quantity + paid,
+                "participant_count": session.participant_count + participants,
+                **changes,
+                "updated_at": now,
+            }
+        )
+
+    def reserve(self, tx: Transaction, session: Session, quantity: int, now: str) -> None:
+        """Hold ``quantity`` for a new join while the session is open and has it left (reserved + paid never
+        past the target); refused with the reason the write found."""
+        self._count(
+            tx,
+            session,
+            now=now,
+            reserved=quantity,
+            participants=1,
+            conditions=["#status IN (:active, :moq_reached)", "#remaining >= :quantity"],
+            values={**_OPEN, ":quantity": quantity},
+            on_fail=_join_refused(quantity),
+        )
+
+    def capture(self, tx: Transaction, session: Session, quantity: int, now: str) -> Session:
+        """A reserved ``quantity`` is paid while the session is open: the paid fill with what it changes (the
+        tier it locks, ``moq_reached`` once: GB-6, PAY-7) as computed from the session read, valid while the
+        paid quantity the write finds crosses no threshold that computation did not (``paid_band``)."""
+        changes = session.paid_changes(quantity, now)
+        changes.pop("paid_quantity")
+        conditions = ["#reserved >= :quantity"]
+        values: dict[str, Any] = {":quantity": quantity}
+        if "status" in changes:  # this payment reaches the MOQ: only from active, so only once
+            conditions.append("#status = :active")
+            values[":active"] = "active"
+        else:
+            conditions.append("#status IN (:active, :moq_reached)")
+            values.update(_OPEN)
+        if changes["price_locked_at_fill_percent"] == session.price_locked_at_fill_percent:
+            del changes["price_locked_at_fill_percent"]
+        elif session.price_locked_at_fill_percent is None:  # a higher lock set meanwhile is never lowered
+            conditions.append("(attribute_not_exists(#lock) OR attribute_type(#lock, :null))")
+            values[":null"] = "NULL"
+        else:
+            conditions.append("#lock = :locked")
+            values[":locked"] = session.price_locked_at_fill_percent
+        low, high = session.paid_band(quantity)
+        if low > 0:
+            conditions.append("#paid >= :low")
+            values[":low"] = low
+        if high is not None:
+            conditions.append("#paid < :high")
+            values[":high"] = high
+        return self._count(
+            tx,
+            session,
+            now=now,
+            reserved=-quantity,
+            paid=quantity,
+            conditions=conditions,
+            values=values,
+            on_fail=_stale,
+            **changes,
+        )
+
+    def release_paid(self, tx: Transaction, session: Session, quantity: int, now: str) -> Session:
+        """A paid buyer leaves an open session: their quantity no longer counts. The status and the tier paid
+        fill reached stay (GB-2 has no way back from moq_reached; PAY-7)."""
+        return self._count(
+            tx,
+            session,
+            now=now,
+            paid=-quantity,
+            participants=-1,
+            conditions=["#status IN (:active, :moq_reached)", "#paid >= :quantity"],
+            values={**_OPEN, ":quantity": quantity},
+            on_fail=_leave_refused,
+        )
 
     def list_sessions(
         self,
@@ -187,12 +351,15 @@ class GroupBuyRepository:
         return ended
 
     def release_reservation(self, tx: Transaction, session: Session, participation: Participation, now: str) -> None:
-        self.change_session(
+        self._count(
             tx,
             session,
-            reserved_quantity=session.reserved_quantity - participation.quantity,
-            participant_count=session.participant_count - 1,
-            updated_at=now,
+            now=now,
+            reserved=-participation.quantity,
+            participants=-1,
+            conditions=["#reserved >= :quantity"],
+            values={":quantity": participation.quantity},
+            on_fail=_stale,
         )
 
     def release_lock(self, tx: Transaction, participation: Participation) -> None:

@@ -219,13 +219,7 @@ class GroupBuyService:
         )
         tx = Transaction()
         self.repository.add_participation(tx, participation, stalled_since=to_iso(now))
-        self.repository.change_session(
-            tx,
-            session,
-            reserved_quantity=session.reserved_quantity + data.quantity,
-            participant_count=session.participant_count + 1,
-            updated_at=to_iso(now),
-        )
+        self.repository.reserve(tx, session, data.quantity, to_iso(now))
         self.payments.add_payment(tx, payment)
         tx.commit()
         metrics.add_metric(name="SessionJoins", unit="Count", value=1)
@@ -366,13 +360,7 @@ class GroupBuyService:
         self.repository.release_lock(tx, participation)
         # The status stays: GB-2 has no way back from moq_reached (the claim decides on paid quantity), and
         # the tier paid fill reached stays in force (price_locked_at_fill_percent, defect 3).
-        changed = self.repository.change_session(
-            tx,
-            session,
-            paid_quantity=session.paid_quantity - participation.quantity,
-            participant_count=session.participant_count - 1,
-            updated_at=self._now(),
-        )
+        changed = self.repository.release_paid(tx, session, participation.quantity, self._now())
         self.payments.request_refund(tx, payment, "left")
         self.outbox.add(tx, events.participant_event("left", left, changed, self.clock))
         tx.commit()

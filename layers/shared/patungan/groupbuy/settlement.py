@@ -7,8 +7,6 @@ with the cursor, so a session of any size stays within Step Functions' limits.""
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,7 +17,7 @@ from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import ConcurrentUpdate, Conflict, SettlementInvariantViolated
 from patungan.core.events import new_event
 from patungan.core.observability import logger, metrics
-from patungan.core.retry import MAX_ATTEMPTS, retry_stale
+from patungan.core.retry import MAX_ATTEMPTS, back_off, retry_stale
 from patungan.groupbuy import events
 from patungan.groupbuy.expiry import expiry_requested
 from patungan.groupbuy.models import CLAIMABLE, JOINABLE, PLATFORM_USER_ID, Participation, Session
@@ -34,7 +32,6 @@ from patungan.orders.service import OrderService
 from patungan.payments.models import RefundReason
 from patungan.payments.service import Ledger, PaymentService
 
-BACKOFF_SECONDS = 0.05
 REMINDERS_PER_TRANSACTION = 25  # two items each; a transaction holds at most 100
 
 
@@ -60,11 +57,7 @@ def commit_unless_done(build: Callable[[], Transaction], done: Callable[[], bool
             attempts += 1
             if not isinstance(exc, ConcurrentUpdate) or attempts == MAX_ATTEMPTS:
                 raise
-            _back_off(attempts)
-
-
-def _back_off(attempts: int) -> None:
-    time.sleep(random.uniform(0, BACKOFF_SECONDS * 2**attempts))
+            back_off(attempts)
 
 
 @dataclass(frozen=True)
@@ -218,7 +211,7 @@ class SettlementService:
                     raise
                 current = [self.repository.get_participation(session.id, p.id) for p in batch]
                 batch = [p for p in current if p.status == "pending_payment" and not p.reminded_at]
-                _back_off(attempts)
+                back_off(attempts)
 
     def _top_up(self, session_id: str) -> int:
         units = 0

@@ -26,6 +26,7 @@ from patungan.core.auth import Principal
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import ConcurrentUpdate, Conflict, NotFound
 from patungan.core.observability import logger, metrics
+from patungan.core.retry import back_off
 from patungan.ledger import accounts
 from patungan.ledger.models import Entry, Movement, MovementType, transfer
 from patungan.payments import events
@@ -204,7 +205,7 @@ class PaymentService:
             return "ignored"
         kind = "PAID" if status in PAID_STATUSES else "EXPIRED"
         key = f"invoice:{callback.id}:{kind}"
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             if self.repository.webhook_seen(key):  # a fast answer; the conditional put below is the guarantee
                 return "duplicate"
             payment = self.repository.find_payment(callback.external_id)
@@ -215,7 +216,7 @@ class PaymentService:
             except DuplicateWebhook:
                 return "duplicate"
             except (ConcurrentUpdate, PaymentMovedOn):
-                continue  # the payment changed under us: decide again from what it is now
+                back_off(attempt)  # the payment or the session changed under us: decide again from what it is now
         raise ConcurrentUpdate("the payment kept changing; Xendit will retry")
 
     def apply_paid_invoice(self, payment: Payment) -> str:

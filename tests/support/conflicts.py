@@ -1,0 +1,64 @@
+"""DynamoDB's answer to contention, which moto never gives (LOCAL_STACK_NOTES): a transaction touching a hot
+item is cancelled with ``TransactionConflict`` now and then. Installed around the one DynamoDB client the
+code uses; everything else goes to moto unchanged."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+from botocore.exceptions import ClientError
+
+from patungan.adapters import dynamodb
+
+HotItem = Callable[[str, str], bool]
+"""(pk, sk) -> whether writes to that item are contended."""
+
+
+class ConflictingDynamoDB:
+    """The real client, except ``transact_write_items``: one touching a hot item is cancelled at ``rate``."""
+
+    def __init__(self, real: Any, hot: HotItem, rate: float, rng: random.Random) -> None:
+        self._real = real
+        self._hot = hot
+        self._rate = rate
+        self._rng = rng
+        self.injected = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        touched = [self._touches_hot_item(item) for item in kwargs["TransactItems"]]
+        if any(touched) and self._rng.random() < self._rate:
+            self.injected += 1
+            reasons = [{"Code": "TransactionConflict" if hot else "None"} for hot in touched]
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+                    "CancellationReasons": reasons,
+                },
+                "TransactWriteItems",
+            )
+        return self._real.transact_write_items(**kwargs)
+
+    def _touches_hot_item(self, item: dict[str, Any]) -> bool:
+        [body] = item.values()
+        key = body.get("Key") or body.get("Item") or {}
+        return self._hot(key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", ""))
+
+
+@contextmanager
+def transaction_conflicts(hot: HotItem, rate: float, seed: int = 8) -> Iterator[ConflictingDynamoDB]:
+    """While open, the code's transactions on hot items fail with TransactionConflict at ``rate``."""
+    injector = ConflictingDynamoDB(dynamodb.client("dynamodb"), hot, rate, random.Random(seed))
+    real_client = dynamodb.client
+
+    def client(service: str) -> Any:
+        return injector if service == "dynamodb" else real_client(service)
+
+    with mock.patch.object(dynamodb, "client", client):
+        yield injector
