@@ -1,0 +1,1 @@
+"""Accounts: users' addresses (ACC-2)."""
