@@ -57,6 +57,8 @@ class Settings(BaseModel):
     reconciliation_state_machine_arn: str = Field("", alias="RECONCILIATION_STATE_MACHINE_ARN")
     reconciliation_batch_size: int = Field(1000, alias="RECONCILIATION_BATCH_SIZE", ge=1, le=10_000)
     reconciliation_concurrency: int = Field(4, alias="RECONCILIATION_CONCURRENCY", ge=1, le=16)
+    # Accounts (ACC-2): users' addresses.
+    accounts_table: str = Field("", alias="ACCOUNTS_TABLE")
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:
