@@ -219,3 +219,13 @@ def test_addresses_are_listed_in_pages(aws):
 
     assert [a["id"] for a in first["items"] + second["items"]] == made
     assert second["next_cursor"] is None
+
+
+def test_coordinates_are_kept_to_about_a_centimetre_even_below_what_dynamodb_stores(aws):
+    """Issue 9, found by the fuzzer: a subnormal latitude (-2.2e-313) was a 500 (DynamoDB stores no number
+    below 1e-130)."""
+    response = create(body=new_address(latitude=-2.2250738585e-313, longitude=106.769812345678))
+
+    assert response.status == 201
+    assert (response.body["latitude"], response.body["longitude"]) == (0.0, 106.7698123)
+    assert get(response.body["id"]).body == response.body
