@@ -244,3 +244,14 @@ def test_a_retry_whose_first_attempt_saved_the_address_gets_that_address_not_a_s
     assert retried.body == saved.model_dump()
     assert [a["id"] for a in listing().body["items"]] == [saved.id]
     assert create(headers={"Idempotency-Key": "k" * 2000}).status == 201
+
+
+def test_a_cursor_from_another_users_list_reads_nothing_of_theirs(aws):
+    for n in range(2):
+        create(body=new_address(label=f"Alamat {n}"))
+    theirs = listing(query={"limit": "1"}).body["next_cursor"]
+
+    response = listing(OTHER_BUYER, query={"limit": "1", "cursor": theirs})
+
+    assert response.status == 400
+    assert response.body["error"]["code"] == "invalid_cursor"
