@@ -9,7 +9,12 @@ from patungan.core.http import api_handler, caller, create_api
 app = create_api()
 
 
-@app.delete("/v1/addresses/<id>", summary="Delete one of my addresses", responses={204: {"description": "Deleted"}})
+@app.delete(
+    "/v1/addresses/<id>",
+    summary="Delete one of my addresses",
+    description="Deleting the default makes the most recently added remaining address the default.",
+    responses={204: {"description": "Deleted"}},
+)
 def delete_address(id: str):
     address_service().delete(caller(app).user_id, id)
     return Response(status_code=204)

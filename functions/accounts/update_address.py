@@ -7,7 +7,13 @@ from patungan.core.http import api_handler, caller, create_api, documented, json
 app = create_api()
 
 
-@app.patch("/v1/addresses/<id>", summary="Change one of my addresses", responses=documented(Address))
+@app.patch(
+    "/v1/addresses/<id>",
+    summary="Change one of my addresses",
+    description="`is_default: true` makes it the default and unsets the previous one in the same write; "
+    "`is_default: false` on the default is 422 (make another address the default instead).",
+    responses=documented(Address),
+)
 def update_address(id: str, body: AddressUpdate):
     return json_response(200, address_service().update(caller(app).user_id, id, body).model_dump())
 
