@@ -19,9 +19,14 @@ BACKOFF_CAP_SECONDS = 0.5
 T = TypeVar("T")
 
 
+def full_jitter(attempt: int, *, base: float, cap: float) -> float:
+    """A wait before attempt ``attempt + 1`` (1-based ``attempt``): uniform in [0, min(cap, base·2^attempt)]."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
 def back_off(attempt: int) -> None:
-    """Sleep before attempt ``attempt + 1`` (1-based ``attempt``): uniform in [0, min(cap, base·2^attempt)]."""
-    time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
+    """Sleep before attempt ``attempt + 1`` (1-based ``attempt``)."""
+    time.sleep(full_jitter(attempt, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS))
 
 
 def retry_stale(operation: Callable[[], T]) -> T:
