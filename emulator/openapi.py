@@ -48,6 +48,7 @@ CONTEXT_TAGS = {
     "ledger": "The double-entry ledger: trial balance.",
     "reconciliation": "Reconciliation runs: our payments, refunds and payouts checked against Xendit's records.",
     "notifications": "A user's notifications.",
+    "logistics": "Shipping rates from the courier (a flagged fallback when it cannot answer).",
     "platform": "Platform operations.",
 }
 

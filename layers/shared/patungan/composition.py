@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from patungan.groupbuy.stuck import StuckSessions
     from patungan.groupbuy.workflows import SessionWorkflows
     from patungan.inventory.service import PurchaseOrderService
+    from patungan.logistics.service import ShippingRatesService
     from patungan.orders.service import OrderService
     from patungan.payments.service import PaymentService
     from patungan.reconciliation.index import IndexedKind
@@ -179,6 +180,7 @@ def reset() -> None:
         withdrawal_service,
         payout_checker,
         reconciliation_service,
+        shipping_rates_service,
     ):
         factory.cache_clear()
 
@@ -244,4 +246,22 @@ def reconciliation_service() -> ReconciliationService:
         settings.reconciliation_state_machine_arn,
         Limits(batch_size=settings.reconciliation_batch_size, concurrency=settings.reconciliation_concurrency),
         CLOCK,
+    )
+
+
+# ---------------------------------------------------------------- shipping rates (LOG-1)
+@cache
+def shipping_rates_service() -> ShippingRatesService:
+    from patungan.catalog.service import catalog_service
+    from patungan.logistics.courier import BiteshipCourier
+    from patungan.logistics.service import ShippingRatesService
+
+    settings = get_settings()
+    return ShippingRatesService(
+        BiteshipCourier.from_settings(settings),
+        settings.courier_codes.split(","),
+        settings.shipping_fallback_rates,
+        lambda product_id: catalog_service().get_product(None, product_id),
+        stock_service(),
+        address_service(),
     )
