@@ -15,6 +15,7 @@ from patungan.core.clock import SystemClock
 from patungan.core.config import get_settings
 
 if TYPE_CHECKING:
+    from patungan.accounts.service import AddressService
     from patungan.adapters.outbox import Outbox
     from patungan.adapters.xendit import XenditGateway
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from patungan.groupbuy.stuck import StuckSessions
     from patungan.groupbuy.workflows import SessionWorkflows
     from patungan.inventory.service import PurchaseOrderService
+    from patungan.inventory.warehouses import WarehouseRepository
     from patungan.logistics.service import ShippingRatesService
     from patungan.orders.service import OrderService
     from patungan.payments.service import PaymentService
@@ -180,6 +182,8 @@ def reset() -> None:
         withdrawal_service,
         payout_checker,
         reconciliation_service,
+        address_service,
+        warehouse_repository,
         shipping_rates_service,
     ):
         factory.cache_clear()
@@ -247,6 +251,22 @@ def reconciliation_service() -> ReconciliationService:
         Limits(batch_size=settings.reconciliation_batch_size, concurrency=settings.reconciliation_concurrency),
         CLOCK,
     )
+
+
+# ---------------------------------------------------------------- addresses and warehouses (ACC-2, WH-1)
+@cache
+def address_service() -> AddressService:
+    from patungan.accounts.repository import AddressRepository
+    from patungan.accounts.service import AddressService
+
+    return AddressService(AddressRepository(DynamoTable(get_settings().accounts_table)), CLOCK)
+
+
+@cache
+def warehouse_repository() -> WarehouseRepository:
+    from patungan.inventory.warehouses import WarehouseRepository
+
+    return WarehouseRepository(DynamoTable(get_settings().inventory_table))
 
 
 # ---------------------------------------------------------------- shipping rates (LOG-1)

@@ -79,6 +79,8 @@ class Settings(BaseModel):
     reconciliation_state_machine_arn: str = Field("", alias="RECONCILIATION_STATE_MACHINE_ARN")
     reconciliation_batch_size: int = Field(1000, alias="RECONCILIATION_BATCH_SIZE", ge=1, le=10_000)
     reconciliation_concurrency: int = Field(4, alias="RECONCILIATION_CONCURRENCY", ge=1, le=16)
+    # Accounts (ACC-2): users' addresses.
+    accounts_table: str = Field("", alias="ACCOUNTS_TABLE")
     # Shipping rates (LOG-1): the courier aggregator (Biteship's API; the local courier in the local stack), its
     # API key in SSM, a buyer-facing budget (timeout x attempts stays well inside the function's 15 s), the
     # couriers asked for, and the rate table quoted, flagged "fallback", when the courier cannot answer.
