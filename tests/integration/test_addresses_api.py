@@ -25,21 +25,10 @@ def listing(who=BUYER, query=None):
     return call_api("ListAddressesFunction", "GET", "/v1/addresses", claims=who, query=query)
 
 
-def get(address_id, who=BUYER):
+def on_address(function, method, address_id, who, body=None):
     return call_api(
-        "GetAddressFunction",
-        "GET",
-        f"/v1/addresses/{address_id}",
-        resource="/v1/addresses/{id}",
-        path_parameters={"id": address_id},
-        claims=who,
-    )
-
-
-def patch(address_id, body, who=BUYER):
-    return call_api(
-        "UpdateAddressFunction",
-        "PATCH",
+        function,
+        method,
         f"/v1/addresses/{address_id}",
         resource="/v1/addresses/{id}",
         path_parameters={"id": address_id},
@@ -48,15 +37,16 @@ def patch(address_id, body, who=BUYER):
     )
 
 
+def get(address_id, who=BUYER):
+    return on_address("GetAddressFunction", "GET", address_id, who)
+
+
+def patch(address_id, body, who=BUYER):
+    return on_address("UpdateAddressFunction", "PATCH", address_id, who, body)
+
+
 def delete(address_id, who=BUYER):
-    return call_api(
-        "DeleteAddressFunction",
-        "DELETE",
-        f"/v1/addresses/{address_id}",
-        resource="/v1/addresses/{id}",
-        path_parameters={"id": address_id},
-        claims=who,
-    )
+    return on_address("DeleteAddressFunction", "DELETE", address_id, who)
 
 
 def defaults(who=BUYER) -> list[str]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from patungan.groupbuy.stuck import StuckSessions
     from patungan.groupbuy.workflows import SessionWorkflows
     from patungan.inventory.service import PurchaseOrderService
-    from patungan.inventory.warehouses import WarehouseRepository
+    from patungan.inventory.warehouses import WarehouseRepository, WarehouseService
     from patungan.logistics.service import ShippingRatesService
     from patungan.orders.service import OrderService
     from patungan.payments.service import PaymentService
@@ -184,6 +184,7 @@ def reset() -> None:
         reconciliation_service,
         address_service,
         warehouse_repository,
+        warehouse_service,
         shipping_rates_service,
     ):
         factory.cache_clear()
@@ -267,6 +268,13 @@ def warehouse_repository() -> WarehouseRepository:
     from patungan.inventory.warehouses import WarehouseRepository
 
     return WarehouseRepository(DynamoTable(get_settings().inventory_table))
+
+
+@cache
+def warehouse_service() -> WarehouseService:
+    from patungan.inventory.warehouses import WarehouseService
+
+    return WarehouseService(warehouse_repository(), CLOCK)
 
 
 # ---------------------------------------------------------------- shipping rates (LOG-1)

@@ -121,28 +121,17 @@ class AddressRepository:
         expression = "SET " + ", ".join(f"#{name} = :{name}" for name in assignments)
         if cleared:
             expression += " REMOVE " + ", ".join(f"#{name}" for name in cleared)
+        write = {
+            "condition": "attribute_exists(pk)",
+            "names": names,
+            "values": {f":{name}": value for name, value in assignments.items()},
+            "on_fail": _not_found(address_id),
+        }
         key = _address_key(user_id, address_id)
-        values = {f":{name}": value for name, value in assignments.items()}
         if book is None:
-            item = self.table.update(
-                key,
-                expression,
-                condition="attribute_exists(pk)",
-                names=names,
-                values=values,
-                on_fail=_not_found(address_id),
-            )
-            return _address(item)
+            return _address(self.table.update(key, expression, **write))
         tx = Transaction()
-        tx.update(
-            self.table,
-            key,
-            expression,
-            condition="attribute_exists(pk)",
-            names=names,
-            values=values,
-            on_fail=_not_found(address_id),
-        )
+        tx.update(self.table, key, expression, **write)
         self._write_book(tx, book, count=book.count, default_address_id=address_id)
         if book.default_address_id not in (None, address_id):
             self._unset_default(tx, book)
