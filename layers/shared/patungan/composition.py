@@ -17,6 +17,7 @@ from patungan.core.config import get_settings
 if TYPE_CHECKING:
     from patungan.adapters.outbox import Outbox
     from patungan.adapters.xendit import XenditGateway
+    from patungan.catalog.models import Product
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from patungan.groupbuy.stuck import StuckSessions
     from patungan.groupbuy.workflows import SessionWorkflows
     from patungan.inventory.service import PurchaseOrderService
+    from patungan.inventory.stock import StockService
     from patungan.orders.service import OrderService
     from patungan.payments.service import PaymentService
     from patungan.reconciliation.index import IndexedKind
@@ -110,7 +112,14 @@ def purchase_order_service() -> PurchaseOrderService:
     from patungan.inventory.repository import PurchaseOrderRepository
     from patungan.inventory.service import PurchaseOrderService
 
-    return PurchaseOrderService(PurchaseOrderRepository(DynamoTable(get_settings().inventory_table)), outbox(), CLOCK)
+    settings = get_settings()
+    return PurchaseOrderService(
+        PurchaseOrderRepository(DynamoTable(settings.inventory_table)),
+        outbox(),
+        CLOCK,
+        stock_service,
+        default_warehouse_id=settings.default_receiving_warehouse_id or None,
+    )
 
 
 @cache
@@ -179,6 +188,7 @@ def reset() -> None:
         withdrawal_service,
         payout_checker,
         reconciliation_service,
+        stock_service,
     ):
         factory.cache_clear()
 
@@ -244,4 +254,33 @@ def reconciliation_service() -> ReconciliationService:
         settings.reconciliation_state_machine_arn,
         Limits(batch_size=settings.reconciliation_batch_size, concurrency=settings.reconciliation_concurrency),
         CLOCK,
+    )
+
+
+# ---------------------------------------------------------------- stock (WH-1..5, CHK-3, CHK-10; issue 9)
+def catalog_product(product_id: str) -> Product:
+    """A product, whatever its status (stock of a deactivated product is still stock)."""
+    from patungan.catalog.service import catalog_service
+
+    return catalog_service().repository.get_product(product_id)
+
+
+@cache
+def stock_service() -> StockService:
+    from patungan.inventory.stock import Holds, StockService
+    from patungan.inventory.stock_repository import AuditLog, StockRepository
+    from patungan.inventory.warehouses import WarehouseRepository
+
+    settings = get_settings()
+    inventory_table = DynamoTable(settings.inventory_table)
+    return StockService(
+        StockRepository(inventory_table),
+        AuditLog(DynamoTable(settings.inventory_audit_table)),
+        WarehouseRepository(inventory_table),
+        catalog_product,
+        CLOCK,
+        Holds(
+            default=timedelta(seconds=settings.reservation_ttl_seconds),
+            maximum=timedelta(seconds=settings.reservation_max_ttl_seconds),
+        ),
     )
