@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from patungan.adapters.dynamodb import DynamoTable
 from patungan.catalog.models import Organisation, Product, Variant
 from patungan.catalog.service import catalog_service
 from patungan.composition import stock_service
 from patungan.core.auth import Principal, Role
-from patungan.core.events import new_event
 from patungan.core.clock import SystemClock
-from patungan.inventory.warehouses import Warehouse, WarehouseRepository
-from patungan.adapters.dynamodb import DynamoTable
 from patungan.core.config import get_settings
+from patungan.core.events import new_event
+from patungan.inventory.warehouses import Warehouse, WarehouseRepository
 
 WORKER = Principal("worker-1", frozenset({Role.WAREHOUSE}))
 SELLER_ID = "sel_toko"
@@ -59,7 +59,9 @@ def add_product(product_id: str, *, base_price: int = 10_000, variants: list[Var
         created_at="2026-11-30T00:00:00Z",
         updated_at="2026-11-30T00:00:00Z",
     )
-    catalog_service().repository.add_product(product, new_event("catalog.product.created", product.id, {}, SystemClock()))
+    catalog_service().repository.add_product(
+        product, new_event("catalog.product.created", product.id, {}, SystemClock())
+    )
     return product
 
 
@@ -67,7 +69,11 @@ def stock_world() -> StockWorld:
     catalog_service().repository.add_organisation(
         "seller",
         Organisation(
-            id=SELLER_ID, name="Toko", phone="+6281234567890", owner_user_id="owner-1", created_at="2026-11-30T00:00:00Z"
+            id=SELLER_ID,
+            name="Toko",
+            phone="+6281234567890",
+            owner_user_id="owner-1",
+            created_at="2026-11-30T00:00:00Z",
         ),
     )
     shirt_variants = [
