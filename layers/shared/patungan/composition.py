@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from patungan.accounts.service import AddressService
     from patungan.adapters.outbox import Outbox
     from patungan.adapters.xendit import XenditGateway
+    from patungan.catalog.models import Product
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from patungan.groupbuy.stuck import StuckSessions
     from patungan.groupbuy.workflows import SessionWorkflows
     from patungan.inventory.service import PurchaseOrderService
+    from patungan.inventory.stock import StockService
     from patungan.inventory.warehouses import WarehouseRepository, WarehouseService
     from patungan.logistics.service import ShippingRatesService
     from patungan.orders.service import OrderService
@@ -113,7 +115,14 @@ def purchase_order_service() -> PurchaseOrderService:
     from patungan.inventory.repository import PurchaseOrderRepository
     from patungan.inventory.service import PurchaseOrderService
 
-    return PurchaseOrderService(PurchaseOrderRepository(DynamoTable(get_settings().inventory_table)), outbox(), CLOCK)
+    settings = get_settings()
+    return PurchaseOrderService(
+        PurchaseOrderRepository(DynamoTable(settings.inventory_table)),
+        outbox(),
+        CLOCK,
+        stock_service,
+        default_warehouse_id=settings.default_receiving_warehouse_id or None,
+    )
 
 
 @cache
@@ -186,6 +195,7 @@ def reset() -> None:
         warehouse_repository,
         warehouse_service,
         shipping_rates_service,
+        stock_service,
     ):
         factory.cache_clear()
 
@@ -251,6 +261,35 @@ def reconciliation_service() -> ReconciliationService:
         settings.reconciliation_state_machine_arn,
         Limits(batch_size=settings.reconciliation_batch_size, concurrency=settings.reconciliation_concurrency),
         CLOCK,
+    )
+
+
+# ---------------------------------------------------------------- stock (WH-1..5, CHK-3, CHK-10; issue 9)
+def catalog_product(product_id: str) -> Product:
+    """A product, whatever its status (stock of a deactivated product is still stock)."""
+    from patungan.catalog.service import catalog_service
+
+    return catalog_service().repository.get_product(product_id)
+
+
+@cache
+def stock_service() -> StockService:
+    from patungan.inventory.stock import Holds, StockService
+    from patungan.inventory.stock_repository import AuditLog, StockRepository
+    from patungan.inventory.warehouses import WarehouseRepository
+
+    settings = get_settings()
+    inventory_table = DynamoTable(settings.inventory_table)
+    return StockService(
+        StockRepository(inventory_table),
+        AuditLog(DynamoTable(settings.inventory_audit_table)),
+        WarehouseRepository(inventory_table),
+        catalog_product,
+        CLOCK,
+        Holds(
+            default=timedelta(seconds=settings.reservation_ttl_seconds),
+            maximum=timedelta(seconds=settings.reservation_max_ttl_seconds),
+        ),
     )
 
 

@@ -79,6 +79,13 @@ class Settings(BaseModel):
     reconciliation_state_machine_arn: str = Field("", alias="RECONCILIATION_STATE_MACHINE_ARN")
     reconciliation_batch_size: int = Field(1000, alias="RECONCILIATION_BATCH_SIZE", ge=1, le=10_000)
     reconciliation_concurrency: int = Field(4, alias="RECONCILIATION_CONCURRENCY", ge=1, le=16)
+    # Stock (issue 9, i9stock): the append-only audit log (WH-2); how long a reservation holds stock unless the
+    # caller asks for less, and at most (CHK-3: the server decides); the warehouse a purchase-order receipt
+    # puts its units in when the request names none (GB-15, WH-4; empty: the receipt posts no stock).
+    inventory_audit_table: str = Field("", alias="INVENTORY_AUDIT_TABLE")
+    reservation_ttl_seconds: int = Field(900, alias="RESERVATION_TTL_SECONDS", ge=1)
+    reservation_max_ttl_seconds: int = Field(3600, alias="RESERVATION_MAX_TTL_SECONDS", ge=1)
+    default_receiving_warehouse_id: str = Field("", alias="DEFAULT_RECEIVING_WAREHOUSE_ID")
     # Accounts (ACC-2): users' addresses.
     accounts_table: str = Field("", alias="ACCOUNTS_TABLE")
     # Shipping rates (LOG-1): the courier aggregator (Biteship's API; the local courier in the local stack), its

@@ -24,10 +24,10 @@ def back_off(attempt: int) -> None:
     time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
 
 
-def retry_stale(operation: Callable[[], T]) -> T:
-    """Run ``operation`` again, after a backoff, when the data changed under it; the last attempt's error
-    propagates."""
-    for attempt in range(1, MAX_ATTEMPTS):
+def retry_stale(operation: Callable[[], T], attempts: int = MAX_ATTEMPTS) -> T:
+    """Run ``operation`` again, after a backoff, when the data changed under it; the last of ``attempts``
+    attempts' error propagates."""
+    for attempt in range(1, attempts):
         try:
             return operation()
         except ConcurrentUpdate:
