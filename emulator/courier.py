@@ -272,9 +272,19 @@ class LocalCourier:
         delay = body.get("delay_seconds", self._slow_delay)
         if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_SLOW_DELAY_SECONDS:
             raise CourierError(400, 40000001, f"delay_seconds must be a number from 0 to {MAX_SLOW_DELAY_SECONDS:g}")
-        with self._lock:
-            self._mode, self._mode_delay = mode, float(delay)
+        self.set_outage(mode, float(delay))
         return _json({"mode": mode.value, "delay_seconds": float(delay)})
+
+    def set_outage(self, mode: OutageMode, delay_seconds: float | None = None) -> None:
+        """What ``POST /simulate/outage`` does, for a test that holds the courier itself."""
+        with self._lock:
+            self._mode = mode
+            self._mode_delay = self._slow_delay if delay_seconds is None else delay_seconds
+
+    def quotes(self) -> list[dict[str, Any]]:
+        """The rates requests answered (or not), newest first, as the page's JSON lists them (for tests)."""
+        with self._lock:
+            return [quote.resource() for quote in self._quotes]
 
     # --- rates ----------------------------------------------------------------------------------------
 
@@ -326,9 +336,8 @@ class LocalCourier:
         with self._lock:
             quotes, mode, delay = list(self._quotes), self._mode, self._mode_delay
         if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
-            return _json(
-                {"outage": {"mode": mode.value, "delay_seconds": delay}, "quotes": [q.resource() for q in quotes]}
-            )
+            resources = [quote.resource() for quote in quotes]
+            return _json({"outage": {"mode": mode.value, "delay_seconds": delay}, "quotes": resources})
         return Response(_overview_html(quotes, mode, delay), mimetype="text/html")
 
 
