@@ -191,6 +191,7 @@ def test_a_refusal_is_not_retried_and_is_logged_as_our_error_with_the_fallback_f
         {"pricing": [{**PRICING["pricing"][0], "price": 1.5}]},
         {"pricing": [{**PRICING["pricing"][0], "price": "42000"}]},
         {"pricing": [{**PRICING["pricing"][0], "shipment_duration_range": "soon"}]},
+        {"pricing": [{**PRICING["pricing"][0], "currency": "USD"}]},
     ],
 )
 def test_an_answer_that_is_not_biteships_never_reaches_a_buyer_as_a_price(answer):
@@ -198,6 +199,14 @@ def test_an_answer_that_is_not_biteships_never_reaches_a_buyer_as_a_price(answer
         rates = rates_service(courier).quote(ORIGIN, DESTINATION, ITEMS)
 
     assert rates and {rate.source for rate in rates} == {RateSource.FALLBACK}
+
+
+def test_a_service_quoted_twice_is_offered_once_at_its_lower_price():
+    twice = {"pricing": [{**PRICING["pricing"][0], "price": 45_000}, PRICING["pricing"][0]]}
+    with courier_at(ScriptedCourier([(200, twice)])) as courier:
+        rates = rates_service(courier).quote(ORIGIN, DESTINATION, ITEMS)
+
+    assert [(rate.shipping_method_id, rate.price) for rate in rates] == [("jne:reg", 42_000)]
 
 
 def test_without_a_rate_table_a_courier_that_is_down_is_a_503_not_an_invented_price():

@@ -19,6 +19,7 @@ import urllib3
 from aws_lambda_powertools.utilities.parameters import get_parameter
 
 from patungan.core.config import Settings
+from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
 from patungan.core.retry import full_jitter
 from patungan.logistics.models import ParcelItem, Place, Quote
@@ -80,8 +81,12 @@ def quotes_from(answer: Any, couriers: Sequence[str]) -> list[Quote]:
     if not isinstance(pricing, list):
         raise ValueError("the answer has no pricing list")
     asked = set(couriers)
-    quotes = [_quote(entry) for entry in pricing]
-    return [quote for quote in quotes if quote.courier in asked]
+    cheapest: dict[tuple[str, str], Quote] = {}
+    for quote in map(_quote, pricing):
+        key = (quote.courier, quote.service)
+        if quote.courier in asked and (key not in cheapest or quote.price < cheapest[key].price):
+            cheapest[key] = quote  # one rate per service: shipping_method_id names it
+    return list(cheapest.values())
 
 
 def _quote(entry: Any) -> Quote:
@@ -92,6 +97,8 @@ def _quote(entry: Any) -> Quote:
         raise ValueError(f"a pricing entry names no courier or service: {entry!r}")
     if isinstance(price, bool) or not isinstance(price, int | float) or price <= 0 or not float(price).is_integer():
         raise ValueError(f"{courier} {service}: the price is not a whole positive number of rupiah: {price!r}")
+    if entry.get("currency", DEFAULT_CURRENCY) != DEFAULT_CURRENCY:
+        raise ValueError(f"{courier} {service}: priced in {entry.get('currency')!r}, not {DEFAULT_CURRENCY}")
     return Quote(courier.lower(), service.lower(), int(price), _etd_days(entry))
 
 
