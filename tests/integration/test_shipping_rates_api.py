@@ -11,11 +11,14 @@ from dataclasses import dataclass
 import boto3
 import pytest
 
+from emulator import permissions
 from emulator.courier import LocalCourier, OutageMode
+from emulator.template import Template
 from patungan.catalog.models import Organisation
 from patungan.catalog.service import catalog_service
 from patungan.core.clock import SystemClock
 from patungan.core.events import new_event
+from tests.support import lambdas
 from tests.support.aws import local_aws
 from tests.support.lambdas import ApiResponse, call_api, claims
 from tests.support.servers import serving
@@ -165,3 +168,22 @@ def test_items_of_two_sellers_are_refused_each_seller_ships_its_own_parcel(shipp
     response = rates({"destination": JAKARTA_SELATAN, "items": items(shipping.stock.product.id) + items(other.id)})
 
     assert (response.status, response.body["error"]["details"][0]["field"]) == (422, "items")
+
+
+@pytest.fixture
+def rates_without_the_courier_key(monkeypatch):
+    """The template with GetShippingRatesFunction's grant on the courier key taken away."""
+    template = Template.load()
+    policies = template.resources["GetShippingRatesFunction"]["Properties"]["Policies"]
+    policies[:] = [policy for policy in policies if "Statement" not in policy]
+    permissions.install()
+    monkeypatch.setattr(lambdas, "function_roles", lambda: permissions.FunctionRoles(template))
+
+
+def test_least_privilege_the_courier_key_is_read_under_the_functions_own_grant(shipping, rates_without_the_courier_key):
+    rates({"destination": JAKARTA_SELATAN, "items": items(shipping.stock.product.id)})
+
+    key = "arn:aws:ssm:ap-southeast-3:123456789012:parameter/patungan/courier/api-key"
+    assert [str(denial) for denial in permissions.take_denials()] == [
+        f"GetShippingRatesFunction called ssm:GetParameter on {key} but its policies do not allow it"
+    ]
