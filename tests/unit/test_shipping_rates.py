@@ -17,7 +17,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from emulator.courier import LocalCourier
-from patungan.core.config import ShippingFallbackRate
+from patungan.core.config import ShippingFallbackRate, settings_from
 from patungan.core.errors import DependencyUnavailable
 from patungan.core.observability import logger, metrics
 from patungan.logistics.courier import BiteshipCourier, CourierUnavailable, rates_request
@@ -281,3 +281,16 @@ def test_the_fallback_table_charges_every_started_kilogram():
     [heavy] = fallback_quotes(TABLE[:1], 2_001)
 
     assert (light.price, heavy.price) == (12_000 + 9_000, 12_000 + 3 * 9_000)
+
+
+REQUIRED_SETTINGS = {"CATALOG_TABLE": "c", "OUTBOX_TABLE": "o", "IDEMPOTENCY_TABLE": "i", "EVENT_BUS_NAME": "b"}
+
+
+def test_the_rate_table_is_configuration_read_and_validated_at_cold_start():
+    table = [{"courier": "jne", "service": "reg", "base_price": 1, "per_kg_price": 2, "etd_days": 3}]
+
+    configured = settings_from({**REQUIRED_SETTINGS, "SHIPPING_FALLBACK_RATES": json.dumps(table)})
+
+    assert configured.shipping_fallback_rates == (ShippingFallbackRate(**table[0]),)
+    with pytest.raises(RuntimeError, match="SHIPPING_FALLBACK_RATES"):
+        settings_from({**REQUIRED_SETTINGS, "SHIPPING_FALLBACK_RATES": '[{"courier": "jne", "base_price": -1}]'})
