@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 
 from emulator import permissions
 from emulator.courier import LocalCourier, OutageMode
@@ -149,6 +150,17 @@ def test_an_unknown_product_or_variant_is_422_naming_the_item(shipping):
 
     assert (unknown.status, unknown.body["error"]["details"][0]["field"]) == (422, "items.1.product_id")
     assert (no_variant.status, no_variant.body["error"]["details"][0]["field"]) == (422, "items.0.variant_id")
+    unchosen = rates({"destination": JAKARTA_SELATAN, "items": items(shipping.stock.shirt.id)})
+    assert (unchosen.status, unchosen.body["error"]["details"][0]["field"]) == (422, "items.0.variant_id")
+
+
+def test_a_variant_is_priced_and_shipped_from_the_warehouse_holding_it(shipping):
+    receive((shipping.stock.other_warehouse.id, shipping.stock.shirt.id, "v_m"), 5)
+
+    response = rates({"destination": JAKARTA_SELATAN, "items": items(shipping.stock.shirt.id, variant_id="v_m")})
+
+    assert response.status == 200, response.body
+    assert response.body["origin_warehouse_id"] == shipping.stock.other_warehouse.id
 
 
 def test_items_no_single_warehouse_holds_are_409_insufficient_stock(shipping):
@@ -172,7 +184,10 @@ def test_items_of_two_sellers_are_refused_each_seller_ships_its_own_parcel(shipp
 
 @pytest.fixture
 def rates_without_the_courier_key(monkeypatch):
-    """The template with GetShippingRatesFunction's grant on the courier key taken away."""
+    """The template with GetShippingRatesFunction's grant on the courier key taken away, in a fresh container
+    (an earlier test's warm one holds the key it read)."""
+    for provider in DEFAULT_PROVIDERS.values():
+        provider.clear_cache()
     template = Template.load()
     policies = template.resources["GetShippingRatesFunction"]["Properties"]["Policies"]
     policies[:] = [policy for policy in policies if "Statement" not in policy]

@@ -110,6 +110,8 @@ class ShippingRatesService:
         except NotFound:
             raise field_error(f"items.{index}.product_id", f"no product {product_id}") from None
         if variant_id is None:
+            if product.variants:  # its stock is held per variant: which one decides the warehouse
+                raise field_error(f"items.{index}.variant_id", f"choose one of product {product_id}'s variants")
             return product, product.base_price
         variant = product.variant(variant_id)
         if variant is None:
