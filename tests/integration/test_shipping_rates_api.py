@@ -202,3 +202,12 @@ def test_least_privilege_the_courier_key_is_read_under_the_functions_own_grant(s
     assert [str(denial) for denial in permissions.take_denials()] == [
         f"GetShippingRatesFunction called ssm:GetParameter on {key} but its policies do not allow it"
     ]
+
+
+def test_a_forged_token_is_401_not_taken_for_a_guest(shipping):
+    body = {"destination": JAKARTA_SELATAN, "items": items(shipping.stock.product.id)}
+
+    response = rates(body, headers={"Authorization": "Bearer not-a-token"})
+
+    assert (response.status, response.body["error"]["code"]) == (401, "unauthorized")
+    assert shipping.courier_quotes() == []
