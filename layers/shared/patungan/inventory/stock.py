@@ -368,6 +368,19 @@ class StockService:
             totals[item.variant_id] += item.available
         return dict(totals)
 
+    def with_available(self, product: Product) -> Product:
+        """A retail product as buyers see it: with its available units, summed over warehouses and per variant
+        (one index query; not binding). A factory's products hold no warehouse stock and carry none."""
+        if product.seller_id is None:
+            return product
+        by_variant = self.available_by_product(product.id)
+        return product.model_copy(
+            update={
+                "available": sum(by_variant.values()),
+                "variants": [v.model_copy(update={"available": by_variant.get(v.id, 0)}) for v in product.variants],
+            }
+        )
+
     def reserve(
         self,
         owner_id: str,

@@ -117,7 +117,7 @@ class StockRepository:
         if warehouse_id:
             index, partition, prefix = "gsi1", f"STOCK_AT#{warehouse_id}", f"{warehouse_id}#{product_id or ''}"
         elif product_id:
-            index, partition, prefix = "gsi2", f"STOCK_OF#{product_id}", f"{product_id}"
+            index, partition, prefix = "gsi2", f"STOCK_OF#{product_id}", ""
         else:
             index, partition, prefix = "gsi3", f"STOCK_SELLER#{seller_id}", ""
         condition = f"{index}pk = :pk" + (f" AND begins_with({index}sk, :prefix)" if prefix else "")
