@@ -2,7 +2,7 @@
 
 from patungan.accounts.models import Address, AddressInput
 from patungan.composition import address_service
-from patungan.core.http import api_handler, caller, create_api, documented, idempotent
+from patungan.core.http import api_handler, caller, create_api, documented, header, idempotent
 
 app = create_api()
 
@@ -14,7 +14,7 @@ def create_address(body: AddressInput):
         app,
         "create_address",
         body.model_dump(),
-        lambda: (201, address_service().add(principal.user_id, body).model_dump()),
+        lambda: (201, address_service().add(principal.user_id, body, header(app, "Idempotency-Key")).model_dump()),
     )
 
 

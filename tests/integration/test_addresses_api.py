@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from patungan.accounts.models import AddressInput
+from patungan.composition import address_service
 from tests.support.lambdas import call_api, claims, load_event
 
 BUYER = claims("usr_siti", "buyer")
@@ -219,3 +221,26 @@ def test_addresses_are_listed_in_pages(aws):
 
     assert [a["id"] for a in first["items"] + second["items"]] == made
     assert second["next_cursor"] is None
+
+
+def test_coordinates_are_kept_to_about_a_centimetre_even_below_what_dynamodb_stores(aws):
+    """Issue 9, found by the fuzzer: a subnormal latitude (-2.2e-313) was a 500 (DynamoDB stores no number
+    below 1e-130)."""
+    response = create(body=new_address(latitude=-2.2250738585e-313, longitude=106.769812345678))
+
+    assert response.status == 201
+    assert (response.body["latitude"], response.body["longitude"]) == (0.0, 106.7698123)
+    assert get(response.body["id"]).body == response.body
+
+
+def test_a_retry_whose_first_attempt_saved_the_address_gets_that_address_not_a_second_one(aws):
+    """SYS-4, crash then retry: the first attempt committed, then died before its answer and its idempotency
+    record were kept; the retry with the same Idempotency-Key answers the address it saved."""
+    saved = address_service().add("usr_siti", AddressInput(**new_address()), "home-1")
+
+    retried = create(headers={"Idempotency-Key": "home-1"})
+
+    assert retried.status == 201
+    assert retried.body == saved.model_dump()
+    assert [a["id"] for a in listing().body["items"]] == [saved.id]
+    assert create(headers={"Idempotency-Key": "k" * 2000}).status == 201

@@ -299,7 +299,12 @@ def address_service() -> AddressService:
     from patungan.accounts.repository import AddressRepository
     from patungan.accounts.service import AddressService
 
-    return AddressService(AddressRepository(DynamoTable(get_settings().accounts_table)), CLOCK)
+    settings = get_settings()
+    return AddressService(
+        AddressRepository(DynamoTable(settings.accounts_table)),
+        CLOCK,
+        request_keys_kept=timedelta(seconds=settings.idempotency_ttl_seconds),
+    )
 
 
 @cache

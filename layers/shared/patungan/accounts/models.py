@@ -12,8 +12,15 @@ from patungan.core.pagination import ListOf
 from patungan.core.phone import MAX_PHONE_LENGTH, normalize_indonesian_phone
 
 PostalCode = Annotated[str, Field(pattern=r"^[0-9]{5}$", examples=["12190"], description="5 digits")]
-Latitude = Annotated[float, Field(ge=-90, le=90)]
-Longitude = Annotated[float, Field(ge=-180, le=180)]
+
+
+def _to_centimetres(degrees: float) -> float:
+    # 7 decimal places of a degree are about 1 cm; finer is noise, and DynamoDB stores no number below 1e-130.
+    return round(degrees, 7) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+Latitude = Annotated[float, Field(ge=-90, le=90), AfterValidator(_to_centimetres)]
+Longitude = Annotated[float, Field(ge=-180, le=180), AfterValidator(_to_centimetres)]
 RecipientName = single_line(200)
 AddressLine = single_line(300)
 OptionalAddressLine = single_line(300, min_length=0)

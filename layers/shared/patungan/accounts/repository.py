@@ -1,5 +1,6 @@
-"""The Accounts table: a user's addresses (``USER#user / ADDRESS#id``) and their address book
-(``USER#user / ADDRESS_BOOK``: how many addresses, which one is the default, a version).
+"""The Accounts table: a user's addresses (``USER#user / ADDRESS#id``), their address book
+(``USER#user / ADDRESS_BOOK``: how many addresses, which one is the default, a version) and, for a day, the
+Idempotency-Key each address was saved with (``USER#user / ADDRESS_REQUEST#hash of the key``).
 
 Every change to the set of addresses or to the default writes the book with a condition on the version it
 read, in the same transaction as the addresses it touches: two such changes of one user never both commit
@@ -10,15 +11,36 @@ user's id reads nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from patungan.accounts.models import Address
 from patungan.adapters.dynamodb import DynamoTable, Transaction
-from patungan.core.errors import ConcurrentUpdate, NotFound
+from patungan.core.errors import ConcurrentUpdate, Conflict, NotFound
+from patungan.core.ids import keyed_id
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
 
 ADDRESS_PREFIX = "ADDRESS#"
 BOOK = "ADDRESS_BOOK"
+REQUEST_PREFIX = "ADDRESS_REQUEST#"
+
+
+class AddressAlreadySaved(Conflict):
+    """The request that saves the address under this Idempotency-Key committed before (its answer was lost)."""
+
+    code = "address_already_saved"
+
+    def __init__(self, address_id: str) -> None:
+        super().__init__(f"address {address_id} was saved with this Idempotency-Key")
+        self.address_id = address_id
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """The Idempotency-Key a new address is saved with, remembered until ``expires_at``."""
+
+    key: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -93,9 +115,22 @@ class AddressRepository:
         return others[0] if others else None
 
     # ---- writes: each one transaction, conditional on the book as it was read
-    def add(self, book: AddressBook, address: Address) -> None:
-        """The new address; when it is the default, the previous default stops being it in the same write."""
+    def add(self, book: AddressBook, address: Address, request: RequestKey | None = None) -> None:
+        """The new address; when it is the default, the previous default stops being it in the same write. With
+        ``request``, a second request with the same key saves nothing (AddressAlreadySaved names the first)."""
         tx = Transaction()
+        if request is not None:
+            tx.put(
+                self.table,
+                {
+                    "pk": _user(book.user_id),
+                    "sk": f"{REQUEST_PREFIX}{keyed_id('key', request.key)}",  # any length a client sends
+                    "address_id": address.id,
+                    "expires_at": int(request.expires_at.timestamp()),
+                },
+                condition="attribute_not_exists(pk)",
+                on_fail=lambda old: AddressAlreadySaved(old["address_id"]),
+            )
         default = address.id if address.is_default else book.default_address_id
         self._write_book(tx, book, count=book.count + 1, default_address_id=default)
         tx.put(

@@ -8,8 +8,10 @@ the default cannot be unset by ``is_default: false`` (make another one the defau
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from patungan.accounts.models import Address, AddressInput, AddressUpdate
-from patungan.accounts.repository import AddressRepository
+from patungan.accounts.repository import AddressAlreadySaved, AddressRepository, RequestKey
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict, field_error
 from patungan.core.ids import new_id
@@ -21,11 +23,14 @@ MAX_ADDRESSES_PER_USER = 50
 
 
 class AddressService:
-    def __init__(self, repository: AddressRepository, clock: Clock) -> None:
+    def __init__(self, repository: AddressRepository, clock: Clock, *, request_keys_kept: timedelta) -> None:
         self.repository = repository
         self.clock = clock
+        self.request_keys_kept = request_keys_kept
 
-    def add(self, user_id: str, data: AddressInput) -> Address:
+    def add(self, user_id: str, data: AddressInput, idempotency_key: str | None = None) -> Address:
+        """A new address. With an Idempotency-Key, a retry whose first attempt saved the address (and lost its
+        answer) gets that address back instead of a second one."""
         address_id = new_id("adr")
 
         def attempt() -> Address:
@@ -43,7 +48,13 @@ class AddressService:
                 created_at=now,
                 updated_at=now,
             )
-            self.repository.add(book, address)
+            request = None
+            if idempotency_key:
+                request = RequestKey(idempotency_key, self.clock.now() + self.request_keys_kept)
+            try:
+                self.repository.add(book, address, request)
+            except AddressAlreadySaved as saved:
+                return self.repository.get(user_id, saved.address_id)
             return address
 
         return retry_stale(attempt)
