@@ -1,6 +1,6 @@
 """``make bench``: print DynamoDB round trips per group-buying operation, settlement wall time, the cost of
-reconciling a period's payments with Xendit, the flash sale's capacity model, and every handler's
-cold-start import time.
+reconciling a period's payments with Xendit, the flash sale's capacity model, stock reservations' calls and
+hot-item cost, and every handler's cold-start import time.
 
 Settlement is timed for sessions of N paid participants, reconciliation for periods of N payments, on the local
 stack's moto (and the local Xendit). Figures go to stdout, progress lines to stderr.
@@ -28,6 +28,7 @@ from benchmarks.reconciliation import RECONCILIATION_SEEDING, ReconciliationRun,
 from benchmarks.report import reconciliation_table, round_trip_table, settlement_table
 from benchmarks.round_trips import PARTICIPANTS, measure_round_trips
 from benchmarks.settlement import SEEDING, SettlementRun, measure_settlement
+from benchmarks.stock_reservations import StockRun, measure_stock, stock_report
 
 DEFAULT_SIZES = "100,1000,5000"
 DEFAULT_RECONCILIATION_SIZES = "1000,3000,10000"
@@ -36,7 +37,7 @@ DEFAULT_FLASH_SALE_BUYERS = 500
 # linearly: past a hundred participants it alone would take longer than the rest of the run.
 UNPATCHED_MAX_PARTICIPANTS = 100
 NOTES_WIDTH = 110
-PARTS = ("round-trips", "settlement", "reconciliation", "flash-sale", "cold-start")
+PARTS = ("round-trips", "settlement", "reconciliation", "flash-sale", "stock", "cold-start")
 
 
 def _sizes(text: str) -> list[int]:
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         _reconciliation(arguments.reconciliation_sizes, progress)
     if "flash-sale" in parts:
         _flash_sale(arguments.flash_sale_buyers, progress)
+    if "stock" in parts:
+        _stock(progress)
     if "cold-start" in parts:
         _cold_start(progress)
     progress("done")
@@ -196,6 +199,27 @@ def _flash_sale(buyers: int, progress: Progress) -> None:
         "carries at its full size (an upper bound for KEYS_ONLY indexes).",
         "Lambda: memory from template.yaml; 'ms here' is the in-process duration on moto with the local Xendit "
         "on loopback, not what AWS would bill, so the total uses the stated assumed durations instead.",
+    )
+
+
+def _stock_in_a_fresh_process(progress: Progress) -> StockRun:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
+        return process.submit(measure_stock, progress=progress).result()
+
+
+def _stock(progress: Progress) -> None:
+    run = _stock_in_a_fresh_process(progress.about("stock"))
+    print("\nStock reservations (CHK-3, WH-2; issue 9): DynamoDB calls per operation, through StockService on moto")
+    print("\n".join(stock_report(run)))
+    _notes(
+        "reads: the consistent BatchGetItem of the touched stock items (with the reservation: its idempotency "
+        "check) before the one transaction, or the reservation's GetItem first for release and commit. 'items in "
+        "tx': a stock item and its audit record per line, plus the reservation. Without a warehouse, reserve first "
+        "asks origin_for: one index query per distinct product and the warehouse's GetItem (checkout asks it once, "
+        "at preview, and reserves in that warehouse at confirm: CHK-10).",
+        "Index entries: the stock item sits in gsi1 (its warehouse), gsi2 (its product) and gsi3 (its seller); the "
+        "audit record in five indexes (product, actor, and warehouse, action and time, each split over 8 shards "
+        "so no index partition takes every write); a held reservation in the expiry index (8 shards).",
     )
 
 

@@ -45,6 +45,7 @@ def banner(stack: LocalStack) -> str:
         f"  Swagger UI    {stack.docs_url}",
         f"  OpenAPI       {stack.url}/openapi.json",
         f"  local Xendit  {stack.xendit_url}",
+        f"  local courier {stack.courier_url}",
         f'  sign in       curl -X POST {stack.url}/_local/token -d \'{{"sub": "buyer-9", "groups": ["buyer"]}}\'',
         f"  deadlines     curl -X POST {stack.url}/_local/clock/advance -d '{{\"seconds\": 7200}}'"
         "   (Step Functions Waits due in the next 2 h happen now)",

@@ -6,7 +6,7 @@
   POST /_local/clock/advance {"seconds": N} (Step Functions Wait states of running executions: emulator/clock.py),
   GET /_local/permissions/denials (AWS calls the functions made that their roles would refuse: emulator/permissions.py),
 - GET /openapi.json and GET /docs (Swagger UI, offline),
-- the local Xendit under /_xendit (mounted when emulator/xendit.py is there).
+- the local Xendit under /_xendit (mounted when emulator/xendit.py is there), the local courier under /_courier.
 """
 
 from __future__ import annotations

@@ -43,12 +43,15 @@ CONTEXT_TAGS = {
     "groupbuy": "Group-buying sessions: open, join, leave, cancel; a buyer's participations.",
     "payments": "Payments into escrow through Xendit invoices.",
     "orders": "Orders created when a session settles.",
-    "inventory": "Purchase orders to factories and their receipt at the warehouse (releases escrow).",
+    "inventory": "Stock per warehouse, product and variant: receipts, adjustments, cycle counts and discrepancies, "
+    "reservations that never oversell, the audit log of every change; purchase orders to factories and their "
+    "receipt at the warehouse (releases escrow, stock reserved for the session's orders).",
     "wallet": "Wallets: balance, transactions, withdrawals to a bank account or e-wallet, admin adjustments.",
     "ledger": "The double-entry ledger: trial balance.",
     "reconciliation": "Reconciliation runs: our payments, refunds and payouts checked against Xendit's records.",
     "notifications": "A user's notifications.",
     "accounts": "A user's addresses: Indonesian phones in E.164, 5-digit postal codes, one default.",
+    "logistics": "Shipping rates from the courier (a flagged fallback when it cannot answer).",
     "platform": "Platform operations.",
 }
 

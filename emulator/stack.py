@@ -22,6 +22,7 @@ from moto.core.config import DefaultConfig
 from emulator import moto_patches, permissions, runtime
 from emulator.apigateway import RestApi
 from emulator.clock import ExecutionClock
+from emulator.courier import LocalCourier
 from emulator.deploy import deploy
 from emulator.events import RuleScheduler, TargetDelivery, deploy_rules, rule_specs
 from emulator.gateway import HttpServer, LocalGateway
@@ -49,6 +50,8 @@ FAKE_AWS_ENVIRONMENT = {
 LOCAL_XENDIT_SECRET_KEY = "xnd_development_LOCAL_FAKE_KEY_not_a_secret"  # noqa: S105 - a fake, on purpose
 DEFAULT_CALLBACK_TOKEN = "local-callback-token"  # noqa: S105 - the documented local default
 XENDIT_PATH = "/_xendit"
+LOCAL_COURIER_API_KEY = "biteship_local.LOCAL_FAKE_KEY_not_a_secret"  # a fake, on purpose
+COURIER_PATH = "/_courier"
 
 
 class LocalStack:
@@ -76,6 +79,7 @@ class LocalStack:
         self._async_invoker: AsyncInvoker | None = None
         self._pollers: EventSourceMappings | None = None
         self._xendit: LocalXendit | None = None
+        self._courier: LocalCourier | None = None
         self._clock: ExecutionClock | None = None
         self._aws = ExitStack()
 
@@ -92,6 +96,10 @@ class LocalStack:
     @property
     def xendit_url(self) -> str:
         return f"{self.url}{XENDIT_PATH}"
+
+    @property
+    def courier_url(self) -> str:
+        return f"{self.url}{COURIER_PATH}"
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -111,7 +119,9 @@ class LocalStack:
 
     def _start(self) -> None:
         self._server = HttpServer(self._host, self._port)  # bound now: the URL goes into the template
-        template = Template.load(self.template_path, {"XenditApiUrl": self.xendit_url})
+        template = Template.load(
+            self.template_path, {"XenditApiUrl": self.xendit_url, "CourierApiUrl": self.courier_url}
+        )
         # Functions of public routes verify a bearer token themselves, with the key this stack signs with.
         lambda_runtime = LambdaRuntime(
             template,
@@ -134,6 +144,8 @@ class LocalStack:
         )
         self._xendit = _local_xendit(self._callback_token, self.url, self.time_scale)
         mounts = {XENDIT_PATH: self._xendit.wsgi_app} if self._xendit is not None else {}
+        self._courier = LocalCourier()
+        mounts[COURIER_PATH] = self._courier.wsgi_app
         self._server.start(self._gateway.wsgi, mounts)  # /_local/health answers 503 until ready
 
         # Torn down in reverse: executions stopped, patches undone, moto stopped, environment restored.
@@ -156,6 +168,7 @@ class LocalStack:
             {
                 "XenditSecretKeyParameter": LOCAL_XENDIT_SECRET_KEY,
                 "XenditCallbackTokenParameter": self._callback_token,
+                "CourierApiKeyParameter": LOCAL_COURIER_API_KEY,
             },
         )
         deploy_rules(boto3.client("events", region_name=REGION), rules)
@@ -192,8 +205,11 @@ class LocalStack:
             self._async_invoker.close()
         if self._xendit is not None:
             self._xendit.close()
+        if self._courier is not None:
+            self._courier.close()
         self._aws.close()
         self._server = self._gateway = self._scheduler = self._pollers = self._async_invoker = self._xendit = None
+        self._courier = None
         self._clock = None
 
 

@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from patungan.catalog.models import ProductList
 from patungan.catalog.service import catalog_service
+from patungan.composition import stock_service
 from patungan.core.http import api_handler, create_api, documented, json_response, optional_caller
 from patungan.core.pagination import DEFAULT_LIMIT, Cursor, IdFilter, Limit, page_body
 
@@ -30,7 +31,7 @@ def list_products(
         seller_id=seller_id,
         include_inactive=include_inactive,
     )
-    return json_response(200, page_body(page, lambda p: p.model_dump()))
+    return json_response(200, page_body(page, lambda p: stock_service().with_available(p).model_dump()))
 
 
 lambda_handler = api_handler(app)

@@ -20,7 +20,7 @@ def receive_purchase_order(id: str, body: ReceiptInput):
         lambda: (
             200,
             purchase_order_service()
-            .receive(principal, id, body.received_quantity, header(app, "Idempotency-Key"))
+            .receive(principal, id, body.received_quantity, header(app, "Idempotency-Key"), body.warehouse_id)
             .model_dump(exclude={"version"}),
         ),
     )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from patungan.accounts.service import AddressService
     from patungan.adapters.outbox import Outbox
     from patungan.adapters.xendit import XenditGateway
+    from patungan.catalog.models import Product
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from patungan.groupbuy.stuck import StuckSessions
     from patungan.groupbuy.workflows import SessionWorkflows
     from patungan.inventory.service import PurchaseOrderService
+    from patungan.inventory.stock import StockService
     from patungan.inventory.warehouses import WarehouseRepository, WarehouseService
+    from patungan.logistics.service import ShippingRatesService
     from patungan.orders.service import OrderService
     from patungan.payments.service import PaymentService
     from patungan.reconciliation.index import IndexedKind
@@ -112,7 +115,14 @@ def purchase_order_service() -> PurchaseOrderService:
     from patungan.inventory.repository import PurchaseOrderRepository
     from patungan.inventory.service import PurchaseOrderService
 
-    return PurchaseOrderService(PurchaseOrderRepository(DynamoTable(get_settings().inventory_table)), outbox(), CLOCK)
+    settings = get_settings()
+    return PurchaseOrderService(
+        PurchaseOrderRepository(DynamoTable(settings.inventory_table)),
+        outbox(),
+        CLOCK,
+        stock_service,
+        default_warehouse_id=settings.default_receiving_warehouse_id or None,
+    )
 
 
 @cache
@@ -184,6 +194,8 @@ def reset() -> None:
         address_service,
         warehouse_repository,
         warehouse_service,
+        shipping_rates_service,
+        stock_service,
     ):
         factory.cache_clear()
 
@@ -252,6 +264,35 @@ def reconciliation_service() -> ReconciliationService:
     )
 
 
+# ---------------------------------------------------------------- stock (WH-1..5, CHK-3, CHK-10; issue 9)
+def catalog_product(product_id: str) -> Product:
+    """A product, whatever its status (stock of a deactivated product is still stock)."""
+    from patungan.catalog.service import catalog_service
+
+    return catalog_service().repository.get_product(product_id)
+
+
+@cache
+def stock_service() -> StockService:
+    from patungan.inventory.stock import Holds, StockService
+    from patungan.inventory.stock_repository import AuditLog, StockRepository
+    from patungan.inventory.warehouses import WarehouseRepository
+
+    settings = get_settings()
+    inventory_table = DynamoTable(settings.inventory_table)
+    return StockService(
+        StockRepository(inventory_table),
+        AuditLog(DynamoTable(settings.inventory_audit_table)),
+        WarehouseRepository(inventory_table),
+        catalog_product,
+        CLOCK,
+        Holds(
+            default=timedelta(seconds=settings.reservation_ttl_seconds),
+            maximum=timedelta(seconds=settings.reservation_max_ttl_seconds),
+        ),
+    )
+
+
 # ---------------------------------------------------------------- addresses and warehouses (ACC-2, WH-1)
 @cache
 def address_service() -> AddressService:
@@ -278,3 +319,21 @@ def warehouse_service() -> WarehouseService:
     from patungan.inventory.warehouses import WarehouseService
 
     return WarehouseService(warehouse_repository(), CLOCK)
+
+
+# ---------------------------------------------------------------- shipping rates (LOG-1)
+@cache
+def shipping_rates_service() -> ShippingRatesService:
+    from patungan.catalog.service import catalog_service
+    from patungan.logistics.courier import BiteshipCourier
+    from patungan.logistics.service import ShippingRatesService
+
+    settings = get_settings()
+    return ShippingRatesService(
+        BiteshipCourier.from_settings(settings),
+        settings.courier_codes.split(","),
+        settings.shipping_fallback_rates,
+        lambda product_id: catalog_service().get_product(None, product_id),
+        stock_service(),
+        address_service(),
+    )

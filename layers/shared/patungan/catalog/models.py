@@ -54,6 +54,7 @@ class Variant(BaseModel):
     sku: str
     price_delta: int
     price: int
+    available: int | None = Field(None, description="units in stock over all warehouses (not binding)")
 
 
 class ProductInput(_Input):
@@ -100,6 +101,9 @@ class Product(BaseModel):
     currency: str
     weight_grams: int
     variants: list[Variant]
+    available: int | None = Field(
+        None, description="units in stock over all warehouses (retail products; not binding: checkout reserves)"
+    )
     version: int = Field(1, description="grows with every change: orders copies and concurrent edits")
     created_at: str
     updated_at: str

@@ -10,7 +10,29 @@ import os
 from collections.abc import Mapping
 from functools import cache
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
+
+
+class ShippingFallbackRate(BaseModel):
+    """One line of the rate table quoted when the courier cannot answer (LOG-1): ``base_price`` plus
+    ``per_kg_price`` for every started kilogram, in rupiah."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    courier: str = Field(pattern=r"^[a-z0-9_]+$")
+    service: str = Field(pattern=r"^[a-z0-9_]+$")
+    base_price: int = Field(ge=0)
+    per_kg_price: int = Field(ge=0)
+    etd_days: int = Field(ge=0)
+
+
+# What the courier's regular services cost about Jakarta-Bandung (2026 list prices, rounded up); operators
+# override it with SHIPPING_FALLBACK_RATES (a JSON list of these objects; [] quotes nothing: 503).
+DEFAULT_SHIPPING_FALLBACK_RATES = (
+    '[{"courier": "jne", "service": "reg", "base_price": 12000, "per_kg_price": 9000, "etd_days": 3},'
+    ' {"courier": "sicepat", "service": "reg", "base_price": 11000, "per_kg_price": 9000, "etd_days": 3},'
+    ' {"courier": "anteraja", "service": "reg", "base_price": 11000, "per_kg_price": 8500, "etd_days": 4}]'
+)
 
 
 class Settings(BaseModel):
@@ -57,8 +79,28 @@ class Settings(BaseModel):
     reconciliation_state_machine_arn: str = Field("", alias="RECONCILIATION_STATE_MACHINE_ARN")
     reconciliation_batch_size: int = Field(1000, alias="RECONCILIATION_BATCH_SIZE", ge=1, le=10_000)
     reconciliation_concurrency: int = Field(4, alias="RECONCILIATION_CONCURRENCY", ge=1, le=16)
+    # Stock (issue 9, i9stock): the append-only audit log (WH-2); how long a reservation holds stock unless the
+    # caller asks for less, and at most (CHK-3: the server decides); the warehouse a purchase-order receipt
+    # puts its units in when the request names none (GB-15, WH-4; empty: the receipt posts no stock).
+    inventory_audit_table: str = Field("", alias="INVENTORY_AUDIT_TABLE")
+    reservation_ttl_seconds: int = Field(900, alias="RESERVATION_TTL_SECONDS", ge=1)
+    reservation_max_ttl_seconds: int = Field(3600, alias="RESERVATION_MAX_TTL_SECONDS", ge=1)
+    default_receiving_warehouse_id: str = Field("", alias="DEFAULT_RECEIVING_WAREHOUSE_ID")
     # Accounts (ACC-2): users' addresses.
     accounts_table: str = Field("", alias="ACCOUNTS_TABLE")
+    # Shipping rates (LOG-1): the courier aggregator (Biteship's API; the local courier in the local stack), its
+    # API key in SSM, a buyer-facing budget (timeout x attempts stays well inside the function's 15 s), the
+    # couriers asked for, and the rate table quoted, flagged "fallback", when the courier cannot answer.
+    courier_api_url: str = Field("https://api.biteship.com", alias="COURIER_API_URL")
+    courier_api_key_parameter: str = Field("/patungan/courier/api-key", alias="COURIER_API_KEY_PARAMETER")
+    courier_timeout_seconds: float = Field(3.0, alias="COURIER_TIMEOUT_SECONDS", gt=0)
+    courier_max_attempts: int = Field(3, alias="COURIER_MAX_ATTEMPTS", ge=1, le=5)
+    courier_codes: str = Field(
+        "jne,sicepat,anteraja,gojek", alias="COURIER_CODES", pattern=r"^[a-z0-9_]+(,[a-z0-9_]+)*$"
+    )
+    shipping_fallback_rates: Json[tuple[ShippingFallbackRate, ...]] = Field(
+        DEFAULT_SHIPPING_FALLBACK_RATES, alias="SHIPPING_FALLBACK_RATES", validate_default=True
+    )
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

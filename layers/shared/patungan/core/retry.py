@@ -24,12 +24,18 @@ def back_off(attempt: int) -> None:
     time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
 
 
-def retry_stale(operation: Callable[[], T]) -> T:
-    """Run ``operation`` again, after a backoff, when the data changed under it; the last attempt's error
-    propagates."""
-    for attempt in range(1, MAX_ATTEMPTS):
+def retry_stale(operation: Callable[[], T], attempts: int = MAX_ATTEMPTS) -> T:
+    """Run ``operation`` again, after a backoff, when the data changed under it; the last of ``attempts``
+    attempts' error propagates."""
+    for attempt in range(1, attempts):
         try:
             return operation()
         except ConcurrentUpdate:
             back_off(attempt)
     return operation()
+
+
+def full_jitter(attempt: int, *, base: float, cap: float) -> float:
+    """How long to wait before attempt ``attempt + 1`` of a call to another service (1-based ``attempt``): uniform
+    in [0, min(cap, base·2^attempt)], so callers that failed together do not retry in lockstep."""
+    return random.uniform(0, min(cap, base * 2**attempt))

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from patungan.core.inputs import Quantity
+from patungan.core.inputs import Quantity, ResourceId
 from patungan.core.pagination import ListOf
 
 PurchaseOrderStatus = Literal["open", "received"]
@@ -47,3 +47,6 @@ class ReceiptInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     received_quantity: Quantity = Field(description="units received now; receipts add up to the ordered quantity")
+    warehouse_id: ResourceId | None = Field(
+        None, description="where the units go on hand, reserved for the session's orders (default: configured)"
+    )

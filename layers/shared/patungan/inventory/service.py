@@ -3,6 +3,9 @@ receipt publishes ``warehouse.po_received``, which starts the escrow release (GB
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
 from patungan.core.auth import Principal, Role
@@ -16,12 +19,25 @@ from patungan.core.retry import retry_stale
 from patungan.inventory.models import PurchaseOrder, Receipt
 from patungan.inventory.repository import PurchaseOrderRepository
 
+if TYPE_CHECKING:
+    from patungan.inventory.stock import StockService
+
 
 class PurchaseOrderService:
-    def __init__(self, repository: PurchaseOrderRepository, outbox: Outbox, clock: Clock) -> None:
+    def __init__(
+        self,
+        repository: PurchaseOrderRepository,
+        outbox: Outbox,
+        clock: Clock,
+        stock: Callable[[], StockService],
+        *,
+        default_warehouse_id: str | None = None,
+    ) -> None:
         self.repository = repository
         self.outbox = outbox
         self.clock = clock
+        self.stock = stock  # built when a receipt needs it: raising purchase orders does not
+        self.default_warehouse_id = default_warehouse_id
 
     def raise_for_session(
         self,
@@ -75,17 +91,33 @@ class PurchaseOrderService:
             return None
         return principal.factory_scope()
 
-    def receive(self, principal: Principal, po_id: str, quantity: int, request_key: str | None = None) -> PurchaseOrder:
+    def receive(
+        self,
+        principal: Principal,
+        po_id: str,
+        quantity: int,
+        request_key: str | None = None,
+        warehouse_id: str | None = None,
+    ) -> PurchaseOrder:
         """Record one receipt of ``quantity`` units (GB-14, WH-4). Each receipt is its own item, written with
         the purchase order's conditional update (on the version read), so concurrent receipts add up and
         never over-receive; only the receipt that completes the order publishes ``warehouse.po_received``.
         A request's Idempotency-Key names its receipt: a retry whose first attempt was recorded (and then
-        crashed before answering) receives nothing more."""
+        crashed before answering) receives nothing more.
+
+        The units go on hand at ``warehouse_id`` (default: the configured receiving warehouse), reserved for
+        the session's orders, as an audited ``po_receipt`` in the same transaction (GB-15). With no warehouse
+        named or configured the receipt posts no stock, and says so in the log."""
         principal.require(Role.WAREHOUSE)
         receipt_id = keyed_id("rcp", principal.user_id, str(quantity), request_key) if request_key else new_id("rcp")
-        return retry_stale(lambda: self._receive_once(principal, po_id, quantity, receipt_id))
+        warehouse_id = warehouse_id or self.default_warehouse_id
+        if warehouse_id is None:
+            logger.warning("purchase order received with no warehouse: no stock posted", extra={"po_id": po_id})
+        return retry_stale(lambda: self._receive_once(principal, po_id, quantity, receipt_id, warehouse_id))
 
-    def _receive_once(self, principal: Principal, po_id: str, quantity: int, receipt_id: str) -> PurchaseOrder:
+    def _receive_once(
+        self, principal: Principal, po_id: str, quantity: int, receipt_id: str, warehouse_id: str | None
+    ) -> PurchaseOrder:
         po = self.repository.get(po_id)
         if self.repository.has_receipt(po_id, receipt_id):
             return po
@@ -114,6 +146,17 @@ class PurchaseOrderService:
         tx = Transaction()
         self.repository.replace(tx, po, changed)
         self.repository.add_receipt(tx, receipt)
+        if warehouse_id is not None:
+            self.stock().add_po_receipt(
+                tx,
+                warehouse_id=warehouse_id,
+                product_id=po.product_id,
+                variant_id=po.variant_id,
+                quantity=quantity,
+                session_id=po.session_id,
+                receipt_id=receipt_id,
+                actor_id=principal.user_id,
+            )
         if complete:
             self._check_receipts_add_up(po, quantity)
             self.outbox.add(tx, new_event("warehouse.po_received", po.id, self._data(changed), self.clock))

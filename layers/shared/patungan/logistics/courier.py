@@ -1,0 +1,195 @@
+"""The courier adapter (LOG-1): Biteship's rates API (``POST /v1/rates/couriers``, EXTERNAL_APIS.md), the
+only place that speaks HTTP to the courier aggregator. In the local stack it talks to the local courier
+(emulator/courier.py), which answers the same shapes.
+
+Every call has a timeout; timeouts, connection errors, 429 and 5xx are retried with exponential backoff and
+full jitter, a bounded number of times. A refusal (any other 4xx) is never retried: the same request would be
+refused again. Either way the caller gets ``CourierUnavailable`` and decides what the buyer sees.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import urllib3
+from aws_lambda_powertools.utilities.parameters import get_parameter
+
+from patungan.core.config import Settings
+from patungan.core.money import DEFAULT_CURRENCY
+from patungan.core.observability import logger
+from patungan.core.retry import full_jitter
+from patungan.logistics.models import ParcelItem, Place, Quote
+
+RATES_PATH = "/v1/rates/couriers"
+BACKOFF_BASE_SECONDS = 0.1
+BACKOFF_CAP_SECONDS = 1.0
+SECRET_CACHE_SECONDS = 300
+HOURS_PER_DAY = 24
+# Biteship's duration: "2 - 3" (or "1") in shipment_duration_range, the unit in shipment_duration_unit.
+_DURATION = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+class CourierUnavailable(Exception):
+    """The courier gave no usable answer: down, too slow, refused our request or answered nonsense.
+    ``refused``: it answered a 4xx, which means our request (or our key) is wrong, not that it is down."""
+
+    def __init__(self, reason: str, *, attempts: int, refused: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts = attempts
+        self.refused = refused
+
+
+def load_api_key(settings: Settings) -> str:
+    """The courier API key from SSM (SecureString), cached per warm container."""
+    return get_parameter(settings.courier_api_key_parameter, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+
+
+def rates_request(origin: Place, destination: Place, items: Sequence[ParcelItem], couriers: Sequence[str]) -> dict:
+    """Biteship's rates request: postal codes (numbers, as Biteship takes them), coordinates when both ends
+    have them (instant couriers price only with coordinates), the couriers asked, and the items with their
+    value (rupiah) and weight (grams) per unit. Products carry no dimensions yet: Biteship then prices by
+    weight alone."""
+    body: dict[str, Any] = {
+        "origin_postal_code": int(origin.postal_code),
+        "destination_postal_code": int(destination.postal_code),
+    }
+    if origin.has_coordinates and destination.has_coordinates:
+        body |= {
+            "origin_latitude": origin.latitude,
+            "origin_longitude": origin.longitude,
+            "destination_latitude": destination.latitude,
+            "destination_longitude": destination.longitude,
+        }
+    body["couriers"] = ",".join(couriers)
+    body["items"] = [
+        {"name": item.name, "value": item.value, "weight": item.weight_grams, "quantity": item.quantity}
+        for item in items
+    ]
+    return body
+
+
+def quotes_from(answer: Any, couriers: Sequence[str]) -> list[Quote]:
+    """The quotes in Biteship's answer (``pricing``) for the couriers we asked; an answer that is not what
+    Biteship sends (no pricing list, a price that is not a whole positive number of rupiah, a duration we
+    cannot read) is refused as a whole: a wrong price must not reach a buyer."""
+    pricing = answer.get("pricing") if isinstance(answer, dict) else None
+    if not isinstance(pricing, list):
+        raise ValueError("the answer has no pricing list")
+    asked = set(couriers)
+    cheapest: dict[tuple[str, str], Quote] = {}
+    for quote in map(_quote, pricing):
+        key = (quote.courier, quote.service)
+        if quote.courier in asked and (key not in cheapest or quote.price < cheapest[key].price):
+            cheapest[key] = quote  # one rate per service: shipping_method_id names it
+    return list(cheapest.values())
+
+
+def _quote(entry: Any) -> Quote:
+    if not isinstance(entry, dict):
+        raise ValueError(f"a pricing entry is not an object: {entry!r}")
+    courier, service, price = entry.get("courier_code"), entry.get("courier_service_code"), entry.get("price")
+    if not isinstance(courier, str) or not courier or not isinstance(service, str) or not service:
+        raise ValueError(f"a pricing entry names no courier or service: {entry!r}")
+    if isinstance(price, bool) or not isinstance(price, int | float) or price <= 0 or not float(price).is_integer():
+        raise ValueError(f"{courier} {service}: the price is not a whole positive number of rupiah: {price!r}")
+    if entry.get("currency", DEFAULT_CURRENCY) != DEFAULT_CURRENCY:
+        raise ValueError(f"{courier} {service}: priced in {entry.get('currency')!r}, not {DEFAULT_CURRENCY}")
+    return Quote(courier.lower(), service.lower(), int(price), _etd_days(entry))
+
+
+def _etd_days(entry: dict[str, Any]) -> int:
+    """The longest the parcel is on the way, in whole days (hours: the same day, 0)."""
+    match = _DURATION.match(str(entry.get("shipment_duration_range", "")))
+    if match is None:
+        raise ValueError(f"unreadable shipment_duration_range: {entry.get('shipment_duration_range')!r}")
+    longest = int(match.group(2) or match.group(1))
+    unit = str(entry.get("shipment_duration_unit", "days")).lower()
+    if unit == "hours":
+        return 0 if longest < HOURS_PER_DAY else -(-longest // HOURS_PER_DAY)
+    if unit != "days":
+        raise ValueError(f"unknown shipment_duration_unit: {unit!r}")
+    return longest
+
+
+class BiteshipCourier:
+    def __init__(
+        self,
+        api_url: str,
+        api_key: Callable[[], str],
+        *,
+        timeout_seconds: float,
+        max_attempts: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._url = api_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = urllib3.Timeout(total=timeout_seconds)
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self._http = urllib3.PoolManager(retries=False)  # this class retries; urllib3's would multiply them
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> BiteshipCourier:
+        return cls(
+            settings.courier_api_url,
+            lambda: load_api_key(settings),
+            timeout_seconds=settings.courier_timeout_seconds,
+            max_attempts=settings.courier_max_attempts,
+            sleep=sleep,
+        )
+
+    def rates(
+        self, origin: Place, destination: Place, items: Sequence[ParcelItem], couriers: Sequence[str]
+    ) -> list[Quote]:
+        answer, attempts = self._post(RATES_PATH, rates_request(origin, destination, items, couriers))
+        try:
+            return quotes_from(answer, couriers)
+        except ValueError as exc:
+            raise CourierUnavailable(f"the courier's answer is not Biteship's: {exc}", attempts=attempts) from exc
+
+    def _post(self, path: str, body: dict[str, Any]) -> tuple[Any, int]:
+        """The JSON answer to a POST and how many attempts it took; CourierUnavailable when none came."""
+        headers = {"Authorization": self._api_key(), "Content-Type": "application/json"}
+        payload = json.dumps(body).encode()
+        attempt = 1
+        while True:
+            try:
+                response = self._http.request(
+                    "POST", f"{self._url}{path}", body=payload, headers=headers, timeout=self._timeout
+                )
+            except urllib3.exceptions.HTTPError as exc:  # timeouts and connection errors
+                reason = type(exc).__name__
+            else:
+                if response.status == 200:
+                    try:
+                        return json.loads(response.data), attempt
+                    except ValueError as exc:
+                        raise CourierUnavailable("the courier's answer is not JSON", attempts=attempt) from exc
+                reason = f"HTTP {response.status} {_error_text(response.data)}".strip()
+                if response.status != 429 and response.status < 500:
+                    raise CourierUnavailable(reason, attempts=attempt, refused=True)
+            if attempt >= self._max_attempts:
+                raise CourierUnavailable(reason, attempts=attempt)
+            delay = full_jitter(attempt, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS)
+            logger.warning(
+                "courier call failed; retrying",
+                extra={"path": path, "attempt": attempt, "delay_seconds": delay, "reason": reason},
+            )
+            self._sleep(delay)
+            attempt += 1
+
+
+def _error_text(data: bytes) -> str:
+    """Biteship's ``{"success": false, "error": "...", "code": ...}``, or the start of whatever came."""
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        return data[:200].decode(errors="replace")
+    return str(answer.get("error", ""))[:200] if isinstance(answer, dict) else ""

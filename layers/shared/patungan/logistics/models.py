@@ -1,0 +1,114 @@
+"""Shipping rates as the API shows them (API.md "Addresses and shipping rates"), and the places and parcel
+contents a courier prices (LOG-1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from patungan.accounts.models import Latitude, Longitude, PostalAddress, PostalCode
+from patungan.core.inputs import Quantity, ResourceId
+
+MAX_RATE_ITEMS = 100
+
+
+class RateSource(StrEnum):
+    COURIER = "courier"
+    FALLBACK = "fallback"  # the courier could not answer: priced from the configured rate table (LOG-1)
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DestinationInput(_Input):
+    postal_code: PostalCode
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_none(self) -> DestinationInput:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
+
+
+class RateItemInput(_Input):
+    product_id: ResourceId
+    variant_id: ResourceId | None = None
+    quantity: Quantity
+
+
+class RatesRequest(_Input):
+    destination: DestinationInput | None = None
+    address_id: ResourceId | None = Field(None, description="one of the signed-in caller's addresses")
+    items: Annotated[list[RateItemInput], Field(min_length=1, max_length=MAX_RATE_ITEMS)]
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> RatesRequest:
+        if (self.destination is None) == (self.address_id is None):
+            raise ValueError("give either destination or address_id")
+        return self
+
+
+class Rate(BaseModel):
+    shipping_method_id: str = Field(description="stable for a courier and service: checkout snapshots it")
+    courier: str
+    service: str
+    price: int = Field(description="minor units (IDR: rupiah)")
+    currency: str
+    etd_days: int = Field(description="at most this many days on the way (0: the same day)")
+    source: RateSource
+
+
+class ShippingRates(BaseModel):
+    origin_warehouse_id: str
+    rates: list[Rate]
+
+
+def shipping_method_id(courier: str, service: str) -> str:
+    """One id per courier and service, whichever source priced it (a colon is in no courier's code)."""
+    return f"{courier}:{service}"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a parcel leaves from or goes to, as a courier finds it: a postal code, and coordinates, which
+    instant couriers need."""
+
+    postal_code: str
+    latitude: float | None = None
+    longitude: float | None = None
+
+    @classmethod
+    def of(cls, address: PostalAddress | DestinationInput) -> Place:
+        return cls(address.postal_code, address.latitude, address.longitude)
+
+    @property
+    def has_coordinates(self) -> bool:
+        return self.latitude is not None and self.longitude is not None
+
+
+@dataclass(frozen=True)
+class ParcelItem:
+    """One line of a parcel: ``value`` and ``weight_grams`` per unit."""
+
+    name: str
+    value: int
+    weight_grams: int
+    quantity: int
+
+
+def parcel_weight_grams(items: list[ParcelItem]) -> int:
+    return sum(item.weight_grams * item.quantity for item in items)
+
+
+@dataclass(frozen=True)
+class Quote:
+    courier: str
+    service: str
+    price: int
+    etd_days: int

@@ -1,0 +1,307 @@
+"""The inventory routes (API.md "Sellers, warehouses and inventory"; WH-1, WH-2, WH-3, GB-15; issue 9): every
+route that changes stock writes exactly one audit record, found by item, actor, action and time; who may
+do what; adjustments and cycle counts never leave less on hand than reserved; purchase-order receipts
+become audited, reserved stock."""
+
+from __future__ import annotations
+
+import pytest
+
+from patungan.adapters.dynamodb import Transaction
+from patungan.composition import purchase_order_service
+from tests.support.lambdas import call_api, claims
+from tests.support.stock import SELLER_ID, stock_world
+
+WORKER = claims("worker-1", "warehouse")
+ADMIN = claims("admin-1", "admin")
+SELLER = claims("seller-staff-1", "seller", seller_id=SELLER_ID)
+OTHER_SELLER = claims("seller-staff-2", "seller", seller_id="sel_other")
+BUYER = claims("buyer-1", "buyer")
+
+ROUTES = {
+    "/v1/inventory/receipts": "ReceiveStockFunction",
+    "/v1/inventory/adjustments": "AdjustStockFunction",
+    "/v1/inventory/cycle-counts": "RecordCycleCountFunction",
+    "/v1/inventory/reservations": "CreateReservationFunction",
+    "/v1/inventory": "ListInventoryFunction",
+    "/v1/inventory/audit": "ListInventoryAuditFunction",
+    "/v1/inventory/discrepancies": "ListDiscrepanciesFunction",
+}
+
+
+@pytest.fixture
+def world(aws):
+    return stock_world()
+
+
+def post(path, body, who=WORKER, key=None):
+    return call_api(
+        ROUTES[path], "POST", path, body=body, claims=who, headers={"Idempotency-Key": key} if key else None
+    )
+
+
+def get(path, who=WORKER, **query):
+    return call_api(ROUTES[path], "GET", path, claims=who, query={k: v for k, v in query.items() if v is not None})
+
+
+def shirt(world, **fields):
+    return {"warehouse_id": world.warehouse.id, "product_id": world.shirt.id, "variant_id": "v_s", **fields}
+
+
+def audit(**query):
+    response = get("/v1/inventory/audit", **query)
+    assert response.status == 200, response.body
+    return response.body["items"]
+
+
+CHANGES = {
+    "receipt": ("/v1/inventory/receipts", {"quantity": 3, "reference": "DO-1"}, 201),
+    "adjustment": ("/v1/inventory/adjustments", {"delta": -1, "reason": "dropped"}, 200),
+    "cycle_count": ("/v1/inventory/cycle-counts", {"counted_quantity": 9, "note": "aisle 3"}, 201),
+}
+
+
+@pytest.mark.parametrize("action", [*CHANGES, "reservation"])
+def test_every_stock_changing_route_writes_one_audit_record_found_by_item_actor_action_and_time(world, action):
+    """WH-2: one record per change, with who, before/after, reason and reference; each of the audit queries
+    (item, product, warehouse, actor, action, time range) finds it, and only it among this actor's."""
+    assert post("/v1/inventory/receipts", shirt(world, quantity=10), who=ADMIN).status == 201
+    actor = claims(f"worker-{action}", "warehouse")
+    if action == "reservation":
+        path, body, status = (
+            "/v1/inventory/reservations",
+            {
+                "warehouse_id": world.warehouse.id,
+                "lines": [{"product_id": world.shirt.id, "variant_id": "v_s", "quantity": 2}],
+            },
+            201,
+        )
+    else:
+        path, fields, status = CHANGES[action]
+        body = shirt(world, **fields)
+
+    response = post(path, body, who=actor)
+
+    assert response.status == status, response.body
+    [record] = audit(actor_id=actor["sub"])
+    assert record["action"] == action
+    assert record["before"] == {"on_hand": 10, "reserved": 0}
+    assert (
+        record["after"]
+        == {
+            "receipt": {"on_hand": 13, "reserved": 0},
+            "adjustment": {"on_hand": 9, "reserved": 0},
+            "cycle_count": {"on_hand": 9, "reserved": 0},
+            "reservation": {"on_hand": 10, "reserved": 2},
+        }[action]
+    )
+    at = record["at"]
+    item = {"warehouse_id": world.warehouse.id, "product_id": world.shirt.id, "variant_id": "v_s"}
+    for query in (
+        item,
+        {"product_id": world.shirt.id},
+        {"warehouse_id": world.warehouse.id},
+        {"action": action},
+        {"from": at, "to": at},
+        {**item, "action": action, "from": at, "to": at},
+    ):
+        found = [r for r in audit(**query) if r["actor_id"] == actor["sub"]]
+        assert [r["id"] for r in found] == [record["id"]], query
+    assert audit(actor_id=actor["sub"], to="2026-01-01T00:00:00Z") == []
+    assert len(audit(**item)) == 2  # the admin's receipt and this change
+
+
+def test_a_receipt_retried_with_its_idempotency_key_is_received_and_audited_once(world):
+    first = post("/v1/inventory/receipts", shirt(world, quantity=4), key="delivery-7")
+    again = post("/v1/inventory/receipts", shirt(world, quantity=4), key="delivery-7")
+
+    assert first.status == again.status == 201
+    assert first.body == again.body
+    assert (first.body["on_hand"], first.body["available"]) == (4, 4)
+    assert len(audit(action="receipt")) == 1
+
+
+def test_an_adjustment_never_leaves_less_on_hand_than_reserved(world):
+    post("/v1/inventory/receipts", shirt(world, quantity=5))
+    post(
+        "/v1/inventory/reservations",
+        {"lines": [{"product_id": world.shirt.id, "variant_id": "v_s", "quantity": 4}]},
+    )
+
+    refused = post("/v1/inventory/adjustments", shirt(world, delta=-2, reason="damaged"))
+    allowed = post("/v1/inventory/adjustments", shirt(world, delta=-1, reason="damaged"))
+
+    assert refused.status == 409
+    assert refused.body["error"]["code"] == "insufficient_stock"
+    assert allowed.status == 200
+    assert {k: allowed.body[k] for k in ("on_hand", "reserved", "available")} == {
+        "on_hand": 4,
+        "reserved": 4,
+        "available": 0,
+    }
+    assert len(audit(action="adjustment")) == 1
+
+
+def test_a_cycle_count_applies_its_discrepancy_and_the_report_values_it(world):
+    """WH-3: expected vs counted, applied as an audited change; the report nets the period's counts and values
+    them at the catalog unit price (the variant's price: 55 000 for M)."""
+    post("/v1/inventory/receipts", shirt(world, quantity=10))
+    post("/v1/inventory/receipts", shirt(world, variant_id="v_m", quantity=5))
+
+    counted = post("/v1/inventory/cycle-counts", shirt(world, counted_quantity=7))
+    post("/v1/inventory/cycle-counts", shirt(world, variant_id="v_m", counted_quantity=6))
+    post("/v1/inventory/cycle-counts", shirt(world, variant_id="v_m", counted_quantity=4))
+
+    assert counted.status == 201
+    assert {k: counted.body[k] for k in ("expected_on_hand", "counted_quantity", "discrepancy", "actor_id")} == {
+        "expected_on_hand": 10,
+        "counted_quantity": 7,
+        "discrepancy": -3,
+        "actor_id": "worker-1",
+    }
+    stock = get("/v1/inventory", warehouse_id=world.warehouse.id, product_id=world.shirt.id).body["items"]
+    assert {i["variant_id"]: i["on_hand"] for i in stock} == {"v_s": 7, "v_m": 4}
+
+    report = get("/v1/inventory/discrepancies", warehouse_id=world.warehouse.id)
+    assert report.status == 200, report.body
+    assert report.body == {
+        "items": [
+            {
+                "warehouse_id": world.warehouse.id,
+                "product_id": world.shirt.id,
+                "variant_id": "v_m",
+                "counts": 2,
+                "net_discrepancy": -1,
+                "value": -55_000,
+            },
+            {
+                "warehouse_id": world.warehouse.id,
+                "product_id": world.shirt.id,
+                "variant_id": "v_s",
+                "counts": 1,
+                "net_discrepancy": -3,
+                "value": -150_000,
+            },
+        ],
+        "total_net_discrepancy": -4,
+        "total_value": -205_000,
+        "currency": "IDR",
+    }
+    assert get("/v1/inventory/discrepancies", to="2026-01-01T00:00:00Z").body["items"] == []
+
+
+def test_a_count_below_what_is_reserved_is_refused(world):
+    post("/v1/inventory/receipts", shirt(world, quantity=5))
+    post("/v1/inventory/reservations", {"lines": [{"product_id": world.shirt.id, "variant_id": "v_s", "quantity": 3}]})
+
+    response = post("/v1/inventory/cycle-counts", shirt(world, counted_quantity=2))
+
+    assert response.status == 409
+    assert response.body["error"]["code"] == "insufficient_stock"
+    assert audit(action="cycle_count") == []
+
+
+def test_who_may_change_and_see_stock(world):
+    """Warehouse staff and admins change stock; seller staff see their own products' stock and nobody else's."""
+    assert post("/v1/inventory/receipts", shirt(world, quantity=1), who=BUYER).status == 403
+    assert post("/v1/inventory/receipts", shirt(world, quantity=1), who=SELLER).status == 403
+    assert post("/v1/inventory/receipts", shirt(world, quantity=2)).status == 201
+
+    own = get("/v1/inventory", who=SELLER)
+    assert own.status == 200
+    assert [(i["variant_id"], i["on_hand"]) for i in own.body["items"]] == [("v_s", 2)]
+    assert get("/v1/inventory", who=SELLER, product_id=world.shirt.id).body["items"] == own.body["items"]
+    assert get("/v1/inventory", product_id=world.shirt.id).body["items"] == own.body["items"]
+    assert get("/v1/inventory", who=OTHER_SELLER).body["items"] == []
+    assert get("/v1/inventory", who=OTHER_SELLER, product_id=world.shirt.id).status == 404
+    assert get("/v1/inventory", who=BUYER, warehouse_id=world.warehouse.id).status == 403
+    assert get("/v1/inventory/audit", who=SELLER).status == 403
+    assert get("/v1/inventory").status == 422
+
+
+def test_stock_is_received_only_for_a_warehouse_product_and_variant_that_exist(world):
+    for fields, field in (
+        ({"warehouse_id": "wh_nowhere"}, "warehouse_id"),
+        ({"product_id": "prd_nothing"}, "product_id"),
+        ({"variant_id": "v_xl"}, "variant_id"),
+        ({"variant_id": None}, "variant_id"),  # the shirt has variants: one must be named
+    ):
+        response = post("/v1/inventory/receipts", shirt(world, quantity=1, **fields))
+        assert response.status == 422, fields
+        assert response.body["error"]["details"][0]["field"] == field
+    assert audit() == []
+
+
+def test_the_audit_log_pages_newest_first_across_its_shards(world):
+    for quantity in range(1, 8):
+        post("/v1/inventory/receipts", shirt(world, quantity=quantity))
+
+    seen, cursor = [], None
+    while True:
+        page = get("/v1/inventory/audit", limit="3", cursor=cursor)
+        assert page.status == 200, page.body
+        seen.extend(page.body["items"])
+        cursor = page.body["next_cursor"]
+        if cursor is None:
+            break
+
+    assert [r["after"]["on_hand"] for r in seen] == [28, 21, 15, 10, 6, 3, 1]
+    assert get("/v1/inventory/audit", cursor="bm90IG91cnM").status == 400
+
+
+def test_buyers_see_a_retail_products_available_units(world):
+    post("/v1/inventory/receipts", shirt(world, quantity=5))
+    post("/v1/inventory/receipts", shirt(world, warehouse_id=world.other_warehouse.id, variant_id="v_m", quantity=2))
+    post("/v1/inventory/reservations", {"lines": [{"product_id": world.shirt.id, "variant_id": "v_s", "quantity": 1}]})
+
+    product = call_api(
+        "GetProductFunction", "GET", f"/v1/products/{world.shirt.id}", resource="/v1/products/{id}",
+        path_parameters={"id": world.shirt.id},
+    ).body  # fmt: skip
+
+    assert product["available"] == 6
+    assert {v["id"]: v["available"] for v in product["variants"]} == {"v_s": 4, "v_m": 2}
+    listed = call_api("ListProductsFunction", "GET", "/v1/products", query={"seller_id": SELLER_ID}).body["items"]
+    assert {p["id"]: p["available"] for p in listed} == {world.shirt.id: 6, world.product.id: 0}
+
+
+def test_a_purchase_order_receipt_is_audited_stock_reserved_for_the_sessions_orders(aws, world):
+    """GB-15, WH-4: received units go on hand at the named warehouse, reserved for the session (a hold owned by
+    it), audited po_receipt in the receipt's transaction; the escrow release is unchanged."""
+    tx = Transaction()
+    po = purchase_order_service().raise_for_session(
+        tx,
+        session_id="ses_kopi",
+        factory_id="fac_1",
+        product_id=world.product.id,
+        variant_id=None,
+        product_name="Kopi",
+        quantity=3,
+    )
+    tx.commit()
+
+    def receive(quantity, **extra):
+        return call_api(
+            "ReceivePurchaseOrderFunction",
+            "POST",
+            f"/v1/purchase-orders/{po.id}/receive",
+            resource="/v1/purchase-orders/{id}/receive",
+            path_parameters={"id": po.id},
+            body={"received_quantity": quantity, **extra},
+            claims=WORKER,
+        )
+
+    assert receive(1, warehouse_id="wh_nowhere").status == 422
+    assert receive(2, warehouse_id=world.warehouse.id).body["status"] == "open"
+    assert receive(1, warehouse_id=world.warehouse.id).body["status"] == "received"
+
+    [stock] = get("/v1/inventory", warehouse_id=world.warehouse.id, product_id=world.product.id).body["items"]
+    assert (stock["on_hand"], stock["reserved"], stock["available"]) == (3, 3, 0)
+    records = audit(action="po_receipt")
+    assert [(r["before"]["on_hand"], r["after"]["on_hand"], r["after"]["reserved"]) for r in records] == [
+        (2, 3, 3),
+        (0, 2, 2),
+    ]
+    assert {r["actor_id"] for r in records} == {"worker-1"}
+    released = aws.dynamodb().scan(TableName=aws.tables["OutboxTable"])["Items"]
+    assert [i["type"]["S"] for i in released].count("warehouse.po_received") == 1

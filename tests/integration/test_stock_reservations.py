@@ -1,0 +1,228 @@
+"""Reservations (CHK-3, WH-5, CHK-10; issue 9): no oversell under concurrency, lines of one item summed, packs
+hold their units, expiry decided and enforced by the server, extend all or nothing, release and commit
+idempotent, one audit record per change (WH-2)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from moto.dynamodb.responses import DynamoHandler
+
+from emulator.moto_patches import _serialised
+from patungan.composition import stock_service
+from patungan.core.clock import FixedClock
+from patungan.core.errors import Conflict, NotFound
+from patungan.inventory.stock_models import StockKey, StockLine
+from patungan.inventory.stock_repository import AuditQuery
+from tests.support.lambdas import invoke
+from tests.support.stock import receive, stock_world
+
+BUYERS = 50
+
+
+@pytest.fixture
+def world(aws):
+    return stock_world()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The stock service's clock, moved by the test (the sweep function uses the same service)."""
+    fixed = FixedClock(datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
+    monkeypatch.setattr(stock_service(), "clock", fixed)
+    return fixed
+
+
+def levels(warehouse_id, product_id, variant_id=None):
+    item = stock_service().stock.get(StockKey(warehouse_id, product_id, variant_id))
+    return item.on_hand, item.reserved, item.available
+
+
+def audit(**query):
+    records, _ = stock_service().audit.page(AuditQuery(**query), limit=100, cursor=None)
+    return records
+
+
+def test_fifty_concurrent_reservations_of_ten_units_hold_exactly_ten(world):
+    """CHK-3: 50 buyers at once for an item with 10 units: exactly 10 held, 40 refused insufficient_stock,
+    available never below zero, one audit record per successful reservation."""
+    receive((world.warehouse.id, world.product.id, None), 10)
+    start = threading.Barrier(BUYERS)
+
+    def buy(n: int) -> str:
+        start.wait()
+        try:
+            stock_service().reserve(f"chk_{n}", [StockLine(world.product.id, None, 1)], warehouse_id=world.warehouse.id)
+            return "held"
+        except Conflict as exc:
+            return exc.code
+
+    # Each DynamoDB call atomic, as in DynamoDB (moto alone is not thread-safe); the service's calls interleave.
+    with (
+        mock.patch.object(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action)),
+        ThreadPoolExecutor(max_workers=BUYERS) as pool,
+    ):
+        outcomes = list(pool.map(buy, range(BUYERS)))
+
+    assert outcomes.count("held") == 10
+    assert outcomes.count("insufficient_stock") == BUYERS - 10
+    assert levels(world.warehouse.id, world.product.id) == (10, 10, 0)
+    reservations = audit(action="reservation")
+    assert len(reservations) == 10
+    assert sorted(r.after.reserved for r in reservations) == list(range(1, 11))
+    assert all(r.after.on_hand - r.after.reserved >= 0 for r in reservations)
+    assert {r.actor_id for r in reservations} <= {f"chk_{n}" for n in range(BUYERS)}
+
+
+def test_two_lines_of_one_item_cannot_reserve_more_than_it_holds_together(world):
+    receive((world.warehouse.id, world.product.id, None), 5)
+
+    with pytest.raises(Conflict) as refused:
+        stock_service().reserve(
+            "chk_1",
+            [StockLine(world.product.id, None, 3), StockLine(world.product.id, None, 3)],
+            warehouse_id=world.warehouse.id,
+        )
+
+    assert refused.value.code == "insufficient_stock"
+    assert refused.value.details[0]["requested"] == 6
+    assert levels(world.warehouse.id, world.product.id) == (5, 0, 5)
+    assert audit(action="reservation") == []
+
+
+def test_a_pack_reserves_its_units(world):
+    """WH-5: two 6-packs hold 12 units; a third does not fit in 15."""
+    receive((world.warehouse.id, world.product.id, None), 15)
+
+    stock_service().reserve("chk_1", [StockLine(world.product.id, None, 2, pack_size=6)])
+
+    assert levels(world.warehouse.id, world.product.id) == (15, 12, 3)
+    with pytest.raises(Conflict, match="not enough stock"):
+        stock_service().reserve(
+            "chk_2", [StockLine(world.product.id, None, 1, pack_size=6)], warehouse_id=world.warehouse.id
+        )
+
+
+def test_a_reservation_of_several_lines_is_all_or_nothing(world):
+    receive((world.warehouse.id, world.shirt.id, "v_s"), 5)
+    receive((world.warehouse.id, world.shirt.id, "v_m"), 1)
+
+    with pytest.raises(Conflict):
+        stock_service().reserve(
+            "chk_1",
+            [StockLine(world.shirt.id, "v_s", 2), StockLine(world.shirt.id, "v_m", 2)],
+            warehouse_id=world.warehouse.id,
+        )
+
+    assert levels(world.warehouse.id, world.shirt.id, "v_s") == (5, 0, 5)
+    assert levels(world.warehouse.id, world.shirt.id, "v_m") == (1, 0, 1)
+
+
+def test_an_expired_reservation_is_released_by_the_system_and_can_never_be_committed(world, clock):
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)], timedelta(minutes=10))
+    assert held.expires_at == "2026-11-30T08:10:00Z"
+
+    clock.advance(timedelta(minutes=10))
+    with pytest.raises(Conflict) as refused:
+        stock_service().commit(held.id)
+    assert refused.value.code == "reservation_expired"
+    assert levels(world.warehouse.id, world.product.id) == (4, 3, 1)  # not yet swept, and not committed
+
+    assert invoke("ReleaseExpiredReservationsFunction", {}) == {"released": 1}
+
+    assert levels(world.warehouse.id, world.product.id) == (4, 0, 4)
+    [release] = audit(action="release")
+    assert (release.actor_id, release.reference) == ("system", held.id)
+    assert (release.before.reserved, release.after.reserved) == (3, 0)
+    with pytest.raises(Conflict):
+        stock_service().commit(held.id)
+    assert invoke("ReleaseExpiredReservationsFunction", {}) == {"released": 0}
+    assert len(audit(action="release")) == 1
+
+
+def test_the_sweep_leaves_unexpired_and_extended_holds_alone(world, clock):
+    receive((world.warehouse.id, world.product.id, None), 4)
+    short = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 1)], timedelta(minutes=5))
+    stock_service().reserve("chk_2", [StockLine(world.product.id, None, 1)], timedelta(minutes=30))
+    clock.advance(timedelta(minutes=4))
+    stock_service().extend([short.id], timedelta(minutes=10))
+
+    clock.advance(timedelta(minutes=2))
+    assert invoke("ReleaseExpiredReservationsFunction", {}) == {"released": 0}
+    assert levels(world.warehouse.id, world.product.id) == (4, 2, 2)
+
+
+def test_the_server_caps_the_hold(world, clock):
+    receive((world.warehouse.id, world.product.id, None), 1)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 1)], timedelta(days=7))
+    assert held.expires_at == "2026-11-30T09:00:00Z"  # RESERVATION_MAX_TTL_SECONDS
+
+
+def test_extend_is_all_or_nothing(world, clock):
+    receive((world.warehouse.id, world.product.id, None), 4)
+    first = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 1)], timedelta(minutes=10))
+    second = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 1)], timedelta(minutes=5))
+    clock.advance(timedelta(minutes=6))  # the second has expired, the first has not
+
+    with pytest.raises(Conflict) as refused:
+        stock_service().extend([first.id, second.id], timedelta(minutes=15))
+
+    assert refused.value.code == "reservation_expired"
+    assert stock_service().stock.get_reservation(first.id).expires_at == "2026-11-30T08:10:00Z"
+    with pytest.raises(NotFound):
+        stock_service().extend([first.id, "rsv_unknown"], timedelta(minutes=15))
+    assert stock_service().extend([first.id], timedelta(minutes=15)) == "2026-11-30T08:21:00Z"
+
+
+def test_release_and_commit_are_idempotent_by_reservation_id(world):
+    receive((world.warehouse.id, world.product.id, None), 10)
+    released = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 2)])
+    committed = stock_service().reserve("chk_2", [StockLine(world.product.id, None, 3)])
+
+    for _ in range(2):
+        assert stock_service().release(released.id).status == "released"
+        assert stock_service().commit(committed.id).status == "committed"
+
+    assert levels(world.warehouse.id, world.product.id) == (7, 0, 7)
+    assert len(audit(action="release")) == len(audit(action="commit")) == 1
+    with pytest.raises(Conflict):
+        stock_service().commit(released.id)
+    with pytest.raises(Conflict):
+        stock_service().release(committed.id)
+
+
+def test_a_retried_reservation_with_its_id_holds_once(world):
+    receive((world.warehouse.id, world.product.id, None), 10)
+    line = [StockLine(world.product.id, None, 2)]
+
+    first = stock_service().reserve("chk_1", line, reservation_id="rsv_chk_1")
+    again = stock_service().reserve("chk_1", line, reservation_id="rsv_chk_1")
+
+    assert first == again
+    assert levels(world.warehouse.id, world.product.id) == (10, 2, 8)
+    with pytest.raises(Conflict):
+        stock_service().reserve("chk_other", line, reservation_id="rsv_chk_1")
+
+
+def test_one_warehouse_holds_every_line_of_an_order(world):
+    """CHK-10: the origin is the one warehouse holding all lines; none holding all → insufficient_stock."""
+    receive((world.warehouse.id, world.product.id, None), 1)
+    receive((world.warehouse.id, world.shirt.id, "v_s"), 5)
+    receive((world.other_warehouse.id, world.product.id, None), 5)
+    receive((world.other_warehouse.id, world.shirt.id, "v_s"), 1)
+    receive((world.other_warehouse.id, world.shirt.id, "v_m"), 1)
+    lines = [StockLine(world.product.id, None, 2), StockLine(world.shirt.id, "v_s", 1)]
+
+    assert stock_service().origin_for(None, lines).id == world.other_warehouse.id
+    assert stock_service().reserve("chk_1", lines).warehouse_id == world.other_warehouse.id
+    with pytest.raises(Conflict) as refused:
+        stock_service().origin_for(None, [*lines, StockLine(world.shirt.id, "v_m", 1)])
+    assert refused.value.code == "insufficient_stock"
+    with pytest.raises(Conflict):
+        stock_service().origin_for("sel_someone_else", [StockLine(world.product.id, None, 1)])
+    assert stock_service().available_by_product(world.shirt.id) == {"v_s": 6 - 1, "v_m": 1}
