@@ -247,6 +247,9 @@ def test_the_audit_log_pages_newest_first_across_its_shards(world):
 
     assert [r["after"]["on_hand"] for r in seen] == [28, 21, 15, 10, 6, 3, 1]
     assert get("/v1/inventory/audit", cursor="bm90IG91cnM").status == 400
+    backwards = get("/v1/inventory/audit", **{"from": "2026-12-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"})
+    assert (backwards.status, backwards.body["items"]) == (200, [])
+    assert get("/v1/inventory/audit", to="yesterday").status == 422
 
 
 def test_buyers_see_a_retail_products_available_units(world):

@@ -24,6 +24,7 @@ from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
 from patungan.core.retry import retry_stale
 from patungan.inventory.stock_models import (
+    MAX_EXTENDED,
     MAX_RESERVATION_ITEMS,
     AuditAction,
     AuditRecord,
@@ -439,10 +440,13 @@ class StockService:
         """Move the expiry of every reservation to now + ttl (capped by the server), all or nothing in one
         transaction: one expired, released, committed or unknown → 409 ``reservation_expired`` (404 for an
         unknown id) and none is extended. Returns the new ``expires_at``."""
+        unique = list(dict.fromkeys(reservation_ids))
+        if len(unique) > MAX_EXTENDED:
+            raise field_error("reservation_ids", f"at most {MAX_EXTENDED} reservations at once")
         now = self.clock.now()
         expires_at = to_iso(self.holds.expiry(now, ttl))
         tx = Transaction()
-        for reservation_id in dict.fromkeys(reservation_ids):
+        for reservation_id in unique:
             self.stock.extend(tx, reservation_id, expires_at, to_iso(now))
         tx.commit()
         return expires_at

@@ -273,6 +273,8 @@ class AuditLog:
         index, partitions = self._partitions(query)
         low = query.from_ or "0"
         high = min(f"{query.to}{_AFTER}" if query.to else "~", before or "~")
+        if low > high:  # an empty range (from after to, or a cursor before from): DynamoDB refuses it
+            return [], None
         filters = {
             "warehouse_id": query.warehouse_id,
             "product_id": query.product_id,
