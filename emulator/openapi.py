@@ -39,7 +39,7 @@ DESCRIPTION = (
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 # Swagger UI lists the groups in this order.
 CONTEXT_TAGS = {
-    "catalog": "Factories and their products.",
+    "catalog": "Factories, sellers and their products.",
     "groupbuy": "Group-buying sessions: open, join, leave, cancel; a buyer's participations.",
     "payments": "Payments into escrow through Xendit invoices.",
     "orders": "Orders created when a session settles.",
@@ -50,6 +50,7 @@ CONTEXT_TAGS = {
     "ledger": "The double-entry ledger: trial balance.",
     "reconciliation": "Reconciliation runs: our payments, refunds and payouts checked against Xendit's records.",
     "notifications": "A user's notifications.",
+    "accounts": "A user's addresses: Indonesian phones in E.164, 5-digit postal codes, one default.",
     "platform": "Platform operations.",
 }
 

@@ -15,6 +15,7 @@ from patungan.core.clock import SystemClock
 from patungan.core.config import get_settings
 
 if TYPE_CHECKING:
+    from patungan.accounts.service import AddressService
     from patungan.adapters.outbox import Outbox
     from patungan.adapters.xendit import XenditGateway
     from patungan.catalog.models import Product
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from patungan.groupbuy.workflows import SessionWorkflows
     from patungan.inventory.service import PurchaseOrderService
     from patungan.inventory.stock import StockService
+    from patungan.inventory.warehouses import WarehouseRepository, WarehouseService
     from patungan.orders.service import OrderService
     from patungan.payments.service import PaymentService
     from patungan.reconciliation.index import IndexedKind
@@ -189,6 +191,9 @@ def reset() -> None:
         payout_checker,
         reconciliation_service,
         stock_service,
+        address_service,
+        warehouse_repository,
+        warehouse_service,
     ):
         factory.cache_clear()
 
@@ -284,3 +289,31 @@ def stock_service() -> StockService:
             maximum=timedelta(seconds=settings.reservation_max_ttl_seconds),
         ),
     )
+
+
+# ---------------------------------------------------------------- addresses and warehouses (ACC-2, WH-1)
+@cache
+def address_service() -> AddressService:
+    from patungan.accounts.repository import AddressRepository
+    from patungan.accounts.service import AddressService
+
+    settings = get_settings()
+    return AddressService(
+        AddressRepository(DynamoTable(settings.accounts_table)),
+        CLOCK,
+        request_keys_kept=timedelta(seconds=settings.idempotency_ttl_seconds),
+    )
+
+
+@cache
+def warehouse_repository() -> WarehouseRepository:
+    from patungan.inventory.warehouses import WarehouseRepository
+
+    return WarehouseRepository(DynamoTable(get_settings().inventory_table))
+
+
+@cache
+def warehouse_service() -> WarehouseService:
+    from patungan.inventory.warehouses import WarehouseService
+
+    return WarehouseService(warehouse_repository(), CLOCK)

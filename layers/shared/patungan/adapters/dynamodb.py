@@ -50,9 +50,12 @@ def _plain(value: Any) -> Any:
 
 
 def _storable(value: Any) -> Any:
-    """Models become plain dicts, so a repository may write a model-typed attribute as it is."""
+    """Models become plain dicts, so a repository may write a model-typed attribute as it is; floats (an address's
+    coordinates) become the Decimals DynamoDB takes, from their shortest text so 106.8 stays 106.8."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
     if isinstance(value, BaseModel):
-        return value.model_dump()
+        return _storable(value.model_dump())
     if isinstance(value, list):
         return [_storable(v) for v in value]
     if isinstance(value, dict):

@@ -64,6 +64,8 @@ class Settings(BaseModel):
     reservation_ttl_seconds: int = Field(900, alias="RESERVATION_TTL_SECONDS", ge=1)
     reservation_max_ttl_seconds: int = Field(3600, alias="RESERVATION_MAX_TTL_SECONDS", ge=1)
     default_receiving_warehouse_id: str = Field("", alias="DEFAULT_RECEIVING_WAREHOUSE_ID")
+    # Accounts (ACC-2): users' addresses.
+    accounts_table: str = Field("", alias="ACCOUNTS_TABLE")
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

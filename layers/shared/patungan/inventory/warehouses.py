@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict
 
 from patungan.accounts.models import PostalAddress
 from patungan.adapters.dynamodb import DynamoTable, Transaction
+from patungan.core.auth import Principal, Role
+from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict, NotFound
+from patungan.core.ids import new_id
 from patungan.core.inputs import single_line
 from patungan.core.pagination import ListOf, Page, decode_cursor, encode_cursor
 
@@ -89,3 +92,22 @@ class WarehouseRepository:
             start_key=decode_cursor(cursor),
         )
         return Page([_warehouse(item) for item in result.items], encode_cursor(result.last_key))
+
+
+class WarehouseService:
+    """Admins register warehouses; admins, warehouse staff and seller staff (who choose where their stock
+    goes) list them."""
+
+    def __init__(self, repository: WarehouseRepository, clock: Clock) -> None:
+        self.repository = repository
+        self.clock = clock
+
+    def create(self, principal: Principal, data: WarehouseInput) -> Warehouse:
+        principal.require(Role.ADMIN)
+        warehouse = Warehouse(id=new_id("wh"), created_at=to_iso(self.clock.now()), **data.model_dump())
+        self.repository.add(warehouse)
+        return warehouse
+
+    def list(self, principal: Principal, *, limit: int, cursor: str | None) -> Page[Warehouse]:
+        principal.require(Role.WAREHOUSE, Role.SELLER)
+        return self.repository.page(limit=limit, cursor=cursor)
