@@ -558,8 +558,12 @@ class StockService:
 def _units(warehouse_id: str | None, lines: list[StockLine]) -> dict:
     """Units per stock item, lines of one item summed (keyed by StockKey, or (product, variant) when no
     warehouse is chosen yet)."""
+    if not lines:
+        raise field_error("lines", "reserve at least one line")
     wanted: dict = defaultdict(int)
     for line in lines:
+        if line.quantity < 1 or line.pack_size < 1:  # a negative line would give back what others hold
+            raise field_error("lines", f"quantity and pack_size must be at least 1: {line}")
         key = (
             StockKey(warehouse_id, line.product_id, line.variant_id)
             if warehouse_id
