@@ -19,7 +19,7 @@ from patungan.catalog.models import Product
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, parse_iso, to_iso
 from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound, ValidationFailed, field_error
-from patungan.core.ids import new_id
+from patungan.core.ids import keyed_id, new_id
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
 from patungan.core.retry import retry_stale
@@ -106,6 +106,7 @@ class StockService:
         reference: str | None = None,
         seller_id: str | None = None,
         audit_id: str | None = None,
+        request_id: str | None = None,
     ) -> list[tuple[StockItem, StockItem]]:
         """Add to ``tx`` each item's next levels, written only over the version read, and its audit record.
         Refuses (409 ``insufficient_stock``, nothing written) when any item would hold more reserved than on
@@ -140,36 +141,46 @@ class StockService:
                 }
             )
             self.stock.write(tx, before, after, _stale)
-            self.audit.add(
-                tx,
-                AuditRecord(
-                    id=audit_id or new_id("aud"),
-                    at=now,
-                    actor_id=actor_id,
-                    action=action,
-                    warehouse_id=after.warehouse_id,
-                    product_id=after.product_id,
-                    variant_id=after.variant_id,
-                    before=base.levels,
-                    after=after.levels,
-                    reason=reason,
-                    reference=reference,
-                ),
+            record = AuditRecord(
+                id=audit_id or new_id("aud"),
+                at=now,
+                actor_id=actor_id,
+                action=action,
+                warehouse_id=after.warehouse_id,
+                product_id=after.product_id,
+                variant_id=after.variant_id,
+                before=base.levels,
+                after=after.levels,
+                reason=reason,
+                reference=reference,
             )
+            self.audit.add(tx, record)
+            if request_id is not None:
+                self.audit.claim(tx, request_id, record)
             afters.append((base, after))
         if shortfalls:
             raise insufficient(shortfalls)
         return afters
 
     def _change_one(
-        self, key: StockKey, change: Callable[[StockItem | None], _Change], **audit
+        self,
+        key: StockKey,
+        change: Callable[[StockItem | None], _Change],
+        request_id: str | None = None,
+        **audit,
     ) -> tuple[StockItem, StockItem]:
-        """One item's change (re-read and retried when a concurrent writer got there first): (before, after)."""
+        """One item's change (re-read and retried when a concurrent writer got there first): (before, after).
+        With ``request_id`` (from the request's Idempotency-Key) the change is made once: a retry whose first
+        attempt was applied (and crashed before answering) gets that change's before and the item as it is."""
 
         def once() -> tuple[StockItem, StockItem]:
             items, _ = self.stock.get_with_reservation([key], None)
+            applied = self.audit.claimed(request_id) if request_id else None
+            if applied is not None:
+                current = items[key]
+                return current.model_copy(update=applied.before.model_dump()), current
             tx = Transaction()
-            [changed] = self._apply(tx, [change(items.get(key))], items, **audit)
+            [changed] = self._apply(tx, [change(items.get(key))], items, request_id=request_id, **audit)
             tx.commit()
             return changed
 
@@ -178,13 +189,14 @@ class StockService:
     # ------------------------------------------------------------------ warehouse staff routes (WH-1, WH-3)
     def receive(
         self, principal: Principal, warehouse_id: str, product_id: str, variant_id: str | None, quantity: int,
-        reference: str | None,
+        reference: str | None, request_key: str | None = None,
     ) -> StockItem:  # fmt: skip
         principal.require(Role.WAREHOUSE)
         key, product = self._known_item(warehouse_id, product_id, variant_id)
         return self._change_one(
             key,
             lambda _: _Change(key, on_hand=quantity),
+            _request_id(principal, "receipt", request_key, key, quantity, reference),
             action="receipt",
             actor_id=principal.user_id,
             reference=reference,
@@ -192,7 +204,14 @@ class StockService:
         )[1]
 
     def adjust(
-        self, principal: Principal, warehouse_id: str, product_id: str, variant_id: str | None, delta: int, reason: str
+        self,
+        principal: Principal,
+        warehouse_id: str,
+        product_id: str,
+        variant_id: str | None,
+        delta: int,
+        reason: str,
+        request_key: str | None = None,
     ) -> StockItem:
         """``on_hand`` moves by ``delta``; never below what is reserved (409 ``insufficient_stock``)."""
         principal.require(Role.WAREHOUSE)
@@ -200,6 +219,7 @@ class StockService:
         return self._change_one(
             key,
             lambda _: _Change(key, on_hand=delta),
+            _request_id(principal, "adjustment", request_key, key, delta, reason),
             action="adjustment",
             actor_id=principal.user_id,
             reason=reason,
@@ -214,16 +234,19 @@ class StockService:
         variant_id: str | None,
         counted: int,
         note: str | None,
+        request_key: str | None = None,
     ) -> CycleCount:
         """A cycle count (WH-3): ``on_hand`` becomes what was counted, the difference applied as an audited
         ``cycle_count`` change (one record even when nothing differs: the count happened). Counting fewer than
         are reserved is refused (409): those holds must be released first."""
         principal.require(Role.WAREHOUSE)
         key, product = self._known_item(warehouse_id, product_id, variant_id)
-        count_id = new_id("cnt")
+        request_id = _request_id(principal, "cycle_count", request_key, key, counted, note)
+        count_id = f"cnt_{request_id.removeprefix('req_')}" if request_id else new_id("cnt")
         before, after = self._change_one(
             key,
             lambda before: _Change(key, on_hand=counted - (before.on_hand if before else 0)),
+            request_id,
             action="cycle_count",
             actor_id=principal.user_id,
             reason=note,
@@ -571,6 +594,14 @@ def _units(warehouse_id: str | None, lines: list[StockLine]) -> dict:
         )
         wanted[key] += line.units
     return dict(wanted)
+
+
+def _request_id(principal: Principal, operation: str, request_key: str | None, *request: object) -> str | None:
+    """The id of one request's change: the caller, the operation, its Idempotency-Key and what it asks (the same
+    key with another body is another request)."""
+    if request_key is None:
+        return None
+    return keyed_id("req", principal.user_id, operation, request_key, repr(request))
 
 
 def _normalised(query: AuditQuery) -> AuditQuery:
