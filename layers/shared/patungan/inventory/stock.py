@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.catalog.models import Product
@@ -50,7 +50,7 @@ EXPIRED_PER_SWEEP = 100
 
 def insufficient(shortfalls: list[dict]) -> Conflict:
     return Conflict(
-        "not enough stock for every line: nothing was reserved", code="insufficient_stock", details=shortfalls
+        "not enough stock for every line: nothing was changed", code="insufficient_stock", details=shortfalls
     )
 
 
@@ -65,7 +65,7 @@ class Holds:
     default: timedelta
     maximum: timedelta
 
-    def expiry(self, now, ttl: timedelta | None):
+    def expiry(self, now: datetime, ttl: timedelta | None) -> datetime:
         return now + min(ttl or self.default, self.maximum)
 
 
