@@ -2,7 +2,7 @@
 ``adjustment``; on_hand never drops below what is reserved (409 insufficient_stock)."""
 
 from patungan.composition import stock_service
-from patungan.core.http import api_handler, caller, create_api, documented, idempotent
+from patungan.core.http import api_handler, caller, create_api, documented, header, idempotent
 from patungan.inventory.stock_models import AdjustmentBody, InventoryItemView
 
 app = create_api()
@@ -18,7 +18,15 @@ def adjust_stock(body: AdjustmentBody):
         lambda: (
             200,
             stock_service()
-            .adjust(principal, body.warehouse_id, body.product_id, body.variant_id, body.delta, body.reason)
+            .adjust(
+                principal,
+                body.warehouse_id,
+                body.product_id,
+                body.variant_id,
+                body.delta,
+                body.reason,
+                header(app, "Idempotency-Key"),
+            )
             .view(),
         ),
     )

@@ -2,7 +2,7 @@
 ``receipt`` in the same transaction (WH-2). A retry with the same Idempotency-Key replays the first answer."""
 
 from patungan.composition import stock_service
-from patungan.core.http import api_handler, caller, create_api, documented, idempotent
+from patungan.core.http import api_handler, caller, create_api, documented, header, idempotent
 from patungan.inventory.stock_models import InventoryItemView, ReceiptBody
 
 app = create_api()
@@ -18,7 +18,15 @@ def receive_stock(body: ReceiptBody):
         lambda: (
             201,
             stock_service()
-            .receive(principal, body.warehouse_id, body.product_id, body.variant_id, body.quantity, body.reference)
+            .receive(
+                principal,
+                body.warehouse_id,
+                body.product_id,
+                body.variant_id,
+                body.quantity,
+                body.reference,
+                header(app, "Idempotency-Key"),
+            )
             .view(),
         ),
     )

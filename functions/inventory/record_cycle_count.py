@@ -2,7 +2,7 @@
 ``cycle_count`` change (WH-3)."""
 
 from patungan.composition import stock_service
-from patungan.core.http import api_handler, caller, create_api, documented, idempotent
+from patungan.core.http import api_handler, caller, create_api, documented, header, idempotent
 from patungan.inventory.stock_models import CycleCount, CycleCountBody
 
 app = create_api()
@@ -18,7 +18,15 @@ def record_cycle_count(body: CycleCountBody):
         lambda: (
             201,
             stock_service()
-            .count(principal, body.warehouse_id, body.product_id, body.variant_id, body.counted_quantity, body.note)
+            .count(
+                principal,
+                body.warehouse_id,
+                body.product_id,
+                body.variant_id,
+                body.counted_quantity,
+                body.note,
+                header(app, "Idempotency-Key"),
+            )
             .model_dump(),
         ),
     )

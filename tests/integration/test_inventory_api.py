@@ -121,6 +121,38 @@ def test_a_receipt_retried_with_its_idempotency_key_is_received_and_audited_once
     assert len(audit(action="receipt")) == 1
 
 
+@pytest.mark.parametrize("action", [*CHANGES, "reservation"])
+def test_a_change_retried_after_a_crash_is_applied_and_audited_once(aws, world, action):
+    """Crash-then-retry: the first attempt was applied, then the function died before its Idempotency-Key
+    record was completed; once that record expires, the retry with the same key changes nothing more."""
+    post("/v1/inventory/receipts", shirt(world, quantity=10), who=ADMIN)
+    if action == "reservation":
+        path, body = (
+            "/v1/inventory/reservations",
+            {"lines": [{"product_id": world.shirt.id, "variant_id": "v_s", "quantity": 2}]},
+        )
+    else:
+        path, fields, _ = CHANGES[action]
+        body = shirt(world, **fields)
+
+    first = post(path, body, key="crashed-once")
+    aws.expire_idempotency_records()
+    retried = post(path, body, key="crashed-once")
+    other = post(path, body, key="another-request")
+
+    assert first.status == retried.status, retried.body
+    assert retried.body.get("id") == first.body.get("id")
+    assert len(audit(action=action)) == (3 if action == "receipt" else 2)  # the first, the other (, the setup)
+    [stock] = get("/v1/inventory", warehouse_id=world.warehouse.id, product_id=world.shirt.id).body["items"]
+    assert (stock["on_hand"], stock["reserved"]) == {
+        "receipt": (16, 0),
+        "adjustment": (8, 0),
+        "cycle_count": (9, 0),
+        "reservation": (10, 4),
+    }[action]
+    assert other.status == first.status
+
+
 def test_an_adjustment_never_leaves_less_on_hand_than_reserved(world):
     post("/v1/inventory/receipts", shirt(world, quantity=5))
     post(
@@ -247,6 +279,9 @@ def test_the_audit_log_pages_newest_first_across_its_shards(world):
 
     assert [r["after"]["on_hand"] for r in seen] == [28, 21, 15, 10, 6, 3, 1]
     assert get("/v1/inventory/audit", cursor="bm90IG91cnM").status == 400
+    backwards = get("/v1/inventory/audit", **{"from": "2026-12-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"})
+    assert (backwards.status, backwards.body["items"]) == (200, [])
+    assert get("/v1/inventory/audit", to="yesterday").status == 422
 
 
 def test_buyers_see_a_retail_products_available_units(world):

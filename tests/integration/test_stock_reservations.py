@@ -15,7 +15,7 @@ from moto.dynamodb.responses import DynamoHandler
 from emulator.moto_patches import _serialised
 from patungan.composition import stock_service
 from patungan.core.clock import FixedClock
-from patungan.core.errors import Conflict, NotFound
+from patungan.core.errors import Conflict, NotFound, ValidationFailed
 from patungan.inventory.stock_models import StockKey, StockLine
 from patungan.inventory.stock_repository import AuditQuery
 from tests.support.lambdas import invoke
@@ -226,3 +226,14 @@ def test_one_warehouse_holds_every_line_of_an_order(world):
     with pytest.raises(Conflict):
         stock_service().origin_for("sel_someone_else", [StockLine(world.product.id, None, 1)])
     assert stock_service().available_by_product(world.shirt.id) == {"v_s": 6 - 1, "v_m": 1}
+
+
+@pytest.mark.parametrize("line", [StockLine("prd_kopi", None, -2), StockLine("prd_kopi", None, 1, pack_size=0)])
+def test_a_line_of_no_units_or_fewer_is_refused_and_gives_nothing_back(world, line):
+    receive((world.warehouse.id, world.product.id, None), 4)
+    stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)])
+
+    with pytest.raises(ValidationFailed):
+        stock_service().reserve("chk_2", [line], warehouse_id=world.warehouse.id)
+
+    assert levels(world.warehouse.id, world.product.id) == (4, 3, 1)

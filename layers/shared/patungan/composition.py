@@ -276,14 +276,12 @@ def catalog_product(product_id: str) -> Product:
 def stock_service() -> StockService:
     from patungan.inventory.stock import Holds, StockService
     from patungan.inventory.stock_repository import AuditLog, StockRepository
-    from patungan.inventory.warehouses import WarehouseRepository
 
     settings = get_settings()
-    inventory_table = DynamoTable(settings.inventory_table)
     return StockService(
-        StockRepository(inventory_table),
+        StockRepository(DynamoTable(settings.inventory_table)),
         AuditLog(DynamoTable(settings.inventory_audit_table)),
-        WarehouseRepository(inventory_table),
+        warehouse_repository(),
         catalog_product,
         CLOCK,
         Holds(

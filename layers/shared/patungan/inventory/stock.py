@@ -12,18 +12,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.catalog.models import Product
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, parse_iso, to_iso
 from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound, ValidationFailed, field_error
-from patungan.core.ids import new_id
+from patungan.core.ids import keyed_id, new_id
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
 from patungan.core.retry import retry_stale
 from patungan.inventory.stock_models import (
+    MAX_EXTENDED,
     MAX_RESERVATION_ITEMS,
     AuditAction,
     AuditRecord,
@@ -49,7 +50,7 @@ EXPIRED_PER_SWEEP = 100
 
 def insufficient(shortfalls: list[dict]) -> Conflict:
     return Conflict(
-        "not enough stock for every line: nothing was reserved", code="insufficient_stock", details=shortfalls
+        "not enough stock for every line: nothing was changed", code="insufficient_stock", details=shortfalls
     )
 
 
@@ -64,7 +65,7 @@ class Holds:
     default: timedelta
     maximum: timedelta
 
-    def expiry(self, now, ttl: timedelta | None):
+    def expiry(self, now: datetime, ttl: timedelta | None) -> datetime:
         return now + min(ttl or self.default, self.maximum)
 
 
@@ -105,6 +106,7 @@ class StockService:
         reference: str | None = None,
         seller_id: str | None = None,
         audit_id: str | None = None,
+        request_id: str | None = None,
     ) -> list[tuple[StockItem, StockItem]]:
         """Add to ``tx`` each item's next levels, written only over the version read, and its audit record.
         Refuses (409 ``insufficient_stock``, nothing written) when any item would hold more reserved than on
@@ -139,36 +141,46 @@ class StockService:
                 }
             )
             self.stock.write(tx, before, after, _stale)
-            self.audit.add(
-                tx,
-                AuditRecord(
-                    id=audit_id or new_id("aud"),
-                    at=now,
-                    actor_id=actor_id,
-                    action=action,
-                    warehouse_id=after.warehouse_id,
-                    product_id=after.product_id,
-                    variant_id=after.variant_id,
-                    before=base.levels,
-                    after=after.levels,
-                    reason=reason,
-                    reference=reference,
-                ),
+            record = AuditRecord(
+                id=audit_id or new_id("aud"),
+                at=now,
+                actor_id=actor_id,
+                action=action,
+                warehouse_id=after.warehouse_id,
+                product_id=after.product_id,
+                variant_id=after.variant_id,
+                before=base.levels,
+                after=after.levels,
+                reason=reason,
+                reference=reference,
             )
+            self.audit.add(tx, record)
+            if request_id is not None:
+                self.audit.claim(tx, request_id, record)
             afters.append((base, after))
         if shortfalls:
             raise insufficient(shortfalls)
         return afters
 
     def _change_one(
-        self, key: StockKey, change: Callable[[StockItem | None], _Change], **audit
+        self,
+        key: StockKey,
+        change: Callable[[StockItem | None], _Change],
+        request_id: str | None = None,
+        **audit,
     ) -> tuple[StockItem, StockItem]:
-        """One item's change (re-read and retried when a concurrent writer got there first): (before, after)."""
+        """One item's change (re-read and retried when a concurrent writer got there first): (before, after).
+        With ``request_id`` (from the request's Idempotency-Key) the change is made once: a retry whose first
+        attempt was applied (and crashed before answering) gets that change's before and the item as it is."""
 
         def once() -> tuple[StockItem, StockItem]:
             items, _ = self.stock.get_with_reservation([key], None)
+            applied = self.audit.claimed(request_id) if request_id else None
+            if applied is not None:
+                current = items[key]
+                return current.model_copy(update=applied.before.model_dump()), current
             tx = Transaction()
-            [changed] = self._apply(tx, [change(items.get(key))], items, **audit)
+            [changed] = self._apply(tx, [change(items.get(key))], items, request_id=request_id, **audit)
             tx.commit()
             return changed
 
@@ -177,13 +189,14 @@ class StockService:
     # ------------------------------------------------------------------ warehouse staff routes (WH-1, WH-3)
     def receive(
         self, principal: Principal, warehouse_id: str, product_id: str, variant_id: str | None, quantity: int,
-        reference: str | None,
+        reference: str | None, request_key: str | None = None,
     ) -> StockItem:  # fmt: skip
         principal.require(Role.WAREHOUSE)
         key, product = self._known_item(warehouse_id, product_id, variant_id)
         return self._change_one(
             key,
             lambda _: _Change(key, on_hand=quantity),
+            _request_id(principal, "receipt", request_key, key, quantity, reference),
             action="receipt",
             actor_id=principal.user_id,
             reference=reference,
@@ -191,7 +204,14 @@ class StockService:
         )[1]
 
     def adjust(
-        self, principal: Principal, warehouse_id: str, product_id: str, variant_id: str | None, delta: int, reason: str
+        self,
+        principal: Principal,
+        warehouse_id: str,
+        product_id: str,
+        variant_id: str | None,
+        delta: int,
+        reason: str,
+        request_key: str | None = None,
     ) -> StockItem:
         """``on_hand`` moves by ``delta``; never below what is reserved (409 ``insufficient_stock``)."""
         principal.require(Role.WAREHOUSE)
@@ -199,6 +219,7 @@ class StockService:
         return self._change_one(
             key,
             lambda _: _Change(key, on_hand=delta),
+            _request_id(principal, "adjustment", request_key, key, delta, reason),
             action="adjustment",
             actor_id=principal.user_id,
             reason=reason,
@@ -213,16 +234,19 @@ class StockService:
         variant_id: str | None,
         counted: int,
         note: str | None,
+        request_key: str | None = None,
     ) -> CycleCount:
         """A cycle count (WH-3): ``on_hand`` becomes what was counted, the difference applied as an audited
         ``cycle_count`` change (one record even when nothing differs: the count happened). Counting fewer than
         are reserved is refused (409): those holds must be released first."""
         principal.require(Role.WAREHOUSE)
         key, product = self._known_item(warehouse_id, product_id, variant_id)
-        count_id = new_id("cnt")
+        request_id = _request_id(principal, "cycle_count", request_key, key, counted, note)
+        count_id = f"cnt_{request_id.removeprefix('req_')}" if request_id else new_id("cnt")
         before, after = self._change_one(
             key,
             lambda before: _Change(key, on_hand=counted - (before.on_hand if before else 0)),
+            request_id,
             action="cycle_count",
             actor_id=principal.user_id,
             reason=note,
@@ -439,10 +463,13 @@ class StockService:
         """Move the expiry of every reservation to now + ttl (capped by the server), all or nothing in one
         transaction: one expired, released, committed or unknown → 409 ``reservation_expired`` (404 for an
         unknown id) and none is extended. Returns the new ``expires_at``."""
+        unique = list(dict.fromkeys(reservation_ids))
+        if len(unique) > MAX_EXTENDED:
+            raise field_error("reservation_ids", f"at most {MAX_EXTENDED} reservations at once")
         now = self.clock.now()
         expires_at = to_iso(self.holds.expiry(now, ttl))
         tx = Transaction()
-        for reservation_id in dict.fromkeys(reservation_ids):
+        for reservation_id in unique:
             self.stock.extend(tx, reservation_id, expires_at, to_iso(now))
         tx.commit()
         return expires_at
@@ -554,8 +581,12 @@ class StockService:
 def _units(warehouse_id: str | None, lines: list[StockLine]) -> dict:
     """Units per stock item, lines of one item summed (keyed by StockKey, or (product, variant) when no
     warehouse is chosen yet)."""
+    if not lines:
+        raise field_error("lines", "reserve at least one line")
     wanted: dict = defaultdict(int)
     for line in lines:
+        if line.quantity < 1 or line.pack_size < 1:  # a negative line would give back what others hold
+            raise field_error("lines", f"quantity and pack_size must be at least 1: {line}")
         key = (
             StockKey(warehouse_id, line.product_id, line.variant_id)
             if warehouse_id
@@ -563,6 +594,14 @@ def _units(warehouse_id: str | None, lines: list[StockLine]) -> dict:
         )
         wanted[key] += line.units
     return dict(wanted)
+
+
+def _request_id(principal: Principal, operation: str, request_key: str | None, *request: object) -> str | None:
+    """The id of one request's change: the caller, the operation, its Idempotency-Key and what it asks (the same
+    key with another body is another request)."""
+    if request_key is None:
+        return None
+    return keyed_id("req", principal.user_id, operation, request_key, repr(request))
 
 
 def _normalised(query: AuditQuery) -> AuditQuery:

@@ -17,6 +17,9 @@ ReservationStatus = Literal["held", "released", "committed"]
 # item, plus the reservation itself.
 MAX_RESERVATION_ITEMS = 40
 MAX_PACK_SIZE = 10_000
+MAX_TTL_SECONDS = 7 * 24 * 3600
+# A transaction holds at most 100 items: one update per extended reservation.
+MAX_EXTENDED = 100
 
 
 @dataclass(frozen=True)
@@ -187,4 +190,6 @@ class ReservationLineBody(_Body):
 class ReservationBody(_Body):
     warehouse_id: ResourceId | None = Field(None, description="default: the one warehouse holding every line")
     lines: list[ReservationLineBody] = Field(min_length=1, max_length=MAX_RESERVATION_ITEMS)
-    ttl_seconds: int | None = Field(None, strict=True, ge=1, description="at most the server's maximum hold")
+    ttl_seconds: int | None = Field(
+        None, strict=True, ge=1, le=MAX_TTL_SECONDS, description="capped at the server's maximum hold"
+    )

@@ -264,6 +264,20 @@ class AuditLog:
             on_fail=ConcurrentUpdate("an audit record with this id exists; retry"),
         )
 
+    def claim(self, tx: Transaction, request_id: str, record: AuditRecord) -> None:
+        """A request's change, recorded once under the request's id (in no index): a retry whose first attempt
+        was applied finds it instead of applying it again."""
+        tx.put(
+            self.table,
+            {"pk": f"REQUEST#{request_id}", "sk": "CLAIM", "record": record.model_dump()},
+            condition="attribute_not_exists(pk)",
+            on_fail=ConcurrentUpdate("this request was applied while it ran; retry"),
+        )
+
+    def claimed(self, request_id: str) -> AuditRecord | None:
+        item = self.table.get({"pk": f"REQUEST#{request_id}", "sk": "CLAIM"})
+        return AuditRecord.model_validate(item["record"]) if item else None
+
     def page(self, query: AuditQuery, *, limit: int, cursor: str | None) -> tuple[list[AuditRecord], str | None]:
         """Newest first. The most selective key the query names picks the partitions (the item; else the
         product, the actor, the warehouse, the action; else all), the time range is the sort-key condition,
@@ -273,6 +287,8 @@ class AuditLog:
         index, partitions = self._partitions(query)
         low = query.from_ or "0"
         high = min(f"{query.to}{_AFTER}" if query.to else "~", before or "~")
+        if low > high:  # an empty range (from after to, or a cursor before from): DynamoDB refuses it
+            return [], None
         filters = {
             "warehouse_id": query.warehouse_id,
             "product_id": query.product_id,
