@@ -232,7 +232,7 @@ def _moto_transactions(progress: Progress) -> None:
     _notes(
         "Half of them committed, half cancelled by their condition check. 'as released': moto 5.2.5 deep-copies "
         "the table before every transaction; 'touched items': the local stack's rollback, which the tests take too "
-        "(emulator/moto_patches.py touched_items_rollback), saves only the items the transaction touches.",
+        "(emulator/moto_patches.py cheaper_moto, without its speed patches here), saves only the items the transaction touches.",
     )
 
 

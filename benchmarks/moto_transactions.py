@@ -1,6 +1,6 @@
 """What one TransactWriteItems costs on moto as the table grows (issue 8): as released, moto deep-copies every
-table a transaction touches before it runs; with the local stack's rollback (``touched_items_rollback``, which
-the tests take too) it saves only the items the transaction touches."""
+table a transaction touches before it runs; with the local stack's rollback (``cheaper_moto``, which the tests
+take too) it saves only the items the transaction touches."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
 from benchmarks.world import expect
-from emulator.moto_patches import touched_items_rollback
+from emulator.moto_patches import cheaper_moto
 from emulator.template import REGION
 
 DEFAULT_TABLE_SIZES = (1_000, 10_000, 50_000)
@@ -37,7 +37,7 @@ def measure_transactions(table_sizes: tuple[int, ...] = DEFAULT_TABLE_SIZES) -> 
     for size in table_sizes:
         with _table_of(size) as dynamodb:
             released = _ms_per_transaction(dynamodb, TRANSACTIONS["as released"])
-            with touched_items_rollback():
+            with cheaper_moto(speed=False):
                 touched = _ms_per_transaction(dynamodb, TRANSACTIONS["touched items"])
         costs.append(TransactionCost(size, released, touched))
     return costs

@@ -5,8 +5,7 @@ The patches target moto 5.2.5 (pinned in requirements-dev.txt) and each names th
 
 - Lambda: invokes run our handlers in-process (moto would start Docker, or only echo the payload).
 - DynamoDB: API calls are serialised (moto's transactions are not thread-safe) and a cancelled
-  transaction rolls back the items it touched instead of a deep copy of every table it touched. The tests,
-  which run moto without the emulator, take this one patch alone (``touched_items_rollback``).
+  transaction rolls back the items it touched instead of a deep copy of every table it touched.
 - DynamoDB streams: a shard iterator is forgotten once read (moto keeps every one forever), and a new
   record is announced (to ``stream_written``), so stream pollers need not poll on a timer.
 - EventBridge: rule targets are delivered by the emulator (moto cannot deliver to Lambda or Step
@@ -18,6 +17,9 @@ The patches target moto 5.2.5 (pinned in requirements-dev.txt) and each names th
   serializer; update expressions are parsed once per distinct expression; a handler's action names are
   listed once per class; a table's items are put in key order comparing plain values. Each invocation
   makes several DynamoDB calls, all under one lock, so this is most of what a request costs here.
+
+The tests run moto without the emulator; they take the rollback and the speed patches (``cheaper_moto``),
+which change what moto costs and nothing it answers.
 """
 
 from __future__ import annotations
@@ -173,12 +175,14 @@ def _patch_dynamodb(patches: MotoPatches, stream_written: StreamWritten | None) 
 
 
 @contextmanager
-def touched_items_rollback() -> Iterator[None]:
-    """While open, a cancelled transaction puts back only the items it touched (``_transact_write_items``):
-    the one DynamoDB patch the tests take, so a transaction costs the same on an empty or a full table."""
+def cheaper_moto(*, speed: bool = True) -> Iterator[None]:
+    """While open, a cancelled transaction puts back only the items it touched (``_transact_write_items``), so a
+    transaction costs the same on an empty or a full table; with ``speed``, the speed patches too."""
     _require_pinned_moto()
     patches = Patches()
     _patch_transaction_rollback(patches)
+    if speed:
+        _patch_speed(patches)
     try:
         yield
     finally:
@@ -421,7 +425,7 @@ def _execution_of(env: Any) -> tuple[str, datetime]:
 # ---------------------------------------------------------------- speed
 
 
-def _patch_speed(patches: MotoPatches) -> None:
+def _patch_speed(patches: Patches) -> None:
     patches.replace(JSONSerializer, "_serialize_type_structure", _serialize_structure)
     patches.replace(Table, "all_items", _all_items_in_key_order)
     # Parsed expressions are shared: moto 5.2.5 only reads the parsed tree (find_clauses) or deep-copies it
