@@ -17,6 +17,9 @@ The patches target moto 5.2.5 (pinned in requirements-dev.txt) and each names th
   serializer; update expressions are parsed once per distinct expression; a handler's action names are
   listed once per class; a table's items are put in key order comparing plain values. Each invocation
   makes several DynamoDB calls, all under one lock, so this is most of what a request costs here.
+
+The tests run moto without the emulator; they take the rollback and the speed patches (``cheaper_moto``),
+which change what moto costs and nothing it answers.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -84,10 +88,9 @@ StreamWritten = Callable[[], None]
 
 
 @dataclass
-class MotoPatches:
+class Patches:
     """The patches in force; ``undo`` puts moto back as it was."""
 
-    clock: ExecutionClock
     _undo: list[Callable[[], None]] = field(default_factory=list)
 
     def replace(self, owner: type | ModuleType, name: str, value: Any) -> None:
@@ -103,6 +106,21 @@ class MotoPatches:
             self._undo.pop()()
 
 
+@dataclass
+class MotoPatches(Patches):
+    """The emulator's patches, and the clock its Step Functions Waits and task-token timeouts run on."""
+
+    clock: ExecutionClock = field(kw_only=True)
+
+
+def _require_pinned_moto() -> None:
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(
+            f"emulator/moto_patches.py targets moto {MOTO_VERSION} but moto {moto.__version__} is installed: "
+            "re-check every patch against the new moto sources, then update MOTO_VERSION"
+        )
+
+
 def install(
     *,
     run_function: RunFunction,
@@ -110,12 +128,8 @@ def install(
     time_scale: float,
     stream_written: StreamWritten | None = None,
 ) -> MotoPatches:
-    if moto.__version__ != MOTO_VERSION:
-        raise RuntimeError(
-            f"emulator/moto_patches.py targets moto {MOTO_VERSION} but moto {moto.__version__} is installed: "
-            "re-check every patch against the new moto sources, then update MOTO_VERSION"
-        )
-    patches = MotoPatches(ExecutionClock(time_scale))
+    _require_pinned_moto()
+    patches = MotoPatches(clock=ExecutionClock(time_scale))
     _patch_lambda(patches, run_function)
     _patch_dynamodb(patches, stream_written)
     _patch_event_rules(patches, deliver_event)
@@ -147,7 +161,7 @@ def _patch_lambda(patches: MotoPatches, run_function: RunFunction) -> None:
 def _patch_dynamodb(patches: MotoPatches, stream_written: StreamWritten | None) -> None:
     for handler in (DynamoHandler, DynamoDBStreamsHandler):
         patches.replace(handler, "call_action", _serialised(handler.call_action))
-    patches.replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
+    _patch_transaction_rollback(patches)
     patches.replace(ShardIterator, "get", _read_shard_iterator_once)
     if stream_written is not None:
         original_add = StreamShard.add
@@ -158,6 +172,25 @@ def _patch_dynamodb(patches: MotoPatches, stream_written: StreamWritten | None) 
             stream_written()
 
         patches.replace(StreamShard, "add", add_and_announce)
+
+
+@contextmanager
+def cheaper_moto(*, speed: bool = True) -> Iterator[None]:
+    """While open, a cancelled transaction puts back only the items it touched (``_transact_write_items``), so a
+    transaction costs the same on an empty or a full table; with ``speed``, the speed patches too."""
+    _require_pinned_moto()
+    patches = Patches()
+    _patch_transaction_rollback(patches)
+    if speed:
+        _patch_speed(patches)
+    try:
+        yield
+    finally:
+        patches.undo()
+
+
+def _patch_transaction_rollback(patches: Patches) -> None:
+    patches.replace(DynamoDBBackend, "transact_write_items", _transact_write_items)
 
 
 def _serialised(call_action: Callable[[BaseResponse], Any]) -> Callable[[BaseResponse], Any]:
@@ -181,6 +214,11 @@ def _read_shard_iterator_once(iterator: ShardIterator, limit: int = 1000) -> dic
 
 @dataclass
 class _ItemBeforeTransaction:
+    """One item a transaction touches, as it was before (``None``: absent). moto 5.2.5 stores no index: a
+    Query or Scan on a GSI or LSI reads ``Table.items`` (``has_idx_items``, ``all_items``), so putting the item
+    back puts back its index entries. Restored into ``Table.items`` directly, because ``Table.put_item`` and
+    ``delete_item`` would also add stream records of writes DynamoDB never made."""
+
     table: Table
     hash_key: DynamoType
     range_key: DynamoType | None
@@ -387,7 +425,7 @@ def _execution_of(env: Any) -> tuple[str, datetime]:
 # ---------------------------------------------------------------- speed
 
 
-def _patch_speed(patches: MotoPatches) -> None:
+def _patch_speed(patches: Patches) -> None:
     patches.replace(JSONSerializer, "_serialize_type_structure", _serialize_structure)
     patches.replace(Table, "all_items", _all_items_in_key_order)
     # Parsed expressions are shared: moto 5.2.5 only reads the parsed tree (find_clauses) or deep-copies it

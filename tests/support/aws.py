@@ -12,6 +12,7 @@ from unittest import mock
 import boto3
 from moto import mock_aws
 
+from emulator.moto_patches import cheaper_moto
 from emulator.template import REGION, Template, create_tables
 from patungan.adapters.aws import reset_clients
 from patungan.core.config import get_settings
@@ -76,7 +77,8 @@ def _reset_caches() -> None:
 def local_aws(overrides: dict[str, str] | None = None) -> Iterator[LocalAws]:
     template = Template.load()
     environment = {**template.functions()["OutboxRelayFunction"].environment, **FAKE_AWS_ENV, **(overrides or {})}
-    with mock.patch.dict(os.environ, environment), mock_aws():
+    # moto as released deep-copies every table a transaction touches, so its cost grows with the tables (issue 8).
+    with mock.patch.dict(os.environ, environment), mock_aws(), cheaper_moto():
         _reset_caches()
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         tables = create_tables(dynamodb, template)

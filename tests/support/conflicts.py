@@ -5,6 +5,7 @@ code uses; everything else goes to moto unchanged."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,14 +28,18 @@ class ConflictingDynamoDB:
         self._rate = rate
         self._rng = rng
         self.injected = 0
+        self.hot_keys_hit: Counter[tuple[str, str]] = Counter()
+        """(pk, sk) of each hot item a cancelled transaction touched, how many times."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
     def transact_write_items(self, **kwargs: Any) -> Any:
-        touched = [self._touches_hot_item(item) for item in kwargs["TransactItems"]]
+        keys = [_key_of(item) for item in kwargs["TransactItems"]]
+        touched = [self._hot(*key) for key in keys]
         if any(touched) and self._rng.random() < self._rate:
             self.injected += 1
+            self.hot_keys_hit.update(key for key, hot in zip(keys, touched, strict=True) if hot)
             reasons = [{"Code": "TransactionConflict" if hot else "None"} for hot in touched]
             raise ClientError(
                 {
@@ -45,10 +50,11 @@ class ConflictingDynamoDB:
             )
         return self._real.transact_write_items(**kwargs)
 
-    def _touches_hot_item(self, item: dict[str, Any]) -> bool:
-        [body] = item.values()
-        key = body.get("Key") or body.get("Item") or {}
-        return self._hot(key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", ""))
+
+def _key_of(item: dict[str, Any]) -> tuple[str, str]:
+    [body] = item.values()
+    key = body.get("Key") or body.get("Item") or {}
+    return key.get("pk", {}).get("S", ""), key.get("sk", {}).get("S", "")
 
 
 @contextmanager

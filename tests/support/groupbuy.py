@@ -335,8 +335,14 @@ class GroupBuyWorld:
 
     # ---- looking inside
     def events(self, event_type: str) -> list[dict[str, Any]]:
-        items = self.aws.dynamodb().scan(TableName=self.aws.tables["OutboxTable"])["Items"]
-        found = [json.loads(i["detail"]["S"]) for i in items if i["type"]["S"] == event_type]
+        scan = self.aws.dynamodb().get_paginator("scan")
+        pages = scan.paginate(  # a flash sale's outbox is many pages
+            TableName=self.aws.tables["OutboxTable"],
+            FilterExpression="#type = :type",
+            ExpressionAttributeNames={"#type": "type"},
+            ExpressionAttributeValues={":type": {"S": event_type}},
+        )
+        found = [json.loads(i["detail"]["S"]) for page in pages for i in page["Items"]]
         return sorted(found, key=lambda e: e["event_id"])
 
     def items(self, table: str, prefix: str) -> list[dict[str, Any]]:

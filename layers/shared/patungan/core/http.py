@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from functools import cache, cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools.event_handler import (
     APIGatewayRestResolver,
@@ -18,8 +18,6 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Schema
-from aws_lambda_powertools.event_handler.openapi.models import Response as OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, LambdaFunctionUrlEvent
 from aws_lambda_powertools.utilities.idempotency import (
@@ -34,7 +32,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patungan.adapters.tokens import token_verifier
 from patungan.core.auth import Principal, principal_from_claims, principal_from_event, require_principal
 from patungan.core.config import get_settings
 from patungan.core.errors import BadRequest, DependencyUnavailable, DomainError, NotFound, Unauthenticated, field_error
@@ -42,6 +39,10 @@ from patungan.core.events import current_correlation_id
 from patungan.core.ids import new_ulid
 from patungan.core.inputs import MAX_ID_LENGTH
 from patungan.core.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Schema
+    from aws_lambda_powertools.event_handler.openapi.models import Response as OpenAPIResponse
 
 R = TypeVar("R", bound=APIGatewayRestResolver)
 CORRELATION_HEADER = "x-correlation-id"
@@ -51,40 +52,30 @@ MAX_JSON_DEPTH = 32
 # A string (an unterminated one runs to the end, so no quote is scanned twice: linear on any input) or a bracket.
 _JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 # API.md's error body, as OpenAPI documents every error response (Powertools' own 422 body is not ours).
-ERROR_SCHEMA = Schema.model_validate(
-    {
-        "title": "Error",
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message", "details"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {"type": "array", "items": {}},
-                },
-            }
-        },
-    }
-)
-_ERROR_RESPONSES = {
-    status: OpenAPIResponse.model_validate(
-        {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+_ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {}},
+            },
         }
-    )
-    for status, description in {
-        400: "Bad request",
-        401: "Not signed in",
-        403: "The caller's role may not",
-        404: "No such resource (or not the caller's)",
-        409: "Conflict, or not allowed in the resource's state",
-        429: "Too many requests",
-        503: "A dependency is down; nothing was lost, retry",
-    }.items()
+    },
+}
+_ERROR_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "The caller's role may not",
+    404: "No such resource (or not the caller's)",
+    409: "Conflict, or not allowed in the resource's state",
+    429: "Too many requests",
+    503: "A dependency is down; nothing was lost, retry",
 }
 
 
@@ -214,14 +205,29 @@ class PatunganResolver(_Correlated, APIGatewayRestResolver):
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """Powertools' document, with every error response as render_error sends it (API.md's shape)."""
         schema = super().get_openapi_schema(**kwargs)
+        error_schema, error_responses = _error_documentation()
         if schema.components and schema.components.schemas:
             # Powertools documents its own 422 body under this name.
-            schema.components.schemas.update(Error=ERROR_SCHEMA, HTTPValidationError=ERROR_SCHEMA)
+            schema.components.schemas.update(Error=error_schema, HTTPValidationError=error_schema)
         for path in (schema.paths or {}).values():
             for operation in (path.get, path.put, path.post, path.delete, path.patch):
                 if operation is not None:
-                    operation.responses = {**_ERROR_RESPONSES, **(operation.responses or {})}
+                    operation.responses = {**error_responses, **(operation.responses or {})}
         return schema
+
+
+@cache
+def _error_documentation() -> tuple[Schema, dict[int, OpenAPIResponse]]:
+    """The error body and responses as OpenAPI models, built when a document is asked for: importing Powertools'
+    OpenAPI models costs a handler's cold start ~50 ms of CPU, and no request needs them (issue 8)."""
+    from aws_lambda_powertools.event_handler.openapi.models import Response, Schema
+
+    reference = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    responses = {
+        status: Response.model_validate({"description": description, "content": reference})
+        for status, description in _ERROR_DESCRIPTIONS.items()
+    }
+    return Schema.model_validate(_ERROR_SCHEMA), responses
 
 
 class WebhookResolver(_Correlated, LambdaFunctionUrlResolver):
@@ -312,6 +318,10 @@ def optional_caller(app: APIGatewayRestResolver) -> Principal | None:
     authorization = _header(app.current_event.headers, "authorization") or ""
     if principal is not None or not authorization:
         return principal
+    # Imported here: joserfc with cryptography costs ~30 ms of cold start, and only a bearer token sent to a
+    # public route needs it (webhooks and signed-in routes never do; issue 8).
+    from patungan.adapters.tokens import token_verifier
+
     verifier = token_verifier()
     claims = verifier.claims(authorization.removeprefix("Bearer ").strip()) if verifier else None
     if claims is None:
