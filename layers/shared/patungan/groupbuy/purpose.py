@@ -36,7 +36,8 @@ class GroupBuyPaymentPurpose:
         participation = self._participation(payment)
         if participation.status != "pending_payment":
             return "late_payment"  # expired or left before the money arrived: it goes back
-        session = self.repository.session_to_change(participation.session_id)
+        # A stale read is safe: a capture on a closed shard is refused and decided again (now as too late).
+        session = self.repository.session_to_change(participation.session_id, consistent=False)
         now = to_iso(self.clock.now())
         if session.status not in JOINABLE:
             # Paid after the session closed: too late to count; the join ends as if its invoice had expired

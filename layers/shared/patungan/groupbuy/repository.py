@@ -51,7 +51,7 @@ STALLED_INDEX_KEY = "STALLED"
 # shards take 250 writes a second each, under the 400 target. A small session gets fewer (a share of at least
 # MIN_SHARE units): its shards are read together on every join, and a small share runs dry early.
 MAX_SHARDS = 16
-MIN_SHARE = 25
+MIN_SHARE = 20
 _KEY_ATTRIBUTES = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"}
 _LEGACY_COUNTERS = "remaining_quantity"  # kept on META before the shards
 _SHARD_COUNTERS = ("open", "remaining", "reserved", "paid", "participants")
@@ -221,21 +221,23 @@ class GroupBuyRepository:
         tx.commit()
         return created
 
-    def get_session(self, session_id: str) -> Session:
-        """The session and its shards, counters summed: one consistent Query (the shards sort just before META)."""
+    def get_session(self, session_id: str, *, consistent: bool = True) -> Session:
+        """The session and its shards, counters summed: one Query (the shards sort just before META). Eventually
+        consistent where the writes that follow state in their conditions all the read decided on (a join, a
+        payment: the shard's ``open`` and ``remaining``), at half the read units."""
         result = self.table.query(
             "pk = :pk AND sk BETWEEN :first AND :meta",
             values={":pk": f"SESSION#{session_id}", ":first": CAPACITY, ":meta": META},
-            consistent=True,
+            consistent=consistent,
         )
         meta = next((item for item in result.items if item["sk"] == META), None)
         if meta is None:
             raise NotFound(f"no session {session_id}")
         return _summed(meta, [item for item in result.items if item["sk"] != META])
 
-    def session_to_change(self, session_id: str) -> Session:
+    def session_to_change(self, session_id: str, *, consistent: bool = True) -> Session:
         """The session as ``get_session`` reads it, its capacity sharded first if it was stored before the shards."""
-        session = self.get_session(session_id)
+        session = self.get_session(session_id, consistent=consistent)
         if session.shard_count is not None:
             return session
         self._shard_legacy(session)

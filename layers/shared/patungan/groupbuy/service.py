@@ -206,7 +206,7 @@ class GroupBuyService:
         participation, the reservation on a shard that has room (repository.plan_reservation) and the payment.
         A shard found shorter than read is known from the refusal itself: the join plans again, at most once
         per shard, and is refused only when the shards have not the quantity left between them."""
-        session = self.repository.session_to_change(session_id)
+        session = self.repository.session_to_change(session_id, consistent=False)
         now = self.clock.now()
         if session.status not in JOINABLE or now >= parse_iso(session.deadline):
             raise Conflict(f"the session is {session.status}, not open for joining", code="session_not_open")
