@@ -199,7 +199,7 @@ def test_a_hundred_and_fifty_threads_sell_out_a_sharded_session_to_the_unit_and_
 
 def _stale_reads(session):
     """The join reads ``session`` (read earlier) instead of the session as it is now."""
-    return mock.patch.object(GroupBuyRepository, "session_to_change", lambda self, session_id: session)
+    return mock.patch.object(GroupBuyRepository, "session_to_change", lambda self, session_id, consistent=True: session)
 
 
 def test_a_join_whose_home_shard_ran_dry_since_it_read_takes_another_and_sells_out_exactly(world):

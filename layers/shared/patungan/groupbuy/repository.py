@@ -269,11 +269,12 @@ class GroupBuyRepository:
 
     def _with_counts(self, metas: list[dict[str, Any]]) -> list[Session]:
         """Session items read from an index, their counters summed from their shards: BatchGets of up to 100
-        keys (a page of 20 sessions of 16 shards: 4), eventually consistent (a list page, not a decision)."""
+        keys (a page of 20 sessions of 16 shards: 4), strongly consistent, so a session just created is never
+        read without some of its shards."""
         keys = [_shard_key(meta["id"], index) for meta in metas for index in range(meta.get("shard_count") or 0)]
         found: dict[str, list[dict[str, Any]]] = {}
         for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
-            for item in self.table.get_many(keys[start : start + MAX_BATCH_GET_KEYS], consistent=False):
+            for item in self.table.get_many(keys[start : start + MAX_BATCH_GET_KEYS]):
                 found.setdefault(item["pk"], []).append(item)
         return [_summed(meta, found.get(meta["pk"], [])) for meta in metas]
 

@@ -228,7 +228,7 @@ class GroupBuyService:
         )
         shards = {shard.index: shard for shard in session.shards}
         home = home_shard(participation.id, len(shards))
-        for _ in range(len(shards)):
+        for _ in range(len(shards) + 1):  # each refusal tells of one shard: the last plan may find none has room
             reservation = plan_reservation(shards.values(), data.quantity, home)
             if reservation is None:
                 left = sum(max(shard.remaining, 0) for shard in shards.values())
