@@ -316,14 +316,20 @@ def test_a_payment_whose_raise_crashed_is_raised_by_the_claim(world):
 
 def test_a_session_stored_before_the_shards_is_shown_as_stored_and_sharded_by_its_next_join(world):
     """Issue 8 (migration). A session item with its counters on it and no shards (as stored before this change):
-    read as it is; the next join gives it shard 00 holding those counters (under the item's version) and joins
-    on it; a payment and a leave of an earlier buyer (no shard recorded) count on it too."""
+    read as it is; the next join gives it shard 00 holding those counters (under the item's version: of four
+    buyers joining at once, one shards it and none is refused for it) and joins on it; a payment and a leave of an
+    earlier buyer (no shard recorded) count on it too."""
     session = world.session(target_quantity=20, moq=10)
     early = world.joined(buyer(1), session["id"], quantity=3)
     _store_as_before_the_shards(world, session["id"], reserved=3, participants=1)
     assert world.get_session(session["id"])["reserved_quantity"] == 3
 
-    world.joined(buyer(2), session["id"], quantity=4)
+    with (
+        mock.patch.object(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action)),
+        ThreadPoolExecutor(max_workers=4) as pool,
+    ):  # four buyers at once: one shards it, the others read it again and join on the shard
+        joins = list(pool.map(lambda n: _join(principal_from_claims(buyer(n)), session["id"], 1), range(2, 6)))
+    assert all(not isinstance(joined, str) for joined in joins), joins
 
     assert _shares(world, session["id"]) == [(13, 7, 0)]
     item = world.session_item(session["id"])
@@ -331,7 +337,7 @@ def test_a_session_stored_before_the_shards_is_shown_as_stored_and_sharded_by_it
     assert world.pay(early).status == 200
     assert world.leave(buyer(1), session["id"]).status == 200
     state = world.get_session(session["id"])
-    assert (state["paid_quantity"], state["reserved_quantity"], state["participant_count"]) == (0, 4, 1)
+    assert (state["paid_quantity"], state["reserved_quantity"], state["participant_count"]) == (0, 4, 4)
 
 
 def _store_as_before_the_shards(world, session_id, *, reserved, participants):

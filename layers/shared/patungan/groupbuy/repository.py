@@ -255,7 +255,12 @@ class GroupBuyRepository:
             open=session.status in {"forming", *JOINABLE},
         )
         tx = Transaction()
-        tx.put(self.table, {**_shard_key(session.id, 0), **shard.model_dump()}, condition="attribute_not_exists(pk)")
+        tx.put(
+            self.table,
+            {**_shard_key(session.id, 0), **shard.model_dump()},
+            condition="attribute_not_exists(pk)",
+            on_fail=_stale,  # another request sharded it first: read it again
+        )
         tx.update(
             self.table,
             _session_key(session.id),
