@@ -314,6 +314,32 @@ def test_a_payment_whose_raise_crashed_is_raised_by_the_claim(world):
     assert len(world.events("groupbuy.session.moq_reached")) == 1
 
 
+def test_a_claim_decided_on_a_read_a_payment_overtook_decides_again_on_the_paid_quantity_that_stays(world):
+    """GB-9, GB-6, issue 8. The claim read the shards with 5 paid (below the MOQ of 10); a payment of 5 more lands
+    before it commits (its Lambda died before raising it on the session item, so that item is as the claim read
+    it). The claim closes every shard only while each still holds the paid count it read, so it is refused and
+    decided again: the session succeeds on 10 paid, and no payment lands after the close."""
+    session = world.session(target_quantity=20, moq=10)
+    first = world.joined(buyer(1), session["id"], quantity=5)
+    second = world.joined(buyer(2), session["id"], quantity=5)
+    assert world.pay(first).status == 200
+    before_second = groupbuy_repository().get_session(session["id"])
+    with mock.patch.object(FillRaiser, "after_payment", lambda self, read: None):  # not raised: META as read
+        assert world.pay(second).status == 200
+    reads = [before_second]
+    real = GroupBuyRepository.session_to_change
+
+    def first_read_stale(self, session_id, consistent=True):
+        return reads.pop() if reads else real(self, session_id, consistent=consistent)
+
+    with mock.patch.object(GroupBuyRepository, "session_to_change", first_read_stale):
+        assert world.step("ClaimSessionFunction", session_id=session["id"])["outcome"] == "succeed"
+
+    assert reads == []  # the stale read was used, and refused
+    assert all(not shard["open"] for shard in world.capacity_shards(session["id"]))
+    assert world.session_item(session["id"])["status"] == "closing"
+
+
 def test_a_session_stored_before_the_shards_is_shown_as_stored_and_sharded_by_its_next_join(world):
     """Issue 8 (migration). A session item with its counters on it and no shards (as stored before this change):
     read as it is; the next join gives it shard 00 holding those counters (under the item's version: of four
