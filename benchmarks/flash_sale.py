@@ -85,6 +85,14 @@ class FlashSale:
     def max_item_writes_per_s(self) -> int:
         return round(self.busiest()[0][2])
 
+    def session_items(self) -> tuple[ItemKey | None, list[ItemKey]]:
+        """The session item (META) and its capacity shards, among the items the burst touched."""
+        pk = ("pk", f"SESSION#{self.session_id}")
+        touched = set(self.items.writes) | set(self.items.reads)
+        meta = next((item for item in touched if item.key == (pk, ("sk", "META"))), None)
+        shards = sorted(item for item in touched if item.key[0] == pk and item.key[1][1].startswith("CAPACITY#"))
+        return meta, shards
+
 
 def _invocations(
     function: str, memory_mb: int, count: int, invoke: Callable[[int], Any], progress: Progress
@@ -155,6 +163,7 @@ def flash_sale_report(run: FlashSale) -> list[str]:
             ],
         ),
         f"flash-sale: max_item_writes_per_s={run.max_item_writes_per_s} joins_per_s={JOINS_PER_SECOND}",
+        _session_line(run),
         "",
         "Per invocation",
         table(
@@ -197,6 +206,17 @@ def flash_sale_report(run: FlashSale) -> list[str]:
         _cost_table(run),
     ]
     return lines
+
+
+def _session_line(run: FlashSale) -> str:
+    meta, shards = run.session_items()
+    meta_writes = (run.joins.items.writes[meta], run.callbacks.items.writes[meta]) if meta else (0, 0)
+    shard_writes = [run.items.writes[shard] for shard in shards]
+    return (
+        f"The session item (META): {meta_writes[0]} writes by joins, {meta_writes[1]} by callbacks (the tier and MOQ "
+        f"raises); its capacity over {len(shards)} shards, "
+        f"{min(shard_writes, default=0)}-{max(shard_writes, default=0)} writes each"
+    )
 
 
 def _targets(run: FlashSale) -> list[str]:

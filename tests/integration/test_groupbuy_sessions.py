@@ -88,7 +88,10 @@ def test_a_client_price_that_differs_from_the_servers_is_refused(world):
     assert response.status == 400
     assert response.body["error"]["code"] == "price_mismatch"
     assert response.body["error"]["details"][0]["current_unit_price"] == 100_000
-    assert world.items("GroupBuyTable", f"SESSION#{session['id']}") == [world.items("GroupBuyTable", "SESSION#")[0]]
+    # Nothing written: the session item and its capacity shards only, all its target still open.
+    rows = world.items("GroupBuyTable", f"SESSION#{session['id']}")
+    assert {row["sk"] for row in rows} <= {"META"} | {f"CAPACITY#{n:02d}" for n in range(16)}
+    assert sum(row["remaining"] for row in rows if row["sk"] != "META") == session["target_quantity"]
     assert world.invoices_at_xendit(session["id"]) == []
 
 

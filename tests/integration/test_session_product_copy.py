@@ -43,12 +43,12 @@ def test_an_older_update_arriving_late_or_a_repeated_one_changes_nothing(world):
     first, second = world.events("catalog.product.updated")
 
     world.deliver_queued("catalog.product.updated", "RefreshSessionProductsFunction", newest_first=True)
-    version_after = world.items("GroupBuyTable", f"SESSION#{session['id']}")[0]["version"]
+    version_after = world.session_item(session["id"])["version"]
     deliver_updates(world)
 
     assert (first["data"]["product"]["version"], second["data"]["product"]["version"]) == (2, 3)
     assert world.get_session(session["id"])["product_name"] == "Second name"
-    assert world.items("GroupBuyTable", f"SESSION#{session['id']}")[0]["version"] == version_after
+    assert world.session_item(session["id"])["version"] == version_after
 
 
 def test_a_closed_session_keeps_the_name_it_sold_under(world):

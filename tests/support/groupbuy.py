@@ -365,6 +365,15 @@ class GroupBuyWorld:
         [payment] = self.items("PaymentsTable", f"PAYMENT#{participation['payment']['id']}")
         return payment
 
+    def session_item(self, session_id: str) -> dict[str, Any]:
+        """The session item as stored (its counters live on its capacity shards)."""
+        [item] = [row for row in self.items("GroupBuyTable", f"SESSION#{session_id}") if row["sk"] == "META"]
+        return item
+
+    def capacity_shards(self, session_id: str) -> list[dict[str, Any]]:
+        rows = self.items("GroupBuyTable", f"SESSION#{session_id}")
+        return sorted((row for row in rows if row["sk"].startswith("CAPACITY#")), key=lambda row: row["sk"])
+
     def participation(self, session_id: str, participation_id: str) -> dict[str, Any]:
         rows = self.items("GroupBuyTable", f"SESSION#{session_id}")
         [item] = [row for row in rows if row["sk"] == f"PART#{participation_id}"]

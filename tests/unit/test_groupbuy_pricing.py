@@ -32,25 +32,30 @@ def session(**overrides) -> Session:
     return Session(**{**fields, **overrides})
 
 
-def test_paid_fill_locks_the_cheapest_tier_it_reached():
-    reached = session(paid_quantity=8).paid_changes(12, "2026-11-30T01:00:00Z")
-    assert (reached["paid_quantity"], reached["price_locked_at_fill_percent"]) == (20, 100)
+def test_paid_fill_locks_the_cheapest_tier_it_reached_and_never_lowers_it():
+    reached = session(paid_quantity=20).fill_changes("2026-11-30T01:00:00Z")
+    assert reached["price_locked_at_fill_percent"] == 100
 
     after_leaving = session(paid_quantity=9, price_locked_at_fill_percent=100)
     assert after_leaving.current_unit_price == 80_000
-    assert after_leaving.paid_changes(1, "2026-11-30T02:00:00Z")["price_locked_at_fill_percent"] == 100
+    assert "price_locked_at_fill_percent" not in after_leaving.fill_changes("2026-11-30T02:00:00Z")
+    assert "price_locked_at_fill_percent" not in session(
+        paid_quantity=20, price_locked_at_fill_percent=100
+    ).fill_changes("2026-11-30T02:00:00Z")
 
 
 def test_below_the_first_tier_nothing_is_locked():
-    changes = session().paid_changes(9, "2026-11-30T01:00:00Z")
-    assert changes["price_locked_at_fill_percent"] is None
-    assert "status" not in changes
+    assert session(paid_quantity=9).fill_changes("2026-11-30T01:00:00Z") == {}
     assert session(paid_quantity=9).current_unit_price == 100_000
 
 
 def test_moq_is_reached_once():
-    first = session(paid_quantity=8).paid_changes(2, "2026-11-30T01:00:00Z")
+    first = session(paid_quantity=10).fill_changes("2026-11-30T01:00:00Z")
     assert (first["status"], first["moq_reached_at"]) == ("moq_reached", "2026-11-30T01:00:00Z")
 
-    again = session(status="moq_reached", paid_quantity=5, moq_reached_at="2026-11-30T01:00:00Z")
-    assert "moq_reached_at" not in again.paid_changes(5, "2026-11-30T03:00:00Z")
+    again = session(status="moq_reached", paid_quantity=10, moq_reached_at="2026-11-30T01:00:00Z")
+    assert "moq_reached_at" not in again.fill_changes("2026-11-30T03:00:00Z")
+
+
+def test_a_closed_session_is_raised_by_its_claim_not_after():
+    assert session(status="closing", paid_quantity=20).fill_changes("2026-11-30T01:00:00Z") == {}

@@ -321,6 +321,8 @@ class Transaction:
     """A unit of work: items from any context's tables (and the outbox), committed all-or-nothing."""
 
     items: list[_TransactionItem] = field(default_factory=list)
+    # Run once the transaction has committed (e.g. what depends on reading its effect back); not if it fails.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def _add(self, op: str, body: dict[str, Any], on_fail: FailureFactory | None) -> Transaction:
         if len(self.items) >= MAX_TRANSACTION_ITEMS:
@@ -404,13 +406,14 @@ class Transaction:
         return False
 
     def commit(self) -> None:
-        if not self.items:
-            return
-        try:
-            with translate_errors():
-                client("dynamodb").transact_write_items(TransactItems=[i.request for i in self.items])
-        except ClientError as exc:
-            raise self._translate(exc) from exc
+        if self.items:
+            try:
+                with translate_errors():
+                    client("dynamodb").transact_write_items(TransactItems=[i.request for i in self.items])
+            except ClientError as exc:
+                raise self._translate(exc) from exc
+        for action in self.after_commit:
+            action()
 
     def _translate(self, exc: ClientError) -> Exception:
         if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":

@@ -75,8 +75,28 @@ class SessionInput(BaseModel):
         return self
 
 
-# Kept from the API: who opened it (staff ids), the settlement outcome (its state machine's) and the write version.
-_INTERNAL_SESSION_FIELDS = frozenset({"version", "outcome", "created_by"})
+# Kept from the API: who opened it (staff ids), the settlement outcome (its state machine's), the write version and
+# the capacity shards the counters are summed from.
+_INTERNAL_SESSION_FIELDS = frozenset({"version", "outcome", "created_by", "shard_count", "shards"})
+# The counters a session's capacity shards hold (summed into the session read); never stored on the session item.
+COUNTER_FIELDS = frozenset({"paid_quantity", "reserved_quantity", "participant_count"})
+
+
+class CapacityShard(BaseModel):
+    """One share of a session's target (repository.py): what of it is still open, reserved by unpaid joins and
+    paid; ``open`` until the session closes. remaining + reserved + paid is the share, the shares sum to the
+    target, and ``remaining`` never goes below 0: so the session's reserved + paid never exceeds its target."""
+
+    index: int
+    remaining: int
+    reserved: int = 0
+    paid: int = 0
+    participants: int = 0
+    open: bool = True
+
+    @property
+    def share(self) -> int:
+        return self.remaining + self.reserved + self.paid
 
 
 class Session(BaseModel):
@@ -121,6 +141,10 @@ class Session(BaseModel):
     created_at: str
     updated_at: str
     version: int = 1
+    # None: a session stored before its capacity was sharded, its counters on the session item (migrated on the
+    # first write that needs them, repository.py).
+    shard_count: int | None = None
+    shards: list[CapacityShard] = Field(default_factory=list, exclude=True)
 
     @property
     def current_unit_price(self) -> int:
@@ -129,30 +153,26 @@ class Session(BaseModel):
             self.base_price, self.tiers, self.paid_quantity, self.target_quantity, self.price_locked_at_fill_percent
         )
 
-    def paid_changes(self, quantity: int, now: str) -> dict[str, Any]:
-        """What ``quantity`` more paid units change on the session, written in the payment's transaction: the
-        paid fill, the tier it locks in, and ``moq_reached``, once (GB-6)."""
-        paid_quantity = self.paid_quantity + quantity
-        reached = highest_tier_reached(self.tiers, paid_quantity, self.target_quantity)
-        changes: dict[str, Any] = {
-            "paid_quantity": paid_quantity,
-            "price_locked_at_fill_percent": max(
-                (p for p in (self.price_locked_at_fill_percent, reached) if p is not None), default=None
-            ),
-        }
-        if self.status == "active" and self.moq_reached_at is None and paid_quantity >= self.moq:
+    def fill_changes(self, now: str) -> dict[str, Any]:
+        """What the paid fill (summed over the shards) has reached that the session item does not show yet: the
+        tier it locks in (only ever raised: PAY-7) and ``moq_reached``, once (GB-6). Empty once shown, or closed."""
+        if self.status not in JOINABLE:
+            return {}
+        changes: dict[str, Any] = {}
+        reached = highest_tier_reached(self.tiers, self.paid_quantity, self.target_quantity)
+        if reached is not None and reached > (self.price_locked_at_fill_percent or 0):
+            changes["price_locked_at_fill_percent"] = reached
+        if self.status == "active" and self.moq_reached_at is None and self.paid_quantity >= self.moq:
             changes.update(status="moq_reached", moq_reached_at=now)
         return changes
 
-    def paid_band(self, quantity: int) -> tuple[int, int | None]:
-        """The paid quantities (before ``quantity`` more, as the write finds them) for which ``paid_changes``,
-        computed from what was read, is still exact: no MOQ or tier threshold lies between what was read and
-        what is written. A conditional ``ADD`` states it, so concurrent payments need no whole-item version."""
-        paid = self.paid_quantity + quantity
-        thresholds = {self.moq} | {-(-t.min_fill_percent * self.target_quantity // 100) for t in self.tiers}
-        lower = max((t for t in thresholds if t <= paid), default=0)
-        upper = min((t for t in thresholds if t > paid), default=None)
-        return lower - quantity, None if upper is None else upper - quantity
+    @property
+    def fill_can_rise(self) -> bool:
+        """Whether more paid units could still change the session item (``fill_changes``)."""
+        top_tier = max((t.min_fill_percent for t in self.tiers), default=None)
+        return self.status in JOINABLE and (
+            self.status == "active" or (top_tier is not None and (self.price_locked_at_fill_percent or 0) < top_tier)
+        )
 
     @property
     def open_quantity(self) -> int:
@@ -216,6 +236,9 @@ class Participation(BaseModel):
     is_platform: bool = False
     # When the near-expiry reminder went out (GB-13): a retried walk does not send it again. Not shown.
     reminded_at: str | None = Field(None, exclude=True)
+    # The capacity shard its quantity was reserved on (repository.py); None: stored before the shards (shard 0),
+    # or the platform's top-up, taken from several and never given back. Not shown.
+    shard: int | None = Field(None, exclude=True)
     created_at: str
     updated_at: str
 

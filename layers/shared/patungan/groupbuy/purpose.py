@@ -8,6 +8,7 @@ from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
 from patungan.core.clock import Clock, to_iso
 from patungan.groupbuy import events
+from patungan.groupbuy.fill import FillRaiser
 from patungan.groupbuy.models import JOINABLE, Participation, PaymentSummary
 from patungan.groupbuy.repository import GroupBuyRepository
 from patungan.ledger import accounts
@@ -19,6 +20,7 @@ class GroupBuyPaymentPurpose:
         self.repository = repository
         self.outbox = outbox
         self.clock = clock
+        self.fill = FillRaiser(repository, outbox, clock)
 
     def holding_account(self, payment: Payment) -> str:
         return accounts.session_escrow(payment.reference["session_id"])
@@ -32,15 +34,16 @@ class GroupBuyPaymentPurpose:
 
     def on_captured(self, tx: Transaction, payment: Payment) -> RefundReason | None:
         participation = self._participation(payment)
-        session = self.repository.get_session(participation.session_id)
-        now = to_iso(self.clock.now())
         if participation.status != "pending_payment":
             return "late_payment"  # expired or left before the money arrived: it goes back
+        # A stale read is safe: a capture on a closed shard is refused and decided again (now as too late).
+        session = self.repository.session_to_change(participation.session_id, consistent=False)
+        now = to_iso(self.clock.now())
         if session.status not in JOINABLE:
             # Paid after the session closed: too late to count; the join ends as if its invoice had expired
             # (quantity released, no longer counted as a participant) and the money goes back.
             self.repository.end_unpaid(
-                tx, session, participation, status="expired", payment=self._summary(participation, payment), now=now
+                tx, participation, status="expired", payment=self._summary(participation, payment), now=now
             )
             return "late_payment"
         paid = self.repository.change_participation(
@@ -52,20 +55,21 @@ class GroupBuyPaymentPurpose:
             payment=self._summary(participation, payment),
             updated_at=now,
         )
-        changed = self.repository.capture(tx, session, participation.quantity, now)
-        self.outbox.add(tx, events.participant_event("paid", paid, changed, self.clock))
-        if changed.moq_reached_at != session.moq_reached_at:
-            self.outbox.add(tx, events.session_event("moq_reached", changed, self.clock))
+        # On the participation's shard only (a closed shard refuses: decided again, as too late); what the paid sum
+        # reaches is raised on the session item once this has committed (fill.py, GB-6, PAY-7).
+        self.repository.capture(tx, paid)
+        tx.after_commit.append(lambda: self.fill.after_payment(session))
+        self.outbox.add(tx, events.participant_event("paid", paid, session, self.clock))
         return None
 
     def on_expired(self, tx: Transaction, payment: Payment) -> None:
         participation = self._participation(payment)
         if participation.status != "pending_payment":
             return
-        session = self.repository.get_session(participation.session_id)
+        session = self.repository.session_to_change(participation.session_id)
         now = to_iso(self.clock.now())
         expired = self.repository.end_unpaid(
-            tx, session, participation, status="expired", payment=self._summary(participation, payment), now=now
+            tx, participation, status="expired", payment=self._summary(participation, payment), now=now
         )
         self.outbox.add(tx, events.participant_event("expired", expired, session, self.clock))
 

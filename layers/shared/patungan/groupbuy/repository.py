@@ -1,50 +1,125 @@
 """The GroupBuy table.
 
-- session ``SESSION#id / META`` (gsi1: ``SESSIONS``, newest first; gsi3: ``PRODUCT#id``). On the hot path (join,
-  payment, leave, expiry) its counters move by conditional atomic ``ADD``, the condition stating the invariant
-  (reserved + paid ≤ target, through the ``remaining_quantity`` it keeps: a condition cannot add), so buyers
-  do not refuse each other; everything else is a version-checked write (optimistic concurrency), and every
-  write bumps the version, so those writers still see that the counters moved;
+- session ``SESSION#id / META`` (gsi1: ``SESSIONS``, newest first; gsi3: ``PRODUCT#id``): what the session is and
+  its status, the tier its paid fill locked (PAY-7) and when it reached the MOQ (GB-6). Every write of it is
+  version-checked (optimistic concurrency), and none is on the hot path: joins and payments do not write it.
+- capacity shards ``SESSION#id / CAPACITY#nn`` (issue 8): the session's target split into ``shard_count`` shares
+  (``shard_count_for``), written with the session. Each holds ``remaining``, ``reserved``, ``paid``,
+  ``participants`` and ``open``; the session's counters are their sums. Every change keeps
+  remaining + reserved + paid (the share) on the shard, or moves ``remaining`` between shards inside one
+  transaction, so the shares always sum to the target, and every write that takes from ``remaining`` is
+  conditional on ``remaining`` ≥ what it takes: reserved + paid never exceeds the target, and no condition has to
+  add across items. A join reserves on one shard (``plan_reservation``: its home shard, hashed from the
+  participation id, else the next with room; when none has room alone, donors move their remaining to one shard
+  in the join's own transaction: shares are rebalanced as shards run dry). A payment moves reserved to paid on the
+  participation's shard. So at 2 000 paid joins a second the writes spread over the shards, none on META.
+  What the paid *sum* reaches (tier lock, ``moq_reached``) is raised on META after the payment (``fill.py``),
+  monotonically, by a version-checked write; a leave raises it in its own transaction before it takes its units
+  away, conditional on every shard's paid count it read. Closing the session (claim, cancel) clears every
+  shard's ``open`` in the transaction that changes META's status: no join or payment lands after it.
+  The shards sort between ``BUYER#`` and ``META``, so one Query reads the session with its shards.
 - participation ``SESSION#id / PART#pid`` (gsi1: ``USER#uid`` for "my participations"; gsi2:
-  ``STALLED`` while its invoice is not attached yet, for the repair job);
+  ``STALLED`` while its invoice is not attached yet, for the repair job); it records its shard;
 - buyer lock ``SESSION#id / BUYER#uid``: one active participation per buyer per session (GB-3),
   enforced by a conditional put in the join transaction.
+
+A session stored before the shards (counters on META, ``shard_count`` absent) is read as it is, and migrated by the
+first write that needs its counters (``session_to_change``): one transaction creates shard 00 from META's counters
+under META's version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from patungan.adapters.dynamodb import DynamoTable, Transaction
+from patungan.adapters.dynamodb import MAX_BATCH_GET_KEYS, DynamoTable, Transaction
 from patungan.adapters.outbox import Outbox
-from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound
+from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound, SettlementInvariantViolated
 from patungan.core.events import DomainEvent
+from patungan.core.observability import logger
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
-from patungan.groupbuy.models import JOINABLE, Participation, PaymentSummary, Session
+from patungan.groupbuy.models import COUNTER_FIELDS, JOINABLE, CapacityShard, Participation, PaymentSummary, Session
 
 META = "META"
+CAPACITY = "CAPACITY#"
 SESSIONS_INDEX_KEY = "SESSIONS"
 STALLED_INDEX_KEY = "STALLED"
-# target - reserved - paid, stored beside them and moved with them, for the join's condition.
-REMAINING = "remaining_quantity"
+# Shards per session: at 2 000 paid joins a second each paid join writes its shard twice (reserve, capture), so 16
+# shards take 250 writes a second each, under the 400 target. A small session gets fewer (a share of at least
+# MIN_SHARE units): its shards are read together on every join, and a small share runs dry early.
+MAX_SHARDS = 16
+MIN_SHARE = 20
 _KEY_ATTRIBUTES = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"}
-_COUNTER_NAMES = {
-    "#status": "status",
-    "#reserved": "reserved_quantity",
-    "#paid": "paid_quantity",
-    "#remaining": REMAINING,
-    "#lock": "price_locked_at_fill_percent",
-}
-_OPEN = {":active": "active", ":moq_reached": "moq_reached"}  # JOINABLE, as condition values
+_LEGACY_COUNTERS = "remaining_quantity"  # kept on META before the shards
+_SHARD_COUNTERS = ("open", "remaining", "reserved", "paid", "participants")
 
 
 class StaleSession(ConcurrentUpdate):
     """The session changed between read and write; the caller re-reads and tries again."""
 
 
+class ShardShort(StaleSession):
+    """A shard a join counted on had less left than the join read: ``shard`` is that shard as the write found
+    it, so the join plans again without another read."""
+
+    def __init__(self, shard: CapacityShard) -> None:
+        super().__init__("the session's capacity moved while this request ran; retry")
+        self.shard = shard
+
+
+def shard_count_for(target_quantity: int) -> int:
+    return min(MAX_SHARDS, max(1, target_quantity // MIN_SHARE))
+
+
+def shares_of(target_quantity: int, shard_count: int) -> list[int]:
+    """The target split as evenly as whole units allow, summing exactly to it."""
+    base, extra = divmod(target_quantity, shard_count)
+    return [base + (1 if index < extra else 0) for index in range(shard_count)]
+
+
+def home_shard(participation_id: str, shard_count: int) -> int:
+    return int.from_bytes(hashlib.sha256(participation_id.encode()).digest()[:4], "big") % shard_count
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Where a join takes its quantity: ``shard``, after ``moves`` (donor shard → units of remaining) into it."""
+
+    shard: int
+    moves: dict[int, int]
+
+
+def plan_reservation(shards: Iterable[CapacityShard], quantity: int, home: int) -> Reservation | None:
+    """The home shard if it has ``quantity`` left, else the next that has; when none has it alone but together
+    they do, the shard with most left, topped up from the others (most left first). None: the session has not
+    ``quantity`` left at all."""
+    ordered = sorted(shards, key=lambda s: s.index)
+    ordered = ordered[home:] + ordered[:home]
+    for shard in ordered:
+        if shard.remaining >= quantity:
+            return Reservation(shard.index, {})
+    if sum(max(s.remaining, 0) for s in ordered) < quantity:
+        return None
+    recipient = max(ordered, key=lambda s: s.remaining)
+    need, moves = quantity - recipient.remaining, {}
+    for donor in sorted((s for s in ordered if s is not recipient), key=lambda s: -s.remaining):
+        if need <= 0:
+            break
+        if (take := min(donor.remaining, need)) > 0:
+            moves[donor.index] = take
+            need -= take
+    return Reservation(recipient.index, moves)
+
+
 def _session_key(session_id: str) -> dict[str, str]:
     return {"pk": f"SESSION#{session_id}", "sk": META}
+
+
+def _shard_key(session_id: str, index: int) -> dict[str, str]:
+    return {"pk": f"SESSION#{session_id}", "sk": f"{CAPACITY}{index:02d}"}
 
 
 def _participation_key(session_id: str, participation_id: str) -> dict[str, str]:
@@ -63,27 +138,27 @@ def _stale(old: dict[str, Any] | None) -> DomainError:
     return StaleSession("the session changed while this request ran; retry")
 
 
-def _join_refused(quantity: int) -> Callable[[dict[str, Any] | None], DomainError]:
-    """Why a reservation's condition failed, from the session as the write found it."""
+def _shard_of(item: dict[str, Any]) -> CapacityShard:
+    return CapacityShard.model_validate(_plain(item))
 
-    def refused(old: dict[str, Any] | None) -> DomainError:
-        if old is None:
-            return NotFound("no such session")
-        session = Session.model_validate(_plain(old))
-        if session.status not in JOINABLE:
-            return Conflict(f"the session is {session.status}, not open for joining", code="session_not_open")
-        if session.open_quantity < quantity:
-            left = max(session.open_quantity, 0)
-            return Conflict(f"only {left} units are left", code="insufficient_quantity")
+
+def _not_open(action: str) -> Conflict:
+    return Conflict(f"the session is closed: too late to {action}", code="session_not_open")
+
+
+def _shard_short(old: dict[str, Any] | None) -> DomainError:
+    """Why a join's take from a shard failed, from the shard as the write found it."""
+    if old is None:
         return _stale(old)
+    shard = _shard_of(old)
+    return ShardShort(shard) if shard.open else _not_open("join")
+
+
+def _shard_refused(action: str) -> Callable[[dict[str, Any] | None], DomainError]:
+    def refused(old: dict[str, Any] | None) -> DomainError:
+        return _not_open(action) if old is not None and not old.get("open", True) else _stale(old)
 
     return refused
-
-
-def _leave_refused(old: dict[str, Any] | None) -> DomainError:
-    if old is not None and (status := old.get("status")) not in JOINABLE:
-        return Conflict(f"the session is {status}: too late to leave", code="session_not_open")
-    return _stale(old)
 
 
 def _set_clause(changes: dict[str, Any], prefix: str) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -93,13 +168,39 @@ def _set_clause(changes: dict[str, Any], prefix: str) -> tuple[str, dict[str, st
     return sets, names, values
 
 
+def _summed(meta: dict[str, Any], shard_items: list[dict[str, Any]]) -> Session:
+    """The session with its counters summed from its shards; a session stored before the shards, as stored."""
+    session = Session.model_validate(_plain(meta))
+    if session.shard_count is None:
+        return session
+    shards = sorted((_shard_of(item) for item in shard_items), key=lambda s: s.index)
+    if len(shards) != session.shard_count:
+        raise StaleSession(f"session {session.id}: {len(shards)} of {session.shard_count} shards read; retry")
+    if (shared := sum(s.share for s in shards)) != session.target_quantity:
+        logger.critical("capacity shards do not sum to the target", extra={"session_id": session.id, "sum": shared})
+        raise SettlementInvariantViolated(
+            f"session {session.id}: its shares sum to {shared}, not its target {session.target_quantity}"
+        )
+    return session.model_copy(
+        update={
+            "shards": shards,
+            "paid_quantity": sum(s.paid for s in shards),
+            "reserved_quantity": sum(s.reserved for s in shards),
+            "participant_count": sum(s.participants for s in shards),
+        }
+    )
+
+
 class GroupBuyRepository:
     def __init__(self, table: DynamoTable, outbox: Outbox) -> None:
         self.table = table
         self.outbox = outbox
 
     # ---- sessions
-    def add_session(self, session: Session, event: DomainEvent) -> None:
+    def add_session(self, session: Session, event: DomainEvent) -> Session:
+        """The session item and its capacity shards (its whole target open), with its event: one transaction."""
+        shard_count = shard_count_for(session.target_quantity)
+        created = session.model_copy(update={"shard_count": shard_count})
         tx = Transaction()
         tx.put(
             self.table,
@@ -109,27 +210,83 @@ class GroupBuyRepository:
                 "gsi1sk": f"{session.created_at}#{session.id}",
                 "gsi3pk": f"PRODUCT#{session.product_id}",
                 "gsi3sk": f"{session.created_at}#{session.id}",
-                **session.model_dump(),
-                REMAINING: session.open_quantity,
+                **created.model_dump(exclude=set(COUNTER_FIELDS)),
             },
             condition="attribute_not_exists(pk)",
         )
+        for index, share in enumerate(shares_of(session.target_quantity, shard_count)):
+            shard = CapacityShard(index=index, remaining=share)
+            tx.put(self.table, {**_shard_key(session.id, index), **shard.model_dump()})
         self.outbox.add(tx, event)
         tx.commit()
+        return created
 
-    def get_session(self, session_id: str) -> Session:
-        item = self.table.get(_session_key(session_id))
-        if item is None:
+    def get_session(self, session_id: str, *, consistent: bool = True) -> Session:
+        """The session and its shards, counters summed: one Query (the shards sort just before META). Eventually
+        consistent where the writes that follow state in their conditions all the read decided on (a join, a
+        payment: the shard's ``open`` and ``remaining``), at half the read units."""
+        result = self.table.query(
+            "pk = :pk AND sk BETWEEN :first AND :meta",
+            values={":pk": f"SESSION#{session_id}", ":first": CAPACITY, ":meta": META},
+            consistent=consistent,
+        )
+        meta = next((item for item in result.items if item["sk"] == META), None)
+        if meta is None:
             raise NotFound(f"no session {session_id}")
-        return Session.model_validate(_plain(item))
+        return _summed(meta, [item for item in result.items if item["sk"] != META])
+
+    def session_to_change(self, session_id: str, *, consistent: bool = True) -> Session:
+        """The session as ``get_session`` reads it, its capacity sharded first if it was stored before the shards."""
+        session = self.get_session(session_id, consistent=consistent)
+        if session.shard_count is not None:
+            return session
+        self._shard_legacy(session)
+        return self.get_session(session_id)
+
+    def _shard_legacy(self, session: Session) -> None:
+        """Shard 00 holds the whole target, with the counters META kept, created under META's version (a
+        concurrent migration or change refuses this one: it re-reads)."""
+        shard = CapacityShard(
+            index=0,
+            remaining=session.open_quantity,
+            reserved=session.reserved_quantity,
+            paid=session.paid_quantity,
+            participants=session.participant_count,
+            open=session.status in {"forming", *JOINABLE},
+        )
+        tx = Transaction()
+        tx.put(
+            self.table,
+            {**_shard_key(session.id, 0), **shard.model_dump()},
+            condition="attribute_not_exists(pk)",
+            on_fail=_stale,  # another request sharded it first: read it again
+        )
+        tx.update(
+            self.table,
+            _session_key(session.id),
+            "SET shard_count = :one, version = :next REMOVE " + ", ".join([*sorted(COUNTER_FIELDS), _LEGACY_COUNTERS]),
+            condition="version = :expected AND attribute_not_exists(shard_count)",
+            values={":one": 1, ":next": session.version + 1, ":expected": session.version},
+            on_fail=_stale,
+        )
+        tx.commit()
+        logger.info("session capacity sharded", extra={"session_id": session.id, "shard": shard.model_dump()})
+
+    def _with_counts(self, metas: list[dict[str, Any]]) -> list[Session]:
+        """Session items read from an index, their counters summed from their shards: BatchGets of up to 100
+        keys (a page of 20 sessions of 16 shards: 4), strongly consistent, so a session just created is never
+        read without some of its shards."""
+        keys = [_shard_key(meta["id"], index) for meta in metas for index in range(meta.get("shard_count") or 0)]
+        found: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
+            for item in self.table.get_many(keys[start : start + MAX_BATCH_GET_KEYS]):
+                found.setdefault(item["pk"], []).append(item)
+        return [_summed(meta, found.get(meta["pk"], [])) for meta in metas]
 
     def change_session(self, tx: Transaction, session: Session, **changes: Any) -> Session:
         """Add a write of ``changes`` to ``tx``, valid only if the session is still the version read."""
         changed = session.model_copy(update={**changes, "version": session.version + 1})
-        # The version check makes the whole item what was read: its remaining quantity is known exactly.
-        sets, names, values = _set_clause(
-            {**changes, "version": changed.version, REMAINING: changed.open_quantity}, "s"
-        )
+        sets, names, values = _set_clause({**changes, "version": changed.version}, "s")
         tx.update(
             self.table,
             _session_key(session.id),
@@ -141,124 +298,135 @@ class GroupBuyRepository:
         )
         return changed
 
-    def _count(
+    def close_capacity(self, tx: Transaction, session: Session, *, pin_paid: bool = False) -> None:
+        """No join nor payment lands on the session after ``tx`` (which changes its status): every shard closed.
+        ``pin_paid``: only if no payment landed since the read (the claim decides on that paid quantity)."""
+        for shard in session.shards:
+            condition = "attribute_exists(pk)" + (" AND paid = :paid" if pin_paid else "")
+            tx.update(
+                self.table,
+                _shard_key(session.id, shard.index),
+                "SET #open = :closed",
+                condition=condition,
+                names={"#open": "open"},
+                values={":closed": False, **({":paid": shard.paid} if pin_paid else {})},
+                on_fail=_stale,
+            )
+
+    def _move(
         self,
         tx: Transaction,
-        session: Session,
+        session_id: str,
+        index: int,
         *,
-        now: str,
-        conditions: list[str],
+        condition: str,
         values: dict[str, Any],
         on_fail: Callable[[dict[str, Any] | None], DomainError],
-        reserved: int = 0,
-        paid: int = 0,
-        participants: int = 0,
-        **changes: Any,
-    ) -> Session:
-        """Move the session's counters by atomic ``ADD`` (and set ``changes``), valid only under ``conditions``:
-        the invariant as the write finds the item, not the version it was read at (hot path, issue 8)."""
-        adds = {
-            "reserved_quantity": reserved,
-            "paid_quantity": paid,
-            "participant_count": participants,
-            REMAINING: -(reserved + paid),
-            "version": 1,
-        }
-        adds = {name: delta for name, delta in adds.items() if delta}
-        sets, set_names, set_values = _set_clause({**changes, "updated_at": now}, "s")
-        add_clause = ", ".join(f"#a{i} :a{i}" for i in range(len(adds)))
-        condition = " AND ".join(conditions)
+        **deltas: int,
+    ) -> None:
+        """Atomic ``ADD`` of ``deltas`` to one shard's counters under ``condition`` (as the write finds it)."""
+        deltas = {name: delta for name, delta in deltas.items() if delta}
         tx.update(
             self.table,
-            _session_key(session.id),
-            f"SET {sets} ADD {add_clause}",
+            _shard_key(session_id, index),
+            "ADD " + ", ".join(f"#{name} :d_{name}" for name in deltas),
             condition=condition,
-            names={
-                **set_names,
-                **{f"#a{i}": name for i, name in enumerate(adds)},
-                **{k: v for k, v in _COUNTER_NAMES.items() if k in condition},
-            },
-            values={**set_values, **{f":a{i}": delta for i, delta in enumerate(adds.values())}, **values},
+            names={f"#{name}": name for name in _SHARD_COUNTERS if name in deltas or f"#{name}" in condition},
+            values={**{f":d_{name}": delta for name, delta in deltas.items()}, **values},
             on_fail=on_fail,
         )
-        return session.model_copy(
-            update={
-                "reserved_quantity": session.reserved_quantity + reserved,
-                "paid_quantity": session.paid_quantity + paid,
-                "participant_count": session.participant_count + participants,
-                **changes,
-                "updated_at": now,
-            }
-        )
 
-    def reserve(self, tx: Transaction, session: Session, quantity: int, now: str) -> None:
-        """Hold ``quantity`` for a new join while the session is open and has it left (reserved + paid never
-        past the target); refused with the reason the write found."""
-        self._count(
+    def reserve(self, tx: Transaction, session_id: str, reservation: Reservation, quantity: int) -> None:
+        """Hold ``quantity`` on ``reservation.shard`` for a new join, its donors' remaining moved into it first,
+        while the session is open: each take conditional on what the shard has left, so reserved + paid never
+        passes the target (a short shard refuses with ShardShort, the shard as found)."""
+        moved_in = sum(reservation.moves.values())
+        for donor, units in reservation.moves.items():
+            self._move(
+                tx,
+                session_id,
+                donor,
+                condition="#open = :open AND #remaining >= :units",
+                values={":open": True, ":units": units},
+                on_fail=_shard_short,
+                remaining=-units,
+            )
+        self._move(
             tx,
-            session,
-            now=now,
+            session_id,
+            reservation.shard,
+            condition="#open = :open AND #remaining >= :units",
+            values={":open": True, ":units": quantity - moved_in},
+            on_fail=_shard_short,
+            remaining=moved_in - quantity,
             reserved=quantity,
             participants=1,
-            conditions=["#status IN (:active, :moq_reached)", "#remaining >= :quantity"],
-            values={**_OPEN, ":quantity": quantity},
-            on_fail=_join_refused(quantity),
         )
 
-    def capture(self, tx: Transaction, session: Session, quantity: int, now: str) -> Session:
-        """A reserved ``quantity`` is paid while the session is open: the paid fill with what it changes (the
-        tier it locks, ``moq_reached`` once: GB-6, PAY-7) as computed from the session read, valid while the
-        paid quantity the write finds crosses no threshold that computation did not (``paid_band``)."""
-        changes = session.paid_changes(quantity, now)
-        changes.pop("paid_quantity")
-        conditions = ["#reserved >= :quantity"]
-        values: dict[str, Any] = {":quantity": quantity}
-        if "status" in changes:  # this payment reaches the MOQ: only from active, so only once
-            conditions.append("#status = :active")
-            values[":active"] = "active"
-        else:
-            conditions.append("#status IN (:active, :moq_reached)")
-            values.update(_OPEN)
-        if changes["price_locked_at_fill_percent"] == session.price_locked_at_fill_percent:
-            del changes["price_locked_at_fill_percent"]
-        elif session.price_locked_at_fill_percent is None:  # a higher lock set meanwhile is never lowered
-            conditions.append("(attribute_not_exists(#lock) OR attribute_type(#lock, :null))")
-            values[":null"] = "NULL"
-        else:
-            conditions.append("#lock = :locked")
-            values[":locked"] = session.price_locked_at_fill_percent
-        low, high = session.paid_band(quantity)
-        if low > 0:
-            conditions.append("#paid >= :low")
-            values[":low"] = low
-        if high is not None:
-            conditions.append("#paid < :high")
-            values[":high"] = high
-        return self._count(
+    def capture(self, tx: Transaction, participation: Participation) -> None:
+        """A reserved quantity is paid, on the participation's shard, while the session is open (a closed shard
+        refuses: the payment is decided again, as too late)."""
+        self._move(
             tx,
-            session,
-            now=now,
-            reserved=-quantity,
-            paid=quantity,
-            conditions=conditions,
-            values=values,
+            participation.session_id,
+            participation.shard or 0,
+            condition="#open = :open AND #reserved >= :quantity",
+            values={":open": True, ":quantity": participation.quantity},
             on_fail=_stale,
-            **changes,
+            reserved=-participation.quantity,
+            paid=participation.quantity,
         )
 
-    def release_paid(self, tx: Transaction, session: Session, quantity: int, now: str) -> Session:
-        """A paid buyer leaves an open session: their quantity no longer counts. The status and the tier paid
-        fill reached stay (GB-2 has no way back from moq_reached; PAY-7)."""
-        return self._count(
-            tx,
-            session,
-            now=now,
-            paid=-quantity,
-            participants=-1,
-            conditions=["#status IN (:active, :moq_reached)", "#paid >= :quantity"],
-            values={**_OPEN, ":quantity": quantity},
-            on_fail=_leave_refused,
-        )
+    def take_paid(self, tx: Transaction, session: Session, units: int) -> None:
+        """The platform's top-up (GB-12): ``units`` paid at once, taken from the shards with most left, each
+        take conditional on what that shard has left and on the session being open."""
+        for shard in sorted(session.shards, key=lambda s: -s.remaining):
+            if units <= 0:
+                return
+            if (take := min(shard.remaining, units)) > 0:
+                self._move(
+                    tx,
+                    session.id,
+                    shard.index,
+                    condition="#open = :open AND #remaining >= :units",
+                    values={":open": True, ":units": take},
+                    on_fail=_stale,
+                    remaining=-take,
+                    paid=take,
+                )
+                units -= take
+        if units > 0:
+            raise StaleSession("the session has less left than the top-up needs; re-read")
+
+    def release_paid(self, tx: Transaction, session: Session, participation: Participation) -> None:
+        """A paid buyer leaves an open session: their quantity goes back to their shard's remaining. Valid only
+        while every shard's paid count is what ``session`` read: the caller raised META from that sum in ``tx``,
+        so no tier or MOQ the paid sum reached meanwhile is lost (PAY-7, GB-6)."""
+        own = participation.shard or 0
+        for shard in session.shards:
+            condition = "#open = :open AND #paid = :paid"
+            values = {":open": True, ":paid": shard.paid}
+            if shard.index == own:
+                self._move(
+                    tx,
+                    session.id,
+                    own,
+                    condition=condition,
+                    values=values,
+                    on_fail=_shard_refused("leave"),
+                    paid=-participation.quantity,
+                    remaining=participation.quantity,
+                    participants=-1,
+                )
+            else:
+                tx.check(
+                    self.table,
+                    _shard_key(session.id, shard.index),
+                    condition,
+                    names={"#open": "open", "#paid": "paid"},
+                    values=values,
+                    on_fail=_shard_refused("leave"),
+                )
 
     def list_sessions(
         self,
@@ -278,7 +446,7 @@ class GroupBuyRepository:
             equal_to={"status": status, "factory_id": factory_id, "category": category},
             forward=False,
         )
-        return Page([Session.model_validate(_plain(i)) for i in result.items], encode_cursor(result.last_key))
+        return Page(self._with_counts(result.items), encode_cursor(result.last_key))
 
     def session_ids_of_product(self, product_id: str) -> list[str]:
         ids, cursor = [], None
@@ -312,6 +480,8 @@ class GroupBuyRepository:
             item.update(gsi1pk=f"USER#{participation.user_id}", gsi1sk=f"{participation.created_at}#{participation.id}")
         if stalled_since is not None:
             item.update(gsi2pk=STALLED_INDEX_KEY, gsi2sk=stalled_since)
+        if participation.shard is not None:
+            item["shard"] = participation.shard
         tx.put(self.table, item, condition="attribute_not_exists(pk)")
 
     def remove_participation(self, tx: Transaction, participation: Participation) -> None:
@@ -328,7 +498,6 @@ class GroupBuyRepository:
     def end_unpaid(
         self,
         tx: Transaction,
-        session: Session,
         participation: Participation,
         *,
         status: str,
@@ -347,19 +516,22 @@ class GroupBuyRepository:
             updated_at=now,
         )
         self.release_lock(tx, participation)
-        self.release_reservation(tx, session, participation, now)
+        self.release_reservation(tx, participation)
         return ended
 
-    def release_reservation(self, tx: Transaction, session: Session, participation: Participation, now: str) -> None:
-        self._count(
+    def release_reservation(self, tx: Transaction, participation: Participation) -> None:
+        """An unpaid join's quantity goes back to its shard's remaining, open or closed (an expiry after the
+        close still ends the join)."""
+        self._move(
             tx,
-            session,
-            now=now,
-            reserved=-participation.quantity,
-            participants=-1,
-            conditions=["#reserved >= :quantity"],
+            participation.session_id,
+            participation.shard or 0,
+            condition="#reserved >= :quantity",
             values={":quantity": participation.quantity},
             on_fail=_stale,
+            reserved=-participation.quantity,
+            remaining=participation.quantity,
+            participants=-1,
         )
 
     def release_lock(self, tx: Transaction, participation: Participation) -> None:

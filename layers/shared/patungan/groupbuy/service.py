@@ -19,6 +19,7 @@ from patungan.core.observability import logger, metrics
 from patungan.core.pagination import Page
 from patungan.core.retry import retry_stale
 from patungan.groupbuy import events
+from patungan.groupbuy.fill import raise_fill
 from patungan.groupbuy.models import (
     CANCELLABLE,
     JOINABLE,
@@ -29,7 +30,13 @@ from patungan.groupbuy.models import (
     Session,
     SessionInput,
 )
-from patungan.groupbuy.repository import GroupBuyRepository
+from patungan.groupbuy.repository import (
+    GroupBuyRepository,
+    ShardShort,
+    StaleSession,
+    home_shard,
+    plan_reservation,
+)
 from patungan.payments.models import Payment
 from patungan.payments.service import PaymentService
 
@@ -105,8 +112,7 @@ class GroupBuyService:
         created = events.session_event(
             "created", session, self.clock, starts_at=session.starts_at, near_expiry_at=to_iso(near_expiry_at)
         )
-        self.repository.add_session(session, created)
-        return session
+        return self.repository.add_session(session, created)
 
     def get_session(self, session_id: str) -> Session:
         return self.repository.get_session(session_id)
@@ -132,11 +138,12 @@ class GroupBuyService:
         principal.require(Role.ADMIN)
 
         def cancel_once() -> Session:
-            session = self.repository.get_session(session_id)
+            session = self.repository.session_to_change(session_id)
             if session.status not in CANCELLABLE:
                 raise Conflict(f"a {session.status} session cannot be cancelled", code="illegal_transition")
             tx = Transaction()
             cancelled = self.repository.change_session(tx, session, status="cancelled", updated_at=self._now())
+            self.repository.close_capacity(tx, session)  # no join nor payment lands after the cancel
             self.outbox.add(tx, events.session_event("cancelled", cancelled, self.clock))
             tx.commit()
             return cancelled
@@ -180,7 +187,7 @@ class GroupBuyService:
                 if (attached := self.roll_back_join(participation, payment)) is not None:
                     return attached  # the repair job found and attached the invoice meanwhile
                 raise
-        return self._attach_invoice(participation, payment, invoice)
+        return self._attach_invoice(participation, payment, invoice, session)
 
     def _invoice_made_anyway(self, payment: Payment) -> Invoice | None:
         """The invoice Xendit holds for ``payment`` although creating it failed, or None. If Xendit cannot
@@ -195,7 +202,11 @@ class GroupBuyService:
     def _reserve(
         self, principal: Principal, session_id: str, data: JoinInput
     ) -> tuple[Participation, Payment, Session]:
-        session = self.repository.get_session(session_id)
+        """The join's one read (the session with its shards), then its transaction: the buyer's lock (GB-3), the
+        participation, the reservation on a shard that has room (repository.plan_reservation) and the payment.
+        A shard found shorter than read is known from the refusal itself: the join plans again, at most once
+        per shard, and is refused only when the shards have not the quantity left between them."""
+        session = self.repository.session_to_change(session_id, consistent=False)
         now = self.clock.now()
         if session.status not in JOINABLE or now >= parse_iso(session.deadline):
             raise Conflict(f"the session is {session.status}, not open for joining", code="session_not_open")
@@ -212,25 +223,40 @@ class GroupBuyService:
                     {"field": "unit_price", "current_unit_price": unit_price, "total": unit_price * data.quantity}
                 ],
             )
-        if data.quantity > session.open_quantity:
-            raise Conflict(f"only {max(session.open_quantity, 0)} units are left", code="insufficient_quantity")
         participation, payment = new_join(
             self.payments, session, principal.user_id, data.quantity, unit_price, to_iso(now)
         )
-        tx = Transaction()
-        self.repository.add_participation(tx, participation, stalled_since=to_iso(now))
-        self.repository.reserve(tx, session, data.quantity, to_iso(now))
-        self.payments.add_payment(tx, payment)
-        tx.commit()
-        metrics.add_metric(name="SessionJoins", unit="Count", value=1)
-        return participation, payment, session
+        shards = {shard.index: shard for shard in session.shards}
+        home = home_shard(participation.id, len(shards))
+        for _ in range(len(shards) + 1):  # each refusal tells of one shard: the last plan may find none has room
+            reservation = plan_reservation(shards.values(), data.quantity, home)
+            if reservation is None:
+                left = sum(max(shard.remaining, 0) for shard in shards.values())
+                raise Conflict(f"only {left} units are left", code="insufficient_quantity")
+            participation = participation.model_copy(update={"shard": reservation.shard})
+            tx = Transaction()
+            self.repository.add_participation(tx, participation, stalled_since=to_iso(now))
+            self.repository.reserve(tx, session.id, reservation, data.quantity)
+            self.payments.add_payment(tx, payment)
+            try:
+                tx.commit()
+            except ShardShort as short:
+                shards[short.shard.index] = short.shard
+                continue
+            metrics.add_metric(name="SessionJoins", unit="Count", value=1)
+            return participation, payment, session
+        raise StaleSession("the session's capacity kept moving; retry")
 
     def _invoice_expiry(self, session: Session) -> datetime:
         now, deadline = self.clock.now(), parse_iso(session.deadline)
         margin = min(MAX_INVOICE_MARGIN, (deadline - now) / 10)
         return min(now + timedelta(seconds=session.payment_window_seconds), deadline - margin)
 
-    def _attach_invoice(self, participation: Participation, payment: Payment, invoice: Invoice) -> Participation:
+    def _attach_invoice(
+        self, participation: Participation, payment: Payment, invoice: Invoice, session: Session | None = None
+    ) -> Participation:
+        """The invoice recorded on the join's payment and participation, with the joined event (for which the
+        session the join read is enough: its name and deadline)."""
         tx = Transaction()
         attached = self.payments.attach_invoice(tx, payment, invoice)
         joined = self.repository.change_participation(
@@ -241,7 +267,7 @@ class GroupBuyService:
             payment=self._summary(attached),
             updated_at=self._now(),
         )
-        session = self.repository.get_session(participation.session_id)
+        session = session or self.repository.get_session(participation.session_id)
         self.outbox.add(tx, events.participant_event("joined", joined, session, self.clock))
         tx.commit()
         return joined
@@ -253,10 +279,10 @@ class GroupBuyService:
         invoice, say so loudly: the repair job finds the participation by its stalled marker."""
 
         def remove_once() -> None:
-            session = self.repository.get_session(participation.session_id)
+            self.repository.session_to_change(participation.session_id)  # its capacity sharded, if stored before
             tx = Transaction()
             self.repository.remove_participation(tx, participation)
-            self.repository.release_reservation(tx, session, participation, self._now())
+            self.repository.release_reservation(tx, participation)
             self.payments.fail_payment(tx, payment)
             tx.commit()
 
@@ -333,12 +359,11 @@ class GroupBuyService:
         raise Conflict(f"a {participation.status} participation cannot be left", code="illegal_transition")
 
     def _leave_unpaid(self, participation: Participation, payment: Payment) -> Participation:
-        session = self.repository.get_session(participation.session_id)
+        self.repository.session_to_change(participation.session_id)  # its capacity sharded, if stored before
         tx = Transaction()
         self.payments.cancel_unpaid(tx, payment)
         left = self.repository.end_unpaid(
             tx,
-            session,
             participation,
             status="left",
             payment=self._summary(payment.model_copy(update={"status": "expired"})),
@@ -348,7 +373,7 @@ class GroupBuyService:
         return left
 
     def _leave_paid(self, participation: Participation, payment: Payment) -> Participation:
-        session = self.repository.get_session(participation.session_id)
+        session = self.repository.session_to_change(participation.session_id)
         if not session.allow_leave_after_payment:
             raise Conflict("this session does not allow leaving after payment", code="leave_not_allowed")
         if session.status not in JOINABLE or self.clock.now() >= parse_iso(session.deadline):
@@ -359,8 +384,12 @@ class GroupBuyService:
         )
         self.repository.release_lock(tx, participation)
         # The status stays: GB-2 has no way back from moq_reached (the claim decides on paid quantity), and
-        # the tier paid fill reached stays in force (price_locked_at_fill_percent, defect 3).
-        changed = self.repository.release_paid(tx, session, participation.quantity, self._now())
+        # the tier paid fill reached stays in force (price_locked_at_fill_percent, defect 3): what the paid sum
+        # reached with this buyer's units is raised first, in this transaction, which holds only while no
+        # shard's paid count moved since the read (a payment not raised yet is not lost either).
+        raised = raise_fill(tx, self.repository, self.outbox, self.clock, session)
+        self.repository.release_paid(tx, session, participation)
+        changed = raised.model_copy(update={"paid_quantity": session.paid_quantity - participation.quantity})
         self.payments.request_refund(tx, payment, "left")
         self.outbox.add(tx, events.participant_event("left", left, changed, self.clock))
         tx.commit()

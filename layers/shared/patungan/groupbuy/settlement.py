@@ -218,19 +218,21 @@ class SettlementService:
 
         def build() -> Transaction:
             nonlocal units
-            session = self.repository.get_session(session_id)
+            session = self.repository.session_to_change(session_id)
             units = self.topup.units_for(session)
             tx = Transaction()
             if units == 0:
                 return tx
             now = self._now()
-            changes = session.paid_changes(units, now)
+            # The session as it is with the top-up paid: the tier and MOQ it reaches are raised in this transaction.
+            topped = session.model_copy(update={"paid_quantity": session.paid_quantity + units})
+            changes = topped.fill_changes(now)
             unit_price = unit_price_at(
                 session.base_price,
                 session.tiers,
-                changes["paid_quantity"],
+                topped.paid_quantity,
                 session.target_quantity,
-                changes["price_locked_at_fill_percent"],
+                changes.get("price_locked_at_fill_percent", session.price_locked_at_fill_percent),
             )
             participation, payment = new_join(
                 self.payments, session, PLATFORM_USER_ID, units, unit_price, now, platform=True
@@ -238,11 +240,12 @@ class SettlementService:
             # The platform's lock item makes the top-up happen at most once per session.
             self.repository.add_participation(tx, participation, stalled_since=None)
             self.payments.add_platform_payment(tx, payment, accounts.PLATFORM_TOPUP)
+            self.repository.take_paid(tx, session, units)
             changed = self.repository.change_session(
-                tx, session, **changes, platform_topup_quantity=units, updated_at=now
+                tx, topped, **changes, platform_topup_quantity=units, updated_at=now
             )
             self.outbox.add(tx, events.session_event("topped_up", changed, self.clock, topup_quantity=units))
-            if changed.moq_reached_at != session.moq_reached_at:
+            if "status" in changes:
                 self.outbox.add(tx, events.session_event("moq_reached", changed, self.clock))
             return tx
 
@@ -256,24 +259,36 @@ class SettlementService:
 
     # ---- at the deadline (GB-9)
     def claim(self, session_id: str) -> dict[str, Any]:
-        """Claim the session (``closing``) and decide the outcome from the paid quantity, once."""
+        """Claim the session (``closing``) and decide the outcome from the paid quantity summed over its shards,
+        once: every shard closed in the same transaction, valid only while no payment landed since the read, so
+        the decision is on the paid quantity that stays. What a payment reached but never raised (a crash after
+        it) is raised here: its tier lock, and ``moq_reached`` with its event (GB-6)."""
 
         def once() -> dict[str, Any]:
-            session = self.repository.get_session(session_id)
+            session = self.repository.session_to_change(session_id)
             if session.outcome is not None:
                 return {"session_id": session_id, "outcome": session.outcome}  # claimed before: resume
             if session.status not in CLAIMABLE:
                 return {"session_id": session_id, "outcome": "none"}  # cancelled, or settled already
             succeeded = session.paid_quantity >= session.moq
+            now = self._now()
+            unraised = session.fill_changes(now)
+            raised = session.model_copy(update=unraised)
             tx = Transaction()
             self.repository.change_session(
                 tx,
                 session,
-                status="closing",
-                outcome="succeed" if succeeded else "fail",
-                final_unit_price=session.current_unit_price if succeeded else None,
-                updated_at=self._now(),
+                **{
+                    **unraised,
+                    "status": "closing",
+                    "outcome": "succeed" if succeeded else "fail",
+                    "final_unit_price": raised.current_unit_price if succeeded else None,
+                    "updated_at": now,
+                },
             )
+            if "status" in unraised:
+                self.outbox.add(tx, events.session_event("moq_reached", raised, self.clock))
+            self.repository.close_capacity(tx, session, pin_paid=True)
             tx.commit()
             logger.info(
                 "session claimed",
