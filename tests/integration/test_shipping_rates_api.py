@@ -211,3 +211,16 @@ def test_a_forged_token_is_401_not_taken_for_a_guest(shipping):
 
     assert (response.status, response.body["error"]["code"]) == (401, "unauthorized")
     assert shipping.courier_quotes() == []
+
+
+def test_an_unreadable_courier_key_is_503_retryable_not_a_500(shipping):
+    """LOG-1, review of issue 9: SSM not answering for the courier key is a dependency that is down (503, the
+    client retries, nothing was asked of the courier), never a 500 with an internal error."""
+    for provider in DEFAULT_PROVIDERS.values():
+        provider.clear_cache()  # a warm container would still hold the key an earlier call read
+    boto3.client("ssm").delete_parameter(Name=Template.load().parameter("CourierApiKeyParameter"))
+
+    response = rates({"destination": JAKARTA_SELATAN, "items": items(shipping.stock.product.id)})
+
+    assert (response.status, response.body["error"]["code"]) == (503, "service_unavailable"), response.body
+    assert shipping.courier_quotes() == []
