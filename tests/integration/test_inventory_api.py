@@ -276,6 +276,22 @@ def test_stock_is_received_only_for_a_warehouse_product_and_variant_that_exist(w
     assert audit() == []
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"from": "0001-01-01T00:00:00+01:00"}, "from"),  # before year 1 in UTC: no datetime holds it
+        ({"to": "9999-12-31T23:59:59-01:00"}, "to"),  # after year 9999 in UTC
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/inventory/audit", "/v1/inventory/discrepancies"])
+def test_a_time_outside_what_a_datetime_holds_is_422_naming_the_field_not_a_500(world, path, query, field):
+    """WH-2, WH-3, review of issue 9: any ?from=/?to= a caller can type is validated, never a 500."""
+    response = call_api(ROUTES[path], "GET", path, claims=WORKER, query=query)
+
+    assert response.status == 422, response.body
+    assert [d["field"] for d in response.body["error"]["details"]] == [field]
+
+
 def test_the_audit_log_pages_newest_first_across_its_shards(world):
     for quantity in range(1, 8):
         post("/v1/inventory/receipts", shirt(world, quantity=quantity))
