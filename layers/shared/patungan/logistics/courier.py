@@ -51,7 +51,10 @@ def load_api_key(settings: Settings) -> str:
     dependency down, not the courier's: 503, retryable, and no fallback price hides it."""
     try:
         return get_parameter(settings.courier_api_key_parameter, decrypt=True, max_age=SECRET_CACHE_SECONDS)
-    except GetParameterError as exc:
+    except GetParameterError as exc:  # the cause (missing, denied, throttled) is for the operator, not the buyer
+        logger.error(
+            "courier API key unreadable", extra={"parameter": settings.courier_api_key_parameter, "error": str(exc)}
+        )
         raise DependencyUnavailable("the courier's API key could not be read; retry") from exc
 
 
