@@ -142,12 +142,14 @@ def test_the_default_cannot_be_unset_only_replaced(aws):
 def test_patch_changes_the_fields_sent_normalises_the_phone_and_clears_coordinates(aws):
     home = create().body
 
-    response = patch(home["id"], {"phone": "62 857 1234 5678", "city": "Jakarta Selatan", "latitude": None})
+    response = patch(
+        home["id"], {"phone": "62 857 1234 5678", "city": "Jakarta Selatan", "latitude": None, "longitude": None}
+    )
 
     assert response.status == 200
     assert response.body["phone"] == "+6285712345678"
     assert response.body["city"] == "Jakarta Selatan"
-    assert response.body["latitude"] is None
+    assert (response.body["latitude"], response.body["longitude"]) == (None, None)
     assert response.body["line1"] == home["line1"]
     assert get(home["id"]).body == response.body
 
@@ -161,6 +163,26 @@ def test_patch_refuses_what_a_new_address_would_refuse(aws, body):
     assert response.status == 422
     assert [d["field"] for d in response.body["error"]["details"]] == [f"body.{next(iter(body))}"]
     assert get(home["id"]).body == home
+
+
+def test_an_address_with_half_a_coordinate_is_refused_as_a_rates_destination_is(aws):
+    """ACC-2, review of issue 9: a latitude without its longitude locates nothing (the rates route refuses it):
+    a saved address cannot be left with one, neither when saved nor by a patch that sends or clears only one."""
+    half = new_address()
+    del half["longitude"]
+
+    created = create(body=half)
+
+    assert created.status == 422, created.body
+    assert "latitude and longitude" in created.body["error"]["details"][0]["message"]
+    home = create().body
+    for body in ({"latitude": None}, {"longitude": 106.8}, {"latitude": -6.2, "longitude": None}):
+        response = patch(home["id"], body)
+        assert response.status == 422, (body, response.body)
+        assert "latitude and longitude" in response.body["error"]["details"][0]["message"]
+    assert get(home["id"]).body == home
+    moved = patch(home["id"], {"latitude": -6.2, "longitude": 106.8})
+    assert (moved.status, moved.body["latitude"], moved.body["longitude"]) == (200, -6.2, 106.8)
 
 
 def test_deleting_the_default_makes_the_newest_remaining_address_the_default(aws):

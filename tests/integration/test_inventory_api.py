@@ -174,6 +174,18 @@ def test_an_adjustment_never_leaves_less_on_hand_than_reserved(world):
     assert len(audit(action="adjustment")) == 1
 
 
+def test_an_adjustment_of_nothing_is_422_and_audits_nothing(world):
+    """WH-2, review of issue 9: an audit record says stock changed; a delta of 0 changes nothing, so it is
+    refused naming the field instead of filling the log with adjustments that did not happen."""
+    post("/v1/inventory/receipts", shirt(world, quantity=5))
+
+    response = post("/v1/inventory/adjustments", shirt(world, delta=0, reason="checked"))
+
+    assert response.status == 422, response.body
+    assert [d["field"] for d in response.body["error"]["details"]] == ["body.delta"]
+    assert audit(action="adjustment") == []
+
+
 def test_a_cycle_count_applies_its_discrepancy_and_the_report_values_it(world):
     """WH-3: expected vs counted, applied as an audited change; the report nets the period's counts and values
     them at the catalog unit price (the variant's price: 55 000 for M)."""
@@ -262,6 +274,22 @@ def test_stock_is_received_only_for_a_warehouse_product_and_variant_that_exist(w
         assert response.status == 422, fields
         assert response.body["error"]["details"][0]["field"] == field
     assert audit() == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"from": "0001-01-01T00:00:00+01:00"}, "from"),  # before year 1 in UTC: no datetime holds it
+        ({"to": "9999-12-31T23:59:59-01:00"}, "to"),  # after year 9999 in UTC
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/inventory/audit", "/v1/inventory/discrepancies"])
+def test_a_time_outside_what_a_datetime_holds_is_422_naming_the_field_not_a_500(world, path, query, field):
+    """WH-2, WH-3, review of issue 9: any ?from=/?to= a caller can type is validated, never a 500."""
+    response = call_api(ROUTES[path], "GET", path, claims=WORKER, query=query)
+
+    assert response.status == 422, response.body
+    assert [d["field"] for d in response.body["error"]["details"]] == [field]
 
 
 def test_the_audit_log_pages_newest_first_across_its_shards(world):

@@ -5,19 +5,23 @@ GetShippingRatesFunction under its template role (least privilege: a call it may
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+from botocore.awsrequest import AWSResponse
 
 from emulator import permissions
 from emulator.courier import LocalCourier, OutageMode
 from emulator.template import Template
+from patungan.adapters.aws import client
 from patungan.catalog.models import Organisation
 from patungan.catalog.service import catalog_service
 from patungan.core.clock import SystemClock
+from patungan.core.config import get_settings
 from patungan.core.events import new_event
 from tests.support import lambdas
 from tests.support.aws import local_aws
@@ -210,4 +214,36 @@ def test_a_forged_token_is_401_not_taken_for_a_guest(shipping):
     response = rates(body, headers={"Authorization": "Bearer not-a-token"})
 
     assert (response.status, response.body["error"]["code"]) == (401, "unauthorized")
+    assert shipping.courier_quotes() == []
+
+
+def test_an_unreadable_courier_key_is_503_retryable_not_a_500(shipping):
+    """LOG-1, review of issue 9: SSM not answering for the courier key is a dependency that is down (503, the
+    client retries, nothing was asked of the courier), never a 500 with an internal error."""
+    for provider in DEFAULT_PROVIDERS.values():
+        provider.clear_cache()  # a warm container would still hold the key an earlier call read
+    boto3.client("ssm").delete_parameter(Name=Template.load().parameter("CourierApiKeyParameter"))
+
+    response = rates({"destination": JAKARTA_SELATAN, "items": items(shipping.stock.product.id)})
+
+    assert (response.status, response.body["error"]["code"]) == (503, "service_unavailable"), response.body
+    assert shipping.courier_quotes() == []
+
+
+def test_stock_unreadable_is_503_retryable_and_the_courier_is_not_asked(shipping):
+    """LOG-1, CHK-10, review of issue 9: the origin warehouse comes from the stock; the inventory table not
+    answering is a dependency down (503), never a 500 and never a price from a warehouse guessed without it."""
+    inventory = get_settings().inventory_table
+
+    def throttled(params, **_):
+        if json.loads(params["body"])["TableName"] == inventory:
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}
+            return AWSResponse(None, 400, {}, None), error
+        return None
+
+    client("dynamodb").meta.events.register("before-call.dynamodb.Query", throttled)
+
+    response = rates({"destination": JAKARTA_SELATAN, "items": items(shipping.stock.product.id)})
+
+    assert (response.status, response.body["error"]["code"]) == (503, "service_unavailable"), response.body
     assert shipping.courier_quotes() == []

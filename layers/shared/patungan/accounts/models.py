@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from patungan.core.inputs import StrictBool, single_line
 from patungan.core.pagination import ListOf
@@ -40,7 +40,23 @@ ContactPhone = Annotated[
 ]
 
 
-class PostalAddress(BaseModel):
+HALF_A_COORDINATE = "give both latitude and longitude, or neither"
+
+
+class Coordinates(BaseModel):
+    """A point, or none: half of one locates nothing (an instant courier prices only with both)."""
+
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Coordinates:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError(HALF_A_COORDINATE)
+        return self
+
+
+class PostalAddress(Coordinates):
     """Where a parcel goes or comes from: what a courier needs to find the door and call the recipient."""
 
     model_config = ConfigDict(extra="forbid")
@@ -52,8 +68,6 @@ class PostalAddress(BaseModel):
     city: Region
     province: Region
     postal_code: PostalCode
-    latitude: Latitude | None = None
-    longitude: Longitude | None = None
 
 
 class AddressInput(PostalAddress):
@@ -81,6 +95,14 @@ class AddressUpdate(BaseModel):
     latitude: Latitude | None = None
     longitude: Longitude | None = None
     is_default: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _coordinates_change_together(self) -> AddressUpdate:
+        # The patch is applied field by field: changing or clearing one coordinate alone would leave half a point.
+        sent = {"latitude", "longitude"} & self.model_fields_set
+        if sent and (len(sent) == 1 or (self.latitude is None) != (self.longitude is None)):
+            raise ValueError(HALF_A_COORDINATE)
+        return self
 
     @field_validator(
         "label", "recipient_name", "phone", "line1", "line2", "city", "province", "postal_code", "is_default"

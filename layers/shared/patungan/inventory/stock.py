@@ -612,7 +612,7 @@ def _normalised(query: AuditQuery) -> AuditQuery:
             return None
         try:
             return to_iso(parse_iso(text))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # overflow: an offset moves it outside years 1 to 9999 in UTC
             raise field_error(field, "not an ISO 8601 time") from exc
 
     return AuditQuery(

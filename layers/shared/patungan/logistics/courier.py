@@ -17,8 +17,10 @@ from typing import Any
 
 import urllib3
 from aws_lambda_powertools.utilities.parameters import get_parameter
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
 from patungan.core.config import Settings
+from patungan.core.errors import DependencyUnavailable
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
 from patungan.core.retry import full_jitter
@@ -45,8 +47,15 @@ class CourierUnavailable(Exception):
 
 
 def load_api_key(settings: Settings) -> str:
-    """The courier API key from SSM (SecureString), cached per warm container."""
-    return get_parameter(settings.courier_api_key_parameter, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+    """The courier API key from SSM (SecureString), cached per warm container. SSM not answering is our
+    dependency down, not the courier's: 503, retryable, and no fallback price hides it."""
+    try:
+        return get_parameter(settings.courier_api_key_parameter, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+    except GetParameterError as exc:  # the cause (missing, denied, throttled) is for the operator, not the buyer
+        logger.error(
+            "courier API key unreadable", extra={"parameter": settings.courier_api_key_parameter, "error": str(exc)}
+        )
+        raise DependencyUnavailable("the courier's API key could not be read; retry") from exc
 
 
 def rates_request(origin: Place, destination: Place, items: Sequence[ParcelItem], couriers: Sequence[str]) -> dict:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from patungan.accounts.models import Latitude, Longitude, PostalAddress, PostalCode
+from patungan.accounts.models import Coordinates, PostalAddress, PostalCode
 from patungan.core.inputs import Quantity, ResourceId
 
 MAX_RATE_ITEMS = 100
@@ -24,16 +24,8 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DestinationInput(_Input):
+class DestinationInput(Coordinates, _Input):
     postal_code: PostalCode
-    latitude: Latitude | None = None
-    longitude: Longitude | None = None
-
-    @model_validator(mode="after")
-    def _both_coordinates_or_none(self) -> DestinationInput:
-        if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("give both latitude and longitude, or neither")
-        return self
 
 
 class RateItemInput(_Input):
