@@ -13,7 +13,6 @@ from xendit.invoice.model.invoice_callback import InvoiceCallback
 from xendit.payout.model.payout import Payout as SdkPayout
 from xendit.refund.model.refund_callback import RefundCallback
 
-from patungan.adapters import xendit
 from patungan.adapters.xendit import (
     InvoiceStatus,
     PayoutStatus,
@@ -26,6 +25,7 @@ from patungan.adapters.xendit import (
     to_xendit_amount,
     verify_callback_token,
 )
+from patungan.core import retry
 from tests.support.lambdas import load_event
 
 TOKEN = "local-callback-token"
@@ -95,7 +95,7 @@ def test_an_unknown_status_is_an_error_not_a_guess():
 
 def test_backoff_is_full_jitter_under_an_exponential_capped_ceiling(monkeypatch):
     ceilings = []
-    monkeypatch.setattr(xendit.random, "uniform", lambda low, high: ceilings.append((low, high)) or high)
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: ceilings.append((low, high)) or high)
 
     for attempt in range(1, 7):
         backoff_seconds(attempt)

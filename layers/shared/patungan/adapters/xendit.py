@@ -10,7 +10,6 @@ earlier attempt did create it.
 from __future__ import annotations
 
 import hmac
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,13 +18,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import urllib3
-from aws_lambda_powertools.utilities.parameters import get_parameter
 
+from patungan.adapters.aws import read_secret
 from patungan.core.clock import to_iso
 from patungan.core.config import Settings
 from patungan.core.errors import DependencyUnavailable, DomainError
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
+from patungan.core.retry import full_jitter
 
 if TYPE_CHECKING:
     from xendit import XenditSdkException
@@ -34,7 +34,6 @@ T = TypeVar("T")
 
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 4.0
-SECRET_CACHE_SECONDS = 300
 _REFUND_NOT_SUPPORTED_CODES = frozenset({"REFUND_NOT_SUPPORTED", "PARTIAL_REFUND_NOT_SUPPORTED"})
 
 
@@ -211,18 +210,17 @@ def verify_callback_token(received: str | None, expected: str) -> bool:
 
 def load_secret_key(settings: Settings) -> str:
     """The Xendit secret API key from SSM (SecureString), cached per warm container."""
-    return get_parameter(settings.xendit_secret_key_parameter, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+    return read_secret(settings.xendit_secret_key_parameter, "the Xendit API key")
 
 
 def load_callback_token(settings: Settings) -> str:
     """The webhook verification token from SSM (SecureString), cached per warm container."""
-    return get_parameter(settings.xendit_callback_token_parameter, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+    return read_secret(settings.xendit_callback_token_parameter, "the Xendit callback token")
 
 
 def backoff_seconds(attempt: int) -> float:
-    """Full jitter: a uniform wait up to an exponentially growing, capped ceiling (attempt 1 → ≤ base)."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-    return random.uniform(0, ceiling)
+    """Full jitter before the retry that follows attempt ``attempt`` (1-based; attempt 1 → ≤ base)."""
+    return full_jitter(attempt - 1, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS)
 
 
 class XenditGateway:

@@ -19,9 +19,15 @@ BACKOFF_CAP_SECONDS = 0.5
 T = TypeVar("T")
 
 
+def full_jitter(attempt: int, *, base: float, cap: float) -> float:
+    """How long to wait before attempt ``attempt + 1`` of a call to another service (1-based ``attempt``): uniform
+    in [0, min(cap, base·2^attempt)], so callers that failed together do not retry in lockstep."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
 def back_off(attempt: int) -> None:
-    """Sleep before attempt ``attempt + 1`` (1-based ``attempt``): uniform in [0, min(cap, base·2^attempt)]."""
-    time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
+    """Sleep before attempt ``attempt + 1`` of a conflicted write (1-based ``attempt``)."""
+    time.sleep(full_jitter(attempt, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS))
 
 
 def retry_stale(operation: Callable[[], T], attempts: int = MAX_ATTEMPTS) -> T:
@@ -33,9 +39,3 @@ def retry_stale(operation: Callable[[], T], attempts: int = MAX_ATTEMPTS) -> T:
         except ConcurrentUpdate:
             back_off(attempt)
     return operation()
-
-
-def full_jitter(attempt: int, *, base: float, cap: float) -> float:
-    """How long to wait before attempt ``attempt + 1`` of a call to another service (1-based ``attempt``): uniform
-    in [0, min(cap, base·2^attempt)], so callers that failed together do not retry in lockstep."""
-    return random.uniform(0, min(cap, base * 2**attempt))

@@ -16,11 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import urllib3
-from aws_lambda_powertools.utilities.parameters import get_parameter
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
+from patungan.adapters.aws import read_secret
 from patungan.core.config import Settings
-from patungan.core.errors import DependencyUnavailable
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
 from patungan.core.retry import full_jitter
@@ -29,7 +27,6 @@ from patungan.logistics.models import ParcelItem, Place, Quote
 RATES_PATH = "/v1/rates/couriers"
 BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_CAP_SECONDS = 1.0
-SECRET_CACHE_SECONDS = 300
 HOURS_PER_DAY = 24
 # Biteship's duration: "2 - 3" (or "1") in shipment_duration_range, the unit in shipment_duration_unit.
 _DURATION = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
@@ -47,15 +44,9 @@ class CourierUnavailable(Exception):
 
 
 def load_api_key(settings: Settings) -> str:
-    """The courier API key from SSM (SecureString), cached per warm container. SSM not answering is our
-    dependency down, not the courier's: 503, retryable, and no fallback price hides it."""
-    try:
-        return get_parameter(settings.courier_api_key_parameter, decrypt=True, max_age=SECRET_CACHE_SECONDS)
-    except GetParameterError as exc:  # the cause (missing, denied, throttled) is for the operator, not the buyer
-        logger.error(
-            "courier API key unreadable", extra={"parameter": settings.courier_api_key_parameter, "error": str(exc)}
-        )
-        raise DependencyUnavailable("the courier's API key could not be read; retry") from exc
+    """The courier API key; SSM not answering is our dependency down, not the courier's: 503, and no fallback
+    price hides it."""
+    return read_secret(settings.courier_api_key_parameter, "the courier's API key")
 
 
 def rates_request(origin: Place, destination: Place, items: Sequence[ParcelItem], couriers: Sequence[str]) -> dict:
