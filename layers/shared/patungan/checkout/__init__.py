@@ -1,0 +1,1 @@
+"""Checkout: carts, one pricing engine for preview and confirm, promotions, the confirm saga (CHK-*, PRM-*)."""
