@@ -11,6 +11,7 @@ from patungan.adapters.dynamodb import Transaction
 from patungan.composition import purchase_order_service
 from tests.support.lambdas import call_api, claims
 from tests.support.stock import SELLER_ID, stock_world
+from tests.support.stock import WORKER as WORKER_PRINCIPAL
 
 WORKER = claims("worker-1", "warehouse")
 ADMIN = claims("admin-1", "admin")
@@ -340,3 +341,34 @@ def test_a_purchase_order_receipt_is_audited_stock_reserved_for_the_sessions_ord
     assert {r["actor_id"] for r in records} == {"worker-1"}
     released = aws.dynamodb().scan(TableName=aws.tables["OutboxTable"])["Items"]
     assert [i["type"]["S"] for i in released].count("warehouse.po_received") == 1
+
+
+def test_one_idempotency_key_reused_on_another_purchase_order_posts_its_stock_too(aws, world):
+    """GB-15, WH-4 (review of issue 9): a receipt's id was derived from the caller, the quantity and the key but
+    not the purchase order, so a key reused on another order (once the first answer's idempotency record had
+    expired) named the same stock hold: the second order's receipt was refused forever as a concurrent update
+    and its units never went on hand. Each order's receipt is its own."""
+    orders = []
+    for session in ("ses_kopi", "ses_teh"):
+        tx = Transaction()
+        orders.append(
+            purchase_order_service().raise_for_session(
+                tx,
+                session_id=session,
+                factory_id="fac_1",
+                product_id=world.product.id,
+                variant_id=None,
+                product_name="Kopi",
+                quantity=1,
+            )
+        )
+        tx.commit()
+    receipts = purchase_order_service()
+
+    for po in orders:
+        received = receipts.receive(WORKER_PRINCIPAL, po.id, 1, "delivery-note-7", world.warehouse.id)
+        assert received.status == "received"
+
+    [stock] = get("/v1/inventory", warehouse_id=world.warehouse.id, product_id=world.product.id).body["items"]
+    assert (stock["on_hand"], stock["reserved"], stock["available"]) == (2, 2, 0)
+    assert len(audit(action="po_receipt")) == 2
