@@ -123,6 +123,11 @@ class LambdaRuntime:
             if path not in sys.path:
                 sys.path.insert(0, path)
 
+    def configure(self, variables: Mapping[str, str]) -> None:
+        """Add ``variables`` to every function's environment (from their next invocation)."""
+        with INVOCATION_LOCK:
+            self._base_environment.update(variables)
+
     def function(self, name_or_arn: str) -> FunctionSpec:
         """The function a name, an ARN or a qualified ARN (``...:function:Name:$LATEST``) refers to."""
         name = name_or_arn.split(":function:", 1)[-1].split(":", 1)[0]
