@@ -405,3 +405,27 @@ def test_a_hold_ended_twice_at_once_answers_both_calls_alike_and_changes_stock_o
     assert critical.call_args_list == []
     assert levels(world.warehouse.id, world.product.id) == ((1, 0, 1) if end == "commit" else (4, 0, 4))
     assert len(audit(action=end)) == 1
+
+
+@pytest.mark.parametrize("ttl", [timedelta(0), timedelta(minutes=-30)])
+def test_an_extension_of_no_time_or_less_is_refused_and_shortens_no_hold(world, clock, ttl):
+    """CHK-3 (review of issue 9): checkout's extend(ids, ttl) took a negative ttl as given and moved the expiry
+    into the past (the sweep then released a hold the buyer was paying for), and ``timedelta(0)`` silently
+    meant the default. A hold is extended by a positive time only; nothing is changed otherwise."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)], timedelta(minutes=10))
+
+    with pytest.raises(ValidationFailed):
+        stock_service().extend([held.id], ttl)
+    with pytest.raises(ValidationFailed):
+        stock_service().reserve("chk_2", [StockLine(world.product.id, None, 1)], ttl)
+
+    assert stock_service().stock.get_reservation(held.id).expires_at == "2026-11-30T08:10:00Z"
+    assert invoke("ReleaseExpiredReservationsFunction", {}) == {"released": 0}
+    assert levels(world.warehouse.id, world.product.id) == (4, 3, 1)
+
+
+def test_extending_no_reservation_is_refused(world):
+    """CHK-3: extend([]) answered a new expiry for nothing extended; a caller that lost its ids must hear it."""
+    with pytest.raises(ValidationFailed):
+        stock_service().extend([], timedelta(minutes=5))

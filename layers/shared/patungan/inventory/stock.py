@@ -66,6 +66,8 @@ class Holds:
     maximum: timedelta
 
     def expiry(self, now: datetime, ttl: timedelta | None) -> datetime:
+        if ttl is not None and ttl <= timedelta(0):  # would shorten the hold into the past: the sweep takes it
+            raise field_error("ttl_seconds", "a hold lasts a positive time")
         return now + min(ttl or self.default, self.maximum)
 
 
@@ -464,6 +466,8 @@ class StockService:
         transaction: one expired, released, committed or unknown → 409 ``reservation_expired`` (404 for an
         unknown id) and none is extended. Returns the new ``expires_at``."""
         unique = list(dict.fromkeys(reservation_ids))
+        if not unique:
+            raise field_error("reservation_ids", "name at least one reservation")
         if len(unique) > MAX_EXTENDED:
             raise field_error("reservation_ids", f"at most {MAX_EXTENDED} reservations at once")
         now = self.clock.now()
