@@ -429,3 +429,21 @@ def test_extending_no_reservation_is_refused(world):
     """CHK-3: extend([]) answered a new expiry for nothing extended; a caller that lost its ids must hear it."""
     with pytest.raises(ValidationFailed):
         stock_service().extend([], timedelta(minutes=5))
+
+
+@pytest.mark.parametrize("variant_id", ["-", ""])
+def test_a_variant_id_that_names_the_items_without_variants_is_refused_not_a_server_error(world, variant_id):
+    """CHK-3, WH-1 (review of issue 9): the stock item of a product without variants is stored under the variant
+    "-"; a line naming the variant "-" (or "") read that item as another one and its write failed on every
+    attempt (503 after a dozen rounds; a 500 beside a line of the same product without a variant). It is no
+    variant of any product: refused, nothing held."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+
+    with pytest.raises(ValidationFailed):
+        stock_service().reserve(
+            "chk_1",
+            [StockLine(world.product.id, None, 1), StockLine(world.product.id, variant_id, 3)],
+            warehouse_id=world.warehouse.id,
+        )
+
+    assert levels(world.warehouse.id, world.product.id) == (4, 0, 4)

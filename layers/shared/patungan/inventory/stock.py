@@ -37,7 +37,7 @@ from patungan.inventory.stock_models import (
     StockKey,
     StockLine,
 )
-from patungan.inventory.stock_repository import AuditLog, AuditQuery, StockRepository
+from patungan.inventory.stock_repository import NO_VARIANT, AuditLog, AuditQuery, StockRepository
 from patungan.inventory.warehouses import Warehouse, WarehouseRepository
 
 SYSTEM_ACTOR = "system"
@@ -610,6 +610,8 @@ def _units(warehouse_id: str | None, lines: list[StockLine]) -> dict:
     for line in lines:
         if line.quantity < 1 or line.pack_size < 1:  # a negative line would give back what others hold
             raise field_error("lines", f"quantity and pack_size must be at least 1: {line}")
+        if line.variant_id in ("", NO_VARIANT):  # how the items without variants are stored: no variant's id
+            raise field_error("lines", f"no product has the variant {line.variant_id!r}: {line}")
         key = (
             StockKey(warehouse_id, line.product_id, line.variant_id)
             if warehouse_id
