@@ -372,3 +372,15 @@ def test_one_idempotency_key_reused_on_another_purchase_order_posts_its_stock_to
     [stock] = get("/v1/inventory", warehouse_id=world.warehouse.id, product_id=world.product.id).body["items"]
     assert (stock["on_hand"], stock["reserved"], stock["available"]) == (2, 2, 0)
     assert len(audit(action="po_receipt")) == 2
+
+
+def test_an_adjustment_of_no_units_is_refused_and_audits_nothing(world):
+    """WH-2 (review of issue 9): an adjustment of 0 units was applied as a change: an audit record whose before
+    and after are equal, a change that did not happen in the trail. It is refused, naming the field."""
+    post("/v1/inventory/receipts", shirt(world, quantity=5))
+
+    refused = post("/v1/inventory/adjustments", shirt(world, delta=0, reason="nothing moved"))
+
+    assert refused.status == 422
+    assert refused.body["error"]["details"][0]["field"] == "delta"
+    assert audit(action="adjustment") == []

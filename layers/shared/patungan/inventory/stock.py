@@ -215,8 +215,11 @@ class StockService:
         reason: str,
         request_key: str | None = None,
     ) -> StockItem:
-        """``on_hand`` moves by ``delta``; never below what is reserved (409 ``insufficient_stock``)."""
+        """``on_hand`` moves by ``delta``; never below what is reserved (409 ``insufficient_stock``). An adjustment
+        of no units is refused: the audit trail records changes, not changes that did not happen (WH-2)."""
         principal.require(Role.WAREHOUSE)
+        if delta == 0:
+            raise field_error("delta", "an adjustment adds or removes at least one unit")
         key, product = self._known_item(warehouse_id, product_id, variant_id)
         return self._change_one(
             key,
