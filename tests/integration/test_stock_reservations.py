@@ -447,3 +447,18 @@ def test_a_variant_id_that_names_the_items_without_variants_is_refused_not_a_ser
         )
 
     assert levels(world.warehouse.id, world.product.id) == (4, 0, 4)
+
+
+def test_extending_a_committed_hold_says_it_was_committed_not_that_it_expired(world):
+    """CHK-3 (review of issue 9): a late extension (a retry after the commit) was answered 409
+    ``reservation_expired``, which tells checkout its stock is gone and to hold it again: the order's units would
+    be held twice. A committed hold is an illegal transition; nothing is extended either way."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)])
+    stock_service().commit(held.id)
+
+    with pytest.raises(Conflict) as refused:
+        stock_service().extend([held.id], timedelta(minutes=5))
+
+    assert refused.value.code == "illegal_transition"
+    assert stock_service().stock.get_reservation(held.id).expires_at == held.expires_at

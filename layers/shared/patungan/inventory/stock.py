@@ -466,8 +466,8 @@ class StockService:
 
     def extend(self, reservation_ids: list[str], ttl: timedelta | None = None) -> str:
         """Move the expiry of every reservation to now + ttl (capped by the server), all or nothing in one
-        transaction: one expired, released, committed or unknown → 409 ``reservation_expired`` (404 for an
-        unknown id) and none is extended. Returns the new ``expires_at``."""
+        transaction: one expired or released → 409 ``reservation_expired`` (a committed one: 409
+        ``illegal_transition``; an unknown id: 404) and none is extended. Returns the new ``expires_at``."""
         unique = list(dict.fromkeys(reservation_ids))
         if not unique:
             raise field_error("reservation_ids", "name at least one reservation")
