@@ -21,7 +21,7 @@ from patungan.core.observability import logger
 from patungan.inventory.stock_models import StockKey, StockLine
 from patungan.inventory.stock_repository import HELD_SHARDS, AuditQuery, StockRepository, _shard
 from tests.support.lambdas import invoke
-from tests.support.stock import receive, stock_world
+from tests.support.stock import WORKER, receive, stock_world
 
 BUYERS = 50
 
@@ -462,3 +462,26 @@ def test_extending_a_committed_hold_says_it_was_committed_not_that_it_expired(wo
 
     assert refused.value.code == "illegal_transition"
     assert stock_service().stock.get_reservation(held.id).expires_at == held.expires_at
+
+
+def test_a_duplicate_receipt_answers_the_stock_its_first_attempt_left_not_what_it_read_before(world):
+    """WH-1, WH-2 (review of issue 9): a duplicate of a keyed receipt read the stock, then its first attempt
+    committed, then it found the first attempt's claim and answered the stock as read before the receipt: a 500
+    for a new item (it had read none), else levels without the receipt, telling the worker nothing was received.
+    The duplicate answers the stock with the receipt in it, and receives nothing more."""
+    key = StockKey(world.warehouse.id, world.product.id, None)
+    original_read, raced = StockRepository.get_with_reservation, []
+
+    def read_then_the_first_attempt_commits(repository, keys, reservation_id):
+        read = original_read(repository, keys, reservation_id)
+        if not raced:
+            raced.append("first attempt")
+            raced[0] = stock_service().receive(WORKER, *vars(key).values(), 5, "DO-9", request_key="do-9")
+        return read
+
+    with mock.patch.object(StockRepository, "get_with_reservation", read_then_the_first_attempt_commits):
+        duplicate = stock_service().receive(WORKER, *vars(key).values(), 5, "DO-9", request_key="do-9")
+
+    assert (duplicate.on_hand, duplicate.available) == (raced[0].on_hand, raced[0].available) == (5, 5)
+    assert levels(*vars(key).values()) == (5, 0, 5)
+    assert len(audit(action="receipt")) == 1

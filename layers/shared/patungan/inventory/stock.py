@@ -176,8 +176,9 @@ class StockService:
         attempt was applied (and crashed before answering) gets that change's before and the item as it is."""
 
         def once() -> tuple[StockItem, StockItem]:
-            items, _ = self.stock.get_with_reservation([key], None)
+            # The claim before the stock: stock read first could predate the claimed change (or its item).
             applied = self.audit.claimed(request_id) if request_id else None
+            items, _ = self.stock.get_with_reservation([key], None)
             if applied is not None:
                 current = items[key]
                 return current.model_copy(update=applied.before.model_dump()), current
