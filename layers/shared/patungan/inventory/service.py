@@ -121,8 +121,10 @@ class PurchaseOrderService:
     def _receive_once(
         self, principal: Principal, po_id: str, quantity: int, receipt_id: str, warehouse_id: str | None
     ) -> PurchaseOrder:
+        # The receipt before the order: an order read first could predate this receipt's first attempt.
+        received_before = self.repository.has_receipt(po_id, receipt_id)
         po = self.repository.get(po_id)
-        if self.repository.has_receipt(po_id, receipt_id):
+        if received_before:
             return po
         if po.status != "open":
             raise Conflict(f"purchase order {po_id} is already {po.status}", code="illegal_transition")
