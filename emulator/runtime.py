@@ -110,6 +110,7 @@ class LambdaRuntime:
     ) -> None:
         self.functions = template.functions()
         self._base_environment = dict(base_environment)
+        self._configured: dict[str, str] = {}
         self._modules: dict[str, ModuleType] = {}
         # In Lambda each function reads its own environment at its cold start (settings, the service name of
         # its logs); here one process runs them all, so that is read again whenever another function runs.
@@ -122,6 +123,12 @@ class LambdaRuntime:
         for path in map(str, template.layer_paths()):
             if path not in sys.path:
                 sys.path.insert(0, path)
+
+    def configure(self, variables: Mapping[str, str]) -> None:
+        """Set ``variables`` in every function's environment from its next invocation, over what the template
+        gives (as a deployment's parameters would: the seed names resources the template cannot know)."""
+        with INVOCATION_LOCK:
+            self._configured.update(variables)
 
     def function(self, name_or_arn: str) -> FunctionSpec:
         """The function a name, an ARN or a qualified ARN (``...:function:Name:$LATEST``) refers to."""
@@ -164,6 +171,7 @@ class LambdaRuntime:
         return {
             **self._base_environment,
             **spec.environment,
+            **self._configured,
             "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",

@@ -22,6 +22,8 @@ class Seed:
     api: RestApi
     users: dict[str, Identity] = field(default_factory=dict)
     ids: dict[str, str] = field(default_factory=dict)
+    # Settings the demo data fills in (a default that names a seeded resource), given to every function.
+    environment: dict[str, str] = field(default_factory=dict)
 
     def add_user(self, identity: Identity) -> Identity:
         self.users[identity.sub] = identity
@@ -101,7 +103,36 @@ def create_demo_products(seed: Seed) -> None:
         seed.ids[f"product_{index}_id"] = seed.call("factory-staff-1", "POST", "/v1/products", body)["id"]
 
 
-SEED_STEPS: list[SeedStep] = [add_platform_users, create_demo_factory, create_demo_products]
+def create_receiving_warehouse(seed: Seed) -> None:
+    """The warehouse purchase orders are received into when the receipt names none: their units go on hand
+    there, reserved for the session's orders (GB-15)."""
+    warehouse = seed.call(
+        "admin-1",
+        "POST",
+        "/v1/warehouses",
+        {
+            "code": "BDG-RCV",
+            "name": "Gudang Penerimaan Bandung",
+            "address": {
+                "recipient_name": "Gudang Penerimaan Bandung",
+                "phone": "022-4201234",
+                "line1": "Jl. Soekarno-Hatta 590",
+                "city": "Bandung",
+                "province": "Jawa Barat",
+                "postal_code": "40286",
+            },
+        },
+    )
+    seed.ids["receiving_warehouse_id"] = warehouse["id"]
+    seed.environment["DEFAULT_RECEIVING_WAREHOUSE_ID"] = warehouse["id"]
+
+
+SEED_STEPS: list[SeedStep] = [
+    add_platform_users,
+    create_demo_factory,
+    create_demo_products,
+    create_receiving_warehouse,
+]
 
 
 def run_seed(api: RestApi, steps: list[SeedStep] = SEED_STEPS) -> Seed:

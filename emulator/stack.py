@@ -177,6 +177,7 @@ class LocalStack:
         runtime.activate(lambda_runtime)
         if self._seed_enabled:
             self.seed = run_seed(rest_api)
+            lambda_runtime.configure(self.seed.environment)
         self._scheduler.start()  # scheduled jobs start with a complete stack, not in the middle of the seed
         self._gateway.ready.set()
         logger.info("local stack ready on %s", self.url)

@@ -44,6 +44,15 @@ class Walkthrough:
         self.product_id, self.factory_id = product["id"], product["factory_id"]
         self.staff = api.token("factory-staff-1", ["factory"], factory_id=self.factory_id)
 
+    def receiving_stock(self) -> tuple[int, int]:
+        """(on_hand, reserved) of the product at the demo receiving warehouse (BDG-RCV)."""
+        warehouses = self.api.get("/v1/warehouses", self.admin, params={"limit": 100}).json()["items"]
+        [receiving] = [w for w in warehouses if w["code"] == "BDG-RCV"]
+        stock = self.api.get(
+            "/v1/inventory", self.warehouse, params={"warehouse_id": receiving["id"], "product_id": self.product_id}
+        ).json()["items"]
+        return (stock[0]["on_hand"], stock[0]["reserved"]) if stock else (0, 0)
+
     def buyer(self, n: int) -> str:
         return self.api.token(f"e2e-{self.run}-buyer-{n}", ["buyer"])
 
@@ -153,8 +162,11 @@ def test_success_path_orders_tier_refunds_and_escrow_release(walk):
         assert walk.mine(token, session["id"])["status"] == "ordered"
     [po] = walk.api.get("/v1/purchase-orders", walk.staff, params={"session_id": session["id"]}).json()["items"]
     assert po["quantity"] == 6
+    held_before = walk.receiving_stock()
     received = walk.api.post(f"/v1/purchase-orders/{po['id']}/receive", walk.warehouse, json={"received_quantity": 6})
     assert received.status_code == 200, received.text
+    # GB-15: the receipt names no warehouse; the stack's receiving warehouse holds the units for the session.
+    assert walk.receiving_stock() == (held_before[0] + 6, held_before[1] + 6)
     assert eventually(lambda: walk.session(session["id"])["status"] == "completed")
     assert walk.balanced()
     kinds = {n["type"] for n in walk.api.get("/v1/notifications", buyers[0]).json()["items"]}

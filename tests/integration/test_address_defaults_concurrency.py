@@ -14,7 +14,7 @@ from moto.dynamodb.responses import DynamoHandler
 from emulator.moto_patches import _serialised
 from patungan.accounts.models import AddressInput, AddressUpdate
 from patungan.composition import address_service
-from patungan.core.errors import ConcurrentUpdate
+from patungan.core.errors import ConcurrentUpdate, Conflict
 from tests.support.lambdas import load_event
 
 USER = "usr_siti"
@@ -128,3 +128,29 @@ def test_deleting_the_default_while_others_become_default_leaves_exactly_one(aws
     assert len(defaults(aws)) == 1
     assert book().default_address_id == defaults(aws)[0]
     assert book().count == len(remaining)
+
+
+def test_concurrent_additions_to_a_nearly_full_book_stop_at_the_limit(aws, monkeypatch):
+    """ACC-2 (review of issue 9): the cap holds under concurrency: with room for 2 more, 8 concurrent additions
+    save exactly 2, the others are refused (limit reached, or a conflict left over after the retries); the
+    book's count is the number saved and exactly one is the default."""
+    from patungan.accounts import service
+
+    monkeypatch.setattr(service, "MAX_ADDRESSES_PER_USER", 3)
+    add_addresses(1)
+    body = load_event("accounts/create_address.json")
+
+    def add(_):
+        try:
+            return address_service().add(USER, AddressInput(**body)).id
+        except Conflict as refused:
+            return refused.code
+
+    with threads(THREADS) as pool:
+        outcomes = list(pool.map(add, range(THREADS)))
+
+    saved = [outcome for outcome in outcomes if outcome.startswith("adr_")]
+    assert len(saved) == 2
+    assert set(outcomes) - set(saved) <= {"address_limit_reached", "concurrent_update"}
+    assert len(saved_addresses(aws)) == book().count == 3
+    assert len(defaults(aws)) == 1

@@ -277,3 +277,20 @@ def test_a_cursor_from_another_users_list_reads_nothing_of_theirs(aws):
 
     assert response.status == 400
     assert response.body["error"]["code"] == "invalid_cursor"
+
+
+def test_a_retry_of_the_address_that_reached_the_limit_gets_that_address_not_a_409(aws, monkeypatch):
+    """ACC-2, SYS-4 (review of issue 9): the address that filled the book was saved, then its answer was lost;
+    the retry with its Idempotency-Key met the full book first and answered 409 address_limit_reached, so the
+    client believed it was not saved. The retry answers the address it saved; a new one is still refused."""
+    from patungan.accounts import service
+
+    monkeypatch.setattr(service, "MAX_ADDRESSES_PER_USER", 2)
+    create()
+    saved = address_service().add("usr_siti", AddressInput(**new_address()), "office-1")
+
+    retried = create(headers={"Idempotency-Key": "office-1"})
+
+    assert (retried.status, retried.body) == (201, saved.model_dump())
+    assert create(headers={"Idempotency-Key": "office-2"}).body["error"]["code"] == "address_limit_reached"
+    assert len(listing().body["items"]) == 2

@@ -5,12 +5,16 @@ become audited, reserved stock."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.composition import purchase_order_service
 from tests.support.lambdas import call_api, claims
 from tests.support.stock import SELLER_ID, stock_world
+from tests.support.stock import WORKER as WORKER_PRINCIPAL
 
 WORKER = claims("worker-1", "warehouse")
 ADMIN = claims("admin-1", "admin")
@@ -368,3 +372,88 @@ def test_a_purchase_order_receipt_is_audited_stock_reserved_for_the_sessions_ord
     assert {r["actor_id"] for r in records} == {"worker-1"}
     released = aws.dynamodb().scan(TableName=aws.tables["OutboxTable"])["Items"]
     assert [i["type"]["S"] for i in released].count("warehouse.po_received") == 1
+
+
+def test_one_idempotency_key_reused_on_another_purchase_order_posts_its_stock_too(aws, world):
+    """GB-15, WH-4 (review of issue 9): a receipt's id was derived from the caller, the quantity and the key but
+    not the purchase order, so a key reused on another order (once the first answer's idempotency record had
+    expired) named the same stock hold: the second order's receipt was refused forever as a concurrent update
+    and its units never went on hand. Each order's receipt is its own."""
+    orders = []
+    for session in ("ses_kopi", "ses_teh"):
+        tx = Transaction()
+        orders.append(
+            purchase_order_service().raise_for_session(
+                tx,
+                session_id=session,
+                factory_id="fac_1",
+                product_id=world.product.id,
+                variant_id=None,
+                product_name="Kopi",
+                quantity=1,
+            )
+        )
+        tx.commit()
+    receipts = purchase_order_service()
+
+    for po in orders:
+        received = receipts.receive(WORKER_PRINCIPAL, po.id, 1, "delivery-note-7", world.warehouse.id)
+        assert received.status == "received"
+
+    [stock] = get("/v1/inventory", warehouse_id=world.warehouse.id, product_id=world.product.id).body["items"]
+    assert (stock["on_hand"], stock["reserved"], stock["available"]) == (2, 2, 0)
+    assert len(audit(action="po_receipt")) == 2
+
+
+def test_an_adjustment_of_no_units_is_refused_and_audits_nothing(world):
+    """WH-2 (review of issue 9): an adjustment of 0 units was applied as a change: an audit record whose before
+    and after are equal, a change that did not happen in the trail. It is refused, naming the field."""
+    post("/v1/inventory/receipts", shirt(world, quantity=5))
+
+    refused = post("/v1/inventory/adjustments", shirt(world, delta=0, reason="nothing moved"))
+
+    assert refused.status == 422
+    assert refused.body["error"]["details"][0]["field"] == "delta"
+    assert audit(action="adjustment") == []
+
+
+def test_a_partial_purchase_order_receipt_retried_after_a_crash_posts_its_stock_once(aws, world):
+    """GB-15, WH-2, WH-4 (review of issue 9): the receipt (and its stock) committed, then the function died before
+    its answer was kept; the retry with its Idempotency-Key posts nothing more: one po_receipt record, the
+    units on hand and reserved once, no escrow release for a partial receipt."""
+    tx = Transaction()
+    po = purchase_order_service().raise_for_session(
+        tx,
+        session_id="ses_kopi",
+        factory_id="fac_1",
+        product_id=world.product.id,
+        variant_id=None,
+        product_name="Kopi",
+        quantity=3,
+    )
+    tx.commit()
+
+    def receive():
+        return call_api(
+            "ReceivePurchaseOrderFunction",
+            "POST",
+            f"/v1/purchase-orders/{po.id}/receive",
+            resource="/v1/purchase-orders/{id}/receive",
+            path_parameters={"id": po.id},
+            body={"received_quantity": 2, "warehouse_id": world.warehouse.id},
+            claims=WORKER,
+            headers={"Idempotency-Key": "dn-1"},
+        )
+
+    with mock.patch.object(BasePersistenceLayer, "save_success", side_effect=RuntimeError("Lambda timed out")):
+        assert receive().status >= 500
+    aws.expire_idempotency_records()
+    retried = receive()
+
+    assert (retried.status, retried.body["received_quantity"]) == (200, 2)
+    [stock] = get("/v1/inventory", warehouse_id=world.warehouse.id, product_id=world.product.id).body["items"]
+    assert (stock["on_hand"], stock["reserved"], stock["available"]) == (2, 2, 0)
+    [record] = audit(action="po_receipt")
+    assert (record["before"], record["after"]) == ({"on_hand": 0, "reserved": 0}, {"on_hand": 2, "reserved": 2})
+    outbox = aws.dynamodb().scan(TableName=aws.tables["OutboxTable"])["Items"]
+    assert "warehouse.po_received" not in [i["type"]["S"] for i in outbox]

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.composition import purchase_order_service
+from patungan.core.auth import Principal, Role
 from patungan.core.observability import logger
 from patungan.inventory.repository import PurchaseOrderRepository
 from tests.support.lambdas import call_api, claims
@@ -193,3 +194,26 @@ def test_a_receipt_completing_the_order_meanwhile_is_a_retry_not_a_false_inconsi
     assert critical.call_args_list == []
     assert stored(aws, po.id) == ("received", 2, [1, 1])
     assert len(released(aws)) == 1
+
+
+def test_a_duplicate_receipt_answers_the_order_its_first_attempt_left_not_what_it_read_before(aws, po):
+    """WH-4, GB-14 (review of issue 9): a duplicate of a keyed receipt read the order, then its first attempt
+    committed, then it found the first attempt's receipt and answered the order as read before it: nothing
+    received, so the worker receives the units again under another key. It answers the order with the receipt."""
+    original_get, first = PurchaseOrderRepository.get, []
+    service = purchase_order_service()
+    principal = Principal("warehouse-1", frozenset({Role.WAREHOUSE}))
+
+    def read_then_the_first_attempt_commits(repository, po_id):
+        read = original_get(repository, po_id)
+        if not first:
+            first.append("first attempt")
+            first[0] = service.receive(principal, po_id, 1, "dn-1")
+        return read
+
+    with mock.patch.object(PurchaseOrderRepository, "get", read_then_the_first_attempt_commits):
+        duplicate = service.receive(principal, po.id, 1, "dn-1")
+
+    assert (duplicate.status, duplicate.received_quantity) == (first[0].status, first[0].received_quantity)
+    assert duplicate.received_quantity == 1
+    assert stored(aws, po.id) == ("open", 1, [1])

@@ -13,13 +13,15 @@ import pytest
 from moto.dynamodb.responses import DynamoHandler
 
 from emulator.moto_patches import _serialised
+from patungan.adapters.dynamodb import Transaction
 from patungan.composition import stock_service
 from patungan.core.clock import FixedClock
 from patungan.core.errors import Conflict, NotFound, ValidationFailed
+from patungan.core.observability import logger
 from patungan.inventory.stock_models import StockKey, StockLine
-from patungan.inventory.stock_repository import AuditQuery
+from patungan.inventory.stock_repository import HELD_SHARDS, AuditQuery, StockRepository, _shard
 from tests.support.lambdas import invoke
-from tests.support.stock import receive, stock_world
+from tests.support.stock import WORKER, receive, stock_world
 
 BUYERS = 50
 
@@ -237,3 +239,249 @@ def test_a_line_of_no_units_or_fewer_is_refused_and_gives_nothing_back(world, li
         stock_service().reserve("chk_2", [line], warehouse_id=world.warehouse.id)
 
     assert levels(world.warehouse.id, world.product.id) == (4, 3, 1)
+
+
+def _id_in_shard(prefix, shard):
+    return next(f"{prefix}_{n}" for n in range(1000) if _shard(f"{prefix}_{n}", HELD_SHARDS) == shard)
+
+
+def test_one_hot_item_that_keeps_conflicting_does_not_stop_the_sweep_releasing_the_others(world, clock):
+    """CHK-3, WH-2 (review of issue 9): an expired hold whose item keeps changing under the sweep (a flash sale's
+    item) is left exactly as it was, unaudited, for the next sweep; the holds after it are still released."""
+    receive((world.warehouse.id, world.product.id, None), 5)
+    receive((world.warehouse.id, world.shirt.id, "v_s"), 5)
+    busy = stock_service().reserve(
+        "chk_1", [StockLine(world.product.id, None, 2)], timedelta(minutes=5), reservation_id=_id_in_shard("rsv_a", 0)
+    )
+    free = stock_service().reserve(
+        "chk_2", [StockLine(world.shirt.id, "v_s", 3)], timedelta(minutes=5), reservation_id=_id_in_shard("rsv_b", 7)
+    )
+    clock.advance(timedelta(minutes=5))
+    original_read, busy_key = StockRepository.get_with_reservation, StockKey(world.warehouse.id, world.product.id, None)
+
+    def read_then_another_writer_changes_the_busy_item(repository, keys, reservation_id):
+        keys = list(keys)
+        read = original_read(repository, keys, reservation_id)
+        if keys == [busy_key]:
+            current = stock_service().stock.get(busy_key)
+            tx = Transaction()
+            stock_service().stock.write(tx, current, current.model_copy(update={"version": current.version + 1}), None)
+            tx.commit()
+        return read
+
+    with (
+        mock.patch.object(StockRepository, "get_with_reservation", read_then_another_writer_changes_the_busy_item),
+        mock.patch("patungan.core.retry.back_off"),
+    ):
+        assert stock_service().release_expired() == 1
+
+    assert stock_service().stock.get_reservation(free.id).status == "released"
+    assert levels(world.warehouse.id, world.shirt.id, "v_s") == (5, 0, 5)
+    assert stock_service().stock.get_reservation(busy.id).status == "held"
+    assert levels(world.warehouse.id, world.product.id) == (5, 2, 3)
+    assert [r.reference for r in audit(action="release")] == [free.id]
+
+
+def _race_after_reading_the_hold(other_writer):
+    """Patch the reservation read so ``other_writer`` runs once, right after the first read of a hold."""
+    original, raced = StockRepository.get_reservation, []
+
+    def read_then_race(repository, reservation_id):
+        read = original(repository, reservation_id)
+        if not raced:
+            raced.append(True)
+            other_writer(reservation_id)
+        return read
+
+    return mock.patch.object(StockRepository, "get_reservation", read_then_race)
+
+
+def test_a_hold_extended_while_the_sweep_releases_it_ends_extended_and_untouched(world, clock):
+    """CHK-3 (review of issue 9): checkout extends a hold (its clock a second behind) between the sweep's read of
+    it and the sweep's write: the extension stands, the sweep releases nothing, stock and audit unchanged."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)], timedelta(minutes=5))
+    clock.advance(timedelta(minutes=5))
+
+    def extend_a_second_earlier(reservation_id):
+        clock.advance(timedelta(seconds=-1))
+        stock_service().extend([reservation_id], timedelta(minutes=10))
+        clock.advance(timedelta(seconds=1))
+
+    with _race_after_reading_the_hold(extend_a_second_earlier):
+        assert stock_service().release_expired() == 0
+
+    assert stock_service().stock.get_reservation(held.id).status == "held"
+    assert levels(world.warehouse.id, world.product.id) == (4, 3, 1)
+    assert audit(action="release") == []
+
+
+def test_a_hold_released_by_the_sweep_while_it_is_extended_ends_released_once(world, clock):
+    """CHK-3, WH-2: the sweep releases the hold between the extension's clock reading and its write: the
+    extension is refused, the hold is released once, stock exact."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)], timedelta(minutes=5))
+    clock.advance(timedelta(minutes=5))
+    original_extend = StockRepository.extend
+
+    def sweep_then_extend(repository, tx, reservation_id, expires_at, now):
+        assert stock_service().release_expired() == 1
+        original_extend(repository, tx, reservation_id, expires_at, "2026-11-30T08:04:59Z")  # read before expiry
+
+    with mock.patch.object(StockRepository, "extend", sweep_then_extend), pytest.raises(Conflict) as refused:
+        stock_service().extend([held.id], timedelta(minutes=10))
+
+    assert refused.value.code == "reservation_expired"
+    assert stock_service().stock.get_reservation(held.id).status == "released"
+    assert levels(world.warehouse.id, world.product.id) == (4, 0, 4)
+    assert len(audit(action="release")) == 1
+
+
+def test_a_commit_racing_the_sweep_on_an_expired_hold_never_commits_it(world, clock):
+    """CHK-3: checkout's commit, its clock a second behind, reads the hold as unexpired; the sweep releases it
+    before the commit writes: the commit is refused and the stock is released once, never taken."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)], timedelta(minutes=5))
+    clock.advance(timedelta(minutes=5) - timedelta(seconds=1))
+
+    def sweep_at_expiry(_reservation_id):
+        clock.advance(timedelta(seconds=1))
+        stock_service().release_expired()
+        clock.advance(timedelta(seconds=-1))
+
+    with (
+        _race_after_reading_the_hold(sweep_at_expiry),
+        mock.patch.object(logger, "critical", wraps=logger.critical) as critical,
+        pytest.raises(Conflict) as refused,
+    ):
+        stock_service().commit(held.id)
+
+    assert refused.value.code == "illegal_transition"  # it was released: not a broken stock item
+    assert critical.call_args_list == []
+    assert levels(world.warehouse.id, world.product.id) == (4, 0, 4)
+    assert len(audit(action="release")) == 1
+    assert audit(action="commit") == []
+
+
+def test_two_sweeps_at_once_release_a_hold_once_and_say_so(world, clock):
+    """CHK-3, WH-2: a second sweep runs between the first one's read of a hold and its write: one release, one
+    audit record, stock exact, and the two sweeps together report one release."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)], timedelta(minutes=5))
+    clock.advance(timedelta(minutes=5))
+    second = []
+
+    with (
+        _race_after_reading_the_hold(lambda _id: second.append(stock_service().release_expired())),
+        mock.patch.object(logger, "critical", wraps=logger.critical) as critical,
+    ):
+        first = stock_service().release_expired()
+
+    assert first + second[0] == 1
+    assert critical.call_args_list == []  # nothing is wrong: no alarm
+    assert levels(world.warehouse.id, world.product.id) == (4, 0, 4)
+    assert len(audit(action="release")) == 1
+
+
+@pytest.mark.parametrize("end", ["commit", "release"])
+def test_a_hold_ended_twice_at_once_answers_both_calls_alike_and_changes_stock_once(world, end):
+    """CHK-3, WH-2 (review of issue 9): checkout's retried commit (or release) runs while its first attempt is
+    still running; the first ends the hold between the retry's read of the hold and its read of the stock. The
+    retry took the stock it read for the hold's and answered 409 ``reservation_mismatch`` with a CRITICAL alarm
+    about a broken stock item; it is a concurrent update: read again, it answers as the first did."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)])
+    first = []
+
+    with (
+        _race_after_reading_the_hold(
+            lambda reservation_id: first.append(getattr(stock_service(), end)(reservation_id))
+        ),
+        mock.patch.object(logger, "critical", wraps=logger.critical) as critical,
+    ):
+        retried = getattr(stock_service(), end)(held.id)
+
+    assert retried.status == first[0].status == {"commit": "committed", "release": "released"}[end]
+    assert critical.call_args_list == []
+    assert levels(world.warehouse.id, world.product.id) == ((1, 0, 1) if end == "commit" else (4, 0, 4))
+    assert len(audit(action=end)) == 1
+
+
+@pytest.mark.parametrize("ttl", [timedelta(0), timedelta(minutes=-30)])
+def test_an_extension_of_no_time_or_less_is_refused_and_shortens_no_hold(world, clock, ttl):
+    """CHK-3 (review of issue 9): checkout's extend(ids, ttl) took a negative ttl as given and moved the expiry
+    into the past (the sweep then released a hold the buyer was paying for), and ``timedelta(0)`` silently
+    meant the default. A hold is extended by a positive time only; nothing is changed otherwise."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)], timedelta(minutes=10))
+
+    with pytest.raises(ValidationFailed):
+        stock_service().extend([held.id], ttl)
+    with pytest.raises(ValidationFailed):
+        stock_service().reserve("chk_2", [StockLine(world.product.id, None, 1)], ttl)
+
+    assert stock_service().stock.get_reservation(held.id).expires_at == "2026-11-30T08:10:00Z"
+    assert invoke("ReleaseExpiredReservationsFunction", {}) == {"released": 0}
+    assert levels(world.warehouse.id, world.product.id) == (4, 3, 1)
+
+
+def test_extending_no_reservation_is_refused(world):
+    """CHK-3: extend([]) answered a new expiry for nothing extended; a caller that lost its ids must hear it."""
+    with pytest.raises(ValidationFailed):
+        stock_service().extend([], timedelta(minutes=5))
+
+
+@pytest.mark.parametrize("variant_id", ["-", ""])
+def test_a_variant_id_that_names_the_items_without_variants_is_refused_not_a_server_error(world, variant_id):
+    """CHK-3, WH-1 (review of issue 9): the stock item of a product without variants is stored under the variant
+    "-"; a line naming the variant "-" (or "") read that item as another one and its write failed on every
+    attempt (503 after a dozen rounds; a 500 beside a line of the same product without a variant). It is no
+    variant of any product: refused, nothing held."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+
+    with pytest.raises(ValidationFailed):
+        stock_service().reserve(
+            "chk_1",
+            [StockLine(world.product.id, None, 1), StockLine(world.product.id, variant_id, 3)],
+            warehouse_id=world.warehouse.id,
+        )
+
+    assert levels(world.warehouse.id, world.product.id) == (4, 0, 4)
+
+
+def test_extending_a_committed_hold_says_it_was_committed_not_that_it_expired(world):
+    """CHK-3 (review of issue 9): a late extension (a retry after the commit) was answered 409
+    ``reservation_expired``, which tells checkout its stock is gone and to hold it again: the order's units would
+    be held twice. A committed hold is an illegal transition; nothing is extended either way."""
+    receive((world.warehouse.id, world.product.id, None), 4)
+    held = stock_service().reserve("chk_1", [StockLine(world.product.id, None, 3)])
+    stock_service().commit(held.id)
+
+    with pytest.raises(Conflict) as refused:
+        stock_service().extend([held.id], timedelta(minutes=5))
+
+    assert refused.value.code == "illegal_transition"
+    assert stock_service().stock.get_reservation(held.id).expires_at == held.expires_at
+
+
+def test_a_duplicate_receipt_answers_the_stock_its_first_attempt_left_not_what_it_read_before(world):
+    """WH-1, WH-2 (review of issue 9): a duplicate of a keyed receipt read the stock, then its first attempt
+    committed, then it found the first attempt's claim and answered the stock as read before the receipt: a 500
+    for a new item (it had read none), else levels without the receipt, telling the worker nothing was received.
+    The duplicate answers the stock with the receipt in it, and receives nothing more."""
+    key = StockKey(world.warehouse.id, world.product.id, None)
+    original_read, raced = StockRepository.get_with_reservation, []
+
+    def read_then_the_first_attempt_commits(repository, keys, reservation_id):
+        read = original_read(repository, keys, reservation_id)
+        if not raced:
+            raced.append("first attempt")
+            raced[0] = stock_service().receive(WORKER, *vars(key).values(), 5, "DO-9", request_key="do-9")
+        return read
+
+    with mock.patch.object(StockRepository, "get_with_reservation", read_then_the_first_attempt_commits):
+        duplicate = stock_service().receive(WORKER, *vars(key).values(), 5, "DO-9", request_key="do-9")
+
+    assert (duplicate.on_hand, duplicate.available) == (raced[0].on_hand, raced[0].available) == (5, 5)
+    assert levels(*vars(key).values()) == (5, 0, 5)
+    assert len(audit(action="receipt")) == 1

@@ -63,6 +63,10 @@ def _book_key(user_id: str) -> dict[str, str]:
     return {"pk": _user(user_id), "sk": BOOK}
 
 
+def _request_key(user_id: str, key: str) -> dict[str, str]:
+    return {"pk": _user(user_id), "sk": f"{REQUEST_PREFIX}{keyed_id('key', key)}"}  # any length a client sends
+
+
 def _address(item: dict[str, Any]) -> Address:
     return Address.model_validate({k: v for k, v in item.items() if k not in {"pk", "sk"}})
 
@@ -102,6 +106,11 @@ class AddressRepository:
         )
         return Page([_address(item) for item in result.items], encode_cursor(result.last_key))
 
+    def saved_with(self, user_id: str, key: str) -> str | None:
+        """The id of the address a request with this Idempotency-Key saved (None: no such request is kept)."""
+        item = self.table.get(_request_key(user_id, key))
+        return item["address_id"] if item else None
+
     def newest_other_than(self, user_id: str, address_id: str) -> str | None:
         """The most recently added of the user's addresses but ``address_id`` (ids are time-ordered)."""
         result = self.table.query(
@@ -123,8 +132,7 @@ class AddressRepository:
             tx.put(
                 self.table,
                 {
-                    "pk": _user(book.user_id),
-                    "sk": f"{REQUEST_PREFIX}{keyed_id('key', request.key)}",  # any length a client sends
+                    **_request_key(book.user_id, request.key),
                     "address_id": address.id,
                     "expires_at": int(request.expires_at.timestamp()),
                 },

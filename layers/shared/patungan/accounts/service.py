@@ -36,6 +36,10 @@ class AddressService:
         def attempt() -> Address:
             book = self.repository.book(user_id)
             if book.count >= MAX_ADDRESSES_PER_USER:
+                # A retry of the request that filled the book answers the address it saved.
+                saved_id = self.repository.saved_with(user_id, idempotency_key) if idempotency_key else None
+                if saved_id is not None:
+                    return self.repository.get(user_id, saved_id)
                 raise Conflict(
                     f"you have {MAX_ADDRESSES_PER_USER} addresses, the most one account keeps: delete one first",
                     code="address_limit_reached",

@@ -109,7 +109,10 @@ class PurchaseOrderService:
         the session's orders, as an audited ``po_receipt`` in the same transaction (GB-15). With no warehouse
         named or configured the receipt posts no stock, and says so in the log."""
         principal.require(Role.WAREHOUSE)
-        receipt_id = keyed_id("rcp", principal.user_id, str(quantity), request_key) if request_key else new_id("rcp")
+        # The order is part of the id: one key reused on another order names another receipt (and stock hold).
+        receipt_id = (
+            keyed_id("rcp", principal.user_id, po_id, str(quantity), request_key) if request_key else new_id("rcp")
+        )
         warehouse_id = warehouse_id or self.default_warehouse_id
         if warehouse_id is None:
             logger.warning("purchase order received with no warehouse: no stock posted", extra={"po_id": po_id})
@@ -118,8 +121,10 @@ class PurchaseOrderService:
     def _receive_once(
         self, principal: Principal, po_id: str, quantity: int, receipt_id: str, warehouse_id: str | None
     ) -> PurchaseOrder:
+        # The receipt before the order: an order read first could predate this receipt's first attempt.
+        received_before = self.repository.has_receipt(po_id, receipt_id)
         po = self.repository.get(po_id)
-        if self.repository.has_receipt(po_id, receipt_id):
+        if received_before:
             return po
         if po.status != "open":
             raise Conflict(f"purchase order {po_id} is already {po.status}", code="illegal_transition")

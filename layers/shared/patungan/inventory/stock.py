@@ -37,7 +37,7 @@ from patungan.inventory.stock_models import (
     StockKey,
     StockLine,
 )
-from patungan.inventory.stock_repository import AuditLog, AuditQuery, StockRepository
+from patungan.inventory.stock_repository import NO_VARIANT, AuditLog, AuditQuery, StockRepository
 from patungan.inventory.warehouses import Warehouse, WarehouseRepository
 
 SYSTEM_ACTOR = "system"
@@ -66,6 +66,8 @@ class Holds:
     maximum: timedelta
 
     def expiry(self, now: datetime, ttl: timedelta | None) -> datetime:
+        if ttl is not None and ttl <= timedelta(0):  # would shorten the hold into the past: the sweep takes it
+            raise field_error("ttl_seconds", "a hold lasts a positive time")
         return now + min(ttl or self.default, self.maximum)
 
 
@@ -174,8 +176,9 @@ class StockService:
         attempt was applied (and crashed before answering) gets that change's before and the item as it is."""
 
         def once() -> tuple[StockItem, StockItem]:
-            items, _ = self.stock.get_with_reservation([key], None)
+            # The claim before the stock: stock read first could predate the claimed change (or its item).
             applied = self.audit.claimed(request_id) if request_id else None
+            items, _ = self.stock.get_with_reservation([key], None)
             if applied is not None:
                 current = items[key]
                 return current.model_copy(update=applied.before.model_dump()), current
@@ -213,8 +216,11 @@ class StockService:
         reason: str,
         request_key: str | None = None,
     ) -> StockItem:
-        """``on_hand`` moves by ``delta``; never below what is reserved (409 ``insufficient_stock``)."""
+        """``on_hand`` moves by ``delta``; never below what is reserved (409 ``insufficient_stock``). An adjustment
+        of no units is refused: the audit trail records changes, not changes that did not happen (WH-2)."""
         principal.require(Role.WAREHOUSE)
+        if delta == 0:
+            raise field_error("delta", "an adjustment adds or removes at least one unit")
         key, product = self._known_item(warehouse_id, product_id, variant_id)
         return self._change_one(
             key,
@@ -461,9 +467,11 @@ class StockService:
 
     def extend(self, reservation_ids: list[str], ttl: timedelta | None = None) -> str:
         """Move the expiry of every reservation to now + ttl (capped by the server), all or nothing in one
-        transaction: one expired, released, committed or unknown → 409 ``reservation_expired`` (404 for an
-        unknown id) and none is extended. Returns the new ``expires_at``."""
+        transaction: one expired or released → 409 ``reservation_expired`` (a committed one: 409
+        ``illegal_transition``; an unknown id: 404) and none is extended. Returns the new ``expires_at``."""
         unique = list(dict.fromkeys(reservation_ids))
+        if not unique:
+            raise field_error("reservation_ids", "name at least one reservation")
         if len(unique) > MAX_EXTENDED:
             raise field_error("reservation_ids", f"at most {MAX_EXTENDED} reservations at once")
         now = self.clock.now()
@@ -477,13 +485,13 @@ class StockService:
     def release(self, reservation_id: str, *, actor_id: str | None = None) -> Reservation:
         """Give the held units back (audited ``release``). Idempotent: a released reservation is answered as
         it is; a committed one cannot be released (409)."""
-        return self._end(reservation_id, "released", actor_id=actor_id or SYSTEM_ACTOR, only_if="any")
+        return self._end(reservation_id, "released", actor_id=actor_id or SYSTEM_ACTOR, only_if="any")[0]
 
     def commit(self, reservation_id: str, *, actor_id: str | None = None) -> Reservation:
         """The stock leaves with the order: ``on_hand`` and ``reserved`` both drop (audited ``commit``).
         Idempotent; only while held and unexpired: an expired hold is never committed (409
         ``reservation_expired``), even before the sweep has released it."""
-        return self._end(reservation_id, "committed", actor_id=actor_id or SYSTEM_ACTOR, only_if="unexpired")
+        return self._end(reservation_id, "committed", actor_id=actor_id or SYSTEM_ACTOR, only_if="unexpired")[0]
 
     def release_expired(self) -> int:
         """The expiry sweep (a schedule): release every held reservation whose expiry has passed, each only if
@@ -491,17 +499,19 @@ class StockService:
         released = 0
         for reservation_id in self.stock.expired(to_iso(self.clock.now()), EXPIRED_PER_SWEEP):
             try:
-                self._end(reservation_id, "released", actor_id=SYSTEM_ACTOR, only_if="expired")
-                released += 1
+                # A hold another sweep released meanwhile is that sweep's release, not this one's.
+                released += self._end(reservation_id, "released", actor_id=SYSTEM_ACTOR, only_if="expired")[1]
             except Conflict as exc:  # extended or committed meanwhile: it is no longer this sweep's to release
                 logger.info("expired hold not released", extra={"reservation_id": reservation_id, "why": exc.code})
         return released
 
-    def _end(self, reservation_id: str, status: str, *, actor_id: str, only_if: str) -> Reservation:
-        def once() -> Reservation:
+    def _end(self, reservation_id: str, status: str, *, actor_id: str, only_if: str) -> tuple[Reservation, bool]:
+        """The reservation ended as ``status`` and whether this call ended it (False: it already was)."""
+
+        def once() -> tuple[Reservation, bool]:
             reservation = self.stock.get_reservation(reservation_id)
             if reservation.status == status:
-                return reservation
+                return reservation, False
             if reservation.status != "held":
                 raise Conflict(f"reservation {reservation_id} is {reservation.status}", code="illegal_transition")
             now = self.clock.now()
@@ -514,6 +524,7 @@ class StockService:
                 raise Conflict(f"reservation {reservation_id} has not expired", code="reservation_not_expired")
             keys = [StockKey(reservation.warehouse_id, line.product_id, line.variant_id) for line in reservation.lines]
             items, _ = self.stock.get_with_reservation(keys, None)
+            self._check_held_in(items, reservation, keys)
             leaving = status == "committed"
             tx = Transaction()
             self.stock.end_reservation(tx, reservation, status, to_iso(now), only_if=only_if, on_fail=_stale)
@@ -529,9 +540,25 @@ class StockService:
                 reference=reservation_id,
             )
             tx.commit()
-            return reservation.model_copy(update={"status": status, "updated_at": to_iso(now)})
+            return reservation.model_copy(update={"status": status, "updated_at": to_iso(now)}), True
 
         return retry_stale(once, STOCK_WRITE_ATTEMPTS)
+
+    def _check_held_in(self, items: dict[StockKey, StockItem], reservation: Reservation, keys: list[StockKey]) -> None:
+        """The stock read after the hold must still hold its units. When it does not, the hold was ended between
+        the two reads (a duplicate commit or release, the sweep): a concurrent update, read again. Only a hold
+        that is still held while its stock lacks the units is a broken item: refused, loudly."""
+        if all(
+            key in items and items[key].reserved >= line.units
+            for key, line in zip(keys, reservation.lines, strict=True)
+        ):
+            return
+        if self.stock.get_reservation(reservation.id) != reservation:
+            raise ConcurrentUpdate(f"reservation {reservation.id} changed while this request ran; retry")
+        logger.critical(
+            "a held reservation's units are not reserved on its stock", extra={"reservation": reservation.id}
+        )
+        raise Conflict(f"the stock of {reservation.id} holds fewer reserved units than it", code="reservation_mismatch")
 
     # ------------------------------------------------------------------ purchase orders (GB-15, WH-4)
     def add_po_receipt(
@@ -587,6 +614,8 @@ def _units(warehouse_id: str | None, lines: list[StockLine]) -> dict:
     for line in lines:
         if line.quantity < 1 or line.pack_size < 1:  # a negative line would give back what others hold
             raise field_error("lines", f"quantity and pack_size must be at least 1: {line}")
+        if line.variant_id in ("", NO_VARIANT):  # how the items without variants are stored: no variant's id
+            raise field_error("lines", f"no product has the variant {line.variant_id!r}: {line}")
         key = (
             StockKey(warehouse_id, line.product_id, line.variant_id)
             if warehouse_id

@@ -218,6 +218,8 @@ class StockRepository:
 def _not_extendable(reservation_id: str, old: dict[str, Any] | None) -> DomainError:
     if old is None:
         return NotFound(f"no reservation {reservation_id}")
+    if old.get("status") == "committed":  # its stock left with the order: not "expired", which asks to hold again
+        return Conflict(f"reservation {reservation_id} is committed: nothing was extended", code="illegal_transition")
     return Conflict(
         f"reservation {reservation_id} is {old.get('status')} or has expired: nothing was extended",
         code="reservation_expired",
