@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from patungan.core.inputs import MAX_QUANTITY, Quantity, ResourceId, single_line
 from patungan.core.pagination import ListOf
@@ -173,14 +173,6 @@ class ReceiptBody(_ItemRef):
 class AdjustmentBody(_ItemRef):
     delta: int = Field(strict=True, ge=-MAX_QUANTITY, le=MAX_QUANTITY, description="units added (negative: removed)")
     reason: single_line(500)
-
-    @field_validator("delta")
-    @classmethod
-    def _changes_something(cls, delta: int) -> int:
-        # Every audit record is a change (WH-2): a delta of 0 would record an adjustment that did not happen.
-        if delta == 0:
-            raise ValueError("must not be 0: an adjustment adds or removes units")
-        return delta
 
 
 class CycleCountBody(_ItemRef):
