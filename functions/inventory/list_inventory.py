@@ -1,5 +1,5 @@
-"""GET /v1/inventory: a warehouse's or a product's stock for warehouse staff and admins; seller staff see their
-own products' stock only (WH-1)."""
+"""GET /v1/inventory: stock for warehouse staff and admins (a warehouse's, a product's, or all of it warehouse after
+warehouse); seller staff see their own products' stock only (WH-1)."""
 
 from patungan.composition import stock_service
 from patungan.core.http import api_handler, caller, create_api, documented, json_response

@@ -252,7 +252,28 @@ def test_who_may_change_and_see_stock(world):
     assert get("/v1/inventory", who=OTHER_SELLER, product_id=world.shirt.id).status == 404
     assert get("/v1/inventory", who=BUYER, warehouse_id=world.warehouse.id).status == 403
     assert get("/v1/inventory/audit", who=SELLER).status == 403
-    assert get("/v1/inventory").status == 422
+
+
+def test_staff_list_all_stock_warehouse_after_warehouse_a_page_at_a_time(world):
+    """API.md: GET /v1/inventory's filters are optional. Unfiltered, warehouse staff page through every
+    warehouse's stock (each warehouse's own index: no scan); the pages join up with nothing twice or missed."""
+    for warehouse in (world.warehouse, world.other_warehouse):
+        for variant in ("v_s", "v_m"):
+            body = {"warehouse_id": warehouse.id, "product_id": world.shirt.id, "variant_id": variant, "quantity": 1}
+            assert post("/v1/inventory/receipts", body).status == 201
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        response = get("/v1/inventory", limit="3", cursor=cursor)
+        assert response.status == 200, response.body
+        seen += [(i["warehouse_id"], i["variant_id"]) for i in response.body["items"]]
+        pages += 1
+        if (cursor := response.body["next_cursor"]) is None:
+            break
+
+    assert sorted(seen) == sorted((w.id, v) for w in (world.warehouse, world.other_warehouse) for v in ("v_s", "v_m"))
+    assert pages == 2
+    assert get("/v1/inventory", cursor="eyJ3YXJlaG91c2VfaWQiOiJub3BlIn0").status == 400  # a warehouse never listed
 
 
 def test_stock_is_received_only_for_a_warehouse_product_and_variant_that_exist(world):

@@ -18,10 +18,11 @@ from patungan.adapters.dynamodb import Transaction
 from patungan.catalog.models import Product
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, parse_iso, to_iso
-from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound, ValidationFailed, field_error
+from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound, field_error
 from patungan.core.ids import keyed_id, new_id
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
+from patungan.core.pagination import decode_cursor, encode_cursor, invalid_cursor
 from patungan.core.retry import retry_stale
 from patungan.inventory.stock_models import (
     MAX_EXTENDED,
@@ -304,13 +305,34 @@ class StockService:
             if product_id and self._seller_of(product_id) != seller_id:
                 raise NotFound(f"no product {product_id}")
         elif not (warehouse_id or product_id):
-            raise ValidationFailed(
-                "name a warehouse_id or a product_id",
-                details=[{"field": "warehouse_id", "message": "give warehouse_id or product_id"}],
-            )
+            return self._every_warehouse_page(limit, cursor)
         return self.stock.page(
             warehouse_id=warehouse_id, product_id=product_id, seller_id=seller_id, limit=limit, cursor=cursor
         )
+
+    def _every_warehouse_page(self, limit: int, cursor: str | None) -> tuple[list[StockItem], str | None]:
+        """All stock, warehouse after warehouse in code order, through each warehouse's own index (no scan, no
+        index partition that every stock change writes). The cursor names the warehouse and the position in it."""
+        position = decode_cursor(cursor) or {}
+        warehouse_id, inner = position.get("warehouse_id"), position.get("after")
+        if cursor and not (isinstance(warehouse_id, str) and (inner is None or isinstance(inner, str))):
+            raise invalid_cursor()
+        warehouses = [w.id for w in self.warehouses.every()]
+        if warehouse_id is not None and warehouse_id not in warehouses:
+            raise invalid_cursor()
+        start = warehouses.index(warehouse_id) if warehouse_id else 0
+        items: list[StockItem] = []
+        for index in range(start, len(warehouses)):
+            page, inner = self.stock.page(
+                warehouse_id=warehouses[index], product_id=None, seller_id=None, limit=limit - len(items), cursor=inner
+            )
+            items.extend(page)
+            if inner is not None:
+                return items, encode_cursor({"warehouse_id": warehouses[index], "after": inner})
+            if len(items) == limit:
+                following = warehouses[index + 1 : index + 2]
+                return items, encode_cursor({"warehouse_id": following[0], "after": None}) if following else None
+        return items, None
 
     def _seller_of(self, product_id: str) -> str | None:
         try:

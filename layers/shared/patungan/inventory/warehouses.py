@@ -83,6 +83,15 @@ class WarehouseRepository:
             raise NotFound(f"no warehouse {warehouse_id}")
         return _warehouse(item)
 
+    def every(self) -> list[Warehouse]:
+        """Every warehouse, by code: a platform has tens of them, not thousands."""
+        warehouses, cursor = [], None
+        while True:
+            page = self.page(limit=100, cursor=cursor)
+            warehouses.extend(page.items)
+            if (cursor := page.next_cursor) is None:
+                return warehouses
+
     def page(self, *, limit: int, cursor: str | None) -> Page[Warehouse]:
         result = self.table.query_page(
             "gsi1pk = :pk",
