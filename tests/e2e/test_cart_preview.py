@@ -60,8 +60,10 @@ def test_a_guest_adds_to_the_cart_applies_a_coupon_previews_then_signs_in(api):
     assert quote["cart_version"] == with_coupon.json()["version"]
 
     buyer = api.token(f"buyer-{uuid.uuid4().hex[:6]}", ["buyer"])
-    merged = api.get("/v1/cart", buyer, headers=guest)
+    shown = api.get("/v1/cart", buyer, headers=guest)
+    assert [(li["product_id"], li["quantity"]) for li in shown.json()["items"]] == [(product_id, 2)]
+    merged = api.post("/v1/cart/items", buyer, json={"product_id": product_id, "quantity": 1}, headers=guest)
     assert merged.status_code == 200, merged.text
-    assert [(li["product_id"], li["quantity"]) for li in merged.json()["items"]] == [(product_id, 2)]
+    assert [(li["product_id"], li["quantity"]) for li in merged.json()["items"]] == [(product_id, 3)]
     assert merged.json()["coupon_codes"] == [code]
     assert api.get("/v1/cart", headers=guest).json()["items"] == []

@@ -24,6 +24,7 @@ from patungan.checkout.pricing import OrderLimits
 from patungan.checkout.quote import CheckoutRequest
 from patungan.composition import cart_service, checkout_pricing, promotion_service, stock_service
 from patungan.core.clock import SystemClock
+from patungan.core.errors import Conflict
 from patungan.core.events import new_event
 from patungan.inventory.stock_models import StockLine
 from tests.support.aws import local_aws
@@ -227,13 +228,18 @@ def test_a_guest_cart_merges_into_the_buyers_cart_once(shop):
     add(kopi, 3, headers=GUEST)
     add(shop.stock.shirt.id, 1, headers=GUEST, variant_id="v_m")
 
-    merged = cart(who=BUYER, headers=GUEST)
-    again = cart(who=BUYER, headers=GUEST)
+    shown = cart(who=BUYER, headers=GUEST)  # a read shows the merge (and writes nothing: a GET)
+    saved = update(shown.body["items"][0]["id"], 6, who=BUYER, headers=GUEST)  # the first change saves it
+    again = add(kopi, 1, who=BUYER, headers=GUEST)
 
-    quantities = {(li["product_id"], li["variant_id"]): li["quantity"] for li in merged.body["items"]}
-    assert quantities == {(kopi, None): 5, (shop.stock.shirt.id, "v_m"): 1}
-    assert again.body == merged.body
-    assert cart(headers=GUEST).body["items"] == []
+    def quantities(response: ApiResponse) -> dict:
+        return {(li["product_id"], li["variant_id"]): li["quantity"] for li in response.body["items"]}
+
+    assert quantities(shown) == {(kopi, None): 5, (shop.stock.shirt.id, "v_m"): 1}
+    assert quantities(saved) == {(kopi, None): 6, (shop.stock.shirt.id, "v_m"): 1}
+    assert quantities(again) == {(kopi, None): 7, (shop.stock.shirt.id, "v_m"): 1}  # merged once, not twice
+    guest_cart = cart(headers=GUEST).body
+    assert (guest_cart["items"], guest_cart["version"]) == ([], 0)  # deleted by the merge
 
 
 # ---------------------------------------------------------------------------------------------- coupons (PRM-1, PRM-3)
@@ -388,3 +394,52 @@ def test_coupons_the_shopper_can_no_longer_use_are_left_out_of_the_price_with_a_
     assert (quote.discount, quote.coupons) == (0, [])
     assert len(quote.warnings) == 2 and "sign in" in quote.warnings[0] and "fully used" in quote.warnings[1]
     assert preview(headers=GUEST).body["warnings"] == [quote.warnings[1]]
+
+
+# ---------------------------------------------------------------------------------------------- the saga's interface
+def test_the_content_hash_changes_with_anything_a_confirm_must_not_replay(shop):
+    """CHK-6: the same cart hashes the same; a quantity, a coupon or a price changes the hash."""
+    buyer = Shopper(customer_id="buyer-1")
+    add(shop.stock.product.id, 2, who=BUYER)
+    create_promotion(code="HEMAT10", kind="percent", target="items", value=1000)
+    before = cart_service().get_for(buyer)
+    line = before.items[0]
+
+    assert cart_service().get_for(buyer).content_hash() == before.content_hash()
+    repriced = before.model_copy(update={"items": [line.model_copy(update={"unit_price": line.unit_price + 1})]})
+    assert repriced.content_hash() != before.content_hash()
+    apply_coupon("HEMAT10", who=BUYER)
+    with_coupon = cart_service().get_for(buyer)
+    update(line.id, 3, who=BUYER)
+    more = cart_service().get_for(buyer)
+    assert len({before.content_hash(), with_coupon.content_hash(), more.content_hash()}) == 3
+
+
+def test_converting_empties_the_cart_bought_once_and_never_a_cart_changed_since(shop):
+    """CHK-5: convert is conditional on the cart and version the checkout priced; a buyer's guest cart, shown merged
+    in the cart bought, goes with it."""
+    add(shop.stock.product.id, 2, who=BUYER)
+    add(shop.stock.product.id, 1, headers=GUEST)
+    buyer = Shopper(customer_id="buyer-1", guest_id=GUEST["X-Guest-Id"])
+    bought = cart_service().get_for(buyer)
+    assert bought.items[0].quantity == 3
+
+    add(shop.stock.product.id, 1, who=BUYER)  # the buyer changes the cart after it was priced
+    stale = Transaction()
+    cart_service().convert(stale, buyer, bought.id, bought.version)
+    with pytest.raises(Conflict) as changed:
+        stale.commit()
+    assert changed.value.code == "cart_changed"
+
+    current = cart_service().get_for(buyer)
+    tx = Transaction()
+    cart_service().convert(tx, buyer, current.id, current.version)
+    tx.commit()
+    again = Transaction()
+    cart_service().convert(again, buyer, current.id, current.version)
+    with pytest.raises(Conflict):
+        again.commit()
+
+    after = cart(who=BUYER, headers=GUEST).body
+    assert after["items"] == [] and after["id"] != current.id and after["version"] == current.version + 1
+    assert cart(headers=GUEST).body["version"] == 0
