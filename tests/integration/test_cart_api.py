@@ -443,3 +443,29 @@ def test_converting_empties_the_cart_bought_once_and_never_a_cart_changed_since(
     after = cart(who=BUYER, headers=GUEST).body
     assert after["items"] == [] and after["id"] != current.id and after["version"] == current.version + 1
     assert cart(headers=GUEST).body["version"] == 0
+
+
+def test_a_buyer_previews_to_a_saved_address_and_never_to_another_buyers(shop):
+    add(shop.stock.product.id, 1, who=BUYER)
+    mine = call_api("CreateAddressFunction", "POST", "/v1/addresses", body=ADDRESS, claims=BUYER).body["id"]
+    theirs = call_api("CreateAddressFunction", "POST", "/v1/addresses", body=ADDRESS, claims=OTHER_BUYER).body["id"]
+
+    to_mine = preview(who=BUYER, address=None, address_id=mine)
+    to_theirs = preview(who=BUYER, address=None, address_id=theirs)
+
+    assert to_mine.status == 200, to_mine.body
+    assert to_mine.body["address"]["postal_code"] == "12190"
+    assert to_theirs.status == 404
+
+
+def test_priced_items_for_nothing_are_refused(shop):
+    """CHK-8: 100 % off the items and the shipping would make a zero total: refused (and logged CRITICAL)."""
+    add(shop.stock.product.id, 1, headers=GUEST)
+    create_promotion(code="GRATIS", kind="percent", target="items", value=10_000)
+    create_promotion(code="ONGKIR", kind="percent", target="shipping", value=10_000)
+    apply_coupon("GRATIS", headers=GUEST)
+    apply_coupon("ONGKIR", headers=GUEST)
+
+    response = preview(headers=GUEST)
+
+    assert (response.status, response.body["error"]["code"]) == (400, "zero_total")

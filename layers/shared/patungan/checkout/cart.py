@@ -364,7 +364,9 @@ class CartService:
     def _current(self, shopper: Shopper) -> tuple[StoredCart, StoredCart | None]:
         """The shopper's cart (its stored version) and, for a buyer who also sent a guest id whose cart is still
         stored, that guest cart, whose lines (quantities added up) and coupons the returned cart already holds:
-        the next write saves the merge and deletes the guest cart, so it merges exactly once."""
+        the next write saves the merge and deletes the guest cart, so it merges exactly once. The merge keeps the
+        cart's bounds: quantities are capped at the most per line, lines past the most per cart are not taken
+        over (the cart shown is what the buyer will check out)."""
         cart = self.repository.load(shopper.owner_key)
         if shopper.customer_id is None or shopper.guest_id is None:
             return cart, None
