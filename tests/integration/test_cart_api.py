@@ -469,3 +469,18 @@ def test_priced_items_for_nothing_are_refused(shop):
     response = preview(headers=GUEST)
 
     assert (response.status, response.body["error"]["code"]) == (400, "zero_total")
+
+
+def test_a_buyer_who_signed_in_and_checked_out_the_guest_cart_at_once_converts_it(shop):
+    """The buyer's own cart was never saved (version 0): the cart bought is the guest cart shown merged."""
+    add(shop.stock.product.id, 2, headers=GUEST)
+    buyer = Shopper(customer_id="buyer-1", guest_id=GUEST["X-Guest-Id"])
+    bought = cart_service().get_for(buyer)
+    assert (bought.version, bought.items[0].quantity) == (0, 2)
+
+    tx = Transaction()
+    cart_service().convert(tx, buyer, bought.id, bought.version)
+    tx.commit()
+
+    assert cart(who=BUYER, headers=GUEST).body["items"] == []
+    assert cart(headers=GUEST).body["items"] == []

@@ -205,6 +205,21 @@ class CartRepository:
                 on_fail=stale,
             )
 
+    def convert(
+        self, tx: Transaction, cart_id: str, version: int, emptied: StoredCart, guest_owner_key: str | None, now: str
+    ) -> None:
+        """Add to ``tx``: cart ``cart_id`` at ``version`` replaced by ``emptied`` (version 0: a cart only ever shown,
+        a buyer's guest cart merged into nothing stored yet), and the merged guest cart, if any, deleted."""
+        changed = Conflict("the cart changed since this checkout priced it", code="cart_changed")
+        if version == 0:
+            condition, values = "attribute_not_exists(pk)", None
+        else:
+            condition, values = "id = :id AND version = :v", {":id": cart_id, ":v": version}
+        item = {**self._item(emptied, now), "converted_cart_id": cart_id}
+        tx.put(self.table, item, condition=condition, values=values, on_fail=changed)
+        if guest_owner_key is not None:
+            tx.delete(self.table, self.key(guest_owner_key))
+
     def delete(self, tx: Transaction, cart: StoredCart) -> None:
         tx.delete(
             self.table,
@@ -326,17 +341,11 @@ class CartService:
         already), ``tx`` fails with Conflict ``cart_changed`` and commits nothing. The caller commits ``tx``
         (with its order writes, so the cart is emptied exactly when the checkout's orders exist). A buyer who sent a
         guest id has the guest cart deleted in ``tx`` as well: its lines were in the cart bought (``get_for``)."""
-        if shopper.customer_id is not None and shopper.guest_id is not None:
-            tx.delete(self.repository.table, self.repository.key(Shopper(guest_id=shopper.guest_id).owner_key))
-        emptied = StoredCart(shopper.owner_key, new_id("cart"), version + 1, (), ())
-        item = self.repository._item(emptied, to_iso(self.clock.now()))
-        tx.put(
-            self.repository.table,
-            {**item, "converted_cart_id": cart_id},
-            condition="id = :id AND version = :v",
-            values={":id": cart_id, ":v": version},
-            on_fail=Conflict("the cart changed since this checkout priced it", code="cart_changed"),
+        merged_guest = (
+            Shopper(guest_id=shopper.guest_id).owner_key if shopper.customer_id and shopper.guest_id else None
         )
+        emptied = StoredCart(shopper.owner_key, new_id("cart"), version + 1, (), ())
+        self.repository.convert(tx, cart_id, version, emptied, merged_guest, to_iso(self.clock.now()))
 
     # ------------------------------------------------------------------ internals
     def _mutate(self, shopper: Shopper, change: Callable[[StoredCart], StoredCart]) -> Cart:
