@@ -70,6 +70,15 @@ class ShardShort(StaleSession):
         self.shard = shard
 
 
+class JoinRetried(Conflict):
+    """The buyer's lock is held by a join made by this same request (its Idempotency-Key and body), which
+    answered an error after its reservation committed: the retry finishes that join (``participation_id``)."""
+
+    def __init__(self, participation_id: str) -> None:
+        super().__init__("you have already joined this session", code="already_joined")
+        self.participation_id = participation_id
+
+
 def shard_count_for(target_quantity: int) -> int:
     return min(MAX_SHARDS, max(1, target_quantity // MIN_SHARE))
 
@@ -460,19 +469,30 @@ class GroupBuyRepository:
             cursor = result.last_key
 
     # ---- participations
-    def add_participation(self, tx: Transaction, participation: Participation, *, stalled_since: str | None) -> None:
-        """The buyer's lock (one active participation per session, GB-3) and the participation itself."""
+    def add_participation(
+        self, tx: Transaction, participation: Participation, *, stalled_since: str | None, request: str | None = None
+    ) -> None:
+        """The buyer's lock (one active participation per session, GB-3) and the participation itself. The lock
+        names the ``request`` that took it (a digest of its Idempotency-Key and body), so that the same request
+        retried is told the join is its own (JoinRetried), not that the buyer joined already."""
+
+        def held(old: dict[str, Any] | None) -> DomainError:
+            if request is not None and old is not None and old.get("request") == request:
+                return JoinRetried(old["participation_id"])
+            return Conflict("you have already joined this session", code="already_joined")
+
         tx.put(
             self.table,
             {
                 **_lock_key(participation.session_id, participation.user_id),
                 "participation_id": participation.id,
                 "active": True,
+                **({"request": request} if request is not None else {}),
             },
             condition="attribute_not_exists(pk) OR #active = :inactive",
             names={"#active": "active"},
             values={":inactive": False},
-            on_fail=Conflict("you have already joined this session", code="already_joined"),
+            on_fail=held,
         )
         item = {**_participation_key(participation.session_id, participation.id), **participation.model_dump()}
         if not participation.is_platform:
