@@ -5,8 +5,12 @@ fix."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from itertools import count
+from unittest import mock
 
+from patungan.adapters.dynamodb import DynamoTable, QueryResult
+from patungan.composition import groupbuy_repository
 from tests.support.conflicts import transaction_conflicts
 from tests.support.groupbuy import buyer
 
@@ -60,3 +64,59 @@ def test_a_join_retried_with_its_idempotency_key_after_a_503_on_the_attach_finis
     assert (another_key.status, another_key.body["error"]["code"]) == (409, "already_joined")
     state = world.get_session(session["id"])
     assert (state["reserved_quantity"], state["participant_count"]) == (2, 1)
+
+
+def _session_items(session_id: str) -> list[dict]:
+    """The session's item and its shard items, as get_session's Query reads them."""
+    return (
+        groupbuy_repository()
+        .table.query(
+            "pk = :pk AND sk BETWEEN :first AND :meta",
+            values={":pk": f"SESSION#{session_id}", ":first": "CAPACITY#", ":meta": "META"},
+            consistent=True,
+        )
+        .items
+    )
+
+
+@contextmanager
+def _next_session_query_returns(items: list[dict]):
+    """The next Query of a session's items answers ``items`` (what a Query, read-committed item by item, may
+    see while a transaction moves units between two shards); later ones read the table."""
+    real, answered = DynamoTable.query, []
+
+    def query(self, key_condition, **kwargs):
+        if not answered and ":first" in (kwargs.get("values") or {}):
+            answered.append(True)
+            return QueryResult(items, None)
+        return real(self, key_condition, **kwargs)
+
+    with mock.patch.object(DynamoTable, "query", query):
+        yield answered
+
+
+def test_a_read_that_sees_half_of_a_rebalance_is_read_again_not_a_500_settlement_alarm(world):
+    """Issue 8 (shares rebalanced as shards run dry), GB-16. A join whose quantity no shard has alone moves
+    remaining from a donor shard into another in one transaction; DynamoDB's Query is read-committed per item
+    (only TransactGetItems reads a transaction's items as one snapshot), so a reader may see the donor after the
+    move and the recipient before it: the shares then sum short of the target. That is a move in flight, not a
+    broken invariant: the session is read again (the view answers 200, exact), not refused with a 500 and a
+    CRITICAL 'shares do not sum to the target' alarm."""
+    session = world.session(target_quantity=40, moq=10, max_per_buyer=20)
+    assert len(world.capacity_shards(session["id"])) == 2
+    for home in (0, 1):  # one join on each shard (their home is a hash of a random id)
+        with mock.patch("patungan.groupbuy.service.home_shard", return_value=home):
+            world.joined(buyer(1 + home), session["id"], 15)
+    assert [s["remaining"] for s in world.capacity_shards(session["id"])] == [5, 5]
+    before = {item["sk"]: item for item in _session_items(session["id"])}
+    world.joined(buyer(3), session["id"], 8)  # 5 + 5 left: 3 move from one shard to the other
+    after = {item["sk"]: item for item in _session_items(session["id"])}
+    donor = next(sk for sk in after if sk.startswith("CAPACITY#") and after[sk]["reserved"] == before[sk]["reserved"])
+    torn = [after[sk] if sk == donor else before[sk] for sk in sorted(after)]
+
+    with _next_session_query_returns(torn) as answered:
+        view = world.get_session(session["id"])
+
+    assert answered
+    assert "error" not in view, view
+    assert (view["reserved_quantity"], view["available_quantity"]) == (38, 2)

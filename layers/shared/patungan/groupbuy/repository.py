@@ -41,6 +41,7 @@ from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFou
 from patungan.core.events import DomainEvent
 from patungan.core.observability import logger
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
+from patungan.core.retry import retry_stale
 from patungan.groupbuy.models import COUNTER_FIELDS, JOINABLE, CapacityShard, Participation, PaymentSummary, Session
 
 META = "META"
@@ -77,6 +78,16 @@ class JoinRetried(Conflict):
     def __init__(self, participation_id: str) -> None:
         super().__init__("you have already joined this session", code="already_joined")
         self.participation_id = participation_id
+
+
+class SharesInFlight(StaleSession):
+    """The shard items read do not sum to the target: what a read sees of a transaction moving remaining between
+    two shards (a Query or BatchGet is read-committed item by item), read again; a broken invariant only if it
+    lasts."""
+
+    def __init__(self, session_id: str, shared: int, target: int) -> None:
+        super().__init__(f"session {session_id}: its shares read sum to {shared}, not its target {target}")
+        self.shared = shared
 
 
 def shard_count_for(target_quantity: int) -> int:
@@ -186,10 +197,7 @@ def _summed(meta: dict[str, Any], shard_items: list[dict[str, Any]]) -> Session:
     if len(shards) != session.shard_count:
         raise StaleSession(f"session {session.id}: {len(shards)} of {session.shard_count} shards read; retry")
     if (shared := sum(s.share for s in shards)) != session.target_quantity:
-        logger.critical("capacity shards do not sum to the target", extra={"session_id": session.id, "sum": shared})
-        raise SettlementInvariantViolated(
-            f"session {session.id}: its shares sum to {shared}, not its target {session.target_quantity}"
-        )
+        raise SharesInFlight(session.id, shared, session.target_quantity)
     return session.model_copy(
         update={
             "shards": shards,
@@ -198,6 +206,18 @@ def _summed(meta: dict[str, Any], shard_items: list[dict[str, Any]]) -> Session:
             "participant_count": sum(s.participants for s in shards),
         }
     )
+
+
+def _shares_checked(session_id: str, read: Callable[[], Session]) -> Session:
+    """``read``, again after a backoff while its shares do not sum to the target (a move in flight); if they still
+    do not, the invariant is broken: refused loudly (a person has to look)."""
+    try:
+        return retry_stale(read)
+    except SharesInFlight as broken:
+        logger.critical(
+            "capacity shards do not sum to the target", extra={"session_id": session_id, "sum": broken.shared}
+        )
+        raise SettlementInvariantViolated(str(broken)) from broken
 
 
 class GroupBuyRepository:
@@ -234,15 +254,19 @@ class GroupBuyRepository:
         """The session and its shards, counters summed: one Query (the shards sort just before META). Eventually
         consistent where the writes that follow state in their conditions all the read decided on (a join, a
         payment: the shard's ``open`` and ``remaining``), at half the read units."""
-        result = self.table.query(
-            "pk = :pk AND sk BETWEEN :first AND :meta",
-            values={":pk": f"SESSION#{session_id}", ":first": CAPACITY, ":meta": META},
-            consistent=consistent,
-        )
-        meta = next((item for item in result.items if item["sk"] == META), None)
-        if meta is None:
-            raise NotFound(f"no session {session_id}")
-        return _summed(meta, [item for item in result.items if item["sk"] != META])
+
+        def read() -> Session:
+            result = self.table.query(
+                "pk = :pk AND sk BETWEEN :first AND :meta",
+                values={":pk": f"SESSION#{session_id}", ":first": CAPACITY, ":meta": META},
+                consistent=consistent,
+            )
+            meta = next((item for item in result.items if item["sk"] == META), None)
+            if meta is None:
+                raise NotFound(f"no session {session_id}")
+            return _summed(meta, [item for item in result.items if item["sk"] != META])
+
+        return _shares_checked(session_id, read)
 
     def session_to_change(self, session_id: str, *, consistent: bool = True) -> Session:
         """The session as ``get_session`` reads it, its capacity sharded first if it was stored before the shards."""
@@ -290,7 +314,14 @@ class GroupBuyRepository:
         for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
             for item in self.table.get_many(keys[start : start + MAX_BATCH_GET_KEYS]):
                 found.setdefault(item["pk"], []).append(item)
-        return [_summed(meta, found.get(meta["pk"], [])) for meta in metas]
+        return [self._summed_or_read(meta, found.get(meta["pk"], [])) for meta in metas]
+
+    def _summed_or_read(self, meta: dict[str, Any], shard_items: list[dict[str, Any]]) -> Session:
+        """A listed session summed from the shards the batch read, or read again when they were read mid-move."""
+        try:
+            return _summed(meta, shard_items)
+        except StaleSession:
+            return self.get_session(meta["id"])
 
     def change_session(self, tx: Transaction, session: Session, **changes: Any) -> Session:
         """Add a write of ``changes`` to ``tx``, valid only if the session is still the version read."""
