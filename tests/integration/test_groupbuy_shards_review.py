@@ -11,6 +11,7 @@ from unittest import mock
 
 from patungan.adapters.dynamodb import DynamoTable, QueryResult
 from patungan.composition import groupbuy_repository
+from patungan.groupbuy.fill import FillRaiser
 from tests.support.conflicts import transaction_conflicts
 from tests.support.groupbuy import buyer
 
@@ -120,3 +121,60 @@ def test_a_read_that_sees_half_of_a_rebalance_is_read_again_not_a_500_settlement
     assert answered
     assert "error" not in view, view
     assert (view["reserved_quantity"], view["available_quantity"]) == (38, 2)
+
+
+@contextmanager
+def _first_raise_reads(stale: dict[str, dict]):
+    """During the first fill raise after a payment, the session's items named in ``stale`` read as they were
+    before (read-committed item by item: a read may see one shard before a leave and another after a later
+    payment); every other read, and every later raise, reads the table."""
+    real_query, real_get, real_raise = DynamoTable.query, DynamoTable.get, FillRaiser.raise_now
+    armed = []
+
+    def query(self, key_condition, **kwargs):
+        result = real_query(self, key_condition, **kwargs)
+        if armed and armed[-1] and ":first" in (kwargs.get("values") or {}):
+            return QueryResult([stale.get(item["sk"], item) for item in result.items], result.last_key)
+        return result
+
+    def get(self, key, **kwargs):
+        if armed and armed[-1] and key.get("sk") in stale and key["pk"] == stale[key["sk"]]["pk"]:
+            return stale[key["sk"]]
+        return real_get(self, key, **kwargs)
+
+    def raise_now(self, session_id):
+        armed.append(not armed)  # only the first raise reads stale
+        try:
+            return real_raise(self, session_id)
+        finally:
+            armed.append(False)
+
+    with (
+        mock.patch.object(DynamoTable, "query", query),
+        mock.patch.object(DynamoTable, "get", get),
+        mock.patch.object(FillRaiser, "raise_now", raise_now),
+    ):
+        yield armed
+
+
+def test_a_fill_raise_that_reads_a_shard_before_a_leave_and_another_after_a_payment_raises_nothing_unreached(world):
+    """GB-6, PAY-7, issue 8. Buyer 1 paid 1 unit on shard 0, then leaves (paid back to 0); buyer 2 then pays 1
+    unit on shard 1. Paid never exceeded 1, under the MOQ of 2. The raise after buyer 2's payment reads the
+    session item and shard 0 from before the leave and shard 1 after the payment (a Query is read-committed item
+    by item): it sums 2. Raising from that sum would declare moq_reached (and its event, and at a tier the same
+    way a price lock) for a fill never reached; the raise must hold only if no paid unit left since its read."""
+    session = world.session(target_quantity=40, moq=2, max_per_buyer=5, allow_leave_after_payment=True)
+    with mock.patch("patungan.groupbuy.service.home_shard", return_value=0):
+        assert world.pay(world.joined(buyer(1), session["id"], 1)).status == 200
+    with mock.patch("patungan.groupbuy.service.home_shard", return_value=1):
+        second = world.joined(buyer(2), session["id"], 1)
+    before_leave = {item["sk"]: item for item in _session_items(session["id"]) if item["sk"] != "CAPACITY#01"}
+    assert world.leave(buyer(1), session["id"]).status == 200
+
+    with _first_raise_reads(before_leave) as armed:
+        assert world.pay(second).status == 200
+
+    assert armed[0] is True  # the stale read was served
+    state = world.get_session(session["id"])
+    assert (state["paid_quantity"], state["status"], state["moq_reached_at"]) == (1, "active", None)
+    assert world.events("groupbuy.session.moq_reached") == []

@@ -14,8 +14,9 @@
   in the join's own transaction: shares are rebalanced as shards run dry). A payment moves reserved to paid on the
   participation's shard. So at 2 000 paid joins a second the writes spread over the shards, none on META.
   What the paid *sum* reaches (tier lock, ``moq_reached``) is raised on META after the payment (``fill.py``),
-  monotonically, by a version-checked write; a leave raises it in its own transaction before it takes its units
-  away, conditional on every shard's paid count it read. Closing the session (claim, cancel) clears every
+  monotonically, by a version-checked write from META read before the shards (``meta_first``); a leave raises it
+  in its own transaction before it takes its units away, conditional on every shard's paid count it read, and
+  always moves META's version (a raise read before it then refuses: its sum may count the units that left). Closing the session (claim, cancel) clears every
   shard's ``open`` in the transaction that changes META's status: no join or payment lands after it.
   The shards sort between ``BUYER#`` and ``META``, so one Query reads the session with its shards.
 - participation ``SESSION#id / PART#pid`` (gsi1: ``USER#uid`` for "my participations"; gsi2:
@@ -250,31 +251,38 @@ class GroupBuyRepository:
         tx.commit()
         return created
 
-    def get_session(self, session_id: str, *, consistent: bool = True) -> Session:
+    def get_session(self, session_id: str, *, consistent: bool = True, meta_first: bool = False) -> Session:
         """The session and its shards, counters summed: one Query (the shards sort just before META). Eventually
         consistent where the writes that follow state in their conditions all the read decided on (a join, a
-        payment: the shard's ``open`` and ``remaining``), at half the read units."""
+        payment: the shard's ``open`` and ``remaining``), at half the read units.
+
+        A Query is read-committed item by item: its paid sum may add a shard read before a paid leave to another
+        read after a later payment, a fill never reached. ``meta_first``: META is read on its own before the
+        shards, for a raise written under its version (fill.py): every paid leave moves that version, so the raise
+        holds only if none landed after the shards could be read, and payments only add: the sum read is at most
+        the paid quantity when the raise commits (GB-6, PAY-7)."""
 
         def read() -> Session:
+            before = self.table.get(_session_key(session_id)) if meta_first else None
             result = self.table.query(
                 "pk = :pk AND sk BETWEEN :first AND :meta",
                 values={":pk": f"SESSION#{session_id}", ":first": CAPACITY, ":meta": META},
                 consistent=consistent,
             )
-            meta = next((item for item in result.items if item["sk"] == META), None)
+            meta = before if meta_first else next((item for item in result.items if item["sk"] == META), None)
             if meta is None:
                 raise NotFound(f"no session {session_id}")
             return _summed(meta, [item for item in result.items if item["sk"] != META])
 
         return _shares_checked(session_id, read)
 
-    def session_to_change(self, session_id: str, *, consistent: bool = True) -> Session:
+    def session_to_change(self, session_id: str, *, consistent: bool = True, meta_first: bool = False) -> Session:
         """The session as ``get_session`` reads it, its capacity sharded first if it was stored before the shards."""
-        session = self.get_session(session_id, consistent=consistent)
+        session = self.get_session(session_id, consistent=consistent, meta_first=meta_first)
         if session.shard_count is not None:
             return session
         self._shard_legacy(session)
-        return self.get_session(session_id)
+        return self.get_session(session_id, meta_first=meta_first)
 
     def _shard_legacy(self, session: Session) -> None:
         """Shard 00 holds the whole target, with the counters META kept, created under META's version (a

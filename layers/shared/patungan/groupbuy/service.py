@@ -422,6 +422,9 @@ class GroupBuyService:
         # reached with this buyer's units is raised first, in this transaction, which holds only while no
         # shard's paid count moved since the read (a payment not raised yet is not lost either).
         raised = raise_fill(tx, self.repository, self.outbox, self.clock, session)
+        if raised is session:  # nothing to raise: META's version moves all the same, so that a raise that read a
+            # shard before this leave does not land (its sum may count these units: repository.get_session)
+            raised = self.repository.change_session(tx, session, updated_at=self._now())
         self.repository.release_paid(tx, session, participation)
         changed = raised.model_copy(update={"paid_quantity": session.paid_quantity - participation.quantity})
         self.payments.request_refund(tx, payment, "left")
