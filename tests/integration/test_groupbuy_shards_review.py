@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from itertools import count
 from unittest import mock
 
-from patungan.adapters.dynamodb import DynamoTable, QueryResult
+from patungan.adapters.dynamodb import DynamoTable, QueryResult, Transaction
 from patungan.composition import groupbuy_repository
+from patungan.core.errors import ConcurrentUpdate
 from patungan.groupbuy.fill import FillRaiser
 from tests.support.conflicts import transaction_conflicts
 from tests.support.groupbuy import buyer
@@ -178,3 +179,28 @@ def test_a_fill_raise_that_reads_a_shard_before_a_leave_and_another_after_a_paym
     state = world.get_session(session["id"])
     assert (state["paid_quantity"], state["status"], state["moq_reached_at"]) == (1, "active", None)
     assert world.events("groupbuy.session.moq_reached") == []
+
+
+def test_a_reservation_that_committed_although_its_call_failed_is_finished_by_the_join_not_refused(world):
+    """Issue 8, GB-3. DynamoDB can commit a transaction and still answer an error (a timeout, a 500 the SDK
+    retries without a client token): the join, retrying its reservation after the 'conflict', meets the buyer
+    lock its own first attempt took. Without any Idempotency-Key that is still this join: it finishes it (201,
+    one reservation, one invoice), not a 409 already_joined the buyer did not cause."""
+    session = world.session()
+    commit, failed = Transaction.commit, []
+
+    def commit_then_fail_once(tx):
+        commit(tx)
+        if not failed:
+            failed.append(True)
+            raise ConcurrentUpdate("the answer was lost; DynamoDB had committed")
+
+    with mock.patch.object(Transaction, "commit", commit_then_fail_once):
+        response = world.join(buyer(1), session["id"], 2)
+
+    assert failed
+    assert response.status == 201, response.body
+    assert response.body["payment"]["invoice_url"]
+    assert len(world.invoices_at_xendit(session["id"])) == 1
+    state = world.get_session(session["id"])
+    assert (state["reserved_quantity"], state["participant_count"]) == (2, 1)

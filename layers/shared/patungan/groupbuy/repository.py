@@ -73,8 +73,9 @@ class ShardShort(StaleSession):
 
 
 class JoinRetried(Conflict):
-    """The buyer's lock is held by a join made by this same request (its Idempotency-Key and body), which
-    answered an error after its reservation committed: the retry finishes that join (``participation_id``)."""
+    """The buyer's lock is held by a join made by this same request (its Idempotency-Key and body, or this very
+    call), whose reservation committed although it answered an error: the retry finishes that join
+    (``participation_id``)."""
 
     def __init__(self, participation_id: str) -> None:
         super().__init__("you have already joined this session", code="already_joined")

@@ -180,11 +180,13 @@ class GroupBuyService:
     def join(
         self, principal: Principal, session_id: str, data: JoinInput, *, request_key: str | None = None
     ) -> Participation:
-        """``request_key``: the request's Idempotency-Key. A join that answered an error after its reservation
-        committed (its invoice not attached: a conflict left over, a crash) is finished by the same request
-        retried, not refused as already joined: the buyer did not cause that 409 (issue 8, SYS-4)."""
+        """``request_key``: the request's Idempotency-Key. A join whose reservation committed although it answered
+        an error (its invoice not attached: a conflict left over, a crash) is finished by the same request
+        retried, not refused as already joined: the buyer did not cause that 409 (issue 8, SYS-4). Without a
+        key, the request is this call: a reservation committed although its answer was lost is finished by the
+        call's own retry."""
         principal.require_buyer()  # buyers only (API.md): an admin's role does not stand in for a buyer's
-        request = _request_digest(request_key, data) if request_key else None
+        request = _request_digest(request_key, data) if request_key else new_id("req")
         try:
             participation, payment, session = retry_stale(lambda: self._reserve(principal, session_id, data, request))
         except JoinRetried as retried:
