@@ -22,7 +22,7 @@
 - participation ``SESSION#id / PART#pid`` (gsi1: ``USER#uid`` for "my participations"; gsi2:
   ``STALLED`` while its invoice is not attached yet, for the repair job); it records its shard;
 - buyer lock ``SESSION#id / BUYER#uid``: one active participation per buyer per session (GB-3),
-  enforced by a conditional put in the join transaction.
+  enforced by a conditional put in the join transaction; it names the request that took it (``JoinRetried``).
 
 A session stored before the shards (counters on META, ``shard_count`` absent) is read as it is, and migrated by the
 first write that needs its counters (``session_to_change``): one transaction creates shard 00 from META's counters
