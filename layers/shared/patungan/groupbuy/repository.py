@@ -16,8 +16,9 @@
   What the paid *sum* reaches (tier lock, ``moq_reached``) is raised on META after the payment (``fill.py``),
   monotonically, by a version-checked write from META read before the shards (``meta_first``); a leave raises it
   in its own transaction before it takes its units away, conditional on every shard's paid count it read, and
-  always moves META's version (a raise read before it then refuses: its sum may count the units that left). Closing the session (claim, cancel) clears every
-  shard's ``open`` in the transaction that changes META's status: no join or payment lands after it.
+  always moves META's version (a raise read before it then refuses: its sum may count the units that left).
+  Closing the session (claim, cancel) clears every shard's ``open`` in the transaction that changes META's
+  status: no join or payment lands after it.
   The shards sort between ``BUYER#`` and ``META``, so one Query reads the session with its shards.
 - participation ``SESSION#id / PART#pid`` (gsi1: ``USER#uid`` for "my participations"; gsi2:
   ``STALLED`` while its invoice is not attached yet, for the repair job); it records its shard;
@@ -513,8 +514,9 @@ class GroupBuyRepository:
         self, tx: Transaction, participation: Participation, *, stalled_since: str | None, request: str | None = None
     ) -> None:
         """The buyer's lock (one active participation per session, GB-3) and the participation itself. The lock
-        names the ``request`` that took it (a digest of its Idempotency-Key and body), so that the same request
-        retried is told the join is its own (JoinRetried), not that the buyer joined already."""
+        names the ``request`` that took it (a digest of its Idempotency-Key and body, or the call's own id), so
+        that the same request retried is told the join is its own (JoinRetried), not that the buyer joined
+        already."""
 
         def held(old: dict[str, Any] | None) -> DomainError:
             if request is not None and old is not None and old.get("request") == request:
