@@ -1,7 +1,7 @@
 """POST /v1/sessions/{id}/join: a buyer joins and gets an escrow invoice to pay (GB-3, GB-4, GB-5)."""
 
 from patungan.composition import groupbuy_service
-from patungan.core.http import api_handler, caller, create_api, documented, idempotent
+from patungan.core.http import api_handler, caller, create_api, documented, idempotency_key, idempotent
 from patungan.groupbuy.models import JoinInput, Participation
 
 app = create_api()
@@ -14,7 +14,7 @@ def join_session(id: str, body: JoinInput):
         app,
         f"join_session:{id}",
         body.model_dump(),
-        lambda: (201, groupbuy_service().join(principal, id, body).model_dump()),
+        lambda: (201, groupbuy_service().join(principal, id, body, request_key=idempotency_key(app)).model_dump()),
     )
 
 

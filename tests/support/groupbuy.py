@@ -123,7 +123,14 @@ class GroupBuyWorld:
             path_parameters={"id": session_id},
         ).body
 
-    def join(self, who: dict[str, str], session_id: str, quantity: int = 1, **body: Any) -> ApiResponse:
+    def join(
+        self,
+        who: dict[str, str],
+        session_id: str,
+        quantity: int = 1,
+        idempotency_key: str | None = None,
+        **body: Any,
+    ) -> ApiResponse:
         return call_api(
             "JoinSessionFunction",
             "POST",
@@ -132,6 +139,7 @@ class GroupBuyWorld:
             path_parameters={"id": session_id},
             body={"quantity": quantity, **body},
             claims=who,
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else None,
         )
 
     def joined(self, who: dict[str, str], session_id: str, quantity: int = 1) -> dict[str, Any]:

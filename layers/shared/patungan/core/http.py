@@ -344,12 +344,17 @@ def _idempotency() -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
     return DynamoDBPersistenceLayer(table_name=settings.idempotency_table), config
 
 
+def idempotency_key(app: APIGatewayRestResolver) -> str | None:
+    """The request's ``Idempotency-Key`` header (SYS-4), if it has one."""
+    return _header(app.current_event.headers, IDEMPOTENCY_HEADER)
+
+
 def idempotent(
     app: APIGatewayRestResolver, operation: str, body: Any, create: Callable[[], tuple[int, Any]]
 ) -> Response:
     """Run a creating request once per ``Idempotency-Key`` (SYS-4): the same key and body replay the first
     response; the same key with another body is 422. Without the header the request simply runs."""
-    key = _header(app.current_event.headers, IDEMPOTENCY_HEADER)
+    key = idempotency_key(app)
     if not key:
         status, payload = create()
         return json_response(status, payload)

@@ -1,8 +1,9 @@
 """What a session's paid fill reached, raised on its session item (issue 8): the tier it locks in (PAY-7) and
-``moq_reached`` with its event, once (GB-6). Payments add to the capacity shards, not to the session item, so
-the sum is read back after a payment commits and the session item raised from it by a version-checked write,
-only ever up. A crash between the payment and the raise is repaired by the next payment or leave (which raise
-from the sum they read) and by the claim, which decides from the summed shards and raises what is left."""
+``moq_reached`` with its event, once (GB-6). Payments add to the capacity shards, not to the session item, so the
+sum is read back after a payment commits (the session item first: a sum read across a paid leave is not raised,
+repository.get_session) and the session item raised from it by a version-checked write, only ever up. A crash
+between the payment and the raise is repaired by the next payment or leave (which raise from the sum they read) and
+by the claim, which decides from the summed shards and raises what is left."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class FillRaiser:
 
         def once() -> Session:
             tx = Transaction()
-            raised = raise_fill(tx, self.repository, self.outbox, self.clock, self.repository.get_session(session_id))
+            read = self.repository.get_session(session_id, meta_first=True)  # a sum never reached is not raised
+            raised = raise_fill(tx, self.repository, self.outbox, self.clock, read)
             tx.commit()
             return raised
 

@@ -14,14 +14,16 @@
   in the join's own transaction: shares are rebalanced as shards run dry). A payment moves reserved to paid on the
   participation's shard. So at 2 000 paid joins a second the writes spread over the shards, none on META.
   What the paid *sum* reaches (tier lock, ``moq_reached``) is raised on META after the payment (``fill.py``),
-  monotonically, by a version-checked write; a leave raises it in its own transaction before it takes its units
-  away, conditional on every shard's paid count it read. Closing the session (claim, cancel) clears every
-  shard's ``open`` in the transaction that changes META's status: no join or payment lands after it.
+  monotonically, by a version-checked write from META read before the shards (``meta_first``); a leave raises it
+  in its own transaction before it takes its units away, conditional on every shard's paid count it read, and
+  always moves META's version (a raise read before it then refuses: its sum may count the units that left).
+  Closing the session (claim, cancel) clears every shard's ``open`` in the transaction that changes META's
+  status: no join or payment lands after it.
   The shards sort between ``BUYER#`` and ``META``, so one Query reads the session with its shards.
 - participation ``SESSION#id / PART#pid`` (gsi1: ``USER#uid`` for "my participations"; gsi2:
   ``STALLED`` while its invoice is not attached yet, for the repair job); it records its shard;
 - buyer lock ``SESSION#id / BUYER#uid``: one active participation per buyer per session (GB-3),
-  enforced by a conditional put in the join transaction.
+  enforced by a conditional put in the join transaction; it names the request that took it (``JoinRetried``).
 
 A session stored before the shards (counters on META, ``shard_count`` absent) is read as it is, and migrated by the
 first write that needs its counters (``session_to_change``): one transaction creates shard 00 from META's counters
@@ -41,6 +43,7 @@ from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFou
 from patungan.core.events import DomainEvent
 from patungan.core.observability import logger
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
+from patungan.core.retry import retry_stale
 from patungan.groupbuy.models import COUNTER_FIELDS, JOINABLE, CapacityShard, Participation, PaymentSummary, Session
 
 META = "META"
@@ -68,6 +71,26 @@ class ShardShort(StaleSession):
     def __init__(self, shard: CapacityShard) -> None:
         super().__init__("the session's capacity moved while this request ran; retry")
         self.shard = shard
+
+
+class JoinRetried(Conflict):
+    """The buyer's lock is held by a join made by this same request (its Idempotency-Key and body, or this very
+    call), whose reservation committed although it answered an error: the retry finishes that join
+    (``participation_id``)."""
+
+    def __init__(self, participation_id: str) -> None:
+        super().__init__("you have already joined this session", code="already_joined")
+        self.participation_id = participation_id
+
+
+class SharesInFlight(StaleSession):
+    """The shard items read do not sum to the target: what a read sees of a transaction moving remaining between
+    two shards (a Query or BatchGet is read-committed item by item), read again; a broken invariant only if it
+    lasts."""
+
+    def __init__(self, session_id: str, shared: int, target: int) -> None:
+        super().__init__(f"session {session_id}: its shares read sum to {shared}, not its target {target}")
+        self.shared = shared
 
 
 def shard_count_for(target_quantity: int) -> int:
@@ -177,10 +200,7 @@ def _summed(meta: dict[str, Any], shard_items: list[dict[str, Any]]) -> Session:
     if len(shards) != session.shard_count:
         raise StaleSession(f"session {session.id}: {len(shards)} of {session.shard_count} shards read; retry")
     if (shared := sum(s.share for s in shards)) != session.target_quantity:
-        logger.critical("capacity shards do not sum to the target", extra={"session_id": session.id, "sum": shared})
-        raise SettlementInvariantViolated(
-            f"session {session.id}: its shares sum to {shared}, not its target {session.target_quantity}"
-        )
+        raise SharesInFlight(session.id, shared, session.target_quantity)
     return session.model_copy(
         update={
             "shards": shards,
@@ -189,6 +209,18 @@ def _summed(meta: dict[str, Any], shard_items: list[dict[str, Any]]) -> Session:
             "participant_count": sum(s.participants for s in shards),
         }
     )
+
+
+def _shares_checked(session_id: str, read: Callable[[], Session]) -> Session:
+    """``read``, again after a backoff while its shares do not sum to the target (a move in flight); if they still
+    do not, the invariant is broken: refused loudly (a person has to look)."""
+    try:
+        return retry_stale(read)
+    except SharesInFlight as broken:
+        logger.critical(
+            "capacity shards do not sum to the target", extra={"session_id": session_id, "sum": broken.shared}
+        )
+        raise SettlementInvariantViolated(str(broken)) from broken
 
 
 class GroupBuyRepository:
@@ -221,27 +253,38 @@ class GroupBuyRepository:
         tx.commit()
         return created
 
-    def get_session(self, session_id: str, *, consistent: bool = True) -> Session:
+    def get_session(self, session_id: str, *, consistent: bool = True, meta_first: bool = False) -> Session:
         """The session and its shards, counters summed: one Query (the shards sort just before META). Eventually
         consistent where the writes that follow state in their conditions all the read decided on (a join, a
-        payment: the shard's ``open`` and ``remaining``), at half the read units."""
-        result = self.table.query(
-            "pk = :pk AND sk BETWEEN :first AND :meta",
-            values={":pk": f"SESSION#{session_id}", ":first": CAPACITY, ":meta": META},
-            consistent=consistent,
-        )
-        meta = next((item for item in result.items if item["sk"] == META), None)
-        if meta is None:
-            raise NotFound(f"no session {session_id}")
-        return _summed(meta, [item for item in result.items if item["sk"] != META])
+        payment: the shard's ``open`` and ``remaining``), at half the read units.
 
-    def session_to_change(self, session_id: str, *, consistent: bool = True) -> Session:
+        A Query is read-committed item by item: its paid sum may add a shard read before a paid leave to another
+        read after a later payment, a fill never reached. ``meta_first``: META is read on its own before the
+        shards, for a raise written under its version (fill.py): every paid leave moves that version, so the raise
+        holds only if none landed after the shards could be read, and payments only add: the sum read is at most
+        the paid quantity when the raise commits (GB-6, PAY-7)."""
+
+        def read() -> Session:
+            before = self.table.get(_session_key(session_id)) if meta_first else None
+            result = self.table.query(
+                "pk = :pk AND sk BETWEEN :first AND :meta",
+                values={":pk": f"SESSION#{session_id}", ":first": CAPACITY, ":meta": META},
+                consistent=consistent,
+            )
+            meta = before if meta_first else next((item for item in result.items if item["sk"] == META), None)
+            if meta is None:
+                raise NotFound(f"no session {session_id}")
+            return _summed(meta, [item for item in result.items if item["sk"] != META])
+
+        return _shares_checked(session_id, read)
+
+    def session_to_change(self, session_id: str, *, consistent: bool = True, meta_first: bool = False) -> Session:
         """The session as ``get_session`` reads it, its capacity sharded first if it was stored before the shards."""
-        session = self.get_session(session_id, consistent=consistent)
+        session = self.get_session(session_id, consistent=consistent, meta_first=meta_first)
         if session.shard_count is not None:
             return session
         self._shard_legacy(session)
-        return self.get_session(session_id)
+        return self.get_session(session_id, meta_first=meta_first)
 
     def _shard_legacy(self, session: Session) -> None:
         """Shard 00 holds the whole target, with the counters META kept, created under META's version (a
@@ -281,7 +324,14 @@ class GroupBuyRepository:
         for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
             for item in self.table.get_many(keys[start : start + MAX_BATCH_GET_KEYS]):
                 found.setdefault(item["pk"], []).append(item)
-        return [_summed(meta, found.get(meta["pk"], [])) for meta in metas]
+        return [self._summed_or_read(meta, found.get(meta["pk"], [])) for meta in metas]
+
+    def _summed_or_read(self, meta: dict[str, Any], shard_items: list[dict[str, Any]]) -> Session:
+        """A listed session summed from the shards the batch read, or read again when they were read mid-move."""
+        try:
+            return _summed(meta, shard_items)
+        except StaleSession:
+            return self.get_session(meta["id"])
 
     def change_session(self, tx: Transaction, session: Session, **changes: Any) -> Session:
         """Add a write of ``changes`` to ``tx``, valid only if the session is still the version read."""
@@ -460,19 +510,31 @@ class GroupBuyRepository:
             cursor = result.last_key
 
     # ---- participations
-    def add_participation(self, tx: Transaction, participation: Participation, *, stalled_since: str | None) -> None:
-        """The buyer's lock (one active participation per session, GB-3) and the participation itself."""
+    def add_participation(
+        self, tx: Transaction, participation: Participation, *, stalled_since: str | None, request: str | None = None
+    ) -> None:
+        """The buyer's lock (one active participation per session, GB-3) and the participation itself. The lock
+        names the ``request`` that took it (a digest of its Idempotency-Key and body, or the call's own id), so
+        that the same request retried is told the join is its own (JoinRetried), not that the buyer joined
+        already."""
+
+        def held(old: dict[str, Any] | None) -> DomainError:
+            if request is not None and old is not None and old.get("request") == request:
+                return JoinRetried(old["participation_id"])
+            return Conflict("you have already joined this session", code="already_joined")
+
         tx.put(
             self.table,
             {
                 **_lock_key(participation.session_id, participation.user_id),
                 "participation_id": participation.id,
                 "active": True,
+                **({"request": request} if request is not None else {}),
             },
             condition="attribute_not_exists(pk) OR #active = :inactive",
             names={"#active": "active"},
             values={":inactive": False},
-            on_fail=Conflict("you have already joined this session", code="already_joined"),
+            on_fail=held,
         )
         item = {**_participation_key(participation.session_id, participation.id), **participation.model_dump()}
         if not participation.is_platform:

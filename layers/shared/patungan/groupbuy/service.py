@@ -3,6 +3,7 @@ GB-16). Settlement lives in ``settlement.py``; what a payment means for a join i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from patungan.groupbuy.models import (
 )
 from patungan.groupbuy.repository import (
     GroupBuyRepository,
+    JoinRetried,
     ShardShort,
     StaleSession,
     home_shard,
@@ -175,9 +177,37 @@ class GroupBuyService:
         return 1
 
     # ---- joining (GB-3, GB-4, GB-5)
-    def join(self, principal: Principal, session_id: str, data: JoinInput) -> Participation:
+    def join(
+        self, principal: Principal, session_id: str, data: JoinInput, *, request_key: str | None = None
+    ) -> Participation:
+        """``request_key``: the request's Idempotency-Key. A join whose reservation committed although it answered
+        an error (its invoice not attached: a conflict left over, a crash) is finished by the same request
+        retried, not refused as already joined: the buyer did not cause that 409 (issue 8, SYS-4). Without a
+        key, the request is this call: a reservation committed although its answer was lost is finished by the
+        call's own retry."""
         principal.require_buyer()  # buyers only (API.md): an admin's role does not stand in for a buyer's
-        participation, payment, session = retry_stale(lambda: self._reserve(principal, session_id, data))
+        request = _request_digest(request_key, data) if request_key else new_id("req")
+        try:
+            participation, payment, session = retry_stale(lambda: self._reserve(principal, session_id, data, request))
+        except JoinRetried as retried:
+            return self._finish_join(session_id, retried.participation_id)
+        return self._invoice_and_attach(participation, payment, session)
+
+    def _finish_join(self, session_id: str, participation_id: str) -> Participation:
+        """The join an earlier run of this request reserved, with its invoice: the one Xendit holds for its
+        payment (never a second), else a new one as a join opens it; as it is, once its invoice is attached or it
+        moved on."""
+        participation = self.repository.get_participation(session_id, participation_id)
+        if participation.status != "pending_payment" or participation.payment.invoice_id is not None:
+            return participation
+        payment = self.payments.payment(participation.payment.id)
+        session = self.repository.get_session(session_id)
+        if (invoice := self.payments.find_invoice(payment)) is not None:
+            return self._attach_invoice(participation, payment, invoice, session)
+        return self._invoice_and_attach(participation, payment, session)
+
+    def _invoice_and_attach(self, participation: Participation, payment: Payment, session: Session) -> Participation:
+        """The reserved join's invoice opened and attached; a join left without one is rolled back (GB-5)."""
         try:
             invoice = self.payments.open_invoice(payment, self._invoice_expiry(session))
         except DomainError:
@@ -200,7 +230,7 @@ class GroupBuyService:
             return None
 
     def _reserve(
-        self, principal: Principal, session_id: str, data: JoinInput
+        self, principal: Principal, session_id: str, data: JoinInput, request: str | None
     ) -> tuple[Participation, Payment, Session]:
         """The join's one read (the session with its shards), then its transaction: the buyer's lock (GB-3), the
         participation, the reservation on a shard that has room (repository.plan_reservation) and the payment.
@@ -235,7 +265,7 @@ class GroupBuyService:
                 raise Conflict(f"only {left} units are left", code="insufficient_quantity")
             participation = participation.model_copy(update={"shard": reservation.shard})
             tx = Transaction()
-            self.repository.add_participation(tx, participation, stalled_since=to_iso(now))
+            self.repository.add_participation(tx, participation, stalled_since=to_iso(now), request=request)
             self.repository.reserve(tx, session.id, reservation, data.quantity)
             self.payments.add_payment(tx, payment)
             try:
@@ -256,21 +286,27 @@ class GroupBuyService:
         self, participation: Participation, payment: Payment, invoice: Invoice, session: Session | None = None
     ) -> Participation:
         """The invoice recorded on the join's payment and participation, with the joined event (for which the
-        session the join read is enough: its name and deadline)."""
-        tx = Transaction()
-        attached = self.payments.attach_invoice(tx, payment, invoice)
-        joined = self.repository.change_participation(
-            tx,
-            participation,
-            expected_status="pending_payment",
-            clear_stalled=True,
-            payment=self._summary(attached),
-            updated_at=self._now(),
-        )
+        session the join read is enough: its name and deadline). The buyer's own items, yet a conflict there (a
+        PAID callback, the repair job, DynamoDB's contention) is retried with backoff: the write is conditional on
+        the participation still pending and changes nothing twice (issue 8: the join went through, no 503)."""
         session = session or self.repository.get_session(participation.session_id)
-        self.outbox.add(tx, events.participant_event("joined", joined, session, self.clock))
-        tx.commit()
-        return joined
+
+        def attach_once() -> Participation:
+            tx = Transaction()
+            attached = self.payments.attach_invoice(tx, payment, invoice)
+            joined = self.repository.change_participation(
+                tx,
+                participation,
+                expected_status="pending_payment",
+                clear_stalled=True,
+                payment=self._summary(attached),
+                updated_at=self._now(),
+            )
+            self.outbox.add(tx, events.participant_event("joined", joined, session, self.clock))
+            tx.commit()
+            return joined
+
+        return retry_stale(attach_once)
 
     def roll_back_join(self, participation: Participation, payment: Payment) -> Participation | None:
         """Undo a join whose invoice could not be created (GB-5); its payment is kept as failed (PAY-1). A
@@ -388,6 +424,9 @@ class GroupBuyService:
         # reached with this buyer's units is raised first, in this transaction, which holds only while no
         # shard's paid count moved since the read (a payment not raised yet is not lost either).
         raised = raise_fill(tx, self.repository, self.outbox, self.clock, session)
+        if raised is session:  # nothing to raise: META's version moves all the same, so that a raise that read a
+            # shard before this leave does not land (its sum may count these units: repository.get_session)
+            raised = self.repository.change_session(tx, session, updated_at=self._now())
         self.repository.release_paid(tx, session, participation)
         changed = raised.model_copy(update={"paid_quantity": session.paid_quantity - participation.quantity})
         self.payments.request_refund(tx, payment, "left")
@@ -414,6 +453,12 @@ class GroupBuyService:
             amount=payment.amount,
             expires_at=payment.expires_at,
         )
+
+
+def _request_digest(request_key: str, data: JoinInput) -> str:
+    """What names a join request on the buyer's lock: its Idempotency-Key with its body (another body under the
+    same key is another join, refused as already joined)."""
+    return hashlib.sha256(f"{request_key}\n{data.model_dump_json()}".encode()).hexdigest()
 
 
 def _product_name(product: Product, variant_id: str | None) -> str:

@@ -218,7 +218,7 @@ class SettlementService:
 
         def build() -> Transaction:
             nonlocal units
-            session = self.repository.session_to_change(session_id)
+            session = self.repository.session_to_change(session_id, meta_first=True)  # raised under META's version
             units = self.topup.units_for(session)
             tx = Transaction()
             if units == 0:
