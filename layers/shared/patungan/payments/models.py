@@ -50,7 +50,7 @@ PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
 class Payment(BaseModel):
     id: str
     user_id: str
-    purpose: Literal["groupbuy_escrow", "groupbuy_topup"]
+    purpose: Literal["groupbuy_escrow", "groupbuy_topup", "retail_checkout"]
     status: PaymentStatus
     amount: int
     currency: str

@@ -1,0 +1,265 @@
+"""POST /v1/checkout/confirm and GET /v1/checkout/{id} (API.md "Checkout"; CHK-2, CHK-4, CHK-6, CHK-8).
+
+Confirm answers what the app must show at once before its 202: a stale preview, a risen price, an empty cart,
+stock short, inventory down, another confirm in flight, a short wallet. It reserves the stock itself (fail
+closed), records the checkout (its id is the idempotency record: buyer + Idempotency-Key + cart hash) and
+starts the saga, named by the checkout, which runs the rest (checkout/saga.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from patungan.adapters.dynamodb import Transaction
+from patungan.checkout.checkouts import Buyer, Checkout, CheckoutError, CheckoutRepository, checkout_id_for
+from patungan.checkout.quote import CheckoutRequest, Quote
+from patungan.core.clock import Clock, parse_iso, to_iso
+from patungan.core.errors import BadRequest, Conflict, DomainError, NotFound
+from patungan.core.observability import logger, metrics
+from patungan.inventory.stock import StockService
+from patungan.inventory.stock_models import StockLine
+from patungan.orders.models import Order
+from patungan.orders.repository import OrdersRepository
+
+PREVIEW_VALID_FOR = timedelta(minutes=10)
+# A clock a little ahead of ours on the client's side is not a stale preview; one far ahead is no preview of ours.
+CLOCK_SKEW = timedelta(minutes=1)
+
+
+class CartItem(Protocol):
+    product_id: str
+    variant_id: str | None
+    quantity: int
+    unit_price: int
+
+
+class Cart(Protocol):
+    items: Sequence[CartItem]
+    coupon_codes: list[str]
+
+    def content_hash(self) -> str: ...
+
+
+class Carts(Protocol):
+    def get_for(self, buyer: Buyer) -> Cart: ...
+
+
+class Pricing(Protocol):
+    def quote(self, buyer: Buyer, request: CheckoutRequest, cart: Cart) -> Quote: ...
+
+
+class Addresses(Protocol):
+    def get(self, user_id: str, address_id: str) -> BaseModel: ...
+
+
+class Wallets(Protocol):
+    def wallet_balance(self, user_id: str) -> int: ...
+
+
+class Executions(Protocol):
+    def start(self, state_machine_arn: str, name: str, input_json: str) -> bool: ...
+
+
+class ConfirmRequest(CheckoutRequest):
+    prices_validated_at: str
+
+
+class Accepted(BaseModel):
+    checkout_id: str
+    status: str
+
+
+class CheckoutPayment(BaseModel):
+    payment_id: str | None = None
+    method: str
+    amount: int
+    currency: str
+    invoice_url: str | None = None
+
+
+class CheckoutView(BaseModel):
+    checkout_id: str
+    status: str
+    orders: list[Order]
+    payment: CheckoutPayment | None = None
+    error: CheckoutError | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmSettings:
+    state_machine_arn: str
+    payment_window: timedelta
+    lock_for: timedelta
+
+
+class ConfirmService:
+    def __init__(
+        self,
+        checkouts: CheckoutRepository,
+        orders: OrdersRepository,
+        carts: Carts,
+        pricing: Pricing,
+        addresses: Addresses,
+        wallets: Wallets,
+        stock: StockService,
+        executions: Executions,
+        clock: Clock,
+        settings: ConfirmSettings,
+    ) -> None:
+        self.checkouts = checkouts
+        self.orders = orders
+        self.carts = carts
+        self.pricing = pricing
+        self.addresses = addresses
+        self.wallets = wallets
+        self.stock = stock
+        self.executions = executions
+        self.clock = clock
+        self.settings = settings
+
+    def confirm(self, buyer: Buyer, request: ConfirmRequest, idempotency_key: str) -> Accepted:
+        cart = self.carts.get_for(buyer)
+        if not cart.items:
+            raise BadRequest("the cart is empty", code="cart_empty")
+        checkout_id = checkout_id_for(buyer.owner_id, idempotency_key, cart.content_hash())
+        existing = self.checkouts.find(checkout_id)
+        if existing is not None:  # the same key and the same cart: the same checkout (CHK-6)
+            return self._started(existing)
+        self._fresh_preview(request.prices_validated_at)
+        now = self.clock.now()
+        self.checkouts.lock(buyer.owner_id, checkout_id, to_iso(now), to_iso(now + self.settings.lock_for))
+        try:
+            checkout = self._new_checkout(checkout_id, buyer, request, cart)
+        except DomainError:
+            self.checkouts.unlock(buyer.owner_id, checkout_id)
+            raise
+        return self._started(checkout)
+
+    def _new_checkout(self, checkout_id: str, buyer: Buyer, request: ConfirmRequest, cart: Cart) -> Checkout:
+        quote = self.pricing.quote(buyer, CheckoutRequest.model_validate(request.model_dump(exclude={"prices_validated_at"})), cart)
+        _refuse_risen_prices(cart, quote)
+        _refuse_free_total(quote, checkout_id)
+        if request.payment_method == "wallet":
+            if buyer.user_id is None:
+                raise BadRequest("a guest has no wallet: pay by invoice or cash on delivery", code="wallet_unavailable")
+            if self.wallets.wallet_balance(buyer.user_id) < quote.total:
+                raise Conflict("the wallet holds less than the total", code="insufficient_funds")
+        now = to_iso(self.clock.now())
+        checkout = Checkout(
+            id=checkout_id,
+            buyer=buyer,
+            status="pending",
+            payment_method=request.payment_method,
+            quote=quote,
+            coupon_codes=list(cart.coupon_codes),
+            cart_hash=cart.content_hash(),
+            address=self._address(buyer, request),
+            created_at=now,
+            updated_at=now,
+        )
+        self._reserve(checkout)
+        tx = Transaction()
+        self.checkouts.add(tx, checkout)
+        try:
+            tx.commit()
+        except Conflict:  # the same confirm, twice at once: the first one's checkout is the answer
+            return self.checkouts.get(checkout_id)
+        return checkout
+
+    def _reserve(self, checkout: Checkout) -> None:
+        """Every order's lines held in its warehouse before the 202, all or nothing (CHK-2, CHK-3): stock short
+        → 409 naming the lines, inventory down → 503, and whatever this confirm held is given back."""
+        held: list[str] = []
+        try:
+            for reservation_id, order in zip(checkout.reservation_ids, checkout.quote.orders, strict=True):
+                self.stock.reserve(
+                    checkout.id,
+                    [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines],
+                    self.settings.payment_window * 2,
+                    warehouse_id=order.warehouse_id,
+                    reservation_id=reservation_id,
+                )
+                held.append(reservation_id)
+        except DomainError:
+            for reservation_id in held:
+                self.stock.release(reservation_id)
+            raise
+
+    def _started(self, checkout: Checkout) -> Accepted:
+        """The saga, named by the checkout: starting it again is harmless (a retry after a crash)."""
+        self.executions.start(
+            self.settings.state_machine_arn,
+            checkout.id,
+            json.dumps(
+                {
+                    "checkout_id": checkout.id,
+                    "payment_window_seconds": int(self.settings.payment_window.total_seconds()),
+                }
+            ),
+        )
+        return Accepted(checkout_id=checkout.id, status=checkout.status)
+
+    def _fresh_preview(self, prices_validated_at: str) -> None:
+        try:
+            validated_at = parse_iso(prices_validated_at)
+        except ValueError as exc:
+            raise BadRequest("prices_validated_at is not an ISO 8601 time", code="prices_stale") from exc
+        now = self.clock.now()
+        if not now - PREVIEW_VALID_FOR <= validated_at <= now + CLOCK_SKEW:
+            raise Conflict("the preview is older than 10 minutes: preview again", code="prices_stale")
+
+    def _address(self, buyer: Buyer, request: CheckoutRequest) -> dict[str, Any]:
+        if request.address is not None:
+            return request.address.model_dump()
+        if buyer.user_id is None or request.address_id is None:
+            raise BadRequest("a guest gives the address itself", code="address_required")
+        return self.addresses.get(buyer.user_id, request.address_id).model_dump()
+
+    # ---- reading
+    def get(self, buyer: Buyer, checkout_id: str) -> CheckoutView:
+        checkout = self.checkouts.find(checkout_id)
+        if checkout is None or checkout.buyer.owner_id != buyer.owner_id:
+            raise NotFound(f"no checkout {checkout_id}")
+        orders = [self.orders.get(order_id) for order_id in checkout.order_ids] if checkout.orders_placed else []
+        payment = CheckoutPayment(
+            payment_id=checkout.payment_id,
+            method=checkout.payment_method,
+            amount=checkout.quote.total,
+            currency=checkout.quote.currency,
+            invoice_url=checkout.invoice_url,
+        )
+        return CheckoutView(
+            checkout_id=checkout.id, status=checkout.status, orders=orders, payment=payment, error=checkout.error
+        )
+
+
+def _refuse_risen_prices(cart: Cart, quote: Quote) -> None:
+    """CHK-4: the buyer never pays more than the preview showed (the cart's prices); a price that fell is passed
+    on. Refused before anything is reserved or charged."""
+    seen = {(item.product_id, item.variant_id): item.unit_price for item in cart.items}
+    risen = [
+        {
+            "product_id": line.product_id,
+            "variant_id": line.variant_id,
+            "previous_unit_price": seen[key],
+            "unit_price": line.unit_price,
+        }
+        for order in quote.orders
+        for line in order.lines
+        if (key := (line.product_id, line.variant_id)) in seen and line.unit_price > seen[key]
+    ]
+    if risen:
+        raise Conflict("a price rose since the preview: preview again", code="price_changed", details=risen)
+
+
+def _refuse_free_total(quote: Quote, checkout_id: str) -> None:
+    """CHK-8: a zero total for items that are not free is a pricing bug, never an order."""
+    if quote.total <= 0 and any(line.unit_price > 0 for order in quote.orders for line in order.lines):
+        logger.critical("a checkout of priced items came to a zero total", extra={"checkout_id": checkout_id})
+        metrics.add_metric(name="ZeroTotalCheckoutsRefused", unit="Count", value=1)
+        raise Conflict("this checkout cannot be priced: nothing was charged", code="invalid_total")
