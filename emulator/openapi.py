@@ -52,6 +52,9 @@ CONTEXT_TAGS = {
     "notifications": "A user's notifications.",
     "accounts": "A user's addresses: Indonesian phones in E.164, 5-digit postal codes, one default.",
     "logistics": "Shipping rates from the courier (a flagged fallback when it cannot answer).",
+    "checkout": "The cart of a buyer or guest (X-Guest-Id), coupons on it, and the checkout preview priced by the "
+    "one pricing engine confirm uses.",
+    "promotions": "Coupons: percent or fixed, on items or shipping, limits that hold under any concurrency.",
     "platform": "Platform operations.",
 }
 

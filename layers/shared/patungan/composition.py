@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from patungan.adapters.outbox import Outbox
     from patungan.adapters.xendit import XenditGateway
     from patungan.catalog.models import Product
+    from patungan.checkout.cart import CartService
+    from patungan.checkout.checkouts import CheckoutRepository
+    from patungan.checkout.confirm import ConfirmService
+    from patungan.checkout.pricing import CheckoutPricing
+    from patungan.checkout.promotions import PromotionService
+    from patungan.checkout.saga import CheckoutSaga
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -72,12 +78,11 @@ def xendit_callback_token() -> str:
 
 @cache
 def payment_service() -> PaymentService:
+    from patungan.checkout.purpose import RetailPaymentPurpose
     from patungan.groupbuy.purpose import GroupBuyPaymentPurpose
     from patungan.ledger.repository import ledger
     from patungan.payments.repository import PaymentsRepository
     from patungan.payments.service import PaymentService
-
-    from patungan.checkout.purpose import RetailPaymentPurpose
 
     purpose = GroupBuyPaymentPurpose(groupbuy_repository(), outbox(), CLOCK)
     service = PaymentService(
@@ -201,6 +206,11 @@ def reset() -> None:
         warehouse_service,
         shipping_rates_service,
         stock_service,
+        cart_service,
+        promotion_service,
+        checkout_pricing,
+        _checkout_saga,
+        confirm_service,
     ):
         factory.cache_clear()
 
@@ -342,6 +352,57 @@ def shipping_rates_service() -> ShippingRatesService:
     )
 
 
+# ---------------------------------------------------------------- cart, pricing, promotions (CHK-1, CHK-11, PRM-1; issue 10)
+def retail_product(product_id: str) -> Product:
+    """A product as buyers see it: active only (anything else is NotFound)."""
+    from patungan.catalog.service import catalog_service
+
+    return catalog_service().get_product(None, product_id)
+
+
+@cache
+def cart_service() -> CartService:
+    from patungan.checkout.cart import CartRepository, CartService
+    from patungan.core.money import DEFAULT_CURRENCY
+
+    settings = get_settings()
+    return CartService(
+        CartRepository(DynamoTable(settings.cart_table)),
+        catalog_product,
+        stock_service(),
+        CLOCK,
+        max_lines=settings.cart_max_lines,
+        max_quantity=settings.cart_max_quantity,
+        currency=DEFAULT_CURRENCY,
+    )
+
+
+@cache
+def promotion_service() -> PromotionService:
+    from patungan.checkout.promotions import PromotionRepository, PromotionService
+
+    return PromotionService(PromotionRepository(DynamoTable(get_settings().promotions_table)), catalog_product, CLOCK)
+
+
+@cache
+def checkout_pricing() -> CheckoutPricing:
+    from patungan.checkout.pricing import CheckoutPricing, OrderLimits
+    from patungan.core.money import DEFAULT_CURRENCY
+
+    settings = get_settings()
+    return CheckoutPricing(
+        retail_product,
+        stock_service(),
+        shipping_rates_service(),
+        address_service(),
+        promotion_service(),
+        CLOCK,
+        tax_basis_points=settings.tax_basis_points,
+        limits=OrderLimits(settings.checkout_min_order_amount, settings.checkout_max_order_amount),
+        currency=DEFAULT_CURRENCY,
+    )
+
+
 # ---------------------------------------------------------------- confirm saga (CHK-2..10, ORD-1, PAY-7; issue 10)
 def checkout_repository() -> CheckoutRepository:
     from patungan.checkout.checkouts import CheckoutRepository
@@ -365,7 +426,8 @@ def _checkout_saga(payments: PaymentService) -> CheckoutSaga:
         order_service(),
         stock_service(),
         payments,
-        promotion_usage(),
+        promotion_service(),
+        cart_service(),
         TaskTokens(),
         unit_price,
         outbox(),

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
+from patungan.checkout.cart import Shopper
 from patungan.checkout.quote import PaymentMethod, Quote
 from patungan.core.errors import ConcurrentUpdate, NotFound, RateLimited
 from patungan.core.ids import keyed_id
@@ -27,17 +28,6 @@ CHECKOUT_TRANSITIONS: dict[str, frozenset[str]] = {
 _KEYS = {"pk", "sk", "stuck_step", "stuck_at"}
 
 
-class Buyer(BaseModel):
-    """Who checks out: a signed-in buyer or a guest (CHK-12); ``owner_id`` names either."""
-
-    user_id: str | None = None
-    guest_id: str | None = None
-
-    @property
-    def owner_id(self) -> str:
-        return self.user_id or f"guest:{self.guest_id}"
-
-
 class CheckoutError(BaseModel):
     code: str
     message: str
@@ -46,7 +36,9 @@ class CheckoutError(BaseModel):
 
 class Checkout(BaseModel):
     id: str
-    buyer: Buyer
+    buyer: Shopper
+    cart_id: str
+    cart_version: int
     status: CheckoutStatus
     payment_method: PaymentMethod
     quote: Quote
@@ -74,9 +66,9 @@ class Checkout(BaseModel):
         return keyed_id("pay", self.id)
 
 
-def checkout_id_for(owner_id: str, idempotency_key: str, cart_hash: str) -> str:
+def checkout_id_for(owner_key: str, idempotency_key: str, cart_hash: str) -> str:
     """The same buyer, key and cart name the same checkout; a changed cart is a new one (CHK-6)."""
-    return keyed_id("chk", owner_id, idempotency_key, cart_hash)
+    return keyed_id("chk", owner_key, idempotency_key, cart_hash)
 
 
 def _key(checkout_id: str) -> dict[str, str]:
@@ -100,9 +92,7 @@ class CheckoutRepository:
             raise NotFound(f"no checkout {checkout_id}")
         return checkout
 
-    def change(
-        self, tx: Transaction, checkout: Checkout, *, token_is: str | None = None, **changes: Any
-    ) -> Checkout:
+    def change(self, tx: Transaction, checkout: Checkout, *, token_is: str | None = None, **changes: Any) -> Checkout:
         """Write ``changes`` while the checkout is where it was read (its status; with ``token_is``, also its task
         token as read, so a token stored meanwhile is not missed). A status change only as CHECKOUT_TRANSITIONS
         allows. A checkout that moved on fails the transaction as a concurrent change: read again, decide again."""
@@ -129,7 +119,29 @@ class CheckoutRepository:
         return checkout.model_copy(update=changes)
 
     def mark_stuck(self, checkout_id: str, stuck_step: str, at: str) -> None:
-        self.table.update(_key(checkout_id), "SET stuck_step = :step, stuck_at = :at", values={":step": stuck_step, ":at": at})
+        self.table.update(
+            _key(checkout_id), "SET stuck_step = :step, stuck_at = :at", values={":step": stuck_step, ":at": at}
+        )
+
+    # ---- what the buyer's last preview showed (CHK-4)
+    def remember_preview(self, owner_key: str, quote: Quote) -> None:
+        """The unit prices a preview showed, under the shopper: confirm refuses any that rose since."""
+        prices = {line_key(line.product_id, line.variant_id): line.unit_price for o in quote.orders for line in o.lines}
+        self.table.put(
+            {
+                "pk": f"PREVIEW#{owner_key}",
+                "sk": META,
+                "prices_validated_at": quote.prices_validated_at,
+                "prices": prices,
+            }
+        )
+
+    def previewed_prices(self, owner_key: str, prices_validated_at: str) -> dict[str, int] | None:
+        """The prices of the shopper's preview at ``prices_validated_at``; None when that is not their last one."""
+        item = self.table.get({"pk": f"PREVIEW#{owner_key}", "sk": META})
+        if item is None or item.get("prices_validated_at") != prices_validated_at:
+            return None
+        return {key: int(price) for key, price in item["prices"].items()}
 
     # ---- one confirm in flight per buyer (CHK-6)
     def lock(self, owner_id: str, checkout_id: str, now: str, until: str) -> None:
@@ -154,6 +166,10 @@ class CheckoutRepository:
             )
         except ConcurrentUpdate:
             return
+
+
+def line_key(product_id: str, variant_id: str | None) -> str:
+    return f"{product_id}#{variant_id or ''}"
 
 
 def _plain(value: Any) -> Any:

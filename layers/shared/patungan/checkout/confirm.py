@@ -8,7 +8,6 @@ starts the saga, named by the checkout, which runs the rest (checkout/saga.py)."
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -16,7 +15,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from patungan.adapters.dynamodb import Transaction
-from patungan.checkout.checkouts import Buyer, Checkout, CheckoutError, CheckoutRepository, checkout_id_for
+from patungan.checkout.cart import Cart, Shopper
+from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository, checkout_id_for, line_key
 from patungan.checkout.quote import CheckoutRequest, Quote
 from patungan.core.clock import Clock, parse_iso, to_iso
 from patungan.core.errors import BadRequest, Conflict, DomainError, NotFound
@@ -31,26 +31,12 @@ PREVIEW_VALID_FOR = timedelta(minutes=10)
 CLOCK_SKEW = timedelta(minutes=1)
 
 
-class CartItem(Protocol):
-    product_id: str
-    variant_id: str | None
-    quantity: int
-    unit_price: int
-
-
-class Cart(Protocol):
-    items: Sequence[CartItem]
-    coupon_codes: list[str]
-
-    def content_hash(self) -> str: ...
-
-
 class Carts(Protocol):
-    def get_for(self, buyer: Buyer) -> Cart: ...
+    def get_for(self, shopper: Shopper) -> Cart: ...
 
 
 class Pricing(Protocol):
-    def quote(self, buyer: Buyer, request: CheckoutRequest, cart: Cart) -> Quote: ...
+    def quote(self, shopper: Shopper, request: CheckoutRequest, cart: Cart) -> Quote: ...
 
 
 class Addresses(Protocol):
@@ -122,43 +108,52 @@ class ConfirmService:
         self.clock = clock
         self.settings = settings
 
-    def confirm(self, buyer: Buyer, request: ConfirmRequest, idempotency_key: str) -> Accepted:
-        cart = self.carts.get_for(buyer)
+    def confirm(self, shopper: Shopper, request: ConfirmRequest, idempotency_key: str) -> Accepted:
+        cart = self.carts.get_for(shopper)
         if not cart.items:
             raise BadRequest("the cart is empty", code="cart_empty")
-        checkout_id = checkout_id_for(buyer.owner_id, idempotency_key, cart.content_hash())
+        checkout_id = checkout_id_for(shopper.owner_key, idempotency_key, cart.content_hash())
         existing = self.checkouts.find(checkout_id)
         if existing is not None:  # the same key and the same cart: the same checkout (CHK-6)
             return self._started(existing)
         self._fresh_preview(request.prices_validated_at)
+        previewed = self.checkouts.previewed_prices(shopper.owner_key, request.prices_validated_at)
+        if previewed is None:
+            raise Conflict("that is not your last preview: preview again", code="prices_stale")
         now = self.clock.now()
-        self.checkouts.lock(buyer.owner_id, checkout_id, to_iso(now), to_iso(now + self.settings.lock_for))
+        self.checkouts.lock(shopper.owner_key, checkout_id, to_iso(now), to_iso(now + self.settings.lock_for))
         try:
-            checkout = self._new_checkout(checkout_id, buyer, request, cart)
+            checkout = self._new_checkout(checkout_id, shopper, request, cart, previewed)
         except DomainError:
-            self.checkouts.unlock(buyer.owner_id, checkout_id)
+            self.checkouts.unlock(shopper.owner_key, checkout_id)
             raise
         return self._started(checkout)
 
-    def _new_checkout(self, checkout_id: str, buyer: Buyer, request: ConfirmRequest, cart: Cart) -> Checkout:
-        quote = self.pricing.quote(buyer, CheckoutRequest.model_validate(request.model_dump(exclude={"prices_validated_at"})), cart)
-        _refuse_risen_prices(cart, quote)
+    def _new_checkout(
+        self, checkout_id: str, shopper: Shopper, request: ConfirmRequest, cart: Cart, previewed: dict[str, int]
+    ) -> Checkout:
+        quote = self.pricing.quote(
+            shopper, CheckoutRequest.model_validate(request.model_dump(exclude={"prices_validated_at"})), cart
+        )
+        _refuse_risen_prices(previewed, quote)
         _refuse_free_total(quote, checkout_id)
         if request.payment_method == "wallet":
-            if buyer.user_id is None:
+            if shopper.customer_id is None:
                 raise BadRequest("a guest has no wallet: pay by invoice or cash on delivery", code="wallet_unavailable")
-            if self.wallets.wallet_balance(buyer.user_id) < quote.total:
+            if self.wallets.wallet_balance(shopper.customer_id) < quote.total:
                 raise Conflict("the wallet holds less than the total", code="insufficient_funds")
         now = to_iso(self.clock.now())
         checkout = Checkout(
             id=checkout_id,
-            buyer=buyer,
+            buyer=shopper,
+            cart_id=cart.id,
+            cart_version=cart.version,
             status="pending",
             payment_method=request.payment_method,
             quote=quote,
             coupon_codes=list(cart.coupon_codes),
             cart_hash=cart.content_hash(),
-            address=self._address(buyer, request),
+            address=self._address(shopper, request),
             created_at=now,
             updated_at=now,
         )
@@ -213,17 +208,17 @@ class ConfirmService:
         if not now - PREVIEW_VALID_FOR <= validated_at <= now + CLOCK_SKEW:
             raise Conflict("the preview is older than 10 minutes: preview again", code="prices_stale")
 
-    def _address(self, buyer: Buyer, request: CheckoutRequest) -> dict[str, Any]:
+    def _address(self, shopper: Shopper, request: CheckoutRequest) -> dict[str, Any]:
         if request.address is not None:
             return request.address.model_dump()
-        if buyer.user_id is None or request.address_id is None:
+        if shopper.customer_id is None or request.address_id is None:
             raise BadRequest("a guest gives the address itself", code="address_required")
-        return self.addresses.get(buyer.user_id, request.address_id).model_dump()
+        return self.addresses.get(shopper.customer_id, request.address_id).model_dump()
 
     # ---- reading
-    def get(self, buyer: Buyer, checkout_id: str) -> CheckoutView:
+    def get(self, shopper: Shopper, checkout_id: str) -> CheckoutView:
         checkout = self.checkouts.find(checkout_id)
-        if checkout is None or checkout.buyer.owner_id != buyer.owner_id:
+        if checkout is None or checkout.shopper.owner_key != shopper.owner_key:
             raise NotFound(f"no checkout {checkout_id}")
         orders = [self.orders.get(order_id) for order_id in checkout.order_ids] if checkout.orders_placed else []
         payment = CheckoutPayment(
@@ -238,20 +233,19 @@ class ConfirmService:
         )
 
 
-def _refuse_risen_prices(cart: Cart, quote: Quote) -> None:
-    """CHK-4: the buyer never pays more than the preview showed (the cart's prices); a price that fell is passed
-    on. Refused before anything is reserved or charged."""
-    seen = {(item.product_id, item.variant_id): item.unit_price for item in cart.items}
+def _refuse_risen_prices(previewed: dict[str, int], quote: Quote) -> None:
+    """CHK-4: the buyer never pays more than the preview showed; a price that fell is passed on. Refused before
+    anything is reserved or charged. A line the preview did not show is a changed cart: preview again."""
     risen = [
         {
             "product_id": line.product_id,
             "variant_id": line.variant_id,
-            "previous_unit_price": seen[key],
+            "previous_unit_price": previewed.get(key),
             "unit_price": line.unit_price,
         }
         for order in quote.orders
         for line in order.lines
-        if (key := (line.product_id, line.variant_id)) in seen and line.unit_price > seen[key]
+        if (key := line_key(line.product_id, line.variant_id)) not in previewed or line.unit_price > previewed[key]
     ]
     if risen:
         raise Conflict("a price rose since the preview: preview again", code="price_changed", details=risen)

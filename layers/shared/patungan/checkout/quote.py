@@ -75,6 +75,14 @@ class ShippingMethod(BaseModel):
     service: str
 
 
+class AppliedCoupon(BaseModel):
+    """A coupon of the cart that the engine applied, and how much it took off (items or shipping)."""
+
+    code: str
+    target: Literal["items", "shipping"]
+    discount: int
+
+
 class Quote(BaseModel):
     cart_version: int
     prices_validated_at: str
@@ -87,6 +95,10 @@ class Quote(BaseModel):
     total: int
     shipping_method: ShippingMethod
     warnings: list[str] = Field(default_factory=list)
+    coupons: list[AppliedCoupon] = Field(
+        default_factory=list, description="the cart's coupons applied (one not usable is named in warnings)"
+    )
+    address: PostalAddress | None = Field(None, description="where the orders go: the order snapshots it (ORD-1)")
 
     @model_validator(mode="after")
     def _sums_of_orders(self) -> Quote:

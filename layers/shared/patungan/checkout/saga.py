@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
+from patungan.checkout.cart import Shopper
 from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict, NotFound
@@ -37,9 +38,13 @@ ATTEMPTS = 5
 class Promotions(Protocol):
     """Coupon usage written inside the orders' own transaction (PRM-2), and given back the same way."""
 
-    def redeem(self, tx: Transaction, codes: list[str], customer_id: str | None, order_ids: list[str]) -> None: ...
+    def redeem(self, tx: Transaction, codes: list[str], customer_id: str | None, checkout_id: str) -> None: ...
 
-    def give_back(self, tx: Transaction, codes: list[str], customer_id: str | None, order_ids: list[str]) -> None: ...
+    def give_back(self, tx: Transaction, codes: list[str], checkout_id: str) -> None: ...
+
+
+class Carts(Protocol):
+    def convert(self, tx: Transaction, shopper: Shopper, cart_id: str, version: int) -> None: ...
 
 
 class TaskTokens(Protocol):
@@ -66,6 +71,7 @@ class CheckoutSaga:
         stock: StockService,
         payments: PaymentService,
         promotions: Promotions,
+        carts: Carts,
         task_tokens: TaskTokens,
         unit_price_of: Callable[[str, str | None], int],
         outbox: Outbox,
@@ -77,6 +83,7 @@ class CheckoutSaga:
         self.stock = stock
         self.payments = payments
         self.promotions = promotions
+        self.carts = carts
         self.task_tokens = task_tokens
         self.unit_price_of = unit_price_of
         self.outbox = outbox
@@ -130,7 +137,9 @@ class CheckoutSaga:
             for order in self._orders_of(current):
                 self.orders.add_to(tx, order, checkout_id=current.id)
             if current.coupon_codes:
-                self.promotions.redeem(tx, current.coupon_codes, current.buyer.user_id, current.order_ids)
+                self.promotions.redeem(tx, current.coupon_codes, current.buyer.customer_id, current.id)
+            # The cart is emptied exactly when its orders exist; a cart changed since confirm fails this (cart_changed).
+            self.carts.convert(tx, current.buyer, current.cart_id, current.cart_version)
             self.checkouts.change(tx, current, orders_placed=True, updated_at=self._now())
             tx.commit()
 
@@ -149,7 +158,7 @@ class CheckoutSaga:
             outcome = self._pay_from_wallet(checkout_id)
         else:
             outcome = self._open_invoice(checkout)
-        self.checkouts.unlock(checkout.buyer.owner_id, checkout.id)  # no longer in flight (CHK-6)
+        self.checkouts.unlock(checkout.buyer.owner_key, checkout.id)  # no longer in flight (CHK-6)
         return outcome
 
     def _open_invoice(self, checkout: Checkout) -> dict[str, Any]:
@@ -157,7 +166,7 @@ class CheckoutSaga:
         if payment is None:
             payment = self.payments.new_payment(
                 checkout.retail_payment_id,
-                checkout.buyer.owner_id,
+                buyer_id(checkout.buyer),
                 "retail_checkout",
                 checkout.quote.total,
                 checkout.quote.currency,
@@ -205,7 +214,7 @@ class CheckoutSaga:
             checkout = self.checkouts.get(checkout_id)
             if checkout.status != "pending":
                 return {"checkout_id": checkout.id, "status": checkout.status}
-            if checkout.buyer.user_id is None:
+            if checkout.buyer.customer_id is None:
                 raise Conflict("a guest has no wallet", code="wallet_unavailable")
             tx = Transaction()
             self.payments.ledger.add_to(
@@ -214,7 +223,7 @@ class CheckoutSaga:
                     id=_wallet_movement_id(checkout),
                     type="wallet_debit",
                     entries=transfer(
-                        debit=accounts.buyer_wallet(checkout.buyer.user_id),
+                        debit=accounts.buyer_wallet(checkout.buyer.customer_id),
                         credit=accounts.checkout_escrow(checkout.id),
                         amount=checkout.quote.total,
                     ),
@@ -264,7 +273,9 @@ class CheckoutSaga:
         self._settle(tx, checkout, "paid", order_status="paid")
         if checkout.task_token:
             token = checkout.task_token
-            tx.after_commit.append(lambda: self.task_tokens.succeed(token, {"checkout_id": checkout_id, "status": "paid"}))
+            tx.after_commit.append(
+                lambda: self.task_tokens.succeed(token, {"checkout_id": checkout_id, "status": "paid"})
+            )
         return True
 
     # ------------------------------------------------------------------ timeout and compensations
@@ -316,14 +327,16 @@ class CheckoutSaga:
         status = retry_stale(once, ATTEMPTS)
         if status != "failed":
             # Paid after all (a step after the payment failed): the buyer's money holds the orders; never undo it.
-            logger.critical("a paid checkout failed a later step", extra={"checkout_id": checkout_id, **failure.model_dump()})
+            logger.critical(
+                "a paid checkout failed a later step", extra={"checkout_id": checkout_id, **failure.model_dump()}
+            )
             return {"checkout_id": checkout_id, "status": status}
         checkout = self.checkouts.get(checkout_id)
         payment = self.payments.repository.find_payment(checkout.retail_payment_id)
         if payment is not None and payment.invoice_id is not None:
             self.payments.expire_invoice(payment)
         self._release(checkout)
-        self.checkouts.unlock(checkout.buyer.owner_id, checkout.id)
+        self.checkouts.unlock(checkout.buyer.owner_key, checkout.id)
         metrics.add_metric(name="CheckoutsFailed", unit="Count", value=1)
         return {"checkout_id": checkout_id, "status": "failed", "error": failure.model_dump()}
 
@@ -331,7 +344,9 @@ class CheckoutSaga:
         """A step or compensation kept failing: shown on the checkout, logged CRITICAL and counted, before the
         execution fails (its ExecutionsFailed alarm). A person has to look: never a silent failure."""
         stuck_step = f"checkout.{step}"
-        logger.critical("checkout saga stuck", extra={"checkout_id": checkout_id, "stuck_step": stuck_step, "error": error})
+        logger.critical(
+            "checkout saga stuck", extra={"checkout_id": checkout_id, "stuck_step": stuck_step, "error": error}
+        )
         metrics.add_metric(name="CheckoutsStuck", unit="Count", value=1)
         self.checkouts.mark_stuck(checkout_id, stuck_step, self._now())
         return {"checkout_id": checkout_id, "stuck_step": stuck_step}
@@ -364,7 +379,7 @@ class CheckoutSaga:
         for order in self._placed(checkout):
             self.orders.move_to(tx, order, order_status)
         if order_status in ("expired", "cancelled") and checkout.orders_placed and checkout.coupon_codes:
-            self.promotions.give_back(tx, checkout.coupon_codes, checkout.buyer.user_id, checkout.order_ids)
+            self.promotions.give_back(tx, checkout.coupon_codes, checkout.id)
 
     def _placed(self, checkout: Checkout) -> list[Order]:
         if not checkout.orders_placed:
@@ -385,7 +400,7 @@ class CheckoutSaga:
         return [
             Order(
                 id=order_id,
-                user_id=checkout.buyer.owner_id,
+                user_id=buyer_id(checkout.buyer),
                 checkout_id=checkout.id,
                 factory_id=quoted.factory_id,
                 seller_id=quoted.seller_id,
@@ -408,6 +423,11 @@ class CheckoutSaga:
             )
             for order_id, quoted in zip(checkout.order_ids, checkout.quote.orders, strict=True)
         ]
+
+
+def buyer_id(shopper: Shopper) -> str:
+    """Who an order and a payment belong to: the buyer, or ``guest:<id>`` (CHK-12; never a real user's id)."""
+    return shopper.customer_id or f"guest:{shopper.guest_id}"
 
 
 def _payment_reference(checkout: Checkout) -> str:

@@ -108,6 +108,16 @@ class Settings(BaseModel):
     checkout_payment_window_seconds: int = Field(900, alias="CHECKOUT_PAYMENT_WINDOW_SECONDS", ge=60)
     checkout_lock_seconds: int = Field(120, alias="CHECKOUT_LOCK_SECONDS", ge=10)
     fulfilment_hold_seconds: int = Field(3600, alias="FULFILMENT_HOLD_SECONDS", ge=60)
+    # Cart, pricing and promotions (issue 10, CHK-1, CHK-8, CHK-11, PRM-1): the carts and promotions tables; a
+    # cart's bounds; the tax on goods and on shipping after its discount (basis points: 1100 = PPN 11 %); the
+    # checkout total's bounds (CHK-8; IDR).
+    cart_table: str = Field("", alias="CART_TABLE")
+    promotions_table: str = Field("", alias="PROMOTIONS_TABLE")
+    cart_max_lines: int = Field(50, alias="CART_MAX_LINES", ge=1, le=100)
+    cart_max_quantity: int = Field(1000, alias="CART_MAX_QUANTITY", ge=1, le=1_000_000)
+    tax_basis_points: int = Field(1100, alias="TAX_BASIS_POINTS", ge=0, le=10_000)
+    checkout_min_order_amount: int = Field(1000, alias="CHECKOUT_MIN_ORDER_AMOUNT", ge=0)
+    checkout_max_order_amount: int = Field(100_000_000, alias="CHECKOUT_MAX_ORDER_AMOUNT", ge=1)
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:
