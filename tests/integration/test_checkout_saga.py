@@ -16,7 +16,7 @@ import requests
 from patungan import composition
 from patungan.checkout.cart import CartItemInput, Shopper
 from patungan.checkout.confirm import ConfirmRequest, ConfirmService, ConfirmSettings
-from patungan.checkout.quote import OrderQuote, QuoteLine, Quote, ShippingMethod
+from patungan.checkout.quote import OrderQuote, Quote, QuoteLine, ShippingMethod
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
