@@ -20,7 +20,7 @@ from patungan.checkout.quote import OrderQuote, Quote, QuoteLine, ShippingMethod
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
-from patungan.core.errors import BadRequest, Conflict, DependencyUnavailable, RateLimited
+from patungan.core.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, RateLimited
 from patungan.inventory.stock_models import StockKey, StockLine
 from patungan.ledger.models import AdjustmentInput
 from patungan.ledger.repository import ledger
@@ -215,6 +215,10 @@ def test_invoice_checkout_is_paid_for_its_total_and_answers_the_waiting_saga(ret
     assert retail.checkout(checkout_id).status == "paid"
     assert [o.status for o in retail.orders(checkout_id)] == ["paid"]
     assert retail.tokens.succeeded == [("token-1", {"checkout_id": checkout_id, "status": "paid"})]
+    view = retail.confirm.get(BUYER, checkout_id)
+    assert (view.status, [o.status for o in view.orders], view.payment.amount) == ("paid", ["paid"], payment.amount)
+    with pytest.raises(NotFound):  # another buyer's checkout does not exist for them
+        retail.confirm.get(Shopper(customer_id="buyer-2"), checkout_id)
     retail.saga.hold_for_fulfilment(checkout_id)
     assert retail.reserved() == 2
     assert ledger().account_balance(f"escrow:checkout:{checkout_id}").balance != 0

@@ -218,7 +218,7 @@ class ConfirmService:
     # ---- reading
     def get(self, shopper: Shopper, checkout_id: str) -> CheckoutView:
         checkout = self.checkouts.find(checkout_id)
-        if checkout is None or checkout.shopper.owner_key != shopper.owner_key:
+        if checkout is None or checkout.buyer.owner_key != shopper.owner_key:
             raise NotFound(f"no checkout {checkout_id}")
         orders = [self.orders.get(order_id) for order_id in checkout.order_ids] if checkout.orders_placed else []
         payment = CheckoutPayment(
