@@ -26,7 +26,7 @@ from patungan.ledger.models import AdjustmentInput
 from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
 from tests.support.groupbuy import FAKE_SECRET_KEY
-from tests.support.lambdas import invoke
+from tests.support.lambdas import call_api, claims, invoke
 from tests.support.stock import ADDRESS, receive, stock_world
 
 SHIPPING = 9_000
@@ -428,3 +428,43 @@ def test_a_price_rise_after_confirm_fails_the_checkout_and_compensates(retail):
     assert retail.reserved() == 0
     assert retail.world.items("OrdersTable", "ORDER#") == []
     assert retail.payment(checkout_id) is None
+
+
+def test_a_paid_order_cancelled_by_its_buyer_is_refunded_and_its_stock_released(retail):
+    """ORD-3: cancelling a paid order refunds it to the channel (the whole invoice); the refund's completion
+    makes the order refunded; another buyer cannot cancel it, and an unpaid one is not cancelled here."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+    buyer = Principal("buyer-1", frozenset({Role.BUYER}))
+    with pytest.raises(Conflict):
+        retail.saga.cancel_order(buyer, order.id)  # pending_payment: it expires with its checkout
+    retail.pay_and_call_back(checkout_id)
+    with pytest.raises(NotFound):
+        retail.saga.cancel_order(Principal("buyer-2", frozenset({Role.BUYER})), order.id)
+
+    assert retail.saga.cancel_order(buyer, order.id).status == "cancelled"
+    assert retail.saga.cancel_order(buyer, order.id).status == "cancelled"  # again: nothing more
+    assert retail.reserved() == 0
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert (refund["reason"], refund["amount"]) == ("order_cancelled", order.total)
+    retail.world.deliver_queued("payment.refund_requested", "ProcessRefundsFunction")
+    [sent] = retail.world.items("PaymentsTable", "REFUND#")
+    assert retail.world.refund_callback(sent).status == 200
+    assert [o.status for o in retail.orders(checkout_id)] == ["refunded"]
+    assert retail.payment(checkout_id).status == "refunded"
+
+
+def test_a_wallet_paid_order_cancelled_goes_back_to_the_wallet_at_once(retail):
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+
+    cancelled = call_api(
+        "CancelOrderFunction", "POST", f"/v1/orders/{order.id}/cancel", claims=claims("buyer-1", "buyer")
+    )
+
+    assert (cancelled.status, cancelled.body["status"]) == (200, "cancelled")
+    assert ledger().wallet_balance("buyer-1") == 50_000
+    assert retail.reserved() == 0

@@ -24,4 +24,5 @@ class RetailPaymentPurpose:
         """Xendit's EXPIRED moves the payment only; the saga's own payment window expires the checkout."""
 
     def on_refunded(self, tx: Transaction, payment: Payment, refund: Refund) -> None:
-        """A late payment's refund: the checkout had already ended; nothing more to change."""
+        """A cancelled order's refund completes it (a late payment's finds no cancelled order: nothing to do)."""
+        self.saga.on_refunded(tx, payment.reference["checkout_id"])
