@@ -24,7 +24,7 @@ from patungan.catalog.models import Product
 from patungan.core.auth import Principal
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import BadRequest, ConcurrentUpdate, Conflict, NotFound, Unauthenticated, field_error
-from patungan.core.ids import new_id
+from patungan.core.ids import keyed_id, new_id
 from patungan.core.inputs import Quantity, ResourceId, single_line
 from patungan.core.retry import retry_stale
 
@@ -167,8 +167,8 @@ class CartRepository:
 
     def load(self, owner_key: str) -> StoredCart:
         item = self.table.get(self.key(owner_key))
-        if item is None:
-            return StoredCart(owner_key, new_id("cart"), 0, (), ())
+        if item is None:  # the same id until it is first saved: a cart shown twice is one cart
+            return StoredCart(owner_key, keyed_id("cart", owner_key), 0, (), ())
         return StoredCart(
             owner_key,
             item["id"],
@@ -205,6 +205,21 @@ class CartRepository:
                 on_fail=stale,
             )
 
+    def convert(
+        self, tx: Transaction, cart_id: str, version: int, emptied: StoredCart, guest_owner_key: str | None, now: str
+    ) -> None:
+        """Add to ``tx``: cart ``cart_id`` at ``version`` replaced by ``emptied`` (version 0: a cart only ever shown,
+        a buyer's guest cart merged into nothing stored yet), and the merged guest cart, if any, deleted."""
+        changed = Conflict("the cart changed since this checkout priced it", code="cart_changed")
+        if version == 0:
+            condition, values = "attribute_not_exists(pk)", None
+        else:
+            condition, values = "id = :id AND version = :v", {":id": cart_id, ":v": version}
+        item = {**self._item(emptied, now), "converted_cart_id": cart_id}
+        tx.put(self.table, item, condition=condition, values=values, on_fail=changed)
+        if guest_owner_key is not None:
+            tx.delete(self.table, self.key(guest_owner_key))
+
     def delete(self, tx: Transaction, cart: StoredCart) -> None:
         tx.delete(
             self.table,
@@ -237,10 +252,13 @@ class CartService:
 
     # ------------------------------------------------------------------ reading
     def get_for(self, shopper: Shopper) -> Cart:
-        """The shopper's cart, priced now, with non-binding availability (an empty cart when none is stored).
-        A buyer who also sends a guest id gets the guest's cart merged into theirs first (once: the guest cart
-        is deleted in the same transaction)."""
-        return self._shown(self._merged(shopper))
+        """The shopper's cart, priced now, with non-binding availability (an empty cart, version 0, when none is
+        stored). Reads only. For a buyer who also sends a guest id, the guest cart's lines and coupons are shown
+        merged into the buyer's (quantities of one item added up), at the buyer cart's stored version; the
+        buyer's next change to the cart saves the merge and deletes the guest cart in one transaction, so a
+        guest cart merges exactly once (and ``convert`` deletes it too)."""
+        current, _guest = self._current(shopper)
+        return self._shown(current)
 
     # ------------------------------------------------------------------ mutations (CHK-1)
     def add_item(self, shopper: Shopper, item: CartItemInput) -> Cart:
@@ -321,16 +339,13 @@ class CartService:
         cart becomes a new, empty cart (new id, no lines, no coupons, version + 1). Conditional on the stored cart
         still being ``cart_id`` at ``version``: if the buyer changed the cart since (or it was converted
         already), ``tx`` fails with Conflict ``cart_changed`` and commits nothing. The caller commits ``tx``
-        (with its order writes, so the cart is emptied exactly when the checkout's orders exist)."""
-        emptied = StoredCart(shopper.owner_key, new_id("cart"), version + 1, (), ())
-        item = self.repository._item(emptied, to_iso(self.clock.now()))
-        tx.put(
-            self.repository.table,
-            {**item, "converted_cart_id": cart_id},
-            condition="id = :id AND version = :v",
-            values={":id": cart_id, ":v": version},
-            on_fail=Conflict("the cart changed since this checkout priced it", code="cart_changed"),
+        (with its order writes, so the cart is emptied exactly when the checkout's orders exist). A buyer who sent a
+        guest id has the guest cart deleted in ``tx`` as well: its lines were in the cart bought (``get_for``)."""
+        merged_guest = (
+            Shopper(guest_id=shopper.guest_id).owner_key if shopper.customer_id and shopper.guest_id else None
         )
+        emptied = StoredCart(shopper.owner_key, new_id("cart"), version + 1, (), ())
+        self.repository.convert(tx, cart_id, version, emptied, merged_guest, to_iso(self.clock.now()))
 
     # ------------------------------------------------------------------ internals
     def _mutate(self, shopper: Shopper, change: Callable[[StoredCart], StoredCart]) -> Cart:
@@ -342,13 +357,6 @@ class CartService:
             return self._save(current, changed, guest)
 
         return self._shown(retry_stale(attempt))
-
-    def _merged(self, shopper: Shopper) -> StoredCart:
-        def attempt() -> StoredCart:
-            current, guest = self._current(shopper)
-            return current if guest is None else self._save(current, current, guest)
-
-        return retry_stale(attempt)
 
     def _save(self, current: StoredCart, changed: StoredCart, guest: StoredCart | None) -> StoredCart:
         """Write ``changed`` as the next version of ``current`` (and delete the merged guest cart, in the same
@@ -365,7 +373,9 @@ class CartService:
     def _current(self, shopper: Shopper) -> tuple[StoredCart, StoredCart | None]:
         """The shopper's cart (its stored version) and, for a buyer who also sent a guest id whose cart is still
         stored, that guest cart, whose lines (quantities added up) and coupons the returned cart already holds:
-        the next write saves the merge and deletes the guest cart, so it merges exactly once."""
+        the next write saves the merge and deletes the guest cart, so it merges exactly once. The merge keeps the
+        cart's bounds: quantities are capped at the most per line, lines past the most per cart are not taken
+        over (the cart shown is what the buyer will check out)."""
         cart = self.repository.load(shopper.owner_key)
         if shopper.customer_id is None or shopper.guest_id is None:
             return cart, None

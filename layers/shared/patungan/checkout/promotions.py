@@ -30,7 +30,7 @@ from patungan.core.inputs import MAX_AMOUNT, ResourceId
 BASIS_POINTS = 10_000
 PromotionKind = Literal["percent", "fixed"]
 PromotionTarget = Literal["items", "shipping"]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9_-]{3,32}$")]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z0-9_-]{3,32}$")]
 Count = Annotated[int, Field(strict=True, ge=1, le=10**9)]
 
 
