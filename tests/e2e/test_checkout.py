@@ -9,19 +9,12 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_cart_preview import ADDRESS
 from tests.e2e.test_group_buying import eventually
 from tests.e2e.test_shipping_rates import stocked_product
 
 pytestmark = pytest.mark.e2e
 
-ADDRESS = {
-    "recipient_name": "Siti",
-    "phone": "0812-3456-7890",
-    "line1": "Jl. Sudirman 1",
-    "city": "Jakarta Selatan",
-    "province": "DKI Jakarta",
-    "postal_code": "12190",
-}
 PAYMENT_WINDOW_SECONDS = 900
 
 

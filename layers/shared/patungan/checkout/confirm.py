@@ -18,11 +18,11 @@ from patungan.adapters.dynamodb import Transaction
 from patungan.checkout.cart import Cart, Shopper
 from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository, checkout_id_for, line_key
 from patungan.checkout.quote import CheckoutRequest, Quote
+from patungan.checkout.saga import hold_stock
 from patungan.core.clock import Clock, parse_iso, to_iso
 from patungan.core.errors import BadRequest, Conflict, DomainError, NotFound
 from patungan.core.observability import logger, metrics
 from patungan.inventory.stock import StockService
-from patungan.inventory.stock_models import StockLine
 from patungan.orders.models import Order
 from patungan.orders.repository import OrdersRepository
 
@@ -157,7 +157,8 @@ class ConfirmService:
             created_at=now,
             updated_at=now,
         )
-        self._reserve(checkout)
+        # Held before the 202 (CHK-2): stock short → 409 naming the lines, inventory down → 503, nothing kept.
+        hold_stock(self.stock, checkout, self.settings.payment_window)
         tx = Transaction()
         self.checkouts.add(tx, checkout)
         try:
@@ -165,25 +166,6 @@ class ConfirmService:
         except Conflict:  # the same confirm, twice at once: the first one's checkout is the answer
             return self.checkouts.get(checkout_id)
         return checkout
-
-    def _reserve(self, checkout: Checkout) -> None:
-        """Every order's lines held in its warehouse before the 202, all or nothing (CHK-2, CHK-3): stock short
-        → 409 naming the lines, inventory down → 503, and whatever this confirm held is given back."""
-        held: list[str] = []
-        try:
-            for reservation_id, order in zip(checkout.reservation_ids, checkout.quote.orders, strict=True):
-                self.stock.reserve(
-                    checkout.id,
-                    [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines],
-                    self.settings.payment_window * 2,
-                    warehouse_id=order.warehouse_id,
-                    reservation_id=reservation_id,
-                )
-                held.append(reservation_id)
-        except DomainError:
-            for reservation_id in held:
-                self.stock.release(reservation_id)
-            raise
 
     def _started(self, checkout: Checkout) -> Accepted:
         """The saga, named by the checkout: starting it again is harmless (a retry after a crash)."""

@@ -21,7 +21,7 @@ from patungan.checkout.cart import Shopper
 from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository
 from patungan.core.auth import Principal
 from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import Conflict, Forbidden, NotFound
+from patungan.core.errors import Conflict, DomainError, Forbidden, NotFound
 from patungan.core.events import new_event
 from patungan.core.observability import logger, metrics
 from patungan.core.retry import retry_stale
@@ -100,14 +100,7 @@ class CheckoutSaga:
         answer is an error the state machine retries, never a fallback figure (CHK-2). Confirm reserved already;
         the deterministic ids make this a re-read then."""
         checkout = self.checkouts.get(checkout_id)
-        for reservation_id, order in zip(checkout.reservation_ids, checkout.quote.orders, strict=True):
-            self.stock.reserve(
-                checkout.id,
-                [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines],
-                self.times.payment_window * 2,
-                warehouse_id=order.warehouse_id,
-                reservation_id=reservation_id,
-            )
+        hold_stock(self.stock, checkout, self.times.payment_window)
         return {"checkout_id": checkout.id, "payment_method": checkout.payment_method}
 
     def place_orders(self, checkout_id: str) -> dict[str, Any]:
@@ -201,7 +194,7 @@ class CheckoutSaga:
                 updated_at=self._now(),
             )
             for order in self._placed(current):
-                self.outbox.add(tx, _order_event("order.payment_pending", order, self.clock))
+                self.orders.add_event(tx, "order.payment_pending", order)
             tx.commit()
             return {"checkout_id": current.id, "status": "awaiting_payment"}
 
@@ -483,6 +476,28 @@ class CheckoutSaga:
         ]
 
 
+def hold_stock(stock: StockService, checkout: Checkout, payment_window: timedelta) -> list[str]:
+    """Every order's lines held in its warehouse, under ids derived from the checkout (a retry holds nothing
+    twice), for twice the payment window (the saga extends them once paid). Returns the reservations held; on a
+    refusal those held already are given back and the refusal raised (all or nothing, CHK-3)."""
+    held: list[str] = []
+    try:
+        for reservation_id, order in zip(checkout.reservation_ids, checkout.quote.orders, strict=True):
+            stock.reserve(
+                checkout.id,
+                [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines],
+                payment_window * 2,
+                warehouse_id=order.warehouse_id,
+                reservation_id=reservation_id,
+            )
+            held.append(reservation_id)
+    except DomainError:
+        for reservation_id in held:
+            stock.release(reservation_id)
+        raise
+    return held
+
+
 def buyer_id(shopper: Shopper) -> str:
     """Who an order and a payment belong to: the buyer, or ``guest:<id>`` (CHK-12; never a real user's id)."""
     return shopper.customer_id or f"guest:{shopper.guest_id}"
@@ -499,11 +514,6 @@ def _payment_reference(checkout: Checkout) -> str:
 
 def _wallet_movement_id(checkout: Checkout) -> str:
     return f"wallet_debit:{checkout.id}"
-
-
-def _order_event(type_: str, order: Order, clock: Clock):
-    data = {"order_id": order.id, "user_id": order.user_id, "checkout_id": order.checkout_id, "total": order.total}
-    return new_event(type_, order.id, data, clock)
 
 
 def _failure(error: dict[str, Any] | None) -> CheckoutError:

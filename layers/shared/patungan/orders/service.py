@@ -39,9 +39,13 @@ class OrderService:
         now = to_iso(self.clock.now())
         self.repository.move(tx, order.id, status, now)
         moved = order.model_copy(update={"status": status, "updated_at": now})
-        data = {"order_id": order.id, "user_id": order.user_id, "checkout_id": order.checkout_id, "total": order.total}
-        self.outbox.add(tx, new_event(f"order.{status}", order.id, data, self.clock))
+        self.add_event(tx, f"order.{status}", moved)
         return moved
+
+    def add_event(self, tx: Transaction, type_: str, order: Order) -> None:
+        """An order's lifecycle event (ORD-5), through the outbox in ``tx``."""
+        data = {"order_id": order.id, "user_id": order.user_id, "checkout_id": order.checkout_id, "total": order.total}
+        self.outbox.add(tx, new_event(type_, order.id, data, self.clock))
 
     def get(self, principal: Principal, order_id: str) -> Order:
         staff_partition = self._staff_partition(principal)
