@@ -5,6 +5,7 @@ Xendit; the pricing engine is replaced by a plain quote of the cart at catalog p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -468,3 +469,33 @@ def test_a_wallet_paid_order_cancelled_goes_back_to_the_wallet_at_once(retail):
     assert (cancelled.status, cancelled.body["status"]) == (200, "cancelled")
     assert ledger().wallet_balance("buyer-1") == 50_000
     assert retail.reserved() == 0
+
+
+def test_a_payment_before_the_saga_kept_its_token_answers_the_wait_at_once(retail):
+    """The webhook can beat the wait: the saga's own wait step sees the checkout paid and succeeds its token."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    retail.pay_and_call_back(checkout_id)
+    assert retail.tokens.succeeded == []
+
+    retail.saga.await_payment(checkout_id, "token-late")
+
+    assert retail.tokens.succeeded == [("token-late", {"checkout_id": checkout_id, "status": "paid"})]
+
+
+def test_a_cart_changed_after_confirm_fails_the_checkout_with_our_own_message(retail):
+    """CHK-5: the cart is converted with the orders; one changed since confirm refuses the step, and the
+    compensation shows the buyer why, releasing what the checkout held."""
+    checkout_id = retail.confirm_now()
+    retail.saga.reserve(checkout_id)
+    composition.cart_service().add_item(BUYER, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    with pytest.raises(Conflict) as changed:
+        retail.saga.place_orders(checkout_id)
+    cause = json.dumps({"errorType": "Conflict", "errorMessage": changed.value.message})
+
+    retail.saga.compensate(checkout_id, {"Error": "Conflict", "Cause": cause})
+
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.error.message) == ("failed", "the cart changed since this checkout priced it")
+    assert retail.reserved() == 0
+    assert retail.world.items("OrdersTable", "ORDER#") == []

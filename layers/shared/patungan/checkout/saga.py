@@ -10,6 +10,7 @@ orders' states change in ONE transaction with their events and ledger movements.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -246,7 +247,7 @@ class CheckoutSaga:
             return None
 
         settled = retry_stale(once, ATTEMPTS)
-        if settled is not None:
+        if settled == "paid":  # anything else: the window's timeout decides
             self.task_tokens.succeed(task_token, {"checkout_id": checkout_id, "status": settled})
 
     def hold_for_fulfilment(self, checkout_id: str) -> dict[str, Any]:
@@ -517,15 +518,23 @@ def _wallet_movement_id(checkout: Checkout) -> str:
 
 
 def _failure(error: dict[str, Any] | None) -> CheckoutError:
-    """What Step Functions caught (``{"Error", "Cause"}``), as the buyer is shown it."""
+    """What Step Functions caught (``{"Error": class name, "Cause": the Lambda's JSON error}``), as the buyer is
+    shown it: a known refusal by its code, otherwise our own message (domain messages are written for buyers)."""
     if not error:
-        return CheckoutError(code="checkout_failed", message="the checkout could not be completed")
-    kind = str(error.get("Error", "checkout_failed"))
-    messages = {
-        "PriceChanged": ("price_changed", "a price rose since the preview: preview again"),
-        "InsufficientFunds": ("insufficient_funds", "the wallet holds less than the total"),
-        "Conflict": ("insufficient_stock", "not enough stock for every line"),
-        "DependencyUnavailable": ("payment_unavailable", "the payment could not be created: confirm again shortly"),
+        return CheckoutError(code="checkout_failed", message="the checkout could not be completed: confirm again")
+    kind = str(error.get("Error", ""))
+    try:
+        message = str(json.loads(error.get("Cause") or "{}").get("errorMessage") or "")
+    except (TypeError, ValueError):
+        message = ""
+    codes = {
+        "PriceChanged": "price_changed",
+        "InsufficientFunds": "insufficient_funds",
+        "CouponNotEligible": "coupon_not_eligible",
+        "DependencyUnavailable": "payment_unavailable",
     }
-    code, message = messages.get(kind, ("checkout_failed", "the checkout could not be completed: confirm again"))
-    return CheckoutError(code=code, message=message)
+    fallback = "the checkout could not be completed: confirm again"
+    if kind == "DependencyUnavailable":
+        fallback = "the payment could not be created: nothing was charged; confirm again shortly"
+        message = ""
+    return CheckoutError(code=codes.get(kind, "checkout_failed"), message=message or fallback)
