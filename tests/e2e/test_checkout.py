@@ -21,7 +21,8 @@ PAYMENT_WINDOW_SECONDS = 900
 class Shopping:
     def __init__(self, api, method: str) -> None:
         self.api = api
-        self.buyer = api.token(f"buyer-{uuid.uuid4().hex[:8]}", ["buyer"])
+        self.buyer_id = f"buyer-{uuid.uuid4().hex[:8]}"
+        self.buyer = api.token(self.buyer_id, ["buyer"])
         self.product_id, self.warehouse_id = stocked_product(api)
         added = api.post("/v1/cart/items", self.buyer, json={"product_id": self.product_id, "quantity": 2})
         assert added.status_code == 200, added.text
@@ -76,6 +77,23 @@ def test_invoice_checkout_paid_on_the_local_xendit_makes_its_orders_paid(api):
     paid = shopping.reaches(checkout_id, "paid")
     assert [order["status"] for order in paid["orders"]] == ["paid"]
     assert shopping.available() == 18  # still held, now for fulfilment
+
+
+def test_wallet_checkout_is_paid_at_once_from_the_balance(api):
+    shopping = Shopping(api, "wallet")
+    admin = api.token("admin-1", ["admin"])
+    credited = api.post(
+        f"/v1/admin/wallets/{shopping.buyer_id}/adjustments",
+        admin,
+        json={"amount": 1_000_000, "reason": "e2e top-up"},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert credited.status_code == 201, credited.text
+    checkout_id, preview = shopping.confirm()
+
+    paid = shopping.reaches(checkout_id, "paid")
+    assert [order["status"] for order in paid["orders"]] == ["paid"]
+    assert api.get("/v1/wallet", shopping.buyer).json()["balance"] == 1_000_000 - preview["total"]
 
 
 def test_cash_on_delivery_goes_straight_to_processing(api):
