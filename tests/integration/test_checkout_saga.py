@@ -499,3 +499,49 @@ def test_a_cart_changed_after_confirm_fails_the_checkout_with_our_own_message(re
     assert (checkout.status, checkout.error.message) == ("failed", "the cart changed since this checkout priced it")
     assert retail.reserved() == 0
     assert retail.world.items("OrdersTable", "ORDER#") == []
+
+
+def test_two_confirms_of_one_cart_at_once_make_one_checkout(retail, monkeypatch):
+    """CHK-6, deterministic race: a second confirm with the same key runs whole exactly between the first one's
+    reservation and its checkout write. Both answer the same checkout; one reservation; one saga name."""
+    from patungan.checkout import confirm as confirm_module
+
+    real_hold = confirm_module.hold_stock
+    second: list[str] = []
+
+    def hold_then_race(stock, checkout, window):
+        held = real_hold(stock, checkout, window)
+        if not second:
+            second.append("running")
+            second[0] = retail.confirm_now()
+        return held
+
+    monkeypatch.setattr(confirm_module, "hold_stock", hold_then_race)
+    first = retail.confirm_now()
+
+    assert second == [first]
+    assert retail.reserved() == 2
+    assert len(retail.world.items("OrdersTable", "CHECKOUT#")) == 1
+    assert set(retail.started.executions) == {first}
+
+
+def test_a_second_confirm_with_another_key_while_one_is_in_flight_is_429(retail, monkeypatch):
+    """CHK-6: one confirm per shopper in flight; the other is refused before it holds anything."""
+    from patungan.checkout import confirm as confirm_module
+
+    real_hold = confirm_module.hold_stock
+    refused: list[str] = []
+
+    def hold_then_race(stock, checkout, window):
+        if not refused:
+            refused.append("running")
+            with pytest.raises(RateLimited):
+                retail.confirm_now(key="key-other")
+            refused[0] = "refused"
+        return real_hold(stock, checkout, window)
+
+    monkeypatch.setattr(confirm_module, "hold_stock", hold_then_race)
+    retail.confirm_now()
+
+    assert refused == ["refused"]
+    assert retail.reserved() == 2
