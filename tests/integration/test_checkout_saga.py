@@ -545,3 +545,25 @@ def test_a_second_confirm_with_another_key_while_one_is_in_flight_is_429(retail,
 
     assert refused == ["refused"]
     assert retail.reserved() == 2
+
+
+def test_a_cancel_whose_stock_release_failed_releases_it_when_retried(retail, monkeypatch):
+    """A crash after the cancel committed (inventory down at the release): the retry, answered as cancelled,
+    still gives the stock back; nothing is refunded twice."""
+    checkout_id = retail.confirm_now("cod")
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+    buyer = Principal("buyer-1", frozenset({Role.BUYER}))
+    real_release = composition.stock_service().release
+
+    def down(*args: Any, **kwargs: Any):
+        raise DependencyUnavailable("the warehouse did not answer")
+
+    monkeypatch.setattr(composition.stock_service(), "release", down)
+    with pytest.raises(DependencyUnavailable):
+        retail.saga.cancel_order(buyer, order.id)
+    assert retail.reserved() == 2
+    monkeypatch.setattr(composition.stock_service(), "release", real_release)
+
+    assert retail.saga.cancel_order(buyer, order.id).status == "cancelled"
+    assert retail.reserved() == 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.checkout.cart import Cart, Shopper
@@ -52,7 +52,7 @@ class Executions(Protocol):
 
 
 class ConfirmRequest(CheckoutRequest):
-    prices_validated_at: str
+    prices_validated_at: str = Field(max_length=64, description="the preview's, as it answered it (CHK-4)")
 
 
 class Accepted(BaseModel):

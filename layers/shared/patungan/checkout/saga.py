@@ -358,21 +358,22 @@ class CheckoutSaga:
             raise Forbidden("only the buyer or an admin cancels an order")
         if order.checkout_id is None:
             raise Conflict("a group-buying order is cancelled with its session", code="illegal_transition")
-        if order.status in ("cancelled", "refunded"):
-            return order
-        if order.status not in ("paid", "processing"):
-            raise Conflict(
-                f"order {order.id} is {order.status}: it can no longer be cancelled", code="illegal_transition"
-            )
         checkout = self.checkouts.get(order.checkout_id)
-        tx = Transaction()
-        cancelled = self.orders.move_to(tx, order, "cancelled")
-        if order.status == "paid":
-            self._refund(tx, checkout, order)
-        tx.commit()
+        if order.status not in ("cancelled", "refunded"):
+            if order.status not in ("paid", "processing"):
+                raise Conflict(
+                    f"order {order.id} is {order.status}: it can no longer be cancelled", code="illegal_transition"
+                )
+            tx = Transaction()
+            cancelled = self.orders.move_to(tx, order, "cancelled")
+            if order.status == "paid":
+                self._refund(tx, checkout, order)
+            tx.commit()
+            order = cancelled
+        # Also on a retry: a release that failed after the commit (inventory down) is done now.
         with contextlib.suppress(Conflict, NotFound):  # committed already (the stock left) or never held
             self.stock.release(checkout.reservation_ids[checkout.order_ids.index(order.id)])
-        return cancelled
+        return order
 
     def on_refunded(self, tx: Transaction, checkout_id: str) -> None:
         """The payment went back: a cancelled order of the checkout is now refunded (ORD-3)."""
