@@ -6,7 +6,7 @@ Xendit; the pricing engine is replaced by a plain quote of the cart at catalog p
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +17,6 @@ import requests
 from patungan import composition
 from patungan.checkout.cart import CartItemInput, Shopper
 from patungan.checkout.confirm import ConfirmRequest, ConfirmService, ConfirmSettings
-from patungan.checkout.quote import OrderQuote, Quote, QuoteLine, ShippingMethod
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
@@ -26,73 +25,13 @@ from patungan.inventory.stock_models import StockKey, StockLine
 from patungan.ledger.models import AdjustmentInput
 from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
+from tests.support.checkout import SHIPPING, TAX, CatalogPricing, Started, Tokens
 from tests.support.groupbuy import FAKE_SECRET_KEY
 from tests.support.lambdas import call_api, claims, invoke
 from tests.support.stock import ADDRESS, receive, stock_world
 
-SHIPPING = 9_000
-TAX = 1_100
 BUYER = Shopper(customer_id="buyer-1")
 ADMIN = Principal("admin-1", frozenset({Role.ADMIN}))
-
-
-class CatalogPricing:
-    """The cart at the catalog's prices now, one order from the test's warehouse, flat shipping and tax."""
-
-    def __init__(self, warehouse_id: str) -> None:
-        self.warehouse_id = warehouse_id
-
-    def quote(self, shopper: Shopper, request: Any, cart: Any) -> Quote:
-        lines = [
-            QuoteLine(
-                product_id=item.product_id,
-                variant_id=item.variant_id,
-                name=item.product_id,
-                quantity=item.quantity,
-                unit_price=(price := composition.unit_price(item.product_id, item.variant_id)),
-                amount=price * item.quantity,
-            )
-            for item in cart.items
-        ]
-        goods = sum(line.amount for line in lines)
-        order = OrderQuote(
-            seller_id="sel_toko",
-            warehouse_id=self.warehouse_id,
-            lines=lines,
-            subtotal=goods,
-            shipping=SHIPPING,
-            tax=TAX,
-            total=goods + SHIPPING + TAX,
-        )
-        return Quote(
-            cart_version=cart.version,
-            prices_validated_at=to_iso(composition.CLOCK.now()),
-            currency="IDR",
-            orders=[order],
-            subtotal=goods,
-            shipping=SHIPPING,
-            tax=TAX,
-            discount=0,
-            total=order.total,
-            shipping_method=ShippingMethod(shipping_method_id="jne:reg", courier="jne", service="reg"),
-        )
-
-
-@dataclass
-class Started:
-    executions: list[str] = field(default_factory=list)
-
-    def start(self, state_machine_arn: str, name: str, input_json: str) -> bool:
-        self.executions.append(name)
-        return True
-
-
-@dataclass
-class Tokens:
-    succeeded: list[tuple[str, dict]] = field(default_factory=list)
-
-    def succeed(self, token: str, output: dict[str, Any]) -> None:
-        self.succeeded.append((token, output))
 
 
 @dataclass
