@@ -506,3 +506,23 @@ def test_a_cancel_whose_stock_release_failed_releases_it_when_retried(retail, mo
 
     assert retail.saga.cancel_order(buyer, order.id).status == "cancelled"
     assert retail.reserved() == 0
+
+
+def test_a_wallet_drained_between_confirm_and_payment_fails_the_checkout_and_debits_nothing(retail):
+    """WAL-1 under a race: the debit is conditional on the balance when it is written, not on confirm's check.
+    The step is refused, the compensation releases the stock and shows insufficient_funds."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    retail.saga.reserve(checkout_id)
+    retail.saga.place_orders(checkout_id)
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=-40_000, reason="spent elsewhere"))
+
+    with pytest.raises(Conflict) as short:
+        retail.saga.create_payment(checkout_id)
+    retail.saga.compensate(checkout_id, {"Error": type(short.value).__name__})
+
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.error.code) == ("failed", "insufficient_funds")
+    assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
+    assert ledger().wallet_balance("buyer-1") == 10_000
+    assert retail.reserved() == 0
