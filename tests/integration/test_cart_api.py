@@ -484,3 +484,14 @@ def test_a_buyer_who_signed_in_and_checked_out_the_guest_cart_at_once_converts_i
 
     assert cart(who=BUYER, headers=GUEST).body["items"] == []
     assert cart(headers=GUEST).body["items"] == []
+
+
+def test_a_sellers_coupon_takes_off_that_sellers_items_only(shop):
+    """PRM-1 seller scope: refused on a cart without the seller's items; in preview, only its order discounted."""
+    create_promotion(code="TOKO2", kind="fixed", target="items", value=1_000, seller_id="sel_2")
+    add(shop.stock.product.id, 1, headers=GUEST)
+
+    refused = apply_coupon("TOKO2", headers=GUEST)
+
+    assert (refused.status, refused.body["error"]["code"]) == (422, "coupon_not_eligible")
+    assert "nothing from this coupon's seller" in refused.body["error"]["message"]
