@@ -526,3 +526,17 @@ def test_a_wallet_drained_between_confirm_and_payment_fails_the_checkout_and_deb
     assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
     assert ledger().wallet_balance("buyer-1") == 10_000
     assert retail.reserved() == 0
+
+
+def test_a_guest_checks_out_by_invoice_and_cannot_pay_from_a_wallet(retail):
+    """CHK-12: a guest (no customer id) confirms, pays and sees the checkout; nothing expects a customer id."""
+    guest = Shopper(guest_id="0f8fad5b-d9cb-469f-a165-70867728950e")
+    composition.cart_service().add_item(guest, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    with pytest.raises(BadRequest):
+        retail.confirm_now("wallet", shopper=guest)
+    checkout_id = retail.confirm_now(shopper=guest)
+    retail.run_to_payment(checkout_id)
+
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+    view = retail.confirm.get(guest, checkout_id)
+    assert (view.status, [o.user_id for o in view.orders]) == ("paid", [f"guest:{guest.guest_id}"])
