@@ -17,6 +17,7 @@ import requests
 from patungan import composition
 from patungan.checkout.cart import CartItemInput, Shopper
 from patungan.checkout.confirm import ConfirmRequest, ConfirmService, ConfirmSettings
+from patungan.checkout.promotions import CouponNotEligible, PromotionInput
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import to_iso
 from patungan.core.config import get_settings
@@ -540,3 +541,29 @@ def test_a_guest_checks_out_by_invoice_and_cannot_pay_from_a_wallet(retail):
     assert retail.pay_and_call_back(checkout_id) == "paid"
     view = retail.confirm.get(guest, checkout_id)
     assert (view.status, [o.user_id for o in view.orders]) == ("paid", [f"guest:{guest.guest_id}"])
+
+
+def test_coupon_usage_is_written_with_the_orders_and_given_back_when_the_checkout_expires(retail):
+    """PRM-2, ORD-3: a coupon with a limit of one is used by the first checkout whose orders are written (in
+    their transaction); a second checkout with it fails and is compensated; the first one's expiry gives the
+    use back, so the coupon can be used again."""
+    promotions = composition.promotion_service()
+    promotions.create(PromotionInput(code="SATU", kind="fixed", target="items", value=1, usage_limit=1))
+    other = Shopper(customer_id="buyer-2")
+    composition.cart_service().add_item(other, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    for shopper in (BUYER, other):
+        composition.cart_service().apply_coupon(shopper, "SATU", promotions)
+    first = retail.confirm_now(shopper=BUYER)
+    second = retail.confirm_now(shopper=other)
+    retail.run_to_payment(first)
+    retail.saga.reserve(second)
+    with pytest.raises(CouponNotEligible):
+        retail.saga.place_orders(second)
+    retail.saga.compensate(second, {"Error": "CouponNotEligible"})
+    assert promotions.get("SATU").used_count == 1
+    assert (retail.checkout(second).status, retail.checkout(second).error.code) == ("failed", "coupon_not_eligible")
+
+    retail.saga.expire(first)
+
+    assert promotions.get("SATU").used_count == 0
+    assert not promotions.is_redeemed("SATU", first)

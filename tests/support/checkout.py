@@ -8,7 +8,7 @@ from typing import Any
 
 from patungan import composition
 from patungan.checkout.cart import Shopper
-from patungan.checkout.quote import OrderQuote, Quote, QuoteLine, ShippingMethod
+from patungan.checkout.quote import AppliedCoupon, OrderQuote, Quote, QuoteLine, ShippingMethod
 from patungan.core.clock import to_iso
 
 SHIPPING = 9_000
@@ -54,6 +54,8 @@ class CatalogPricing:
             discount=0,
             total=order.total,
             shipping_method=ShippingMethod(shipping_method_id="jne:reg", courier="jne", service="reg"),
+            # Applied as they stand on the cart (a fixed zero discount: usage is what the saga records).
+            coupons=[AppliedCoupon(code=code, target="items", discount=0) for code in cart.coupon_codes],
         )
 
 

@@ -151,7 +151,7 @@ class ConfirmService:
             status="pending",
             payment_method=request.payment_method,
             quote=quote,
-            coupon_codes=list(cart.coupon_codes),
+            coupon_codes=[applied.code for applied in quote.coupons],  # a coupon left out is not used
             cart_hash=cart.content_hash(),
             address=self._address(shopper, request),
             created_at=now,

@@ -485,13 +485,15 @@ def hold_stock(stock: StockService, checkout: Checkout, payment_window: timedelt
     held: list[str] = []
     try:
         for reservation_id, order in zip(checkout.reservation_ids, checkout.quote.orders, strict=True):
-            stock.reserve(
+            reservation = stock.reserve(
                 checkout.id,
                 [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines],
                 payment_window * 2,
                 warehouse_id=order.warehouse_id,
                 reservation_id=reservation_id,
             )
+            if reservation.status != "held":  # made before, and released or expired since: never sold unheld
+                raise Conflict(f"reservation {reservation_id} is {reservation.status}", code="reservation_expired")
             held.append(reservation_id)
     except DomainError:
         for reservation_id in held:
