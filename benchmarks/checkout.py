@@ -88,7 +88,6 @@ def _measure(world: Any, stock: Any, lines: int, progress: Progress) -> Checkout
         composition.order_service().repository,
         composition.cart_service(),
         pricing,
-        composition.address_service(),
         ledger(),
         composition.stock_service(),
         Started(),

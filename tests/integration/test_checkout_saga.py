@@ -116,7 +116,6 @@ def retail(world) -> Retail:
         composition.order_service().repository,
         composition.cart_service(),
         pricing,
-        composition.address_service(),
         ledger(),
         composition.stock_service(),
         started,

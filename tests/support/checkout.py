@@ -55,6 +55,7 @@ class CatalogPricing:
             total=order.total,
             shipping_method=ShippingMethod(shipping_method_id="jne:reg", courier="jne", service="reg"),
             # Applied as they stand on the cart (a fixed zero discount: usage is what the saga records).
+            address=request.address if request is not None else None,
             coupons=[AppliedCoupon(code=code, target="items", discount=0) for code in cart.coupon_codes],
         )
 

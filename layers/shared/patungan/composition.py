@@ -459,7 +459,6 @@ def confirm_service() -> ConfirmService:
         OrdersRepository(DynamoTable(settings.orders_table)),
         cart_service(),
         checkout_pricing(),
-        address_service(),
         ledger(),
         stock_service(),
         ExecutionStarter(),

@@ -21,7 +21,6 @@ from patungan.checkout.quote import CheckoutRequest, Quote
 from patungan.checkout.saga import hold_stock
 from patungan.core.clock import Clock, parse_iso, to_iso
 from patungan.core.errors import BadRequest, Conflict, DomainError, NotFound
-from patungan.core.observability import logger, metrics
 from patungan.inventory.stock import StockService
 from patungan.orders.models import Order
 from patungan.orders.repository import OrdersRepository
@@ -37,10 +36,6 @@ class Carts(Protocol):
 
 class Pricing(Protocol):
     def quote(self, shopper: Shopper, request: CheckoutRequest, cart: Cart) -> Quote: ...
-
-
-class Addresses(Protocol):
-    def get(self, user_id: str, address_id: str) -> BaseModel: ...
 
 
 class Wallets(Protocol):
@@ -90,7 +85,6 @@ class ConfirmService:
         orders: OrdersRepository,
         carts: Carts,
         pricing: Pricing,
-        addresses: Addresses,
         wallets: Wallets,
         stock: StockService,
         executions: Executions,
@@ -101,7 +95,6 @@ class ConfirmService:
         self.orders = orders
         self.carts = carts
         self.pricing = pricing
-        self.addresses = addresses
         self.wallets = wallets
         self.stock = stock
         self.executions = executions
@@ -136,7 +129,6 @@ class ConfirmService:
             shopper, CheckoutRequest.model_validate(request.model_dump(exclude={"prices_validated_at"})), cart
         )
         _refuse_risen_prices(previewed, quote)
-        _refuse_free_total(quote, checkout_id)
         if request.payment_method == "wallet":
             if shopper.customer_id is None:
                 raise BadRequest("a guest has no wallet: pay by invoice or cash on delivery", code="wallet_unavailable")
@@ -153,7 +145,7 @@ class ConfirmService:
             quote=quote,
             coupon_codes=[applied.code for applied in quote.coupons],  # a coupon left out is not used
             cart_hash=cart.content_hash(),
-            address=self._address(shopper, request),
+            address=_destination(quote),
             created_at=now,
             updated_at=now,
         )
@@ -189,13 +181,6 @@ class ConfirmService:
         now = self.clock.now()
         if not now - PREVIEW_VALID_FOR <= validated_at <= now + CLOCK_SKEW:
             raise Conflict("the preview is older than 10 minutes: preview again", code="prices_stale")
-
-    def _address(self, shopper: Shopper, request: CheckoutRequest) -> dict[str, Any]:
-        if request.address is not None:
-            return request.address.model_dump()
-        if shopper.customer_id is None or request.address_id is None:
-            raise BadRequest("a guest gives the address itself", code="address_required")
-        return self.addresses.get(shopper.customer_id, request.address_id).model_dump()
 
     # ---- reading
     def get(self, shopper: Shopper, checkout_id: str) -> CheckoutView:
@@ -233,9 +218,8 @@ def _refuse_risen_prices(previewed: dict[str, int], quote: Quote) -> None:
         raise Conflict("a price rose since the preview: preview again", code="price_changed", details=risen)
 
 
-def _refuse_free_total(quote: Quote, checkout_id: str) -> None:
-    """CHK-8: a zero total for items that are not free is a pricing bug, never an order."""
-    if quote.total <= 0 and any(line.unit_price > 0 for order in quote.orders for line in order.lines):
-        logger.critical("a checkout of priced items came to a zero total", extra={"checkout_id": checkout_id})
-        metrics.add_metric(name="ZeroTotalCheckoutsRefused", unit="Count", value=1)
-        raise Conflict("this checkout cannot be priced: nothing was charged", code="invalid_total")
+def _destination(quote: Quote) -> dict[str, Any]:
+    """Where the orders go, as the pricing engine resolved it (an address_id: the buyer's own, ORD-1)."""
+    if quote.address is None:
+        raise ValueError("the pricing engine quoted no destination address")
+    return quote.address.model_dump()
