@@ -11,7 +11,6 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,8 @@ from benchmarks.report import table
 from emulator import moto_patches
 from patungan import composition
 from patungan.checkout.cart import CartItemInput, Shopper
-from patungan.checkout.confirm import ConfirmRequest, ConfirmService, ConfirmSettings
-from patungan.ledger.repository import ledger
-from tests.support.checkout import CatalogPricing, Started, Tokens
+from patungan.checkout.confirm import ConfirmRequest
+from tests.support.checkout import CatalogPricing, Started, Tokens, confirm_service
 from tests.support.groupbuy import group_buy_world
 from tests.support.stock import ADDRESS, add_product, receive, stock_world
 
@@ -83,17 +81,7 @@ def _measure(world: Any, stock: Any, lines: int, progress: Progress) -> Checkout
         receive((stock.warehouse.id, product.id, None), 10)
         composition.cart_service().add_item(shopper, CartItemInput(product_id=product.id, quantity=1))
     pricing = CatalogPricing(stock.warehouse.id)
-    confirm = ConfirmService(
-        composition.checkout_repository(),
-        composition.order_service().repository,
-        composition.cart_service(),
-        pricing,
-        ledger(),
-        composition.stock_service(),
-        Started(),
-        composition.CLOCK,
-        ConfirmSettings("arn:checkout", timedelta(minutes=15), timedelta(minutes=2)),
-    )
+    confirm = confirm_service(pricing, Started())
     saga = composition.checkout_saga()
     saga.task_tokens = Tokens()
     quote = pricing.quote(shopper, None, composition.cart_service().get_for(shopper))

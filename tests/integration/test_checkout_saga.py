@@ -16,7 +16,7 @@ import requests
 
 from patungan import composition
 from patungan.checkout.cart import CartItemInput, Shopper
-from patungan.checkout.confirm import ConfirmRequest, ConfirmService, ConfirmSettings
+from patungan.checkout.confirm import ConfirmRequest, ConfirmService
 from patungan.checkout.promotions import CouponNotEligible, PromotionInput
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import to_iso
@@ -26,7 +26,7 @@ from patungan.inventory.stock_models import StockKey, StockLine
 from patungan.ledger.models import AdjustmentInput
 from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
-from tests.support.checkout import SHIPPING, TAX, CatalogPricing, Started, Tokens
+from tests.support.checkout import SHIPPING, TAX, CatalogPricing, Started, Tokens, confirm_service
 from tests.support.groupbuy import FAKE_SECRET_KEY
 from tests.support.lambdas import call_api, claims, invoke
 from tests.support.stock import ADDRESS, receive, stock_world
@@ -111,19 +111,7 @@ def retail(world) -> Retail:
     composition.cart_service().add_item(BUYER, CartItemInput(product_id=stock.product.id, quantity=2))
     pricing = CatalogPricing(stock.warehouse.id)
     started = Started()
-    confirm = ConfirmService(
-        composition.checkout_repository(),
-        composition.order_service().repository,
-        composition.cart_service(),
-        pricing,
-        ledger(),
-        composition.stock_service(),
-        started,
-        composition.CLOCK,
-        ConfirmSettings(
-            state_machine_arn="arn:checkout", payment_window=timedelta(minutes=15), lock_for=timedelta(minutes=2)
-        ),
-    )
+    confirm = confirm_service(pricing, started)
     tokens = Tokens()
     composition.checkout_saga().task_tokens = tokens
     return Retail(world, stock, pricing, confirm, started, tokens)

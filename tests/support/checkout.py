@@ -4,12 +4,15 @@ own tests cover the engine), and recorders for the saga's starts and task-token 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from patungan import composition
 from patungan.checkout.cart import Shopper
+from patungan.checkout.confirm import ConfirmService, ConfirmSettings
 from patungan.checkout.quote import AppliedCoupon, OrderQuote, Quote, QuoteLine, ShippingMethod
 from patungan.core.clock import to_iso
+from patungan.ledger.repository import ledger
 
 SHIPPING = 9_000
 TAX = 1_100
@@ -75,3 +78,20 @@ class Tokens:
 
     def succeed(self, token: str, output: dict[str, Any]) -> None:
         self.succeeded.append((token, output))
+
+
+def confirm_service(pricing: CatalogPricing, started: Started) -> ConfirmService:
+    """The confirm service of the composition root, with ``pricing`` and a recorder for the saga's starts."""
+    return ConfirmService(
+        composition.checkout_repository(),
+        composition.order_service().repository,
+        composition.cart_service(),
+        pricing,
+        ledger(),
+        composition.stock_service(),
+        started,
+        composition.CLOCK,
+        ConfirmSettings(
+            state_machine_arn="arn:checkout", payment_window=timedelta(minutes=15), lock_for=timedelta(minutes=2)
+        ),
+    )
