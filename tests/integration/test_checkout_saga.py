@@ -19,7 +19,7 @@ from patungan.checkout.cart import CartItemInput, Shopper
 from patungan.checkout.confirm import ConfirmRequest, ConfirmService
 from patungan.checkout.promotions import CouponNotEligible, PromotionInput
 from patungan.core.auth import Principal, Role
-from patungan.core.clock import to_iso
+from patungan.core.clock import FixedClock, to_iso
 from patungan.core.config import get_settings
 from patungan.core.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, RateLimited
 from patungan.inventory.stock_models import StockKey, StockLine
@@ -149,6 +149,8 @@ def test_invoice_checkout_is_paid_for_its_total_and_answers_the_waiting_saga(ret
         retail.confirm.get(Shopper(customer_id="buyer-2"), checkout_id)
     retail.saga.hold_for_fulfilment(checkout_id)
     assert retail.reserved() == 2
+    [reservation_id] = retail.checkout(checkout_id).reservation_ids
+    assert composition.stock_service().stock.get_reservation(reservation_id).expires_at is None  # until shipped
     assert ledger().account_balance(f"escrow:checkout:{checkout_id}").balance != 0
 
 
@@ -554,3 +556,17 @@ def test_coupon_usage_is_written_with_the_orders_and_given_back_when_the_checkou
 
     assert promotions.get("SATU").used_count == 0
     assert not promotions.is_redeemed("SATU", first)
+
+
+def test_a_paid_orders_stock_outlives_the_expiry_sweep(retail, monkeypatch):
+    """A paid order's reservation is held until it ships or is cancelled: the sweep that releases expired
+    holds, run long after the payment window, leaves it held (was: extended for at most an hour, then swept
+    back onto the shelf while the order waited for shipping)."""
+    checkout_id = retail.confirm_now("cod")
+    retail.run_to_payment(checkout_id)
+    retail.saga.hold_for_fulfilment(checkout_id)
+    later = FixedClock(composition.CLOCK.now() + timedelta(days=3))
+    monkeypatch.setattr(composition.stock_service(), "clock", later)
+
+    assert composition.stock_service().release_expired() == 0
+    assert retail.reserved() == 2

@@ -432,10 +432,7 @@ def _checkout_saga(payments: PaymentService) -> CheckoutSaga:
         unit_price,
         outbox(),
         CLOCK,
-        SagaTimes(
-            payment_window=timedelta(seconds=settings.checkout_payment_window_seconds),
-            fulfilment_hold=timedelta(seconds=settings.fulfilment_hold_seconds),
-        ),
+        SagaTimes(payment_window=timedelta(seconds=settings.checkout_payment_window_seconds)),
     )
 
 

@@ -62,7 +62,6 @@ class PriceChanged(Conflict):
 @dataclass(frozen=True)
 class SagaTimes:
     payment_window: timedelta
-    fulfilment_hold: timedelta
 
 
 class CheckoutSaga:
@@ -251,12 +250,13 @@ class CheckoutSaga:
             self.task_tokens.succeed(task_token, {"checkout_id": checkout_id, "status": settled})
 
     def hold_for_fulfilment(self, checkout_id: str) -> dict[str, Any]:
-        """Paid (or COD): the reservations now hold the stock until the orders ship."""
+        """Paid (or COD): the reservations hold the stock, without expiry, until the orders ship (commit) or are
+        cancelled (release); a paid order's stock never goes back to the shelf on a timer."""
         checkout = self.checkouts.get(checkout_id)
         if checkout.status not in ("paid", "processing"):
             raise Conflict(f"checkout {checkout.id} is {checkout.status}, not paid", code="illegal_transition")
-        expires_at = self.stock.extend(checkout.reservation_ids, self.times.fulfilment_hold)
-        return {"checkout_id": checkout.id, "status": checkout.status, "reservations_expire_at": expires_at}
+        self.stock.hold_until_ended(checkout.reservation_ids)
+        return {"checkout_id": checkout.id, "status": checkout.status}
 
     # ------------------------------------------------------------------ what the payment webhook does
     def on_paid(self, tx: Transaction, checkout_id: str) -> bool:
