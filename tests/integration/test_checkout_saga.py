@@ -570,3 +570,18 @@ def test_a_paid_orders_stock_outlives_the_expiry_sweep(retail, monkeypatch):
 
     assert composition.stock_service().release_expired() == 0
     assert retail.reserved() == 2
+
+
+def test_a_paid_callback_for_the_subtotal_is_quarantined_and_pays_nothing(retail):
+    """PAY-7, PAY-2: a PAID whose amount is not the checkout's total (say, its subtotal) is kept and alarmed,
+    never applied: the checkout still awaits its payment."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    payment = retail.payment(checkout_id)
+    subtotal = retail.checkout(checkout_id).quote.subtotal
+
+    lie = retail.world.invoice_callback({"payment": payment.model_dump()}, amount=subtotal, paid_amount=subtotal)
+
+    assert lie.body["status"] == "quarantined"
+    assert retail.checkout(checkout_id).status == "awaiting_payment"
+    assert [o.status for o in retail.orders(checkout_id)] == ["pending_payment"]
