@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import moto
 
+from benchmarks.checkout import checkout_report, measure_checkout
 from benchmarks.cold_start import TARGET_RATIO, cold_start_table, measure_cold_start
 from benchmarks.flash_sale import FlashSale, flash_sale_report, measure_flash_sale
 from benchmarks.moto_transactions import measure_transactions, transaction_cost_table
@@ -38,7 +39,16 @@ DEFAULT_FLASH_SALE_BUYERS = 500
 # linearly: past a hundred participants it alone would take longer than the rest of the run.
 UNPATCHED_MAX_PARTICIPANTS = 100
 NOTES_WIDTH = 110
-PARTS = ("round-trips", "settlement", "reconciliation", "flash-sale", "stock", "cold-start", "moto-transactions")
+PARTS = (
+    "round-trips",
+    "settlement",
+    "reconciliation",
+    "flash-sale",
+    "stock",
+    "checkout",
+    "cold-start",
+    "moto-transactions",
+)
 
 
 def _sizes(text: str) -> list[int]:
@@ -127,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         _flash_sale(arguments.flash_sale_buyers, progress)
     if "stock" in parts:
         _stock(progress)
+    if "checkout" in parts:
+        _checkout(progress)
     if "cold-start" in parts:
         _cold_start(progress)
     if "moto-transactions" in parts:
@@ -208,6 +220,20 @@ def _flash_sale(buyers: int, progress: Progress) -> None:
 def _stock_in_a_fresh_process(progress: Progress) -> StockRun:
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
         return process.submit(measure_stock, progress=progress).result()
+
+
+def _checkout(progress: Progress) -> None:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
+        runs = process.submit(measure_checkout, progress=progress.about("checkout")).result()
+    print("\nConfirm saga (issue 10): DynamoDB calls per checkout paid by invoice, by phase, on moto")
+    print("\n".join(checkout_report(runs)))
+    _notes(
+        "One order (one seller, one warehouse) of N distinct products, one unit each. confirm: the cart, the "
+        "preview's prices, the buyer's lock, the reservation and the checkout record (pricing is a plain quote at "
+        "catalog prices here; the engine's own reads come on top). Saga steps are their services called as Step "
+        "Functions calls them; the PAID webhook goes through its handler. 'to awaiting': confirm plus the three "
+        "steps in-process (the local stack adds its HTTP and Lambda hops), the local Xendit included.",
+    )
 
 
 def _stock(progress: Progress) -> None:

@@ -65,6 +65,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeTimedOut
 
 from emulator.clock import ExecutionClock
 
@@ -406,10 +407,19 @@ def _patch_step_functions_time(patches: MotoPatches, clock: ExecutionClock) -> N
     def wait_for_task_token(
         task: StateTaskServiceCallback, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
     ) -> Any:
-        # A task token's TimeoutSeconds models durable time (a payment window), like a Wait state.
-        return original_wait_for_task_token(
-            task, env, timeout_seconds / clock.time_scale, callback_endpoint, heartbeat_endpoint
-        )
+        # A task token's TimeoutSeconds models durable time (a payment window), like a Wait state: it ends when
+        # the execution's clock reaches it (at the time scale, or at once after an advance of the clock).
+        if heartbeat_endpoint is not None:
+            return original_wait_for_task_token(
+                task, env, timeout_seconds / clock.time_scale, callback_endpoint, heartbeat_endpoint
+            )
+        execution_id, started = _execution_of(env)
+        until = clock.now(execution_id, started) + timedelta(seconds=timeout_seconds)
+        while (remaining := clock.real_seconds_until(execution_id, started, until)) > 0:
+            outcome = callback_endpoint.wait(timeout=min(remaining, CLOCK_CHECK_SECONDS))
+            if outcome is not None:
+                return outcome
+        return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
 
     patches.replace(WaitFunction, "_wait_interval", wait_interval)
     patches.replace(Timestamp, "_get_wait_seconds", seconds_until_timestamp)

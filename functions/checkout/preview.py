@@ -4,7 +4,7 @@ seller from the warehouse holding its items (ORD-1, CHK-10), coupons, shipping b
 
 from patungan.checkout.http import shopper
 from patungan.checkout.quote import CheckoutRequest, Quote
-from patungan.composition import cart_service, checkout_pricing
+from patungan.composition import cart_service, checkout_pricing, checkout_repository
 from patungan.core.http import api_handler, create_api, documented, json_response
 
 app = create_api()
@@ -14,6 +14,7 @@ app = create_api()
 def preview(body: CheckoutRequest):
     who = shopper(app)
     quote = checkout_pricing().quote(who, body, cart_service().get_for(who))
+    checkout_repository().remember_preview(who.owner_key, quote)  # confirm refuses a price that rose since (CHK-4)
     return json_response(200, quote.model_dump(mode="json"))
 
 

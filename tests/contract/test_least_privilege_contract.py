@@ -49,6 +49,9 @@ XENDIT_CALLERS = {
     "PaymentService.apply_paid_invoice -> XenditGateway.get_invoice (GB-10, GB-11)",
     "XenditInvoiceWebhook": "PaymentService.handle_invoice_callback -> XenditGateway.get_invoice (PAY-2)",
     "ApproveWithdrawalFunction": "WithdrawalService.approve -> XenditGateway.create_payout (WAL-2)",
+    "CreateCheckoutPaymentFunction": "CheckoutSaga.create_payment -> PaymentService.find_invoice, open_invoice (PAY-7)",
+    "ExpireCheckoutFunction": "CheckoutSaga.expire -> PaymentService.expire_invoice (ORD-3)",
+    "CompensateCheckoutFunction": "CheckoutSaga.compensate -> PaymentService.expire_invoice (CHK-5)",
     "CheckReconciliationPageFunction": "PaymentChecker / RefundChecker / PayoutChecker -> XenditGateway.get_invoice, "
     "get_refund, get_payout, find_payout_by_reference, create_payout (PAY-8, WAL-2)",
 }
@@ -161,7 +164,8 @@ def test_every_function_logs_as_the_context_its_code_belongs_to(logical_id):
 def functions_the_definition_calls(machine: str) -> set[str]:
     props = MACHINES[machine]["Properties"]
     definition = (TEMPLATE.root / props["DefinitionUri"]).read_text()
-    substitutions = set(re.findall(r'"Resource":\s*"\$\{(\w+)\}"', definition))
+    # A Task's Resource, or the FunctionName of a lambda:invoke integration (a task-token wait).
+    substitutions = set(re.findall(r'"(?:Resource|FunctionName)":\s*"\$\{(\w+)\}"', definition))
     return {props["DefinitionSubstitutions"][name]["Fn::GetAtt"][0] for name in substitutions}
 
 

@@ -41,7 +41,13 @@ BUSINESS_ERRORS = {
 }
 STEP_LAMBDA_TIMEOUT_LIMIT = 900
 # Where each machine shows a step that kept failing before its execution fails.
-FAILURE_RECORDERS = {"ReconciliationStateMachine": ("RecordReconciliationFailedFunction", "run_id")}
+FAILURE_RECORDERS = {
+    "ReconciliationStateMachine": ("RecordReconciliationFailedFunction", "run_id"),
+    "CheckoutStateMachine": ("RecordCheckoutStuckFunction", "checkout_id"),
+}
+# A wait for a task token (the checkout's payment) times out by design: States.Timeout is its outcome, caught,
+# never retried; its timeout is the payment window, from the input.
+TOKEN_WAIT = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 SESSION_RECORDER = ("RecordSessionStuckFunction", "session_id")
 
 
@@ -62,7 +68,8 @@ TASK_IDS = [f"{machine}.{name}" for machine, name, _ in TASKS]
 
 def function_of(machine: str, task: dict[str, Any]) -> str:
     """The template function a Task's ``${...Arn}`` resource substitutes to."""
-    substitution = task["Resource"].removeprefix("${").removesuffix("}")
+    resource = task["Parameters"]["FunctionName"] if task["Resource"] == TOKEN_WAIT else task["Resource"]
+    substitution = resource.removeprefix("${").removesuffix("}")
     get_att = MACHINES[machine]["Properties"]["DefinitionSubstitutions"][substitution]
     return get_att["Fn::GetAtt"][0] if isinstance(get_att, dict) else get_att.split(".")[0]
 
@@ -74,6 +81,9 @@ def test_there_are_tasks_to_check():
 @pytest.mark.parametrize(("machine", "name", "task"), TASKS, ids=TASK_IDS)
 def test_every_task_times_out_after_its_lambda_would(machine, name, task):
     """A lost invocation ends in States.Timeout (retried); the function's own timeout fires first."""
+    if task["Resource"] == TOKEN_WAIT:
+        assert task["TimeoutSecondsPath"] == "$.payment_window_seconds"
+        return
     lambda_timeout = FUNCTIONS[function_of(machine, task)].timeout
 
     assert lambda_timeout < task["TimeoutSeconds"] <= STEP_LAMBDA_TIMEOUT_LIMIT + 60
@@ -82,8 +92,12 @@ def test_every_task_times_out_after_its_lambda_would(machine, name, task):
 @pytest.mark.parametrize(("machine", "name", "task"), TASKS, ids=TASK_IDS)
 def test_every_task_retries_crashes_timeouts_and_transient_errors(machine, name, task):
     retried = {error for retrier in task["Retry"] for error in retrier["ErrorEquals"]}
+    expected = CRASHES_AND_TIMEOUTS | LAMBDA_SERVICE_ERRORS | {"DependencyUnavailable", "ConcurrentUpdate"}
+    if task["Resource"] == TOKEN_WAIT:
+        assert "States.Timeout" not in retried
+        expected -= {"States.Timeout"}
 
-    assert CRASHES_AND_TIMEOUTS | LAMBDA_SERVICE_ERRORS | {"DependencyUnavailable", "ConcurrentUpdate"} <= retried
+    assert expected <= retried
     assert all(1 <= retrier["MaxAttempts"] <= 10 for retrier in task["Retry"]), "a retry must end"
 
 
@@ -170,6 +184,7 @@ def test_executions_are_started_by_a_function_that_names_them_not_by_an_eventbri
     a duplicate is refused."""
     starter = FUNCTIONS["StartSessionWorkflowFunction"]
     run_starters = [FUNCTIONS[name] for name in ("StartReconciliationRunFunction", "StartDailyReconciliationFunction")]
+    checkout_starter = FUNCTIONS["ConfirmCheckoutFunction"]  # named by the checkout id (CHK-6)
 
     for logical_id, machine in MACHINES.items():
         assert "Events" not in machine["Properties"], f"{logical_id} is started by an unnamed EventBridge target"
@@ -183,4 +198,4 @@ def test_executions_are_started_by_a_function_that_names_them_not_by_an_eventbri
     } | {
         run_starter.properties["Environment"]["Variables"]["RECONCILIATION_STATE_MACHINE_ARN"]["Ref"]
         for run_starter in run_starters
-    } == set(MACHINES)
+    } | {checkout_starter.properties["Environment"]["Variables"]["CHECKOUT_STATE_MACHINE_ARN"]["Ref"]} == set(MACHINES)

@@ -57,6 +57,20 @@ def test_each_refund_reason_says_why_and_how_much():
     assert "minimum order" in messages["session_failed"].body
 
 
+def test_a_retail_refund_reads_as_a_checkout_not_a_group_buy():
+    """Issue 10: a cancelled order's refund, and a checkout paid after its window, are not group-buy news (the
+    refund_requested event of a cancel used to fail this model: its reason was unknown)."""
+    cancelled = refund_requested("order_cancelled").message()
+    late = refund_requested("late_payment").message()
+
+    assert cancelled.title == "Order cancelled"
+    assert "group buy" not in late.body and "payment window" in late.body
+    late_join = RefundRequested(
+        user_id="u", payment_id="p", refund_id="r", amount=1, reason="late_payment", session_id="ses_1"
+    ).message()
+    assert "group buy" in late_join.body
+
+
 def test_an_unknown_refund_reason_is_refused():
     with pytest.raises(ValueError, match="reason"):
         refund_requested("changed_my_mind")

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from patungan.adapters.xendit import XenditGateway
     from patungan.catalog.models import Product
     from patungan.checkout.cart import CartService
+    from patungan.checkout.checkouts import CheckoutRepository
+    from patungan.checkout.confirm import ConfirmService
     from patungan.checkout.pricing import CheckoutPricing
     from patungan.checkout.promotions import PromotionService
+    from patungan.checkout.saga import CheckoutSaga
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -75,13 +78,14 @@ def xendit_callback_token() -> str:
 
 @cache
 def payment_service() -> PaymentService:
+    from patungan.checkout.purpose import RetailPaymentPurpose
     from patungan.groupbuy.purpose import GroupBuyPaymentPurpose
     from patungan.ledger.repository import ledger
     from patungan.payments.repository import PaymentsRepository
     from patungan.payments.service import PaymentService
 
     purpose = GroupBuyPaymentPurpose(groupbuy_repository(), outbox(), CLOCK)
-    return PaymentService(
+    service = PaymentService(
         PaymentsRepository(DynamoTable(get_settings().payments_table)),
         ledger(),
         outbox(),
@@ -89,6 +93,9 @@ def payment_service() -> PaymentService:
         {"groupbuy_escrow": purpose, "groupbuy_topup": purpose},
         CLOCK,
     )
+    # The retail purpose drives the checkout saga, which creates its payments through this service.
+    service.purposes["retail_checkout"] = RetailPaymentPurpose(checkout_saga(service))
+    return service
 
 
 @cache
@@ -202,6 +209,8 @@ def reset() -> None:
         cart_service,
         promotion_service,
         checkout_pricing,
+        _checkout_saga,
+        confirm_service,
     ):
         factory.cache_clear()
 
@@ -391,4 +400,69 @@ def checkout_pricing() -> CheckoutPricing:
         tax_basis_points=settings.tax_basis_points,
         limits=OrderLimits(settings.checkout_min_order_amount, settings.checkout_max_order_amount),
         currency=DEFAULT_CURRENCY,
+    )
+
+
+# ---------------------------------------------------------------- confirm saga (CHK-2..10, ORD-1, PAY-7; issue 10)
+def checkout_repository() -> CheckoutRepository:
+    from patungan.checkout.checkouts import CheckoutRepository
+
+    return CheckoutRepository(DynamoTable(get_settings().orders_table))
+
+
+def checkout_saga(payments: PaymentService | None = None) -> CheckoutSaga:
+    """The saga's steps; ``payments`` breaks the cycle with the payment service, whose retail purpose is the saga."""
+    return _checkout_saga(payments or payment_service())
+
+
+@cache
+def _checkout_saga(payments: PaymentService) -> CheckoutSaga:
+    from patungan.adapters.stepfunctions import TaskTokens
+    from patungan.checkout.saga import CheckoutSaga, SagaTimes
+
+    settings = get_settings()
+    return CheckoutSaga(
+        checkout_repository(),
+        order_service(),
+        stock_service(),
+        payments,
+        promotion_service(),
+        cart_service(),
+        TaskTokens(),
+        unit_price,
+        outbox(),
+        CLOCK,
+        SagaTimes(payment_window=timedelta(seconds=settings.checkout_payment_window_seconds)),
+    )
+
+
+def unit_price(product_id: str, variant_id: str | None) -> int:
+    """What one item costs now (the saga's revalidation, CHK-4)."""
+    product = catalog_product(product_id)
+    variant = product.variant(variant_id) if variant_id else None
+    return variant.price if variant else product.base_price
+
+
+@cache
+def confirm_service() -> ConfirmService:
+    from patungan.adapters.stepfunctions import ExecutionStarter
+    from patungan.checkout.confirm import ConfirmService, ConfirmSettings
+    from patungan.ledger.repository import ledger
+    from patungan.orders.repository import OrdersRepository
+
+    settings = get_settings()
+    return ConfirmService(
+        checkout_repository(),
+        OrdersRepository(DynamoTable(settings.orders_table)),
+        cart_service(),
+        checkout_pricing(),
+        ledger(),
+        stock_service(),
+        ExecutionStarter(),
+        CLOCK,
+        ConfirmSettings(
+            state_machine_arn=settings.checkout_state_machine_arn,
+            payment_window=timedelta(seconds=settings.checkout_payment_window_seconds),
+            lock_for=timedelta(seconds=settings.checkout_lock_seconds),
+        ),
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from patungan.adapters.aws import client
 from patungan.core.errors import DependencyUnavailable
+from patungan.core.observability import logger
 
 
 class ExecutionStarter:
@@ -21,3 +25,20 @@ class ExecutionStarter:
         except BotoCoreError as exc:
             raise DependencyUnavailable("Step Functions could not be reached") from exc
         return True
+
+
+class TaskTokens:
+    """Answers a task a state machine waits on (``.waitForTaskToken``)."""
+
+    def succeed(self, token: str, output: dict[str, Any]) -> None:
+        """A token whose task already ended (timed out, answered before) is no error: the state machine moved on
+        and its own steps decide from the stored state."""
+        try:
+            client("stepfunctions").send_task_success(taskToken=token, output=json.dumps(output))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}:
+                logger.info("task already ended", extra={"output": output})
+                return
+            raise DependencyUnavailable("Step Functions refused the task's answer") from exc
+        except BotoCoreError as exc:
+            raise DependencyUnavailable("Step Functions could not be reached") from exc

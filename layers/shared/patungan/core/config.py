@@ -101,6 +101,12 @@ class Settings(BaseModel):
     shipping_fallback_rates: Json[tuple[ShippingFallbackRate, ...]] = Field(
         DEFAULT_SHIPPING_FALLBACK_RATES, alias="SHIPPING_FALLBACK_RATES", validate_default=True
     )
+    # Confirm saga (CHK-5, CHK-6; issue 10): the checkout state machine, how long a buyer has to pay an invoice
+    # (its reservations hold twice that, capped by RESERVATION_MAX_TTL_SECONDS, until paid), and how long a
+    # confirm holds the buyer's confirm lock (it lapses if the confirm crashed).
+    checkout_state_machine_arn: str = Field("", alias="CHECKOUT_STATE_MACHINE_ARN")
+    checkout_payment_window_seconds: int = Field(900, alias="CHECKOUT_PAYMENT_WINDOW_SECONDS", ge=60)
+    checkout_lock_seconds: int = Field(120, alias="CHECKOUT_LOCK_SECONDS", ge=10)
     # Cart, pricing and promotions (issue 10, CHK-1, CHK-8, CHK-11, PRM-1): the carts and promotions tables; a
     # cart's bounds; the tax on goods and on shipping after its discount (basis points: 1100 = PPN 11 %); the
     # checkout total's bounds (CHK-8; IDR).

@@ -504,6 +504,19 @@ class StockService:
         tx.commit()
         return expires_at
 
+    def hold_until_ended(self, reservation_ids: list[str]) -> None:
+        """Paid orders' stock (checkout, issue 10): every reservation held without expiry until it is committed
+        (the order ships) or released (cancelled), all or nothing; one expired, released, committed or unknown →
+        409 ``reservation_expired`` (404 unknown) and none changes. The expiry sweep never sees them again."""
+        unique = list(dict.fromkeys(reservation_ids))
+        if len(unique) > MAX_EXTENDED:
+            raise field_error("reservation_ids", f"at most {MAX_EXTENDED} reservations at once")
+        now = to_iso(self.clock.now())
+        tx = Transaction()
+        for reservation_id in unique:
+            self.stock.hold_until_ended(tx, reservation_id, now)
+        tx.commit()
+
     def release(self, reservation_id: str, *, actor_id: str | None = None) -> Reservation:
         """Give the held units back (audited ``release``). Idempotent: a released reservation is answered as
         it is; a committed one cannot be released (409)."""

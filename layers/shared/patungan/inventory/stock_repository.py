@@ -201,6 +201,19 @@ class StockRepository:
             on_fail=lambda old: _not_extendable(reservation_id, old),
         )
 
+    def hold_until_ended(self, tx: Transaction, reservation_id: str, now: str) -> None:
+        """A held, unexpired reservation loses its expiry (and leaves the expiry index): held until it is
+        committed or released, like a purchase order's."""
+        tx.update(
+            self.table,
+            reservation_key(reservation_id),
+            "SET updated_at = :now REMOVE expires_at, gsi1pk, gsi1sk",
+            condition="#status = :held AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+            names={"#status": "status"},
+            values={":now": now, ":held": "held"},
+            on_fail=lambda old: _not_extendable(reservation_id, old),
+        )
+
     def expired(self, now: str, limit: int) -> list[str]:
         """Ids of up to ``limit`` held reservations per shard whose expiry has passed, oldest first."""
         found: list[str] = []

@@ -34,6 +34,11 @@ def session_escrow(session_id: str) -> str:
     return _named("escrow:session:{}", session_id)
 
 
+def checkout_escrow(checkout_id: str) -> str:
+    """What a retail checkout's buyer paid, held until its orders are delivered or refunded."""
+    return _named("escrow:checkout:{}", checkout_id)
+
+
 def factory_payable(factory_id: str) -> str:
     return _named("factory:{}:payable", factory_id)
 

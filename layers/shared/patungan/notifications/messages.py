@@ -134,7 +134,9 @@ class OrderCreated(NotifyingEventData):
         return Message("Group buy succeeded", body)
 
 
-RefundReason = Literal["session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge"]
+RefundReason = Literal[
+    "session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge", "order_cancelled"
+]
 
 # Title, then why the refund happens; the body ends with the amount on its way.
 _REFUND_REASONS: dict[str, tuple[str, str]] = {
@@ -143,7 +145,10 @@ _REFUND_REASONS: dict[str, tuple[str, str]] = {
     "left": ("You left the group buy", "You left the group buy."),
     "late_payment": ("Payment arrived too late", "Your payment arrived after your place in the group buy expired."),
     "duplicate_charge": ("Paid twice", "You paid a second invoice for the same group buy."),
+    "order_cancelled": ("Order cancelled", "Your order was cancelled."),
 }
+# A retail checkout's payment that arrived after its payment window (no session).
+_LATE_CHECKOUT_PAYMENT = "Your payment arrived after the checkout's payment window had closed."
 
 
 class RefundRequested(NotifyingEventData):
@@ -155,6 +160,8 @@ class RefundRequested(NotifyingEventData):
 
     def message(self) -> Message:
         title, why = _REFUND_REASONS[self.reason]
+        if self.reason == "late_payment" and not self.session_id:
+            why = _LATE_CHECKOUT_PAYMENT
         return Message(title, f"{why} Your refund of {format_rupiah(self.amount)} is on its way.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from patungan.core.pagination import ListOf
 
@@ -34,11 +34,14 @@ class Order(BaseModel):
     lines: list[OrderLine]
     subtotal: int
     shipping: int = 0
+    shipping_discount: int = Field(0, description="never above shipping (a shipping coupon)")
     tax: int = 0
     discount: int = 0
     total: int
     currency: str
     shipping_method: str | None = None
+    shipping_method_id: str | None = None
+    warehouse_id: str | None = Field(None, description="where a retail order ships from (CHK-10)")
     address: dict | None = None
     payment_id: str
     created_at: str
@@ -46,8 +49,10 @@ class Order(BaseModel):
 
     @model_validator(mode="after")
     def _totals_add_up(self) -> Order:
-        if self.total != self.subtotal + self.shipping + self.tax - self.discount:
-            raise ValueError("total must be subtotal + shipping + tax - discount")
+        if not 0 <= self.shipping_discount <= self.shipping:
+            raise ValueError("the shipping discount must lie between zero and the shipping")
+        if self.total != self.subtotal + self.shipping - self.shipping_discount + self.tax - self.discount:
+            raise ValueError("total must be subtotal + shipping - shipping_discount + tax - discount")
         if sum(line.amount for line in self.lines) != self.subtotal - self.discount:
             raise ValueError("line amounts must add up to the subtotal less the discount")
         return self

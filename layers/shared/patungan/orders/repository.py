@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
-from patungan.core.errors import NotFound
+from patungan.core.errors import ConcurrentUpdate, NotFound
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
 from patungan.orders.models import Order
 
 META = "META"
+# Forward-only (ORD-3): an order may move only from these states into the key state.
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    "paid": frozenset({"pending_payment"}),
+    "processing": frozenset({"pending_payment", "paid"}),
+    "expired": frozenset({"pending_payment"}),
+    "cancelled": frozenset({"pending_payment", "paid", "processing"}),
+    "refunded": frozenset({"cancelled"}),
+}
 _KEYS = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"}
 
 
@@ -37,6 +45,20 @@ class OrdersRepository:
                 **order.model_dump(),
             },
             condition="attribute_not_exists(pk)",
+        )
+
+    def move(self, tx: Transaction, order_id: str, status: str, updated_at: str) -> None:
+        """``status`` only from the states ORD-3 allows; otherwise the transaction fails as a concurrent change
+        (the caller reads again and decides)."""
+        froms = {f":from{i}": s for i, s in enumerate(sorted(ORDER_TRANSITIONS[status]))}
+        tx.update(
+            self.table,
+            {"pk": f"ORDER#{order_id}", "sk": META},
+            "SET #status = :status, updated_at = :now",
+            condition=f"#status IN ({', '.join(froms)})",
+            names={"#status": "status"},
+            values={":status": status, ":now": updated_at, **froms},
+            on_fail=ConcurrentUpdate(f"order {order_id} cannot become {status} from where it is"),
         )
 
     def get(self, order_id: str) -> Order:

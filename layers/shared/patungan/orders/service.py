@@ -5,7 +5,7 @@ from __future__ import annotations
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
 from patungan.core.auth import Principal, Role
-from patungan.core.clock import Clock
+from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import NotFound
 from patungan.core.events import new_event
 from patungan.core.pagination import Page
@@ -33,6 +33,19 @@ class OrderService:
             **event_extra,
         }
         self.outbox.add(tx, new_event("order.created", order.id, data, self.clock))
+
+    def move_to(self, tx: Transaction, order: Order, status: str) -> Order:
+        """A conditional lifecycle step (ORD-3) and its ``order.<status>`` event (ORD-5), in ``tx``."""
+        now = to_iso(self.clock.now())
+        self.repository.move(tx, order.id, status, now)
+        moved = order.model_copy(update={"status": status, "updated_at": now})
+        self.add_event(tx, f"order.{status}", moved)
+        return moved
+
+    def add_event(self, tx: Transaction, type_: str, order: Order) -> None:
+        """An order's lifecycle event (ORD-5), through the outbox in ``tx``."""
+        data = {"order_id": order.id, "user_id": order.user_id, "checkout_id": order.checkout_id, "total": order.total}
+        self.outbox.add(tx, new_event(type_, order.id, data, self.clock))
 
     def get(self, principal: Principal, order_id: str) -> Order:
         staff_partition = self._staff_partition(principal)

@@ -17,6 +17,7 @@ RefundReason = Literal[
     "late_payment",
     "duplicate_charge",  # a second invoice of one payment was paid
     "rolled_back",  # paid for a join that was rolled back (its payment failed): never a join (PAY-1)
+    "order_cancelled",  # a paid retail order cancelled before shipping (ORD-3)
 ]
 QuarantineReason = Literal[
     "unknown_payment",
@@ -50,7 +51,7 @@ PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
 class Payment(BaseModel):
     id: str
     user_id: str
-    purpose: Literal["groupbuy_escrow", "groupbuy_topup"]
+    purpose: Literal["groupbuy_escrow", "groupbuy_topup", "retail_checkout"]
     status: PaymentStatus
     amount: int
     currency: str

@@ -55,6 +55,7 @@ _XENDIT_REFUND_REASON = {
     "late_payment": XenditRefundReason.OTHERS,
     "duplicate_charge": XenditRefundReason.DUPLICATE,
     "rolled_back": XenditRefundReason.CANCELLATION,
+    "order_cancelled": XenditRefundReason.REQUESTED_BY_CUSTOMER,
 }
 # Where a charge the payment does not hold waits, owed back, until its refund completes.
 _UNHELD_CHARGE_ACCOUNTS = {

@@ -1,0 +1,122 @@
+"""Retail checkout over HTTP in the local stack (issue 10): cart → preview → confirm → the checkout state machine
+(moto's interpreter) → pay on the local Xendit → orders paid; cash on delivery; an unpaid checkout expiring
+when the Step Functions clock passes its payment window, giving its stock back."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_cart_preview import ADDRESS
+from tests.e2e.test_group_buying import eventually
+from tests.e2e.test_shipping_rates import stocked_product
+
+pytestmark = pytest.mark.e2e
+
+PAYMENT_WINDOW_SECONDS = 900
+
+
+class Shopping:
+    def __init__(self, api, method: str) -> None:
+        self.api = api
+        self.buyer_id = f"buyer-{uuid.uuid4().hex[:8]}"
+        self.buyer = api.token(self.buyer_id, ["buyer"])
+        self.product_id, self.warehouse_id = stocked_product(api)
+        added = api.post("/v1/cart/items", self.buyer, json={"product_id": self.product_id, "quantity": 2})
+        assert added.status_code == 200, added.text
+        rates = api.post(
+            "/v1/shipping/rates",
+            json={"destination": {"postal_code": "12190"}, "items": [{"product_id": self.product_id, "quantity": 2}]},
+        )
+        assert rates.status_code == 200, rates.text
+        self.body = {
+            "address": ADDRESS,
+            "shipping_method_id": rates.json()["rates"][0]["shipping_method_id"],
+            "payment_method": method,
+        }
+
+    def confirm(self) -> tuple[str, dict[str, Any]]:
+        preview = self.api.post("/v1/checkout/preview", self.buyer, json=self.body)
+        assert preview.status_code == 200, preview.text
+        confirmed = self.api.post(
+            "/v1/checkout/confirm",
+            self.buyer,
+            json={**self.body, "prices_validated_at": preview.json()["prices_validated_at"]},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert confirmed.status_code == 202, confirmed.text
+        return confirmed.json()["checkout_id"], preview.json()
+
+    def checkout(self, checkout_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/v1/checkout/{checkout_id}", self.buyer)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def reaches(self, checkout_id: str, status: str) -> dict[str, Any]:
+        reached = eventually(lambda: (c := self.checkout(checkout_id))["status"] == status and c)
+        assert reached, self.checkout(checkout_id)
+        return reached
+
+    def available(self) -> int:
+        admin = self.api.token("admin-1", ["admin"])
+        items = self.api.get("/v1/inventory", admin, params={"product_id": self.product_id}).json()["items"]
+        return sum(item["available"] for item in items)
+
+
+def test_invoice_checkout_paid_on_the_local_xendit_makes_its_orders_paid(api):
+    shopping = Shopping(api, "invoice")
+    checkout_id, preview = shopping.confirm()
+
+    awaiting = shopping.reaches(checkout_id, "awaiting_payment")
+    assert awaiting["payment"]["amount"] == preview["total"]  # the total, never the subtotal (PAY-7)
+    payment = api.get(f"/v1/payments/{awaiting['payment']['payment_id']}", shopping.buyer).json()
+    assert api.post(f"/_xendit/simulate/invoices/{payment['invoice_id']}/pay", json={}).status_code == 200
+
+    paid = shopping.reaches(checkout_id, "paid")
+    assert [order["status"] for order in paid["orders"]] == ["paid"]
+    assert shopping.available() == 18  # still held, now for fulfilment
+
+
+def test_wallet_checkout_is_paid_at_once_from_the_balance(api):
+    shopping = Shopping(api, "wallet")
+    admin = api.token("admin-1", ["admin"])
+    credited = api.post(
+        f"/v1/admin/wallets/{shopping.buyer_id}/adjustments",
+        admin,
+        json={"amount": 1_000_000, "reason": "e2e top-up"},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert credited.status_code == 201, credited.text
+    checkout_id, preview = shopping.confirm()
+
+    paid = shopping.reaches(checkout_id, "paid")
+    assert [order["status"] for order in paid["orders"]] == ["paid"]
+    assert api.get("/v1/wallet", shopping.buyer).json()["balance"] == 1_000_000 - preview["total"]
+
+
+def test_cash_on_delivery_goes_straight_to_processing(api):
+    shopping = Shopping(api, "cod")
+    checkout_id, _ = shopping.confirm()
+
+    processing = shopping.reaches(checkout_id, "processing")
+    assert [order["status"] for order in processing["orders"]] == ["processing"]
+
+
+def test_an_unpaid_checkout_expires_and_gives_its_stock_back(api):
+    shopping = Shopping(api, "invoice")
+    checkout_id, _ = shopping.confirm()
+    shopping.reaches(checkout_id, "awaiting_payment")
+    assert shopping.available() == 18
+
+    def expired() -> dict[str, Any] | None:
+        advanced = api.post("/_local/clock/advance", json={"seconds": 2 * PAYMENT_WINDOW_SECONDS})
+        assert advanced.status_code == 200, advanced.text
+        checkout = shopping.checkout(checkout_id)
+        return checkout if checkout["status"] == "expired" else None
+
+    checkout = eventually(expired)
+    assert checkout, shopping.checkout(checkout_id)
+    assert [order["status"] for order in checkout["orders"]] == ["expired"]
+    assert shopping.available() == 20

@@ -1,0 +1,587 @@
+"""The confirm saga (issue 10; CHK-2..10, ORD-1, ORD-3, PAY-7, WAL-1): confirm's synchronous refusals, the
+steps as Step Functions calls them (each run again after a crash), the invoice webhook racing the payment
+window, wallet and cash on delivery. Real moto tables, the real cart, stock, payments, ledger and the local
+Xendit; the pricing engine is replaced by a plain quote of the cart at catalog prices (its own tests cover it)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from patungan import composition
+from patungan.checkout.cart import CartItemInput, Shopper
+from patungan.checkout.confirm import ConfirmRequest, ConfirmService
+from patungan.checkout.promotions import CouponNotEligible, PromotionInput
+from patungan.core.auth import Principal, Role
+from patungan.core.clock import FixedClock, to_iso
+from patungan.core.config import get_settings
+from patungan.core.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, RateLimited
+from patungan.inventory.stock_models import StockKey, StockLine
+from patungan.ledger.models import AdjustmentInput
+from patungan.ledger.repository import ledger
+from patungan.ledger.service import ledger_service
+from tests.support.checkout import SHIPPING, TAX, CatalogPricing, Started, Tokens, confirm_service
+from tests.support.groupbuy import FAKE_SECRET_KEY
+from tests.support.lambdas import call_api, claims, invoke
+from tests.support.stock import ADDRESS, receive, stock_world
+
+BUYER = Shopper(customer_id="buyer-1")
+ADMIN = Principal("admin-1", frozenset({Role.ADMIN}))
+
+
+@dataclass
+class Retail:
+    world: Any
+    stock: Any
+    pricing: CatalogPricing
+    confirm: ConfirmService
+    started: Started
+    tokens: Tokens
+
+    @property
+    def saga(self):
+        return composition.checkout_saga()
+
+    def preview(self, shopper: Shopper = BUYER) -> str:
+        quote = self.pricing.quote(shopper, None, composition.cart_service().get_for(shopper))
+        composition.checkout_repository().remember_preview(shopper.owner_key, quote)
+        return quote.prices_validated_at
+
+    def confirm_now(self, method: str = "invoice", key: str = "key-1", shopper: Shopper = BUYER) -> str:
+        request = ConfirmRequest(
+            address=ADDRESS,
+            shipping_method_id="jne:reg",
+            payment_method=method,
+            prices_validated_at=self.preview(shopper),
+        )
+        return self.confirm.confirm(shopper, request, key).checkout_id
+
+    def run_to_payment(self, checkout_id: str) -> dict[str, Any]:
+        self.saga.reserve(checkout_id)
+        self.saga.place_orders(checkout_id)
+        return self.saga.create_payment(checkout_id)
+
+    def checkout(self, checkout_id: str):
+        return composition.checkout_repository().get(checkout_id)
+
+    def reserved(self) -> int:
+        return (
+            composition.stock_service()
+            .stock.get(StockKey(self.stock.warehouse.id, self.stock.product.id, None))
+            .reserved
+        )
+
+    def orders(self, checkout_id: str):
+        return [composition.order_service().repository.get(i) for i in self.checkout(checkout_id).order_ids]
+
+    def payment(self, checkout_id: str):
+        return composition.payment_service().repository.find_payment(self.checkout(checkout_id).retail_payment_id)
+
+    def pay_and_call_back(self, checkout_id: str) -> str:
+        payment = self.payment(checkout_id)
+        paid = requests.post(
+            f"{self.world.xendit_url}/simulate/invoices/{payment.invoice_id}/pay",
+            json={"payment_method": "BANK_TRANSFER"},
+            timeout=5,
+        )
+        assert paid.status_code == 200, paid.text
+        response = self.world.invoice_callback({"payment": payment.model_dump()})
+        assert response.status == 200, response.body
+        return response.body["status"]
+
+    def set_price(self, price: int) -> None:
+        boto3.client("dynamodb").update_item(
+            TableName=get_settings().catalog_table,
+            Key={"pk": {"S": f"PRODUCT#{self.stock.product.id}"}, "sk": {"S": "META"}},
+            UpdateExpression="SET base_price = :p",
+            ExpressionAttributeValues={":p": {"N": str(price)}},
+        )
+
+
+@pytest.fixture
+def retail(world) -> Retail:
+    stock = stock_world()
+    receive((stock.warehouse.id, stock.product.id, None), 10)
+    composition.cart_service().add_item(BUYER, CartItemInput(product_id=stock.product.id, quantity=2))
+    pricing = CatalogPricing(stock.warehouse.id)
+    started = Started()
+    confirm = confirm_service(pricing, started)
+    tokens = Tokens()
+    composition.checkout_saga().task_tokens = tokens
+    return Retail(world, stock, pricing, confirm, started, tokens)
+
+
+def test_invoice_checkout_is_paid_for_its_total_and_answers_the_waiting_saga(retail):
+    """CHK-5, PAY-7: the invoice is for subtotal + shipping + tax, not the subtotal; the webhook's PAID makes the
+    checkout and its order paid in one transaction and succeeds the task the saga waits on."""
+    checkout_id = retail.confirm_now()
+    assert retail.checkout(checkout_id).status == "pending"
+    assert retail.reserved() == 2  # held before the 202 (CHK-2)
+    assert retail.run_to_payment(checkout_id)["status"] == "awaiting_payment"
+    payment = retail.payment(checkout_id)
+    assert payment.amount == 2 * 10_000 + SHIPPING + TAX
+    invoice = requests.get(
+        f"{retail.world.xendit_url}/v2/invoices/{payment.invoice_id}", auth=(FAKE_SECRET_KEY, ""), timeout=5
+    ).json()
+    assert invoice["amount"] == payment.amount
+    [order] = retail.orders(checkout_id)
+    assert (order.status, order.shipping_method_id, order.address["postal_code"]) == (
+        "pending_payment",
+        "jne:reg",
+        "12345",
+    )
+    retail.saga.await_payment(checkout_id, "token-1")
+
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+
+    assert retail.checkout(checkout_id).status == "paid"
+    assert [o.status for o in retail.orders(checkout_id)] == ["paid"]
+    assert retail.tokens.succeeded == [("token-1", {"checkout_id": checkout_id, "status": "paid"})]
+    view = retail.confirm.get(BUYER, checkout_id)
+    assert (view.status, [o.status for o in view.orders], view.payment.amount) == ("paid", ["paid"], payment.amount)
+    with pytest.raises(NotFound):  # another buyer's checkout does not exist for them
+        retail.confirm.get(Shopper(customer_id="buyer-2"), checkout_id)
+    retail.saga.hold_for_fulfilment(checkout_id)
+    assert retail.reserved() == 2
+    [reservation_id] = retail.checkout(checkout_id).reservation_ids
+    assert composition.stock_service().stock.get_reservation(reservation_id).expires_at is None  # until shipped
+    assert ledger().account_balance(f"escrow:checkout:{checkout_id}").balance != 0
+
+
+def test_the_same_key_and_cart_is_the_same_checkout_a_changed_cart_a_new_one(retail):
+    """CHK-6: a retried confirm answers the first checkout (one reservation); while it is in flight another
+    confirm of the buyer is 429; once it is past, the same key with a changed cart is a new checkout."""
+    first = retail.confirm_now()
+    assert retail.confirm_now() == first
+    assert retail.reserved() == 2
+    assert retail.started.executions == [first, first]
+    with pytest.raises(RateLimited):
+        retail.confirm_now(key="key-2")
+    retail.run_to_payment(first)  # no longer in flight
+    composition.cart_service().add_item(BUYER, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    second = retail.confirm_now()
+    assert second != first
+
+
+def test_a_price_rise_after_the_preview_refuses_the_confirm_and_holds_nothing(retail):
+    """CHK-4: the buyer never pays more than the preview showed: 409 price_changed naming the line, nothing
+    reserved, no checkout, no payment."""
+    request = ConfirmRequest(
+        address=ADDRESS, shipping_method_id="jne:reg", payment_method="invoice", prices_validated_at=retail.preview()
+    )
+    retail.set_price(12_000)
+    with pytest.raises(Conflict) as refused:
+        retail.confirm.confirm(BUYER, request, "key-1")
+    assert refused.value.code == "price_changed"
+    assert refused.value.details == [
+        {"product_id": retail.stock.product.id, "variant_id": None, "previous_unit_price": 10_000, "unit_price": 12_000}
+    ]
+    assert retail.reserved() == 0
+    assert retail.started.executions == []
+    # The lock is released: a fresh preview confirms at once.
+    assert retail.confirm_now()
+
+
+def test_a_stale_preview_and_an_empty_cart_are_refused(retail):
+    request = ConfirmRequest(
+        address=ADDRESS,
+        shipping_method_id="jne:reg",
+        payment_method="invoice",
+        prices_validated_at=to_iso(composition.CLOCK.now() - timedelta(minutes=11)),
+    )
+    with pytest.raises(Conflict) as stale:
+        retail.confirm.confirm(BUYER, request, "key-1")
+    assert stale.value.code == "prices_stale"
+    with pytest.raises(BadRequest) as empty:
+        retail.confirm.confirm(Shopper(customer_id="buyer-2"), request, "key-1")
+    assert empty.value.code == "cart_empty"
+
+
+def test_inventory_down_at_confirm_is_503_and_changes_nothing(retail, monkeypatch):
+    """CHK-2: fail closed; no fallback figure, no checkout, the lock given back."""
+
+    def down(*args: Any, **kwargs: Any):
+        raise DependencyUnavailable("the warehouse did not answer")
+
+    monkeypatch.setattr(composition.stock_service(), "reserve", down)
+    with pytest.raises(DependencyUnavailable):
+        retail.confirm_now()
+    assert retail.started.executions == []
+    monkeypatch.undo()
+    assert retail.confirm_now()  # not locked out by the failed attempt
+
+
+def test_stock_short_is_409_naming_the_line(retail):
+    """CHK-2: the cart's figure is not binding; another buyer's reservation between preview and confirm is."""
+    composition.stock_service().reserve(
+        "chk_other", [StockLine(retail.stock.product.id, None, 9)], warehouse_id=retail.stock.warehouse.id
+    )
+    with pytest.raises(Conflict) as short:
+        retail.confirm_now()
+    assert short.value.code == "insufficient_stock"
+    assert short.value.details[0]["product_id"] == retail.stock.product.id
+    assert retail.reserved() == 9
+
+
+def test_every_step_run_again_after_a_crash_changes_nothing_more(retail, monkeypatch):
+    """A crash after each step, then Step Functions' retry: one reservation, one order, one payment, one
+    invoice at Xendit (found by its external id, not opened twice), even when the crash came between opening
+    the invoice and recording it."""
+    checkout_id = retail.confirm_now()
+    saga = retail.saga
+    saga.reserve(checkout_id)
+    saga.reserve(checkout_id)
+    saga.place_orders(checkout_id)
+    saga.place_orders(checkout_id)
+    real_attach = saga.payments.attach_invoice
+
+    def crash(*args: Any, **kwargs: Any):
+        raise RuntimeError("crashed after Xendit opened the invoice")
+
+    monkeypatch.setattr(saga.payments, "attach_invoice", crash)
+    with pytest.raises(RuntimeError):
+        saga.create_payment(checkout_id)
+    monkeypatch.setattr(saga.payments, "attach_invoice", real_attach)
+    assert saga.create_payment(checkout_id)["status"] == "awaiting_payment"
+    assert saga.create_payment(checkout_id)["status"] == "awaiting_payment"
+    assert retail.reserved() == 2
+    assert len(retail.world.items("OrdersTable", "ORDER#")) == 1
+    invoices = requests.get(
+        f"{retail.world.xendit_url}/v2/invoices",
+        params={"external_id": retail.payment(checkout_id).id},
+        auth=(FAKE_SECRET_KEY, ""),
+        timeout=5,
+    ).json()
+    assert len(invoices) == 1
+
+
+def test_unpaid_checkout_expires_gives_stock_back_and_a_late_payment_is_refunded(retail):
+    """ORD-3: the payment window passed: checkout and orders expired, stock released, invoice expired at Xendit.
+    Money that arrives after that goes back (a refund), never reopens the checkout."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    retail.saga.await_payment(checkout_id, "token-1")
+    assert retail.saga.expire(checkout_id)["status"] == "expired"
+    assert retail.saga.expire(checkout_id)["status"] == "expired"  # run again: nothing more
+    assert retail.checkout(checkout_id).status == "expired"
+    assert [o.status for o in retail.orders(checkout_id)] == ["expired"]
+    assert retail.reserved() == 0
+    assert retail.payment(checkout_id).status == "expired"
+
+    callback = retail.world.invoice_callback({"payment": retail.payment(checkout_id).model_dump()})
+    assert callback.status == 200
+    assert retail.checkout(checkout_id).status == "expired"
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert (refund["reason"], refund["amount"]) == ("late_payment", retail.payment(checkout_id).amount)
+    assert retail.tokens.succeeded == []
+
+
+def test_payment_racing_the_timeout_has_exactly_one_outcome(retail, monkeypatch):
+    """The window closes exactly between the webhook reading the checkout and committing its capture: the
+    capture's transaction is refused (the checkout moved on), decided again as too late, and refunded. The
+    checkout is expired and only expired; the money is owed back, not kept."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    saga = retail.saga
+    real_on_paid = saga.on_paid
+    raced: list[str] = []
+
+    def on_paid_then_timeout(tx, paid_checkout_id):
+        outcome = real_on_paid(tx, paid_checkout_id)
+        if not raced:
+            # The saga's Expire task, as Step Functions invokes it (its own function and role).
+            raced.append(invoke("ExpireCheckoutFunction", {"checkout_id": paid_checkout_id})["status"])
+        return outcome
+
+    monkeypatch.setattr(saga, "on_paid", on_paid_then_timeout)
+    retail.pay_and_call_back(checkout_id)
+    assert raced == ["expired"]
+    assert retail.checkout(checkout_id).status == "expired"
+    assert [o.status for o in retail.orders(checkout_id)] == ["expired"]
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert refund["reason"] == "late_payment"
+
+
+def test_paid_before_the_timeout_step_runs_keeps_the_order(retail):
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    retail.pay_and_call_back(checkout_id)
+    assert retail.saga.expire(checkout_id)["status"] == "paid"
+    assert retail.reserved() == 2
+    assert retail.world.items("PaymentsTable", "REFUND#") == []
+
+
+def test_wallet_checkout_is_debited_at_once_and_a_short_wallet_is_refused(retail):
+    """WAL-1, CHK-5: the wallet pays the total at once, in the transaction that makes the order paid; a wallet
+    short of the total is 409 insufficient_funds before anything is held."""
+    with pytest.raises(Conflict) as short:
+        retail.confirm_now("wallet")
+    assert short.value.code == "insufficient_funds"
+    assert retail.reserved() == 0
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet", key="key-2")
+    assert retail.run_to_payment(checkout_id)["status"] == "paid"
+    assert retail.run_to_payment(checkout_id)["status"] == "paid"  # a retry debits nothing more
+    assert [o.status for o in retail.orders(checkout_id)] == ["paid"]
+    assert ledger().wallet_balance("buyer-1") == 50_000 - (20_000 + SHIPPING + TAX)
+
+
+def test_cash_on_delivery_creates_no_payment_and_goes_to_processing(retail):
+    """CHK-9."""
+    checkout_id = retail.confirm_now("cod")
+    assert retail.run_to_payment(checkout_id)["status"] == "processing"
+    assert [o.status for o in retail.orders(checkout_id)] == ["processing"]
+    assert retail.payment(checkout_id) is None
+    retail.saga.hold_for_fulfilment(checkout_id)
+    assert retail.reserved() == 2
+
+
+def test_a_price_rise_after_confirm_fails_the_checkout_and_compensates(retail):
+    """CHK-4, CHK-5: the saga revalidates; a price that rose fails the step, and the compensation releases the
+    stock and shows the buyer why. No order, no payment."""
+    checkout_id = retail.confirm_now()
+    retail.saga.reserve(checkout_id)
+    retail.set_price(15_000)
+    with pytest.raises(Conflict):
+        retail.saga.place_orders(checkout_id)
+    outcome = retail.saga.compensate(checkout_id, {"Error": "PriceChanged", "Cause": "..."})
+    assert outcome["status"] == "failed"
+    assert retail.saga.compensate(checkout_id, {"Error": "PriceChanged"})["status"] == "failed"
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.error.code) == ("failed", "price_changed")
+    assert retail.reserved() == 0
+    assert retail.world.items("OrdersTable", "ORDER#") == []
+    assert retail.payment(checkout_id) is None
+
+
+def test_a_paid_order_cancelled_by_its_buyer_is_refunded_and_its_stock_released(retail):
+    """ORD-3: cancelling a paid order refunds it to the channel (the whole invoice); the refund's completion
+    makes the order refunded; another buyer cannot cancel it, and an unpaid one is not cancelled here."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+    buyer = Principal("buyer-1", frozenset({Role.BUYER}))
+    with pytest.raises(Conflict):
+        retail.saga.cancel_order(buyer, order.id)  # pending_payment: it expires with its checkout
+    retail.pay_and_call_back(checkout_id)
+    with pytest.raises(NotFound):
+        retail.saga.cancel_order(Principal("buyer-2", frozenset({Role.BUYER})), order.id)
+
+    assert retail.saga.cancel_order(buyer, order.id).status == "cancelled"
+    assert retail.saga.cancel_order(buyer, order.id).status == "cancelled"  # again: nothing more
+    assert retail.reserved() == 0
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert (refund["reason"], refund["amount"]) == ("order_cancelled", order.total)
+    retail.world.deliver_queued("payment.refund_requested", "ProcessRefundsFunction")
+    [sent] = retail.world.items("PaymentsTable", "REFUND#")
+    assert retail.world.refund_callback(sent).status == 200
+    assert [o.status for o in retail.orders(checkout_id)] == ["refunded"]
+    assert retail.payment(checkout_id).status == "refunded"
+
+
+def test_a_wallet_paid_order_cancelled_goes_back_to_the_wallet_at_once(retail):
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+
+    cancelled = call_api(
+        "CancelOrderFunction", "POST", f"/v1/orders/{order.id}/cancel", claims=claims("buyer-1", "buyer")
+    )
+
+    assert (cancelled.status, cancelled.body["status"]) == (200, "cancelled")
+    assert ledger().wallet_balance("buyer-1") == 50_000
+    assert retail.reserved() == 0
+
+
+def test_a_payment_before_the_saga_kept_its_token_answers_the_wait_at_once(retail):
+    """The webhook can beat the wait: the saga's own wait step sees the checkout paid and succeeds its token."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    retail.pay_and_call_back(checkout_id)
+    assert retail.tokens.succeeded == []
+
+    retail.saga.await_payment(checkout_id, "token-late")
+
+    assert retail.tokens.succeeded == [("token-late", {"checkout_id": checkout_id, "status": "paid"})]
+
+
+def test_a_cart_changed_after_confirm_fails_the_checkout_with_our_own_message(retail):
+    """CHK-5: the cart is converted with the orders; one changed since confirm refuses the step, and the
+    compensation shows the buyer why, releasing what the checkout held."""
+    checkout_id = retail.confirm_now()
+    retail.saga.reserve(checkout_id)
+    composition.cart_service().add_item(BUYER, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    with pytest.raises(Conflict) as changed:
+        retail.saga.place_orders(checkout_id)
+    cause = json.dumps({"errorType": "Conflict", "errorMessage": changed.value.message})
+
+    retail.saga.compensate(checkout_id, {"Error": "Conflict", "Cause": cause})
+
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.error.message) == ("failed", "the cart changed since this checkout priced it")
+    assert retail.reserved() == 0
+    assert retail.world.items("OrdersTable", "ORDER#") == []
+
+
+def test_two_confirms_of_one_cart_at_once_make_one_checkout(retail, monkeypatch):
+    """CHK-6, deterministic race: a second confirm with the same key runs whole exactly between the first one's
+    reservation and its checkout write. Both answer the same checkout; one reservation; one saga name."""
+    from patungan.checkout import confirm as confirm_module
+
+    real_hold = confirm_module.hold_stock
+    second: list[str] = []
+
+    def hold_then_race(stock, checkout, window):
+        held = real_hold(stock, checkout, window)
+        if not second:
+            second.append("running")
+            second[0] = retail.confirm_now()
+        return held
+
+    monkeypatch.setattr(confirm_module, "hold_stock", hold_then_race)
+    first = retail.confirm_now()
+
+    assert second == [first]
+    assert retail.reserved() == 2
+    assert len(retail.world.items("OrdersTable", "CHECKOUT#")) == 1
+    assert set(retail.started.executions) == {first}
+
+
+def test_a_second_confirm_with_another_key_while_one_is_in_flight_is_429(retail, monkeypatch):
+    """CHK-6: one confirm per shopper in flight; the other is refused before it holds anything."""
+    from patungan.checkout import confirm as confirm_module
+
+    real_hold = confirm_module.hold_stock
+    refused: list[str] = []
+
+    def hold_then_race(stock, checkout, window):
+        if not refused:
+            refused.append("running")
+            with pytest.raises(RateLimited):
+                retail.confirm_now(key="key-other")
+            refused[0] = "refused"
+        return real_hold(stock, checkout, window)
+
+    monkeypatch.setattr(confirm_module, "hold_stock", hold_then_race)
+    retail.confirm_now()
+
+    assert refused == ["refused"]
+    assert retail.reserved() == 2
+
+
+def test_a_cancel_whose_stock_release_failed_releases_it_when_retried(retail, monkeypatch):
+    """A crash after the cancel committed (inventory down at the release): the retry, answered as cancelled,
+    still gives the stock back; nothing is refunded twice."""
+    checkout_id = retail.confirm_now("cod")
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+    buyer = Principal("buyer-1", frozenset({Role.BUYER}))
+    real_release = composition.stock_service().release
+
+    def down(*args: Any, **kwargs: Any):
+        raise DependencyUnavailable("the warehouse did not answer")
+
+    monkeypatch.setattr(composition.stock_service(), "release", down)
+    with pytest.raises(DependencyUnavailable):
+        retail.saga.cancel_order(buyer, order.id)
+    assert retail.reserved() == 2
+    monkeypatch.setattr(composition.stock_service(), "release", real_release)
+
+    assert retail.saga.cancel_order(buyer, order.id).status == "cancelled"
+    assert retail.reserved() == 0
+
+
+def test_a_wallet_drained_between_confirm_and_payment_fails_the_checkout_and_debits_nothing(retail):
+    """WAL-1 under a race: the debit is conditional on the balance when it is written, not on confirm's check.
+    The step is refused, the compensation releases the stock and shows insufficient_funds."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    retail.saga.reserve(checkout_id)
+    retail.saga.place_orders(checkout_id)
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=-40_000, reason="spent elsewhere"))
+
+    with pytest.raises(Conflict) as short:
+        retail.saga.create_payment(checkout_id)
+    retail.saga.compensate(checkout_id, {"Error": type(short.value).__name__})
+
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.error.code) == ("failed", "insufficient_funds")
+    assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
+    assert ledger().wallet_balance("buyer-1") == 10_000
+    assert retail.reserved() == 0
+
+
+def test_a_guest_checks_out_by_invoice_and_cannot_pay_from_a_wallet(retail):
+    """CHK-12: a guest (no customer id) confirms, pays and sees the checkout; nothing expects a customer id."""
+    guest = Shopper(guest_id="0f8fad5b-d9cb-469f-a165-70867728950e")
+    composition.cart_service().add_item(guest, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    with pytest.raises(BadRequest):
+        retail.confirm_now("wallet", shopper=guest)
+    checkout_id = retail.confirm_now(shopper=guest)
+    retail.run_to_payment(checkout_id)
+
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+    view = retail.confirm.get(guest, checkout_id)
+    assert (view.status, [o.user_id for o in view.orders]) == ("paid", [f"guest:{guest.guest_id}"])
+
+
+def test_coupon_usage_is_written_with_the_orders_and_given_back_when_the_checkout_expires(retail):
+    """PRM-2, ORD-3: a coupon with a limit of one is used by the first checkout whose orders are written (in
+    their transaction); a second checkout with it fails and is compensated; the first one's expiry gives the
+    use back, so the coupon can be used again."""
+    promotions = composition.promotion_service()
+    promotions.create(PromotionInput(code="SATU", kind="fixed", target="items", value=1, usage_limit=1))
+    other = Shopper(customer_id="buyer-2")
+    composition.cart_service().add_item(other, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    for shopper in (BUYER, other):
+        composition.cart_service().apply_coupon(shopper, "SATU", promotions)
+    first = retail.confirm_now(shopper=BUYER)
+    second = retail.confirm_now(shopper=other)
+    retail.run_to_payment(first)
+    retail.saga.reserve(second)
+    with pytest.raises(CouponNotEligible):
+        retail.saga.place_orders(second)
+    retail.saga.compensate(second, {"Error": "CouponNotEligible"})
+    assert promotions.get("SATU").used_count == 1
+    assert (retail.checkout(second).status, retail.checkout(second).error.code) == ("failed", "coupon_not_eligible")
+
+    retail.saga.expire(first)
+
+    assert promotions.get("SATU").used_count == 0
+    assert not promotions.is_redeemed("SATU", first)
+
+
+def test_a_paid_orders_stock_outlives_the_expiry_sweep(retail, monkeypatch):
+    """A paid order's reservation is held until it ships or is cancelled: the sweep that releases expired
+    holds, run long after the payment window, leaves it held (was: extended for at most an hour, then swept
+    back onto the shelf while the order waited for shipping)."""
+    checkout_id = retail.confirm_now("cod")
+    retail.run_to_payment(checkout_id)
+    retail.saga.hold_for_fulfilment(checkout_id)
+    later = FixedClock(composition.CLOCK.now() + timedelta(days=3))
+    monkeypatch.setattr(composition.stock_service(), "clock", later)
+
+    assert composition.stock_service().release_expired() == 0
+    assert retail.reserved() == 2
+
+
+def test_a_paid_callback_for_the_subtotal_is_quarantined_and_pays_nothing(retail):
+    """PAY-7, PAY-2: a PAID whose amount is not the checkout's total (say, its subtotal) is kept and alarmed,
+    never applied: the checkout still awaits its payment."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    payment = retail.payment(checkout_id)
+    subtotal = retail.checkout(checkout_id).quote.subtotal
+
+    lie = retail.world.invoice_callback({"payment": payment.model_dump()}, amount=subtotal, paid_amount=subtotal)
+
+    assert lie.body["status"] == "quarantined"
+    assert retail.checkout(checkout_id).status == "awaiting_payment"
+    assert [o.status for o in retail.orders(checkout_id)] == ["pending_payment"]
