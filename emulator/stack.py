@@ -237,13 +237,16 @@ def _forget_cached_clients() -> None:
 
 def _adopt_function_environment() -> None:
     """What our code reads from a function's environment at its cold start, read again for the function
-    about to run: the settings (a state machine ARN only the starter has), the secrets its role may read,
+    about to run: the settings and the services composed from them (a state machine ARN only the starter
+    has), the secrets its role may read,
     and the service name its logs and metrics carry (Powertools 3.37 keeps it on the process-wide Logger; without this every function
     logged the service of whichever was imported first)."""
+    from patungan import composition
     from patungan.core.config import get_settings
     from patungan.core.observability import logger, metrics
 
     get_settings.cache_clear()
+    composition.reset()  # services composed from another function's settings (GetCheckout's empty saga ARN)
     if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:  # not between invocations
         permissions.forget_secrets_of_other_functions(os.environ["AWS_LAMBDA_FUNCTION_NAME"])
     service = os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined")
