@@ -120,3 +120,31 @@ def test_an_unpaid_checkout_expires_and_gives_its_stock_back(api):
     assert checkout, shopping.checkout(checkout_id)
     assert [order["status"] for order in checkout["orders"]] == ["expired"]
     assert shopping.available() == 20
+
+
+def test_a_guest_confirms_and_follows_their_checkout_another_guest_cannot(api):
+    """API.md "Cart and checkout": confirm and GET /v1/checkout/{id} are for a buyer or a guest (CHK-12); the
+    gateway asked the guest to sign in (401) after letting them fill the cart and preview. Another guest → 404."""
+    product_id, _ = stocked_product(api)
+    guest = {"X-Guest-Id": str(uuid.uuid4())}
+    assert api.post("/v1/cart/items", json={"product_id": product_id, "quantity": 1}, headers=guest).status_code == 200
+    body = {"address": ADDRESS, "shipping_method_id": "jne:reg", "payment_method": "cod"}
+    preview = api.post("/v1/checkout/preview", json=body, headers=guest)
+    assert preview.status_code == 200, preview.text
+
+    confirmed = api.post(
+        "/v1/checkout/confirm",
+        json={**body, "prices_validated_at": preview.json()["prices_validated_at"]},
+        headers={**guest, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert confirmed.status_code == 202, confirmed.text
+    checkout_id = confirmed.json()["checkout_id"]
+
+    def processing() -> dict[str, Any] | None:
+        response = api.get(f"/v1/checkout/{checkout_id}", headers=guest)
+        assert response.status_code == 200, response.text
+        return response.json() if response.json()["status"] == "processing" else None
+
+    assert eventually(processing)
+    other_guest = {"X-Guest-Id": str(uuid.uuid4())}
+    assert api.get(f"/v1/checkout/{checkout_id}", headers=other_guest).status_code == 404
