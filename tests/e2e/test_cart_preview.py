@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.test_shipping_rates import stocked_product
+from tests.e2e.test_shipping_rates import courier_back_up, stocked_product  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -67,3 +67,20 @@ def test_a_guest_adds_to_the_cart_applies_a_coupon_previews_then_signs_in(api):
     assert [(li["product_id"], li["quantity"]) for li in merged.json()["items"]] == [(product_id, 3)]
     assert merged.json()["coupon_codes"] == [code]
     assert api.get("/v1/cart", headers=guest).json()["items"] == []
+
+
+@pytest.mark.usefixtures("courier_back_up")
+def test_a_preview_priced_with_the_fallback_rate_table_says_so(api):
+    """LOG-1 ("never silently"): with the courier down the preview's shipping comes from the rate tables; the
+    buyer is told in `warnings` before confirming at that price, as the rates route flags `source: fallback`."""
+    product_id, _ = stocked_product(api)
+    guest = {"X-Guest-Id": str(uuid.uuid4())}
+    assert api.post("/v1/cart/items", json={"product_id": product_id, "quantity": 1}, headers=guest).status_code == 200
+    body = {"address": ADDRESS, "shipping_method_id": "jne:reg", "payment_method": "cod"}
+    assert api.post("/v1/checkout/preview", json=body, headers=guest).json()["warnings"] == []
+
+    assert api.post("/_courier/simulate/outage", json={"mode": "down"}).status_code == 200
+    preview = api.post("/v1/checkout/preview", json=body, headers=guest)
+
+    assert preview.status_code == 200, preview.text
+    assert any("fallback" in warning for warning in preview.json()["warnings"]), preview.json()["warnings"]

@@ -33,7 +33,7 @@ from patungan.core.money import allocate
 from patungan.core.observability import logger
 from patungan.inventory.stock_models import StockLine
 from patungan.inventory.warehouses import Warehouse
-from patungan.logistics.models import ParcelItem, Place, Rate
+from patungan.logistics.models import ParcelItem, Place, Rate, RateSource
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ class CheckoutPricing:
         if request.payment_method == "wallet" and shopper.customer_id is None:
             raise field_error("payment_method", "sign in to pay from your wallet")
         destination = self._destination(shopper, request)
-        drafts, method = self._drafts(cart, destination, request.shipping_method_id)
+        drafts, method, shipping_warnings = self._drafts(cart, destination, request.shipping_method_id)
         promotions, warnings = self._promotions(cart.coupon_codes, shopper.customer_id)
         priced = price_orders(drafts, promotions, self.tax_basis_points)
         orders = priced.orders
@@ -226,7 +226,7 @@ class CheckoutPricing:
             discount=sum(o.discount + o.shipping_discount for o in orders),
             total=sum(o.total for o in orders),
             shipping_method=method,
-            warnings=[*warnings, *priced.warnings],
+            warnings=[*shipping_warnings, *warnings, *priced.warnings],
             coupons=priced.coupons,
             address=destination,
         )
@@ -251,13 +251,16 @@ class CheckoutPricing:
 
     def _drafts(
         self, cart: Cart, destination: PostalAddress, shipping_method_id: str
-    ) -> tuple[list[OrderDraft], ShippingMethod]:
+    ) -> tuple[list[OrderDraft], ShippingMethod, list[str]]:
+        """The orders to price, the shipping method and a warning per order priced from the fallback rate table
+        (LOG-1: the courier could not answer, never silently)."""
         products = {line.product_id: self.products(line.product_id) for line in cart.items}
 
         def seller(line_product_id: str) -> str:
             return products[line_product_id].seller_id or ""
 
         drafts: list[OrderDraft] = []
+        warnings: list[str] = []
         method: ShippingMethod | None = None
         lines = sorted(cart.items, key=lambda line: (seller(line.product_id), line.id))
         for seller_id, group in groupby(lines, key=lambda line: seller(line.product_id)):
@@ -286,9 +289,13 @@ class CheckoutPricing:
             method = ShippingMethod(
                 shipping_method_id=rate.shipping_method_id, courier=rate.courier, service=rate.service
             )
+            if rate.source == RateSource.FALLBACK:
+                warnings.append(
+                    f"shipping from {warehouse.id}: the courier did not answer; {rate.price} is the fallback rate"
+                )
             drafts.append(OrderDraft(seller_id or None, warehouse.id, tuple(priced), rate.price))
         assert method is not None  # the cart is not empty
-        return drafts, method
+        return drafts, method, warnings
 
     def _promotions(self, codes: Sequence[str], customer_id: str | None) -> tuple[list[Promotion], list[str]]:
         promotions: list[Promotion] = []
