@@ -148,3 +148,24 @@ def test_a_guest_confirms_and_follows_their_checkout_another_guest_cannot(api):
     assert eventually(processing)
     other_guest = {"X-Guest-Id": str(uuid.uuid4())}
     assert api.get(f"/v1/checkout/{checkout_id}", headers=other_guest).status_code == 404
+
+
+def test_a_confirm_retried_after_its_checkout_emptied_the_cart_answers_the_same_checkout(api):
+    """CHK-6, SYS-4: the same Idempotency-Key and the same body → the first response. The 202 lost on the way,
+    the app retries once the saga has converted the cart: it was told `400 cart_empty` for a checkout that
+    exists and waits for its payment."""
+    shopping = Shopping(api, "invoice")
+    preview = api.post("/v1/checkout/preview", shopping.buyer, json=shopping.body).json()
+    request = {
+        "json": {**shopping.body, "prices_validated_at": preview["prices_validated_at"]},
+        "headers": {"Idempotency-Key": uuid.uuid4().hex},
+    }
+    first = api.post("/v1/checkout/confirm", shopping.buyer, **request)
+    assert first.status_code == 202, first.text
+    shopping.reaches(first.json()["checkout_id"], "awaiting_payment")
+    assert api.get("/v1/cart", shopping.buyer).json()["items"] == []
+
+    retried = api.post("/v1/checkout/confirm", shopping.buyer, **request)
+
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["checkout_id"] == first.json()["checkout_id"]

@@ -1,6 +1,7 @@
 """A confirmed checkout as the saga drives it and GET /v1/checkout/{id} shows it (API.md "Checkout"), and its
 items in the Orders table: ``CHECKOUT#id`` (the idempotency record too: its id is derived from the buyer, the
-Idempotency-Key and the cart's hash, CHK-6) and ``CONFIRM_LOCK#owner`` (one confirm in flight per buyer)."""
+Idempotency-Key and the cart's hash, CHK-6), ``CONFIRM_KEY#…`` (the checkout a shopper's key named last) and
+``CONFIRM_LOCK#owner`` (one confirm in flight per buyer)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,10 @@ def _key(checkout_id: str) -> dict[str, str]:
     return {"pk": f"CHECKOUT#{checkout_id}", "sk": META}
 
 
+def _key_of_confirm(owner_key: str, idempotency_key: str) -> dict[str, str]:
+    return {"pk": f"CONFIRM_KEY#{keyed_id('key', owner_key, idempotency_key)}", "sk": META}
+
+
 class CheckoutRepository:
     def __init__(self, table: DynamoTable) -> None:
         self.table = table
@@ -122,6 +127,16 @@ class CheckoutRepository:
         self.table.update(
             _key(checkout_id), "SET stuck_step = :step, stuck_at = :at", values={":step": stuck_step, ":at": at}
         )
+
+    # ---- the confirm a shopper's Idempotency-Key named (CHK-6, SYS-4)
+    def remember_key(self, tx: Transaction, owner_key: str, idempotency_key: str, checkout_id: str) -> None:
+        """Add to ``tx``: the shopper's key names ``checkout_id``. The checkout's own id needs the cart it bought,
+        which its conversion empties; the same confirm retried after that answers this checkout, not cart_empty."""
+        tx.put(self.table, {**_key_of_confirm(owner_key, idempotency_key), "checkout_id": checkout_id})
+
+    def find_by_key(self, owner_key: str, idempotency_key: str) -> Checkout | None:
+        item = self.table.get(_key_of_confirm(owner_key, idempotency_key))
+        return None if item is None else self.find(item["checkout_id"])
 
     # ---- what the buyer's last preview showed (CHK-4)
     def remember_preview(self, owner_key: str, quote: Quote) -> None:

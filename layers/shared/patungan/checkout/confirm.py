@@ -104,6 +104,10 @@ class ConfirmService:
     def confirm(self, shopper: Shopper, request: ConfirmRequest, idempotency_key: str) -> Accepted:
         cart = self.carts.get_for(shopper)
         if not cart.items:
+            # The same confirm again after its checkout emptied the cart: that checkout (CHK-6, SYS-4).
+            replayed = self.checkouts.find_by_key(shopper.owner_key, idempotency_key)
+            if replayed is not None:
+                return self._started(replayed)
             raise BadRequest("the cart is empty", code="cart_empty")
         checkout_id = checkout_id_for(shopper.owner_key, idempotency_key, cart.content_hash())
         existing = self.checkouts.find(checkout_id)
@@ -116,14 +120,20 @@ class ConfirmService:
         now = self.clock.now()
         self.checkouts.lock(shopper.owner_key, checkout_id, to_iso(now), to_iso(now + self.settings.lock_for))
         try:
-            checkout = self._new_checkout(checkout_id, shopper, request, cart, previewed)
+            checkout = self._new_checkout(checkout_id, idempotency_key, shopper, request, cart, previewed)
         except DomainError:
             self.checkouts.unlock(shopper.owner_key, checkout_id)
             raise
         return self._started(checkout)
 
     def _new_checkout(
-        self, checkout_id: str, shopper: Shopper, request: ConfirmRequest, cart: Cart, previewed: dict[str, int]
+        self,
+        checkout_id: str,
+        idempotency_key: str,
+        shopper: Shopper,
+        request: ConfirmRequest,
+        cart: Cart,
+        previewed: dict[str, int],
     ) -> Checkout:
         quote = self.pricing.quote(
             shopper, CheckoutRequest.model_validate(request.model_dump(exclude={"prices_validated_at"})), cart
@@ -153,6 +163,7 @@ class ConfirmService:
         hold_stock(self.stock, checkout, self.settings.payment_window)
         tx = Transaction()
         self.checkouts.add(tx, checkout)
+        self.checkouts.remember_key(tx, shopper.owner_key, idempotency_key, checkout.id)
         try:
             tx.commit()
         except Conflict:  # the same confirm, twice at once: the first one's checkout is the answer
