@@ -17,7 +17,7 @@ from moto.dynamodb.responses import DynamoHandler
 from emulator.courier import LocalCourier
 from emulator.moto_patches import _serialised
 from patungan.adapters.dynamodb import Transaction
-from patungan.catalog.models import Organisation
+from patungan.catalog.models import Organisation, Variant
 from patungan.catalog.service import catalog_service
 from patungan.checkout.cart import Shopper
 from patungan.checkout.pricing import OrderLimits
@@ -26,11 +26,11 @@ from patungan.composition import cart_service, checkout_pricing, promotion_servi
 from patungan.core.clock import SystemClock
 from patungan.core.errors import Conflict
 from patungan.core.events import new_event
-from patungan.inventory.stock_models import StockLine
+from patungan.inventory.stock_models import MAX_RESERVATION_ITEMS, StockLine
 from tests.support.aws import local_aws
 from tests.support.lambdas import ApiResponse, call_api, claims
 from tests.support.servers import serving
-from tests.support.stock import StockWorld, receive, stock_world
+from tests.support.stock import StockWorld, add_product, receive, stock_world
 
 BUYER = claims("buyer-1", "buyer")
 OTHER_BUYER = claims("buyer-2", "buyer")
@@ -495,3 +495,18 @@ def test_a_sellers_coupon_takes_off_that_sellers_items_only(shop):
 
     assert (refused.status, refused.body["error"]["code"]) == (422, "coupon_not_eligible")
     assert "nothing from this coupon's seller" in refused.body["error"]["message"]
+
+
+def test_the_cart_holds_no_more_different_items_than_one_confirm_can_reserve(shop):
+    """CHK-8, CHK-11: a cart of 50 different items previewed fine and every confirm of it was refused (422 "at
+    most 40 distinct items per reservation"): a cart the buyer could never buy. The cart refuses the extra item."""
+    variants = [Variant(id=f"v{i}", name=f"V{i}", sku=f"SKU{i}", price_delta=0, price=10_000) for i in range(60)]
+    product = add_product("prd_many", variants=variants)
+    for variant in variants:
+        receive((shop.stock.warehouse.id, product.id, variant.id), 1)
+
+    added = [add(product.id, variant_id=variant.id, who=BUYER) for variant in variants[: MAX_RESERVATION_ITEMS + 1]]
+
+    assert [response.status for response in added[:MAX_RESERVATION_ITEMS]] == [200] * MAX_RESERVATION_ITEMS
+    assert added[-1].status == 422, added[-1].body
+    assert len(cart(BUYER).body["items"]) == MAX_RESERVATION_ITEMS

@@ -12,6 +12,8 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 
+from patungan.inventory.stock_models import MAX_RESERVATION_ITEMS
+
 
 class ShippingFallbackRate(BaseModel):
     """One line of the rate table quoted when the courier cannot answer (LOG-1): ``base_price`` plus
@@ -112,7 +114,8 @@ class Settings(BaseModel):
     # checkout total's bounds (CHK-8; IDR).
     cart_table: str = Field("", alias="CART_TABLE")
     promotions_table: str = Field("", alias="PROMOTIONS_TABLE")
-    cart_max_lines: int = Field(50, alias="CART_MAX_LINES", ge=1, le=100)
+    # At most what one confirm reserves (a bigger cart previews and can never be bought; CHK-8).
+    cart_max_lines: int = Field(MAX_RESERVATION_ITEMS, alias="CART_MAX_LINES", ge=1, le=MAX_RESERVATION_ITEMS)
     cart_max_quantity: int = Field(1000, alias="CART_MAX_QUANTITY", ge=1, le=1_000_000)
     tax_basis_points: int = Field(1100, alias="TAX_BASIS_POINTS", ge=0, le=10_000)
     checkout_min_order_amount: int = Field(1000, alias="CHECKOUT_MIN_ORDER_AMOUNT", ge=0)
