@@ -585,3 +585,64 @@ def test_a_paid_callback_for_the_subtotal_is_quarantined_and_pays_nothing(retail
     assert lie.body["status"] == "quarantined"
     assert retail.checkout(checkout_id).status == "awaiting_payment"
     assert [o.status for o in retail.orders(checkout_id)] == ["pending_payment"]
+
+
+def test_a_payment_that_cannot_be_created_keeps_the_stock_for_a_retry_and_tells_the_buyer(retail, monkeypatch):
+    """CHK-7 (the review's "reservations lost on payment failure"): Xendit down past the step's retries; the saga
+    keeps the checkout, its orders, coupon use and reservations (extended past the retry wait), shows the buyer an
+    actionable error, and the retry after the wait opens the invoice for the total on the same reservations."""
+    checkout_id = retail.confirm_now()
+    retail.saga.reserve(checkout_id)
+    retail.saga.place_orders(checkout_id)
+    real_open = retail.saga.payments.open_invoice
+
+    def down(*args: Any, **kwargs: Any):
+        raise DependencyUnavailable("Xendit did not answer")
+
+    monkeypatch.setattr(retail.saga.payments, "open_invoice", down)
+    with pytest.raises(DependencyUnavailable):
+        retail.saga.create_payment(checkout_id)
+    error = {"Error": "DependencyUnavailable", "Cause": json.dumps({"errorMessage": "Xendit did not answer"})}
+    # As Step Functions invokes it (its own function and role), and again (a retried step): the same answer.
+    kept = invoke("KeepCheckoutForPaymentRetryFunction", {"checkout_id": checkout_id, "error": error})
+    assert invoke("KeepCheckoutForPaymentRetryFunction", {"checkout_id": checkout_id, "error": error}) == kept
+
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.error.code) == ("pending", "payment_unavailable")
+    assert "nothing was charged" in checkout.error.message and "reserved" in checkout.error.message
+    assert [o.status for o in retail.orders(checkout_id)] == ["pending_payment"]
+    assert retail.reserved() == 2
+    [reservation_id] = checkout.reservation_ids
+    held_until = composition.stock_service().stock.get_reservation(reservation_id).expires_at
+    # Held past the wait for the retry plus a whole payment window after it.
+    assert held_until >= to_iso(composition.CLOCK.now() + 3 * timedelta(minutes=15))
+    assert kept["retry_in_seconds"] == 15 * 60
+
+    monkeypatch.setattr(retail.saga.payments, "open_invoice", real_open)
+    assert retail.saga.create_payment(checkout_id)["status"] == "awaiting_payment"
+    checkout = retail.checkout(checkout_id)
+    assert checkout.error is None
+    assert retail.payment(checkout_id).amount == checkout.quote.total
+    assert retail.reserved() == 2
+
+
+def test_the_machine_waits_and_retries_a_payment_it_could_not_create_before_compensating():
+    """CHK-7 in the state machine: DependencyUnavailable past CreatePayment's retries goes to KeepForPaymentRetry,
+    a wait of the payment window, and RetryPayment; only RetryPayment's failure compensates. Every one of those
+    retries and, failing, compensates or records the checkout stuck (never a silent end)."""
+    with open("statemachines/checkout.asl.json") as definition:
+        states = json.load(definition)["States"]
+    create_catches = {tuple(c["ErrorEquals"]): c["Next"] for c in states["CreatePayment"]["Catch"]}
+    assert create_catches == {("DependencyUnavailable",): "KeepForPaymentRetry", ("States.ALL",): "Compensate"}
+    assert states["KeepForPaymentRetry"]["Next"] == "WaitToRetryPayment"
+    assert states["KeepForPaymentRetry"]["Catch"][0]["Next"] == "Compensate"
+    assert states["WaitToRetryPayment"] == {
+        "Type": "Wait",
+        "Comment": states["WaitToRetryPayment"]["Comment"],
+        "SecondsPath": "$.kept.retry_in_seconds",
+        "Next": "RetryPayment",
+    }
+    retry = states["RetryPayment"]
+    assert (retry["Resource"], retry["Next"]) == (states["CreatePayment"]["Resource"], "PaymentCreated")
+    assert [c["Next"] for c in retry["Catch"]] == ["Compensate"]
+    assert "DependencyUnavailable" in retry["Retry"][0]["ErrorEquals"]
