@@ -646,3 +646,19 @@ def test_the_machine_waits_and_retries_a_payment_it_could_not_create_before_comp
     assert (retry["Resource"], retry["Next"]) == (states["CreatePayment"]["Resource"], "PaymentCreated")
     assert [c["Next"] for c in retry["Catch"]] == ["Compensate"]
     assert "DependencyUnavailable" in retry["Retry"][0]["ErrorEquals"]
+
+
+def test_an_order_cancelled_before_the_fulfilment_hold_does_not_stick_the_saga(retail):
+    """ORD-3 racing the saga: the buyer cancels the paid order between the payment and the HoldForFulfilment
+    step. The step holds what is still sold (nothing here) instead of failing on the released reservation and
+    sending the checkout to RecordStuck; the stock stays released, the refund stands."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    assert retail.run_to_payment(checkout_id)["status"] == "paid"
+    [order] = retail.orders(checkout_id)
+    retail.saga.cancel_order(Principal("buyer-1", frozenset({Role.BUYER})), order.id)
+
+    assert retail.saga.hold_for_fulfilment(checkout_id)["status"] == "paid"
+
+    assert retail.reserved() == 0
+    assert ledger().wallet_balance("buyer-1") == 50_000

@@ -289,7 +289,17 @@ class CheckoutSaga:
         checkout = self.checkouts.get(checkout_id)
         if checkout.status not in ("paid", "processing"):
             raise Conflict(f"checkout {checkout.id} is {checkout.status}, not paid", code="illegal_transition")
-        self.stock.hold_until_ended(checkout.reservation_ids)
+        # An order the buyer cancelled since the payment released its own stock (ORD-3): hold only what is still
+        # sold. A refusal with an order cancelled meanwhile is decided again; with none, it is real and raised.
+        sold = self._still_sold(checkout)
+        while sold:
+            try:
+                self.stock.hold_until_ended(sold)
+                break
+            except Conflict:
+                before, sold = sold, self._still_sold(checkout)
+                if sold == before:
+                    raise
         return {"checkout_id": checkout.id, "status": checkout.status}
 
     # ------------------------------------------------------------------ what the payment webhook does
@@ -472,6 +482,14 @@ class CheckoutSaga:
         if not checkout.orders_placed:
             return []
         return [self.orders.repository.get(order_id) for order_id in checkout.order_ids]
+
+    def _still_sold(self, checkout: Checkout) -> list[str]:
+        """The reservations of the checkout's orders that are not cancelled (each order has its own)."""
+        return [
+            reservation_id
+            for reservation_id, order in zip(checkout.reservation_ids, self._placed(checkout), strict=True)
+            if order.status not in ("cancelled", "refunded")
+        ]
 
     def _release(self, checkout: Checkout) -> None:
         for reservation_id in checkout.reservation_ids:
