@@ -662,3 +662,30 @@ def test_an_order_cancelled_before_the_fulfilment_hold_does_not_stick_the_saga(r
 
     assert retail.reserved() == 0
     assert ledger().wallet_balance("buyer-1") == 50_000
+
+
+def test_paid_callbacks_that_lie_about_currency_or_invoice_pay_nothing(retail):
+    """PAY-7, PAY-2: a PAID in another currency, naming another invoice, or naming this checkout's payment with
+    another checkout's invoice is quarantined; neither checkout is paid; the honest PAID still pays this one."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    other_buyer = Shopper(customer_id="buyer-2")
+    composition.cart_service().add_item(other_buyer, CartItemInput(product_id=retail.stock.product.id, quantity=2))
+    other_id = retail.confirm_now(shopper=other_buyer)
+    retail.run_to_payment(other_id)
+    payment, other_payment = retail.payment(checkout_id), retail.payment(other_id)
+    assert payment.amount == other_payment.amount  # the same total: only the ids tell them apart
+
+    lies = [
+        retail.world.invoice_callback({"payment": payment.model_dump()}, currency="USD"),
+        retail.world.invoice_callback({"payment": payment.model_dump()}, id="inv_made_up"),
+        retail.world.invoice_callback({"payment": payment.model_dump()}, id=other_payment.invoice_id),
+    ]
+
+    assert [lie.body["status"] for lie in lies] == ["quarantined"] * 3
+    assert (retail.checkout(checkout_id).status, retail.checkout(other_id).status) == (
+        "awaiting_payment",
+        "awaiting_payment",
+    )
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+    assert retail.checkout(other_id).status == "awaiting_payment"
