@@ -217,3 +217,25 @@ def test_a_price_rise_between_confirm_and_the_orders_fails_the_saga_charging_not
     assert (shop.checkout(checkout_id).status, shop.checkout(checkout_id).error.code) == ("failed", "price_changed")
     assert shop.reserved() == 0
     assert shop.payment(checkout_id) is None
+
+
+def test_a_coupon_used_up_between_preview_and_confirm_is_a_total_that_rose_and_is_refused(shop):
+    """CHK-4 "the buyer never pays more than the preview showed": no unit price rose, but the coupon the preview
+    applied was used up by another buyer since, so the engine leaves it out and the total rises. Confirm refuses
+    with price_changed, reserving nothing, instead of charging more than the preview showed."""
+    coupons(PromotionInput(code="SATU", kind="fixed", target="items", value=2_000, usage_limit=1))
+    other = Shopper(customer_id="buyer-2")
+    composition.cart_service().add_item(other, CartItemInput(product_id=shop.stock.product.id, quantity=1))
+    composition.cart_service().apply_coupon(other, "SATU", composition.promotion_service())
+    quote = shop.preview()
+    assert quote["discount"] == 2_000
+    theirs = shop.confirm_now(shop.preview(other), shopper=other)
+    shop.run_to_payment(theirs)  # their orders used the coupon up
+    assert shop.reserved() == 1
+
+    with pytest.raises(Conflict) as refused:
+        shop.confirm_now(quote)
+
+    assert refused.value.code == "price_changed"
+    assert shop.reserved() == 1
+    assert shop.started.executions == [theirs]
