@@ -691,3 +691,36 @@ def test_paid_callbacks_that_lie_about_currency_or_invoice_pay_nothing(retail):
     )
     assert retail.pay_and_call_back(checkout_id) == "paid"
     assert retail.checkout(other_id).status == "awaiting_payment"
+
+
+@pytest.mark.parametrize("step", ["expire", "compensate"])
+def test_a_compensation_crashing_after_its_commit_finishes_when_retried(retail, monkeypatch, step):
+    """A crash after the expiry's or the compensation's transaction (inventory down at the release), then Step
+    Functions' retry: the stock is released, the coupon use given back exactly once, the orders moved once."""
+    promotions = composition.promotion_service()
+    promotions.create(PromotionInput(code="SATU", kind="fixed", target="items", value=1, usage_limit=1))
+    composition.cart_service().apply_coupon(BUYER, "SATU", promotions)
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    assert promotions.get("SATU").used_count == 1
+    run = {
+        "expire": lambda: retail.saga.expire(checkout_id),
+        "compensate": lambda: retail.saga.compensate(checkout_id, {"Error": "States.Timeout"}),
+    }[step]
+    real_release = composition.stock_service().release
+
+    def down(*args: Any, **kwargs: Any):
+        raise DependencyUnavailable("the warehouse did not answer")
+
+    monkeypatch.setattr(composition.stock_service(), "release", down)
+    with pytest.raises(DependencyUnavailable):
+        run()
+    assert retail.reserved() == 2
+    monkeypatch.setattr(composition.stock_service(), "release", real_release)
+
+    run()
+    run()
+
+    assert retail.reserved() == 0
+    assert promotions.get("SATU").used_count == 0
+    assert [o.status for o in retail.orders(checkout_id)] == [{"expire": "expired", "compensate": "cancelled"}[step]]
