@@ -34,6 +34,7 @@ OUTCOMES = {
     "wallet or COD": {"PaymentCreated": "HoldForFulfilment"},
     "invoice, expired": {"PaymentCreated": "WaitForPayment", "WaitForPayment": "Expire", "ExpiredOrPaid": "Settled"},
     "failed step, compensated": {"ReserveStock": "Compensate"},
+    "payment unavailable, retried, paid": {"CreatePayment": "KeepForPaymentRetry", "PaymentCreated": "WaitForPayment"},
 }
 
 

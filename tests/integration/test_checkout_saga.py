@@ -276,6 +276,8 @@ def test_unpaid_checkout_expires_gives_stock_back_and_a_late_payment_is_refunded
 
     callback = retail.world.invoice_callback({"payment": retail.payment(checkout_id).model_dump()})
     assert callback.status == 200
+    again = retail.world.invoice_callback({"payment": retail.payment(checkout_id).model_dump()})  # Xendit retries
+    assert again.status == 200
     assert retail.checkout(checkout_id).status == "expired"
     [refund] = retail.world.items("PaymentsTable", "REFUND#")
     assert (refund["reason"], refund["amount"]) == ("late_payment", retail.payment(checkout_id).amount)
@@ -585,3 +587,140 @@ def test_a_paid_callback_for_the_subtotal_is_quarantined_and_pays_nothing(retail
     assert lie.body["status"] == "quarantined"
     assert retail.checkout(checkout_id).status == "awaiting_payment"
     assert [o.status for o in retail.orders(checkout_id)] == ["pending_payment"]
+
+
+def test_a_payment_that_cannot_be_created_keeps_the_stock_for_a_retry_and_tells_the_buyer(retail, monkeypatch):
+    """CHK-7 (the review's "reservations lost on payment failure"): Xendit down past the step's retries; the saga
+    keeps the checkout, its orders, coupon use and reservations (extended past the retry wait), shows the buyer an
+    actionable error, and the retry after the wait opens the invoice for the total on the same reservations."""
+    checkout_id = retail.confirm_now()
+    retail.saga.reserve(checkout_id)
+    retail.saga.place_orders(checkout_id)
+    real_open = retail.saga.payments.open_invoice
+
+    def down(*args: Any, **kwargs: Any):
+        raise DependencyUnavailable("Xendit did not answer")
+
+    monkeypatch.setattr(retail.saga.payments, "open_invoice", down)
+    with pytest.raises(DependencyUnavailable):
+        retail.saga.create_payment(checkout_id)
+    error = {"Error": "DependencyUnavailable", "Cause": json.dumps({"errorMessage": "Xendit did not answer"})}
+    # As Step Functions invokes it (its own function and role), and again (a retried step): the same answer.
+    kept = invoke("KeepCheckoutForPaymentRetryFunction", {"checkout_id": checkout_id, "error": error})
+    assert invoke("KeepCheckoutForPaymentRetryFunction", {"checkout_id": checkout_id, "error": error}) == kept
+
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.error.code) == ("pending", "payment_unavailable")
+    assert "nothing was charged" in checkout.error.message and "reserved" in checkout.error.message
+    assert [o.status for o in retail.orders(checkout_id)] == ["pending_payment"]
+    assert retail.reserved() == 2
+    [reservation_id] = checkout.reservation_ids
+    held_until = composition.stock_service().stock.get_reservation(reservation_id).expires_at
+    # Held past the wait for the retry plus a whole payment window after it.
+    assert held_until >= to_iso(composition.CLOCK.now() + 3 * timedelta(minutes=15))
+    assert kept["retry_in_seconds"] == 15 * 60
+
+    monkeypatch.setattr(retail.saga.payments, "open_invoice", real_open)
+    assert retail.saga.create_payment(checkout_id)["status"] == "awaiting_payment"
+    checkout = retail.checkout(checkout_id)
+    assert checkout.error is None
+    assert retail.payment(checkout_id).amount == checkout.quote.total
+    assert retail.reserved() == 2
+
+
+def test_the_machine_waits_and_retries_a_payment_it_could_not_create_before_compensating():
+    """CHK-7 in the state machine: DependencyUnavailable past CreatePayment's retries goes to KeepForPaymentRetry,
+    a wait of the payment window, and RetryPayment; only RetryPayment's failure compensates. Every one of those
+    retries and, failing, compensates or records the checkout stuck (never a silent end)."""
+    with open("statemachines/checkout.asl.json") as definition:
+        states = json.load(definition)["States"]
+    create_catches = {tuple(c["ErrorEquals"]): c["Next"] for c in states["CreatePayment"]["Catch"]}
+    assert create_catches == {("DependencyUnavailable",): "KeepForPaymentRetry", ("States.ALL",): "Compensate"}
+    assert states["KeepForPaymentRetry"]["Next"] == "WaitToRetryPayment"
+    assert states["KeepForPaymentRetry"]["Catch"][0]["Next"] == "Compensate"
+    assert states["WaitToRetryPayment"] == {
+        "Type": "Wait",
+        "Comment": states["WaitToRetryPayment"]["Comment"],
+        "SecondsPath": "$.kept.retry_in_seconds",
+        "Next": "RetryPayment",
+    }
+    retry = states["RetryPayment"]
+    assert (retry["Resource"], retry["Next"]) == (states["CreatePayment"]["Resource"], "PaymentCreated")
+    assert [c["Next"] for c in retry["Catch"]] == ["Compensate"]
+    assert "DependencyUnavailable" in retry["Retry"][0]["ErrorEquals"]
+
+
+def test_an_order_cancelled_before_the_fulfilment_hold_does_not_stick_the_saga(retail):
+    """ORD-3 racing the saga: the buyer cancels the paid order between the payment and the HoldForFulfilment
+    step. The step holds what is still sold (nothing here) instead of failing on the released reservation and
+    sending the checkout to RecordStuck; the stock stays released, the refund stands."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    assert retail.run_to_payment(checkout_id)["status"] == "paid"
+    [order] = retail.orders(checkout_id)
+    retail.saga.cancel_order(Principal("buyer-1", frozenset({Role.BUYER})), order.id)
+
+    assert retail.saga.hold_for_fulfilment(checkout_id)["status"] == "paid"
+
+    assert retail.reserved() == 0
+    assert ledger().wallet_balance("buyer-1") == 50_000
+
+
+def test_paid_callbacks_that_lie_about_currency_or_invoice_pay_nothing(retail):
+    """PAY-7, PAY-2: a PAID in another currency, naming another invoice, or naming this checkout's payment with
+    another checkout's invoice is quarantined; neither checkout is paid; the honest PAID still pays this one."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    other_buyer = Shopper(customer_id="buyer-2")
+    composition.cart_service().add_item(other_buyer, CartItemInput(product_id=retail.stock.product.id, quantity=2))
+    other_id = retail.confirm_now(shopper=other_buyer)
+    retail.run_to_payment(other_id)
+    payment, other_payment = retail.payment(checkout_id), retail.payment(other_id)
+    assert payment.amount == other_payment.amount  # the same total: only the ids tell them apart
+
+    lies = [
+        retail.world.invoice_callback({"payment": payment.model_dump()}, currency="USD"),
+        retail.world.invoice_callback({"payment": payment.model_dump()}, id="inv_made_up"),
+        retail.world.invoice_callback({"payment": payment.model_dump()}, id=other_payment.invoice_id),
+    ]
+
+    assert [lie.body["status"] for lie in lies] == ["quarantined"] * 3
+    assert (retail.checkout(checkout_id).status, retail.checkout(other_id).status) == (
+        "awaiting_payment",
+        "awaiting_payment",
+    )
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+    assert retail.checkout(other_id).status == "awaiting_payment"
+
+
+@pytest.mark.parametrize("step", ["expire", "compensate"])
+def test_a_compensation_crashing_after_its_commit_finishes_when_retried(retail, monkeypatch, step):
+    """A crash after the expiry's or the compensation's transaction (inventory down at the release), then Step
+    Functions' retry: the stock is released, the coupon use given back exactly once, the orders moved once."""
+    promotions = composition.promotion_service()
+    promotions.create(PromotionInput(code="SATU", kind="fixed", target="items", value=1, usage_limit=1))
+    composition.cart_service().apply_coupon(BUYER, "SATU", promotions)
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    assert promotions.get("SATU").used_count == 1
+    run = {
+        "expire": lambda: retail.saga.expire(checkout_id),
+        "compensate": lambda: retail.saga.compensate(checkout_id, {"Error": "States.Timeout"}),
+    }[step]
+    real_release = composition.stock_service().release
+
+    def down(*args: Any, **kwargs: Any):
+        raise DependencyUnavailable("the warehouse did not answer")
+
+    monkeypatch.setattr(composition.stock_service(), "release", down)
+    with pytest.raises(DependencyUnavailable):
+        run()
+    assert retail.reserved() == 2
+    monkeypatch.setattr(composition.stock_service(), "release", real_release)
+
+    run()
+    run()
+
+    assert retail.reserved() == 0
+    assert promotions.get("SATU").used_count == 0
+    assert [o.status for o in retail.orders(checkout_id)] == [{"expire": "expired", "compensate": "cancelled"}[step]]

@@ -51,9 +51,10 @@ def local_xendit_server() -> Iterator[tuple[LocalXendit, str]]:
 
 
 @contextmanager
-def group_buy_world() -> Iterator[GroupBuyWorld]:
-    """Local AWS with the Xendit secrets in SSM, the local Xendit, and a factory with a product."""
-    with local_xendit_server() as (xendit, url), local_aws({"XENDIT_API_URL": url}) as aws:
+def group_buy_world(environment: dict[str, str] | None = None) -> Iterator[GroupBuyWorld]:
+    """Local AWS with the Xendit secrets in SSM, the local Xendit, and a factory with a product; ``environment``
+    adds to the functions' settings (e.g. the local courier's URL)."""
+    with local_xendit_server() as (xendit, url), local_aws({"XENDIT_API_URL": url, **(environment or {})}) as aws:
         ssm = boto3.client("ssm")
         ssm.put_parameter(
             Name=aws.environment["XENDIT_SECRET_KEY_PARAMETER"], Value=FAKE_SECRET_KEY, Type="SecureString"

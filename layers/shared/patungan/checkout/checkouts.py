@@ -5,6 +5,7 @@ Idempotency-Key and the cart's hash, CHK-6), ``CONFIRM_KEY#…`` (the checkout a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -27,6 +28,15 @@ CHECKOUT_TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset({"pending", "awaiting_payment"}),
 }
 _KEYS = {"pk", "sk", "stuck_step", "stuck_at"}
+
+
+@dataclass(frozen=True)
+class Previewed:
+    """What a preview showed the shopper (CHK-4): unit prices by line, and the total (None: a preview remembered
+    before totals were)."""
+
+    prices: dict[str, int]
+    total: int | None
 
 
 class CheckoutError(BaseModel):
@@ -140,7 +150,7 @@ class CheckoutRepository:
 
     # ---- what the buyer's last preview showed (CHK-4)
     def remember_preview(self, owner_key: str, quote: Quote) -> None:
-        """The unit prices a preview showed, under the shopper: confirm refuses any that rose since."""
+        """The unit prices and the total a preview showed, under the shopper: confirm refuses any that rose since."""
         prices = {line_key(line.product_id, line.variant_id): line.unit_price for o in quote.orders for line in o.lines}
         self.table.put(
             {
@@ -148,15 +158,19 @@ class CheckoutRepository:
                 "sk": META,
                 "prices_validated_at": quote.prices_validated_at,
                 "prices": prices,
+                "total": quote.total,
             }
         )
 
-    def previewed_prices(self, owner_key: str, prices_validated_at: str) -> dict[str, int] | None:
-        """The prices of the shopper's preview at ``prices_validated_at``; None when that is not their last one."""
+    def previewed(self, owner_key: str, prices_validated_at: str) -> Previewed | None:
+        """What the shopper's preview at ``prices_validated_at`` showed; None when that is not their last one."""
         item = self.table.get({"pk": f"PREVIEW#{owner_key}", "sk": META})
         if item is None or item.get("prices_validated_at") != prices_validated_at:
             return None
-        return {key: int(price) for key, price in item["prices"].items()}
+        return Previewed(
+            prices={key: int(price) for key, price in item["prices"].items()},
+            total=int(item["total"]) if "total" in item else None,
+        )
 
     # ---- one confirm in flight per buyer (CHK-6)
     def lock(self, owner_id: str, checkout_id: str, now: str, until: str) -> None:

@@ -16,7 +16,14 @@ from pydantic import BaseModel, Field
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.checkout.cart import Cart, Shopper
-from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository, checkout_id_for, line_key
+from patungan.checkout.checkouts import (
+    Checkout,
+    CheckoutError,
+    CheckoutRepository,
+    Previewed,
+    checkout_id_for,
+    line_key,
+)
 from patungan.checkout.quote import CheckoutRequest, Quote
 from patungan.checkout.saga import hold_stock
 from patungan.core.clock import Clock, parse_iso, to_iso
@@ -114,7 +121,7 @@ class ConfirmService:
         if existing is not None:  # the same key and the same cart: the same checkout (CHK-6)
             return self._started(existing)
         self._fresh_preview(request.prices_validated_at)
-        previewed = self.checkouts.previewed_prices(shopper.owner_key, request.prices_validated_at)
+        previewed = self.checkouts.previewed(shopper.owner_key, request.prices_validated_at)
         if previewed is None:
             raise Conflict("that is not your last preview: preview again", code="prices_stale")
         now = self.clock.now()
@@ -133,7 +140,7 @@ class ConfirmService:
         shopper: Shopper,
         request: ConfirmRequest,
         cart: Cart,
-        previewed: dict[str, int],
+        previewed: Previewed,
     ) -> Checkout:
         quote = self.pricing.quote(
             shopper, CheckoutRequest.model_validate(request.model_dump(exclude={"prices_validated_at"})), cart
@@ -211,22 +218,31 @@ class ConfirmService:
         )
 
 
-def _refuse_risen_prices(previewed: dict[str, int], quote: Quote) -> None:
+def _refuse_risen_prices(previewed: Previewed, quote: Quote) -> None:
     """CHK-4: the buyer never pays more than the preview showed; a price that fell is passed on. Refused before
-    anything is reserved or charged. A line the preview did not show is a changed cart: preview again."""
+    anything is reserved or charged. A line the preview did not show is a changed cart: preview again. A total
+    above the preview's with no unit price risen (a coupon used up or ended since, a shipping rate risen) is
+    refused the same way, naming no line."""
+    prices = previewed.prices
     risen = [
         {
             "product_id": line.product_id,
             "variant_id": line.variant_id,
-            "previous_unit_price": previewed.get(key),
+            "previous_unit_price": prices.get(key),
             "unit_price": line.unit_price,
         }
         for order in quote.orders
         for line in order.lines
-        if (key := line_key(line.product_id, line.variant_id)) not in previewed or line.unit_price > previewed[key]
+        if (key := line_key(line.product_id, line.variant_id)) not in prices or line.unit_price > prices[key]
     ]
     if risen:
         raise Conflict("a price rose since the preview: preview again", code="price_changed", details=risen)
+    if previewed.total is not None and quote.total > previewed.total:
+        raise Conflict(
+            f"the total rose from {previewed.total} to {quote.total} since the preview (a coupon or shipping "
+            "changed): preview again",
+            code="price_changed",
+        )
 
 
 def _destination(quote: Quote) -> dict[str, Any]:

@@ -155,6 +155,39 @@ class CheckoutSaga:
         self.checkouts.unlock(checkout.buyer.owner_key, checkout.id)  # no longer in flight (CHK-6)
         return outcome
 
+    def keep_for_payment_retry(self, checkout_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
+        """CHK-7: the payment could not be created (the provider kept failing past the step's retries). Nothing is
+        undone: the orders, the coupon use and the reservations stay, the reservations held past the wait for the
+        retry plus a whole payment window, and the buyer is told that nothing was charged, that the items stay
+        reserved and when the payment is tried again. Answers the wait before that retry (``retry_in_seconds``);
+        a checkout that moved on meanwhile is answered as it stands. A reservation lost already fails this step
+        (409): the state machine compensates."""
+        retry_in = self.times.payment_window
+        logger.warning(
+            "checkout payment not created; kept for a retry", extra={"checkout_id": checkout_id, **(error or {})}
+        )
+
+        def once() -> str:
+            checkout = self.checkouts.get(checkout_id)
+            if checkout.status != "pending":
+                return checkout.status
+            self.stock.extend(checkout.reservation_ids, retry_in + self.times.payment_window * 2)
+            retry_at = to_iso(self.clock.now() + retry_in)
+            kept = CheckoutError(
+                code="payment_unavailable",
+                message=(
+                    "the payment could not be created yet: nothing was charged and your items stay reserved; we try "
+                    f"again at {retry_at}, then this checkout shows how to pay"
+                ),
+            )
+            tx = Transaction()
+            self.checkouts.change(tx, checkout, error=kept, updated_at=self._now())
+            tx.commit()
+            return checkout.status
+
+        status = retry_stale(once, ATTEMPTS)
+        return {"checkout_id": checkout_id, "status": status, "retry_in_seconds": int(retry_in.total_seconds())}
+
     def _open_invoice(self, checkout: Checkout) -> dict[str, Any]:
         payment = self.payments.repository.find_payment(checkout.retail_payment_id)
         if payment is None:
@@ -191,6 +224,7 @@ class CheckoutSaga:
                 status="awaiting_payment",
                 payment_id=fresh.id,
                 invoice_url=invoice.invoice_url,
+                error=None,  # a payment_unavailable shown while it was retried (CHK-7) is past
                 updated_at=self._now(),
             )
             for order in self._placed(current):
@@ -255,7 +289,17 @@ class CheckoutSaga:
         checkout = self.checkouts.get(checkout_id)
         if checkout.status not in ("paid", "processing"):
             raise Conflict(f"checkout {checkout.id} is {checkout.status}, not paid", code="illegal_transition")
-        self.stock.hold_until_ended(checkout.reservation_ids)
+        # An order the buyer cancelled since the payment released its own stock (ORD-3): hold only what is still
+        # sold. A refusal with an order cancelled meanwhile is decided again; with none, it is real and raised.
+        sold = self._still_sold(checkout)
+        while sold:
+            try:
+                self.stock.hold_until_ended(sold)
+                break
+            except Conflict:
+                before, sold = sold, self._still_sold(checkout)
+                if sold == before:
+                    raise
         return {"checkout_id": checkout.id, "status": checkout.status}
 
     # ------------------------------------------------------------------ what the payment webhook does
@@ -439,6 +483,14 @@ class CheckoutSaga:
             return []
         return [self.orders.repository.get(order_id) for order_id in checkout.order_ids]
 
+    def _still_sold(self, checkout: Checkout) -> list[str]:
+        """The reservations of the checkout's orders that are not cancelled (each order has its own)."""
+        return [
+            reservation_id
+            for reservation_id, order in zip(checkout.reservation_ids, self._placed(checkout), strict=True)
+            if order.status not in ("cancelled", "refunded")
+        ]
+
     def _release(self, checkout: Checkout) -> None:
         for reservation_id in checkout.reservation_ids:
             try:
@@ -538,6 +590,10 @@ def _failure(error: dict[str, Any] | None) -> CheckoutError:
     }
     fallback = "the checkout could not be completed: confirm again"
     if kind == "DependencyUnavailable":
-        fallback = "the payment could not be created: nothing was charged; confirm again shortly"
+        # After the retry window too (CHK-7): the orders were cancelled and the cart converted with them.
+        fallback = (
+            "the payment could not be created: nothing was charged and the items went back on sale; "
+            "add them to your cart and confirm again"
+        )
         message = ""
     return CheckoutError(code=codes.get(kind, "checkout_failed"), message=message or fallback)
