@@ -495,3 +495,42 @@ def test_a_sellers_coupon_takes_off_that_sellers_items_only(shop):
 
     assert (refused.status, refused.body["error"]["code"]) == (422, "coupon_not_eligible")
     assert "nothing from this coupon's seller" in refused.body["error"]["message"]
+
+
+def _replace_product(product_id: str, **changes) -> None:
+    catalog = catalog_service().repository
+    product = catalog.get_product(product_id)
+    changed = product.model_copy(update={**changes, "version": product.version + 1})
+    catalog.replace_product(changed, new_event("catalog.product.updated", product_id, {}, SystemClock()))
+
+
+def test_a_line_the_buyer_no_longer_sees_does_not_hold_a_place_in_the_cart(shop, monkeypatch):
+    """CHK-1 (issue 10 review, defect 2): a product taken off sale leaves the cart the buyer sees and checks out,
+    and its line (whose id the buyer never sees, so cannot remove) must not keep counting against the cart's
+    bound on lines: with room for one line, the buyer whose only line went off sale can add another item."""
+    monkeypatch.setattr(cart_service(), "max_lines", 1)
+    add(shop.stock.shirt.id, 1, who=BUYER, variant_id="v_m")
+    _replace_product(shop.stock.shirt.id, status="inactive")
+    assert cart(who=BUYER).body["items"] == []
+
+    added = add(shop.stock.product.id, 2, who=BUYER)
+
+    assert added.status == 200, added.body
+    assert [(li["product_id"], li["quantity"]) for li in added.body["items"]] == [(shop.stock.product.id, 2)]
+
+
+def test_a_price_changed_in_the_catalog_shows_in_the_cart_and_its_preview_and_changes_its_hash(shop):
+    """CHK-4, CHK-6: prices are not kept in the cart: after the seller raises a price, the cart and the preview
+    show the new price, and the cart's content hash (a confirm's idempotency) is another."""
+    buyer = Shopper(customer_id="buyer-1")
+    add(shop.stock.product.id, 2, who=BUYER)
+    before = cart_service().get_for(buyer)
+
+    _replace_product(shop.stock.product.id, base_price=12_500)
+    shown = cart(who=BUYER).body
+    priced = preview(who=BUYER)
+
+    assert shown["items"][0]["unit_price"] == 12_500
+    assert priced.status == 200, priced.body
+    assert priced.body["subtotal"] == 25_000
+    assert cart_service().get_for(buyer).content_hash() != before.content_hash()

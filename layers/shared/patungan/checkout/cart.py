@@ -273,10 +273,13 @@ class CartService:
                 None,
             )
             if line is None:
-                if len(cart.lines) >= self.max_lines:
+                kept = cart.lines
+                if len(kept) >= self.max_lines:  # lines gone off sale are not shown: they give their place up
+                    kept = tuple(li for li in kept if self._unit_price(li) is not None)
+                if len(kept) >= self.max_lines:
                     raise field_error("product_id", f"a cart holds at most {self.max_lines} different items")
                 line = StoredLine(new_id("line"), item.product_id, item.variant_id, 0)
-                lines = (*cart.lines, line)
+                lines = (*kept, line)
             else:
                 lines = cart.lines
             quantity = line.quantity + item.quantity
@@ -429,15 +432,23 @@ class CartService:
                 ],
             )
 
+    def _unit_price(self, stored: StoredLine) -> int | None:
+        """The catalog's price of a line now; None when it is no longer on sale (gone, inactive, its variant
+        removed): such a line is not in the cart a buyer sees or checks out."""
+        try:
+            product = self.products(stored.product_id)
+        except NotFound:
+            return None
+        variant = product.variant(stored.variant_id) if stored.variant_id else None
+        if product.status != "active" or (stored.variant_id is not None and variant is None):
+            return None
+        return variant.price if variant else product.base_price
+
     def _shown(self, cart: StoredCart) -> Cart:
         lines = []
         for stored in cart.lines:
-            try:
-                product = self.products(stored.product_id)
-            except NotFound:
-                continue  # gone from the catalog: no longer in the cart a buyer sees or checks out
-            variant = product.variant(stored.variant_id) if stored.variant_id else None
-            if product.status != "active" or (stored.variant_id is not None and variant is None):
+            unit_price = self._unit_price(stored)
+            if unit_price is None:
                 continue
             lines.append(
                 CartLine(
@@ -445,7 +456,7 @@ class CartService:
                     product_id=stored.product_id,
                     variant_id=stored.variant_id,
                     quantity=stored.quantity,
-                    unit_price=variant.price if variant else product.base_price,
+                    unit_price=unit_price,
                     available=self.availability.available_by_product(stored.product_id).get(stored.variant_id, 0),
                 )
             )
