@@ -426,17 +426,17 @@ def test_converting_empties_the_cart_bought_once_and_never_a_cart_changed_since(
 
     add(shop.stock.product.id, 1, who=BUYER)  # the buyer changes the cart after it was priced
     stale = Transaction()
-    cart_service().convert(stale, buyer, bought.id, bought.version)
+    cart_service().convert(stale, buyer, bought.id, bought.version, bought.merged_guest_version)
     with pytest.raises(Conflict) as changed:
         stale.commit()
     assert changed.value.code == "cart_changed"
 
     current = cart_service().get_for(buyer)
     tx = Transaction()
-    cart_service().convert(tx, buyer, current.id, current.version)
+    cart_service().convert(tx, buyer, current.id, current.version, current.merged_guest_version)
     tx.commit()
     again = Transaction()
-    cart_service().convert(again, buyer, current.id, current.version)
+    cart_service().convert(again, buyer, current.id, current.version, current.merged_guest_version)
     with pytest.raises(Conflict):
         again.commit()
 
@@ -479,7 +479,7 @@ def test_a_buyer_who_signed_in_and_checked_out_the_guest_cart_at_once_converts_i
     assert (bought.version, bought.items[0].quantity) == (0, 2)
 
     tx = Transaction()
-    cart_service().convert(tx, buyer, bought.id, bought.version)
+    cart_service().convert(tx, buyer, bought.id, bought.version, bought.merged_guest_version)
     tx.commit()
 
     assert cart(who=BUYER, headers=GUEST).body["items"] == []
@@ -534,3 +534,33 @@ def test_a_price_changed_in_the_catalog_shows_in_the_cart_and_its_preview_and_ch
     assert priced.status == 200, priced.body
     assert priced.body["subtotal"] == 25_000
     assert cart_service().get_for(buyer).content_hash() != before.content_hash()
+
+
+def test_a_guest_cart_bought_merged_into_one_buyers_cart_is_not_also_taken_by_another(shop):
+    """CHK-12, CHK-5 (issue 10 review, defect 3): buyer 1 signs in on a device with a guest cart and confirms (the
+    cart bought shows the guest's lines merged); before the checkout converts the cart, buyer 2 sends the same guest
+    id and merges those lines into their own cart. The guest's lines cannot be both bought by buyer 1 and sitting in
+    buyer 2's cart: the conversion fails (cart_changed) instead of deleting, unconditionally, a guest cart it no
+    longer holds. And a guest cart started after the cart was priced is not deleted by the conversion: it was not
+    bought."""
+    add(shop.stock.product.id, 2, headers=GUEST)
+    first = Shopper(customer_id="buyer-1", guest_id=GUEST["X-Guest-Id"])
+    bought = cart_service().get_for(first)
+    assert bought.items[0].quantity == 2
+
+    taken = add(shop.stock.shirt.id, 1, who=OTHER_BUYER, headers=GUEST, variant_id="v_m")
+    assert {li["product_id"]: li["quantity"] for li in taken.body["items"]}[shop.stock.product.id] == 2
+
+    tx = Transaction()
+    cart_service().convert(tx, first, bought.id, bought.version, bought.merged_guest_version)
+    with pytest.raises(Conflict) as changed:
+        tx.commit()
+    assert changed.value.code == "cart_changed"
+
+    add(shop.stock.product.id, 1, who=BUYER)
+    priced = cart_service().get_for(first)  # no guest cart now: nothing merged
+    add(shop.stock.product.id, 4, headers=GUEST)  # the device, signed out, starts a new guest cart
+    tx = Transaction()
+    cart_service().convert(tx, first, priced.id, priced.version, priced.merged_guest_version)
+    tx.commit()
+    assert [li["quantity"] for li in cart(headers=GUEST).body["items"]] == [4]
