@@ -564,3 +564,30 @@ def test_a_guest_cart_bought_merged_into_one_buyers_cart_is_not_also_taken_by_an
     cart_service().convert(tx, first, priced.id, priced.version, priced.merged_guest_version)
     tx.commit()
     assert [li["quantity"] for li in cart(headers=GUEST).body["items"]] == [4]
+
+
+def test_a_guest_cart_merged_by_two_requests_at_once_lands_once_in_one_cart(shop):
+    """CHK-12: a guest cart (3 kopi) and, at once, each reading it before any write: the buyer's two devices
+    adding 1 kopi each while sending the guest id, and another buyer sending the same guest id. The guest's lines
+    land exactly once, in one cart: 3 + 1 + 1 in the buyer's, or 3 in the other buyer's, never in both."""
+    kopi = shop.stock.product.id
+    add(kopi, 3, headers=GUEST)
+    start = threading.Barrier(3)
+    who = [BUYER, BUYER, OTHER_BUYER]
+
+    def one_add(n: int) -> int:
+        start.wait()
+        return add(kopi, 1, who=who[n], headers=GUEST).status
+
+    with (
+        mock.patch.object(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action)),
+        ThreadPoolExecutor(max_workers=3) as pool,
+    ):
+        statuses = list(pool.map(one_add, range(3)))
+
+    assert statuses == [200] * 3
+    mine = cart(who=BUYER).body["items"][0]["quantity"]
+    theirs = cart(who=OTHER_BUYER).body["items"][0]["quantity"]
+    assert mine + theirs == 3 + 3
+    assert (mine, theirs) in {(5, 1), (2, 4)}
+    assert cart(headers=GUEST).body["items"] == []
