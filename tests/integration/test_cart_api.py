@@ -426,17 +426,17 @@ def test_converting_empties_the_cart_bought_once_and_never_a_cart_changed_since(
 
     add(shop.stock.product.id, 1, who=BUYER)  # the buyer changes the cart after it was priced
     stale = Transaction()
-    cart_service().convert(stale, buyer, bought.id, bought.version)
+    cart_service().convert(stale, buyer, bought.id, bought.version, bought.merged_guest_version)
     with pytest.raises(Conflict) as changed:
         stale.commit()
     assert changed.value.code == "cart_changed"
 
     current = cart_service().get_for(buyer)
     tx = Transaction()
-    cart_service().convert(tx, buyer, current.id, current.version)
+    cart_service().convert(tx, buyer, current.id, current.version, current.merged_guest_version)
     tx.commit()
     again = Transaction()
-    cart_service().convert(again, buyer, current.id, current.version)
+    cart_service().convert(again, buyer, current.id, current.version, current.merged_guest_version)
     with pytest.raises(Conflict):
         again.commit()
 
@@ -479,7 +479,7 @@ def test_a_buyer_who_signed_in_and_checked_out_the_guest_cart_at_once_converts_i
     assert (bought.version, bought.items[0].quantity) == (0, 2)
 
     tx = Transaction()
-    cart_service().convert(tx, buyer, bought.id, bought.version)
+    cart_service().convert(tx, buyer, bought.id, bought.version, bought.merged_guest_version)
     tx.commit()
 
     assert cart(who=BUYER, headers=GUEST).body["items"] == []
@@ -510,3 +510,99 @@ def test_the_cart_holds_no_more_different_items_than_one_confirm_can_reserve(sho
     assert [response.status for response in added[:MAX_RESERVATION_ITEMS]] == [200] * MAX_RESERVATION_ITEMS
     assert added[-1].status == 422, added[-1].body
     assert len(cart(BUYER).body["items"]) == MAX_RESERVATION_ITEMS
+
+
+def _replace_product(product_id: str, **changes) -> None:
+    catalog = catalog_service().repository
+    product = catalog.get_product(product_id)
+    changed = product.model_copy(update={**changes, "version": product.version + 1})
+    catalog.replace_product(changed, new_event("catalog.product.updated", product_id, {}, SystemClock()))
+
+
+def test_a_line_the_buyer_no_longer_sees_does_not_hold_a_place_in_the_cart(shop, monkeypatch):
+    """CHK-1 (issue 10 review, defect 2): a product taken off sale leaves the cart the buyer sees and checks out,
+    and its line (whose id the buyer never sees, so cannot remove) must not keep counting against the cart's
+    bound on lines: with room for one line, the buyer whose only line went off sale can add another item."""
+    monkeypatch.setattr(cart_service(), "max_lines", 1)
+    add(shop.stock.shirt.id, 1, who=BUYER, variant_id="v_m")
+    _replace_product(shop.stock.shirt.id, status="inactive")
+    assert cart(who=BUYER).body["items"] == []
+
+    added = add(shop.stock.product.id, 2, who=BUYER)
+
+    assert added.status == 200, added.body
+    assert [(li["product_id"], li["quantity"]) for li in added.body["items"]] == [(shop.stock.product.id, 2)]
+
+
+def test_a_price_changed_in_the_catalog_shows_in_the_cart_and_its_preview_and_changes_its_hash(shop):
+    """CHK-4, CHK-6: prices are not kept in the cart: after the seller raises a price, the cart and the preview
+    show the new price, and the cart's content hash (a confirm's idempotency) is another."""
+    buyer = Shopper(customer_id="buyer-1")
+    add(shop.stock.product.id, 2, who=BUYER)
+    before = cart_service().get_for(buyer)
+
+    _replace_product(shop.stock.product.id, base_price=12_500)
+    shown = cart(who=BUYER).body
+    priced = preview(who=BUYER)
+
+    assert shown["items"][0]["unit_price"] == 12_500
+    assert priced.status == 200, priced.body
+    assert priced.body["subtotal"] == 25_000
+    assert cart_service().get_for(buyer).content_hash() != before.content_hash()
+
+
+def test_a_guest_cart_bought_merged_into_one_buyers_cart_is_not_also_taken_by_another(shop):
+    """CHK-12, CHK-5 (issue 10 review, defect 3): buyer 1 signs in on a device with a guest cart and confirms (the
+    cart bought shows the guest's lines merged); before the checkout converts the cart, buyer 2 sends the same guest
+    id and merges those lines into their own cart. The guest's lines cannot be both bought by buyer 1 and sitting in
+    buyer 2's cart: the conversion fails (cart_changed) instead of deleting, unconditionally, a guest cart it no
+    longer holds. And a guest cart started after the cart was priced is not deleted by the conversion: it was not
+    bought."""
+    add(shop.stock.product.id, 2, headers=GUEST)
+    first = Shopper(customer_id="buyer-1", guest_id=GUEST["X-Guest-Id"])
+    bought = cart_service().get_for(first)
+    assert bought.items[0].quantity == 2
+
+    taken = add(shop.stock.shirt.id, 1, who=OTHER_BUYER, headers=GUEST, variant_id="v_m")
+    assert {li["product_id"]: li["quantity"] for li in taken.body["items"]}[shop.stock.product.id] == 2
+
+    tx = Transaction()
+    cart_service().convert(tx, first, bought.id, bought.version, bought.merged_guest_version)
+    with pytest.raises(Conflict) as changed:
+        tx.commit()
+    assert changed.value.code == "cart_changed"
+
+    add(shop.stock.product.id, 1, who=BUYER)
+    priced = cart_service().get_for(first)  # no guest cart now: nothing merged
+    add(shop.stock.product.id, 4, headers=GUEST)  # the device, signed out, starts a new guest cart
+    tx = Transaction()
+    cart_service().convert(tx, first, priced.id, priced.version, priced.merged_guest_version)
+    tx.commit()
+    assert [li["quantity"] for li in cart(headers=GUEST).body["items"]] == [4]
+
+
+def test_a_guest_cart_merged_by_two_requests_at_once_lands_once_in_one_cart(shop):
+    """CHK-12: a guest cart (3 kopi) and, at once, each reading it before any write: the buyer's two devices
+    adding 1 kopi each while sending the guest id, and another buyer sending the same guest id. The guest's lines
+    land exactly once, in one cart: 3 + 1 + 1 in the buyer's, or 3 in the other buyer's, never in both."""
+    kopi = shop.stock.product.id
+    add(kopi, 3, headers=GUEST)
+    start = threading.Barrier(3)
+    who = [BUYER, BUYER, OTHER_BUYER]
+
+    def one_add(n: int) -> int:
+        start.wait()
+        return add(kopi, 1, who=who[n], headers=GUEST).status
+
+    with (
+        mock.patch.object(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action)),
+        ThreadPoolExecutor(max_workers=3) as pool,
+    ):
+        statuses = list(pool.map(one_add, range(3)))
+
+    assert statuses == [200] * 3
+    mine = cart(who=BUYER).body["items"][0]["quantity"]
+    theirs = cart(who=OTHER_BUYER).body["items"][0]["quantity"]
+    assert mine + theirs == 3 + 3
+    assert (mine, theirs) in {(5, 1), (2, 4)}
+    assert cart(headers=GUEST).body["items"] == []

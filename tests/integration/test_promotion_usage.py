@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from unittest import mock
 
 import pytest
@@ -17,6 +17,7 @@ from emulator.moto_patches import _serialised
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.checkout.promotions import CouponNotEligible, PromotionInput
 from patungan.composition import promotion_service
+from patungan.core.clock import FixedClock
 from patungan.core.config import get_settings
 from patungan.core.errors import Conflict, DomainError
 
@@ -132,3 +133,35 @@ def test_giving_a_use_back_frees_it_once_however_often_it_is_asked(aws):
     assert redeem("KEMBALI", "buyer-1", "chk_2") == "redeemed"  # the customer's use is free again too
     with pytest.raises(CouponNotEligible):
         promotion_service().usable("KEMBALI", "buyer-3")  # and the single use taken again
+
+
+def test_a_coupons_window_in_jakarta_time_opens_and_closes_on_the_second_for_cart_and_redeem_alike(aws, monkeypatch):
+    """PRM-1 window edges: created with Jakarta times (+07:00), stored in UTC; usable and redeemable from starts_at
+    (inclusive) until ends_at (exclusive), the cart's check and the confirm's conditional write agreeing at each
+    edge."""
+    jakarta = timezone(timedelta(hours=7))
+    starts, ends = datetime(2026, 12, 1, tzinfo=jakarta), datetime(2026, 12, 2, tzinfo=jakarta)
+    create("HARBOLNAS", starts_at=starts, ends_at=ends)
+    assert promotion_service().get("harbolnas").starts_at == "2026-11-30T17:00:00Z"
+    clock = FixedClock(starts - timedelta(seconds=2))
+    monkeypatch.setattr(promotion_service(), "clock", clock)
+
+    def usable() -> bool:
+        try:
+            promotion_service().usable("harbolnas", "buyer-1")
+        except CouponNotEligible:
+            return False
+        return True
+
+    outcomes = []
+    for step in (1, 1, 24 * 3600 - 1, 1):  # one second before the start, the start, the last second, the end
+        clock.advance(timedelta(seconds=step))
+        outcomes.append((usable(), redeem("HARBOLNAS", "buyer-1", f"chk_{clock.now().timestamp():.0f}")))
+
+    assert outcomes == [
+        (False, "coupon_not_eligible"),
+        (True, "redeemed"),
+        (True, "redeemed"),
+        (False, "coupon_not_eligible"),
+    ]
+    assert promotion_service().get("HARBOLNAS").used_count == 2

@@ -89,7 +89,7 @@ def test_every_order_adds_up_and_no_figure_goes_negative_or_above_its_base(draft
 @given(drafts=drafts, promotion=st.one_of(percent, fixed))
 def test_a_coupons_discount_is_what_it_promises_on_the_orders_in_its_scope_only(drafts, promotion):
     """PRM-1: percent (basis points, rounded down) or fixed, capped at its base; other sellers' orders untouched;
-    below the minimum spend nothing, with a warning."""
+    below the minimum spend, or with nothing to take off, nothing, with a warning, and not applied."""
     priced = price_orders(drafts, [promotion], PPN)
 
     in_scope = [promotion.seller_id in (None, d.seller_id) for d in drafts]
@@ -100,10 +100,11 @@ def test_a_coupons_discount_is_what_it_promises_on_the_orders_in_its_scope_only(
     else:
         base = sum(d.shipping for d, s in zip(drafts, in_scope, strict=True) if s)
         given_off = [o.shipping_discount for o in priced.orders]
-    applies = any(in_scope) and spend >= promotion.min_spend
+    applies = any(in_scope) and spend >= promotion.min_spend and discount_of(promotion, base) > 0
     assert sum(given_off) == (discount_of(promotion, base) if applies else 0)
     assert all(off == 0 for off, s in zip(given_off, in_scope, strict=True) if not s)
     assert bool(priced.warnings) == (not applies)
+    assert [c.discount for c in priced.coupons] == ([sum(given_off)] if applies else [])  # PRM-2: none for nothing
     if applies and promotion.kind == "percent":
         assert sum(given_off) == base * promotion.value // 10_000
 
@@ -146,3 +147,24 @@ def test_stacked_coupons_never_take_more_than_the_goods():
 
     assert [c.discount for c in priced.coupons] == [5_000, 5_000]
     assert priced.orders[0].total == 0
+
+
+def test_a_coupon_that_takes_nothing_off_is_not_applied_so_its_use_is_not_counted():
+    """PRM-2 (issue 10 review, defect 1): confirm redeems the coupons the engine applied. A shipping coupon on free
+    shipping, or a coupon stacked after one that already took all, gives nothing: it must not be applied, or the
+    buyer spends a limited use (per customer, or the last of its total) on nothing."""
+    free_shipping = OrderDraft("sel_a", "wh", (PricedLine("p1", None, "kopi", 1, 10_000),), 0)
+
+    priced = price_orders(
+        [free_shipping],
+        [
+            promotion("ONGKIR", "fixed", "shipping", 5_000, per_customer_limit=1),
+            promotion("GRATIS", "percent", "items", 10_000),
+            promotion("LAGI", "fixed", "items", 1_000, usage_limit=1),
+        ],
+        PPN,
+    )
+
+    assert [(c.code, c.discount) for c in priced.coupons] == [("GRATIS", 10_000)]
+    assert len(priced.warnings) == 2
+    assert all("takes nothing off" in warning for warning in priced.warnings)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.catalog.models import Product
@@ -107,6 +107,13 @@ class Cart(BaseModel):
     items: list[CartLine]
     coupon_codes: list[str]
     totals: CartTotals
+    _merged_guest_version: int = PrivateAttr(0)
+
+    @property
+    def merged_guest_version(self) -> int:
+        """The version of the buyer's guest cart this cart shows merged (0: none): the one guest cart a checkout of
+        this cart may delete when it converts it (CHK-12). Not shown to the buyer."""
+        return self._merged_guest_version
 
     def content_hash(self) -> str:
         """What a confirm's idempotency covers (CHK-6): the cart id, every line's product, variant, quantity and
@@ -206,10 +213,17 @@ class CartRepository:
             )
 
     def convert(
-        self, tx: Transaction, cart_id: str, version: int, emptied: StoredCart, guest_owner_key: str | None, now: str
+        self,
+        tx: Transaction,
+        cart_id: str,
+        version: int,
+        emptied: StoredCart,
+        guest: tuple[str, int] | None,
+        now: str,
     ) -> None:
         """Add to ``tx``: cart ``cart_id`` at ``version`` replaced by ``emptied`` (version 0: a cart only ever shown,
-        a buyer's guest cart merged into nothing stored yet), and the merged guest cart, if any, deleted."""
+        a buyer's guest cart merged into nothing stored yet), and the merged guest cart, if any (its owner key and
+        the version that was merged), deleted on the condition that it is still that version."""
         changed = Conflict("the cart changed since this checkout priced it", code="cart_changed")
         if version == 0:
             condition, values = "attribute_not_exists(pk)", None
@@ -217,8 +231,15 @@ class CartRepository:
             condition, values = "id = :id AND version = :v", {":id": cart_id, ":v": version}
         item = {**self._item(emptied, now), "converted_cart_id": cart_id}
         tx.put(self.table, item, condition=condition, values=values, on_fail=changed)
-        if guest_owner_key is not None:
-            tx.delete(self.table, self.key(guest_owner_key))
+        if guest is not None:
+            guest_owner_key, guest_version = guest
+            tx.delete(
+                self.table,
+                self.key(guest_owner_key),
+                condition="version = :g",
+                values={":g": guest_version},
+                on_fail=changed,
+            )
 
     def delete(self, tx: Transaction, cart: StoredCart) -> None:
         tx.delete(
@@ -257,8 +278,10 @@ class CartService:
         merged into the buyer's (quantities of one item added up), at the buyer cart's stored version; the
         buyer's next change to the cart saves the merge and deletes the guest cart in one transaction, so a
         guest cart merges exactly once (and ``convert`` deletes it too)."""
-        current, _guest = self._current(shopper)
-        return self._shown(current)
+        current, guest = self._current(shopper)
+        shown = self._shown(current)
+        shown._merged_guest_version = guest.version if guest else 0
+        return shown
 
     # ------------------------------------------------------------------ mutations (CHK-1)
     def add_item(self, shopper: Shopper, item: CartItemInput) -> Cart:
@@ -273,10 +296,13 @@ class CartService:
                 None,
             )
             if line is None:
-                if len(cart.lines) >= self.max_lines:
+                kept = cart.lines
+                if len(kept) >= self.max_lines:  # lines gone off sale are not shown: they give their place up
+                    kept = tuple(li for li in kept if self._unit_price(li) is not None)
+                if len(kept) >= self.max_lines:
                     raise field_error("product_id", f"a cart holds at most {self.max_lines} different items")
                 line = StoredLine(new_id("line"), item.product_id, item.variant_id, 0)
-                lines = (*cart.lines, line)
+                lines = (*kept, line)
             else:
                 lines = cart.lines
             quantity = line.quantity + item.quantity
@@ -334,15 +360,20 @@ class CartService:
         return self._mutate(shopper, change)
 
     # ------------------------------------------------------------------ checkout's interface (CHK-5, CHK-6)
-    def convert(self, tx: Transaction, shopper: Shopper, cart_id: str, version: int) -> None:
+    def convert(self, tx: Transaction, shopper: Shopper, cart_id: str, version: int, merged_guest_version: int) -> None:
         """Add to the caller's ``tx`` the write that ends cart ``cart_id`` at ``version`` as bought: the owner's
         cart becomes a new, empty cart (new id, no lines, no coupons, version + 1). Conditional on the stored cart
         still being ``cart_id`` at ``version``: if the buyer changed the cart since (or it was converted
         already), ``tx`` fails with Conflict ``cart_changed`` and commits nothing. The caller commits ``tx``
-        (with its order writes, so the cart is emptied exactly when the checkout's orders exist). A buyer who sent a
-        guest id has the guest cart deleted in ``tx`` as well: its lines were in the cart bought (``get_for``)."""
+        (with its order writes, so the cart is emptied exactly when the checkout's orders exist). When the cart
+        bought showed the buyer's guest cart merged (``Cart.merged_guest_version`` > 0), that guest cart is deleted
+        in ``tx`` as well, on the condition that it is still that version: a guest cart that changed since, or that
+        another buyer merged meanwhile, fails ``tx`` (``cart_changed``) rather than be bought by one buyer and kept
+        by another (CHK-12); a guest cart started after the cart was priced is left alone: it was not bought."""
         merged_guest = (
-            Shopper(guest_id=shopper.guest_id).owner_key if shopper.customer_id and shopper.guest_id else None
+            (Shopper(guest_id=shopper.guest_id).owner_key, merged_guest_version)
+            if shopper.customer_id and shopper.guest_id and merged_guest_version
+            else None
         )
         emptied = StoredCart(shopper.owner_key, new_id("cart"), version + 1, (), ())
         self.repository.convert(tx, cart_id, version, emptied, merged_guest, to_iso(self.clock.now()))
@@ -429,15 +460,23 @@ class CartService:
                 ],
             )
 
+    def _unit_price(self, stored: StoredLine) -> int | None:
+        """The catalog's price of a line now; None when it is no longer on sale (gone, inactive, its variant
+        removed): such a line is not in the cart a buyer sees or checks out."""
+        try:
+            product = self.products(stored.product_id)
+        except NotFound:
+            return None
+        variant = product.variant(stored.variant_id) if stored.variant_id else None
+        if product.status != "active" or (stored.variant_id is not None and variant is None):
+            return None
+        return variant.price if variant else product.base_price
+
     def _shown(self, cart: StoredCart) -> Cart:
         lines = []
         for stored in cart.lines:
-            try:
-                product = self.products(stored.product_id)
-            except NotFound:
-                continue  # gone from the catalog: no longer in the cart a buyer sees or checks out
-            variant = product.variant(stored.variant_id) if stored.variant_id else None
-            if product.status != "active" or (stored.variant_id is not None and variant is None):
+            unit_price = self._unit_price(stored)
+            if unit_price is None:
                 continue
             lines.append(
                 CartLine(
@@ -445,7 +484,7 @@ class CartService:
                     product_id=stored.product_id,
                     variant_id=stored.variant_id,
                     quantity=stored.quantity,
-                    unit_price=variant.price if variant else product.base_price,
+                    unit_price=unit_price,
                     available=self.availability.available_by_product(stored.product_id).get(stored.variant_id, 0),
                 )
             )

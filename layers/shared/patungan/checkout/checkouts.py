@@ -50,6 +50,7 @@ class Checkout(BaseModel):
     buyer: Shopper
     cart_id: str
     cart_version: int
+    merged_guest_version: int = 0  # the guest cart shown merged in the cart bought (CHK-12); 0: none
     status: CheckoutStatus
     payment_method: PaymentMethod
     quote: Quote

@@ -157,6 +157,7 @@ class ConfirmService:
             buyer=shopper,
             cart_id=cart.id,
             cart_version=cart.version,
+            merged_guest_version=cart.merged_guest_version,
             status="pending",
             payment_method=request.payment_method,
             quote=quote,

@@ -6,6 +6,11 @@ buyer is charged what the same code showed them.
 - one order per seller (ORD-1); a line's amount is ``quantity x unit_price - discount``;
 - coupons apply in the cart's order, each to what the coupons before it left: an items coupon to its orders'
   lines, a shipping coupon to its orders' shipping, so a discount never exceeds its base and nothing goes negative;
+- a coupon's minimum spend is measured on the goods of its scope (its seller's orders, or all) at catalog prices,
+  before any coupon: the same figure the cart checks when the coupon is applied (PromotionService.check_for_cart),
+  and one that does not depend on the order the coupons were applied in;
+- a coupon that takes nothing off (free shipping, or goods another coupon already took all of) is not applied, so
+  confirm does not spend one of its limited uses (PRM-2);
 - a percent discount is ``base x basis_points // 10000`` (rounded down: the buyer is never promised a fraction the
   seller did not give); a fixed one is capped at the base;
 - a discount is split over its lines (or orders' shipping) in proportion to what each has left, by largest
@@ -103,17 +108,20 @@ def price_orders(drafts: Sequence[OrderDraft], promotions: Sequence[Promotion], 
             continue
         if promotion.target == "items":
             remaining = [amount for w in scope for amount in w.remaining]
-            discount = discount_of(promotion, sum(remaining))
-            if discount:
-                parts = iter(allocate(discount, remaining))
-                for w in scope:
-                    w.discounts = [d + next(parts) for d in w.discounts]
         else:
             remaining = [w.draft.shipping - w.shipping_discount for w in scope]
-            discount = discount_of(promotion, sum(remaining))
-            if discount:
-                for w, part in zip(scope, allocate(discount, remaining), strict=True):
-                    w.shipping_discount += part
+        discount = discount_of(promotion, sum(remaining))
+        if not discount:  # PRM-2: applied coupons are redeemed; one that gives nothing must not spend a use
+            warnings.append(f"coupon {promotion.code}: takes nothing off this checkout; not applied")
+            continue
+        parts = allocate(discount, remaining)
+        if promotion.target == "items":
+            flat = iter(parts)
+            for w in scope:
+                w.discounts = [d + next(flat) for d in w.discounts]
+        else:
+            for w, part in zip(scope, parts, strict=True):
+                w.shipping_discount += part
         coupons.append(AppliedCoupon(code=promotion.code, target=promotion.target, discount=discount))
     return Priced([_order(w, tax_basis_points) for w in working], coupons, warnings)
 

@@ -46,7 +46,9 @@ class Promotions(Protocol):
 
 
 class Carts(Protocol):
-    def convert(self, tx: Transaction, shopper: Shopper, cart_id: str, version: int) -> None: ...
+    def convert(
+        self, tx: Transaction, shopper: Shopper, cart_id: str, version: int, merged_guest_version: int
+    ) -> None: ...
 
 
 class TaskTokens(Protocol):
@@ -133,7 +135,7 @@ class CheckoutSaga:
             if current.coupon_codes:
                 self.promotions.redeem(tx, current.coupon_codes, current.buyer.customer_id, current.id)
             # The cart is emptied exactly when its orders exist; a cart changed since confirm fails this (cart_changed).
-            self.carts.convert(tx, current.buyer, current.cart_id, current.cart_version)
+            self.carts.convert(tx, current.buyer, current.cart_id, current.cart_version, current.merged_guest_version)
             self.checkouts.change(tx, current, orders_placed=True, updated_at=self._now())
             tx.commit()
 
