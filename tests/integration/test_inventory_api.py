@@ -341,9 +341,8 @@ def test_buyers_see_a_retail_products_available_units(world):
     assert {p["id"]: p["available"] for p in listed} == {world.shirt.id: 6, world.product.id: 0}
 
 
-def test_a_purchase_order_receipt_is_audited_stock_reserved_for_the_sessions_orders(aws, world):
-    """GB-15, WH-4: received units go on hand at the named warehouse, reserved for the session (a hold owned by
-    it), audited po_receipt in the receipt's transaction; the escrow release is unchanged."""
+def _purchase_order_for_three(world):
+    """A session's purchase order for 3 units of the plain product, as a successful settlement raises it."""
     tx = Transaction()
     po = purchase_order_service().raise_for_session(
         tx,
@@ -355,6 +354,13 @@ def test_a_purchase_order_receipt_is_audited_stock_reserved_for_the_sessions_ord
         quantity=3,
     )
     tx.commit()
+    return po
+
+
+def test_a_purchase_order_receipt_is_audited_stock_reserved_for_the_sessions_orders(aws, world):
+    """GB-15, WH-4: received units go on hand at the named warehouse, reserved for the session (a hold owned by
+    it), audited po_receipt in the receipt's transaction; the escrow release is unchanged."""
+    po = _purchase_order_for_three(world)
 
     def receive(quantity, **extra):
         return call_api(
@@ -430,17 +436,7 @@ def test_a_partial_purchase_order_receipt_retried_after_a_crash_posts_its_stock_
     """GB-15, WH-2, WH-4 (review of issue 9): the receipt (and its stock) committed, then the function died before
     its answer was kept; the retry with its Idempotency-Key posts nothing more: one po_receipt record, the
     units on hand and reserved once, no escrow release for a partial receipt."""
-    tx = Transaction()
-    po = purchase_order_service().raise_for_session(
-        tx,
-        session_id="ses_kopi",
-        factory_id="fac_1",
-        product_id=world.product.id,
-        variant_id=None,
-        product_name="Kopi",
-        quantity=3,
-    )
-    tx.commit()
+    po = _purchase_order_for_three(world)
 
     def receive():
         return call_api(
