@@ -18,14 +18,13 @@ from patungan import composition
 from patungan.checkout.cart import CartItemInput, Shopper
 from patungan.checkout.confirm import ConfirmRequest, ConfirmService
 from patungan.checkout.promotions import PromotionInput
-from patungan.core.config import get_settings
 from patungan.core.errors import Conflict
 from patungan.inventory.stock_models import StockKey
 from tests.support.checkout import Started, Tokens, confirm_service
 from tests.support.groupbuy import FAKE_SECRET_KEY, group_buy_world
 from tests.support.lambdas import call_api, claims
 from tests.support.servers import serving
-from tests.support.stock import receive, stock_world
+from tests.support.stock import receive, set_base_price, stock_world
 
 GUEST_ID = "5f0c6a4e-0d1b-4b8e-9a57-2c1e8f0a9d11"
 BUYER = Shopper(customer_id="buyer-1")
@@ -87,12 +86,7 @@ class Shop:
         return composition.stock_service().stock.get(key).reserved
 
     def set_price(self, price: int) -> None:
-        boto3.client("dynamodb").update_item(
-            TableName=get_settings().catalog_table,
-            Key={"pk": {"S": f"PRODUCT#{self.stock.product.id}"}, "sk": {"S": "META"}},
-            UpdateExpression="SET base_price = :p",
-            ExpressionAttributeValues={":p": {"N": str(price)}},
-        )
+        set_base_price(self.stock.product.id, price)
 
 
 @pytest.fixture

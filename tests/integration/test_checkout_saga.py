@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
@@ -20,7 +19,6 @@ from patungan.checkout.confirm import ConfirmRequest, ConfirmService
 from patungan.checkout.promotions import CouponNotEligible, PromotionInput
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import FixedClock, to_iso
-from patungan.core.config import get_settings
 from patungan.core.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, RateLimited
 from patungan.inventory.stock_models import StockKey, StockLine
 from patungan.ledger.models import AdjustmentInput
@@ -29,7 +27,7 @@ from patungan.ledger.service import ledger_service
 from tests.support.checkout import SHIPPING, TAX, CatalogPricing, Started, Tokens, confirm_service
 from tests.support.groupbuy import FAKE_SECRET_KEY
 from tests.support.lambdas import call_api, claims, invoke
-from tests.support.stock import ADDRESS, receive, stock_world
+from tests.support.stock import ADDRESS, receive, set_base_price, stock_world
 
 BUYER = Shopper(customer_id="buyer-1")
 ADMIN = Principal("admin-1", frozenset({Role.ADMIN}))
@@ -96,12 +94,7 @@ class Retail:
         return response.body["status"]
 
     def set_price(self, price: int) -> None:
-        boto3.client("dynamodb").update_item(
-            TableName=get_settings().catalog_table,
-            Key={"pk": {"S": f"PRODUCT#{self.stock.product.id}"}, "sk": {"S": "META"}},
-            UpdateExpression="SET base_price = :p",
-            ExpressionAttributeValues={":p": {"N": str(price)}},
-        )
+        set_base_price(self.stock.product.id, price)
 
 
 @pytest.fixture

@@ -23,6 +23,15 @@ from patungan.payments.models import InvoiceCallback
 from tests.support.groupbuy import buyer
 
 
+def _pay(world, participation):
+    """Xendit's PAID callback for the participation; the refusal's code when the service refuses it."""
+    callback = _paid_callback(world, participation)
+    try:
+        return payment_service().handle_invoice_callback(callback, callback.model_dump_json().encode())
+    except DomainError as exc:
+        return exc.code
+
+
 def _paid_callback(world, participation) -> InvoiceCallback:
     payment = participation.payment
     return InvoiceCallback(
@@ -51,11 +60,7 @@ def test_fifty_threads_never_push_a_session_of_twenty_past_its_target_nor_join_a
             return exc.code
 
     def pay(participation):
-        callback = _paid_callback(world, participation)
-        try:
-            return payment_service().handle_invoice_callback(callback, callback.model_dump_json().encode())
-        except DomainError as exc:
-            return exc.code
+        return _pay(world, participation)
 
     with (
         mock.patch.object(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action)),
@@ -98,11 +103,7 @@ def test_a_hundred_and_fifty_threads_sell_out_a_sharded_session_to_the_unit_and_
     buyers = [principal_from_claims(buyer(n)) for n in range(150)]
 
     def pay(participation):
-        callback = _paid_callback(world, participation)
-        try:
-            return payment_service().handle_invoice_callback(callback, callback.model_dump_json().encode())
-        except DomainError as exc:
-            return exc.code
+        return _pay(world, participation)
 
     with (
         mock.patch.object(DynamoHandler, "call_action", _serialised(DynamoHandler.call_action)),

@@ -91,3 +91,15 @@ def stock_world() -> StockWorld:
 def receive(world_item: tuple[str, str, str | None], quantity: int, who: Principal = WORKER):
     warehouse_id, product_id, variant_id = world_item
     return stock_service().receive(who, warehouse_id, product_id, variant_id, quantity, None)
+
+
+def set_base_price(product_id: str, price: int) -> None:
+    """The seller changes a product's price behind the cart's back (written straight to the catalog item)."""
+    import boto3
+
+    boto3.client("dynamodb").update_item(
+        TableName=get_settings().catalog_table,
+        Key={"pk": {"S": f"PRODUCT#{product_id}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET base_price = :p",
+        ExpressionAttributeValues={":p": {"N": str(price)}},
+    )
