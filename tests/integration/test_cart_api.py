@@ -30,7 +30,7 @@ from patungan.inventory.stock_models import MAX_RESERVATION_ITEMS, StockLine
 from tests.support.aws import local_aws
 from tests.support.lambdas import ApiResponse, call_api, claims
 from tests.support.servers import serving
-from tests.support.stock import StockWorld, add_product, receive, stock_world
+from tests.support.stock import ADDRESS, StockWorld, add_product, receive, stock_world
 
 BUYER = claims("buyer-1", "buyer")
 OTHER_BUYER = claims("buyer-2", "buyer")
@@ -38,14 +38,6 @@ ADMIN = claims("admin-1", "admin")
 GUEST = {"X-Guest-Id": "5f0c6a4e-0d1b-4b8e-9a57-2c1e8f0a9d11"}
 OTHER_GUEST = {"X-Guest-Id": "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"}
 COURIER_KEY = "biteship_test.NOT_A_SECRET"
-ADDRESS = {
-    "recipient_name": "Siti",
-    "phone": "0812-3456-7890",
-    "line1": "Jl. Senopati 5",
-    "city": "Jakarta Selatan",
-    "province": "DKI Jakarta",
-    "postal_code": "12190",
-}
 NOW = "2026-11-30T00:00:00Z"
 
 

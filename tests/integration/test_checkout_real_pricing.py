@@ -24,18 +24,10 @@ from tests.support.checkout import Started, Tokens, confirm_service
 from tests.support.groupbuy import FAKE_SECRET_KEY, group_buy_world
 from tests.support.lambdas import call_api, claims
 from tests.support.servers import serving
-from tests.support.stock import receive, set_base_price, stock_world
+from tests.support.stock import ADDRESS, receive, set_base_price, stock_world
 
 GUEST_ID = "5f0c6a4e-0d1b-4b8e-9a57-2c1e8f0a9d11"
 BUYER = Shopper(customer_id="buyer-1")
-ADDRESS = {
-    "recipient_name": "Siti",
-    "phone": "0812-3456-7890",
-    "line1": "Jl. Senopati 5",
-    "city": "Jakarta Selatan",
-    "province": "DKI Jakarta",
-    "postal_code": "12190",
-}
 
 
 @dataclass

@@ -103,3 +103,14 @@ def set_base_price(product_id: str, price: int) -> None:
         UpdateExpression="SET base_price = :p",
         ExpressionAttributeValues={":p": {"N": str(price)}},
     )
+
+
+# A buyer's address in Jakarta Selatan, as the checkout tests send it.
+ADDRESS = {
+    "recipient_name": "Siti",
+    "phone": "0812-3456-7890",
+    "line1": "Jl. Senopati 5",
+    "city": "Jakarta Selatan",
+    "province": "DKI Jakarta",
+    "postal_code": "12190",
+}

@@ -195,17 +195,9 @@ class StockService:
         self, principal: Principal, warehouse_id: str, product_id: str, variant_id: str | None, quantity: int,
         reference: str | None, request_key: str | None = None,
     ) -> StockItem:  # fmt: skip
-        principal.require(Role.WAREHOUSE)
-        key, product = self._known_item(warehouse_id, product_id, variant_id)
-        return self._change_one(
-            key,
-            lambda _: _Change(key, on_hand=quantity),
-            _request_id(principal, "receipt", request_key, key, quantity, reference),
-            action="receipt",
-            actor_id=principal.user_id,
-            reference=reference,
-            seller_id=product.seller_id,
-        )[1]
+        return self._move_on_hand(
+            principal, (warehouse_id, product_id, variant_id), quantity, "receipt", request_key, reference=reference
+        )
 
     def adjust(
         self,
@@ -219,17 +211,34 @@ class StockService:
     ) -> StockItem:
         """``on_hand`` moves by ``delta``; never below what is reserved (409 ``insufficient_stock``). An adjustment
         of no units is refused: the audit trail records changes, not changes that did not happen (WH-2)."""
-        principal.require(Role.WAREHOUSE)
         if delta == 0:
             raise field_error("delta", "an adjustment adds or removes at least one unit")
-        key, product = self._known_item(warehouse_id, product_id, variant_id)
+        return self._move_on_hand(
+            principal, (warehouse_id, product_id, variant_id), delta, "adjustment", request_key, reason=reason
+        )
+
+    def _move_on_hand(
+        self,
+        principal: Principal,
+        item: tuple[str, str, str | None],
+        units: int,
+        action: AuditAction,
+        request_key: str | None,
+        *,
+        reason: str | None = None,
+        reference: str | None = None,
+    ) -> StockItem:
+        """A receipt or an adjustment: ``on_hand`` moves by ``units``, audited, applied once per request key."""
+        principal.require(Role.WAREHOUSE)
+        key, product = self._known_item(*item)
         return self._change_one(
             key,
-            lambda _: _Change(key, on_hand=delta),
-            _request_id(principal, "adjustment", request_key, key, delta, reason),
-            action="adjustment",
+            lambda _: _Change(key, on_hand=units),
+            _request_id(principal, action, request_key, key, units, reason if reason is not None else reference),
+            action=action,
             actor_id=principal.user_id,
             reason=reason,
+            reference=reference,
             seller_id=product.seller_id,
         )[1]
 
