@@ -127,7 +127,7 @@ def test_invoice_checkout_is_paid_for_its_total_and_answers_the_waiting_saga(ret
     assert (order.status, order.shipping_method_id, order.address["postal_code"]) == (
         "pending_payment",
         "jne:reg",
-        "12345",
+        ADDRESS["postal_code"],
     )
     retail.saga.await_payment(checkout_id, "token-1")
 
