@@ -16,13 +16,15 @@ SAM_VENV := .venv-sam
 STAMP := $(VENV)/.installed
 PORT ?= 3000
 PYTEST_ARGS ?=
+# Test files spread over this many processes (2 cores: about half the wall time); 0 runs them in this one.
+TEST_WORKERS ?= 2
 
 .PHONY: help run test lint format build deploy bench clean venv
 
 help:
 	@echo "make run    - start the local stack on http://127.0.0.1:$(PORT) with demo data"
 	@echo "make test   - lint and every test (unit, contract, integration, e2e, schemathesis fuzzing)"
-	@echo "             PYTEST_ARGS='-m \"not fuzz\"' leaves the fuzzing out"
+	@echo "             PYTEST_ARGS='-m \"not fuzz\"' leaves the fuzzing out; TEST_WORKERS=0 runs in one process"
 	@echo "make lint   - ruff + template lint;  make format - ruff format"
 	@echo "make build  - sam build;  make deploy - sam deploy (AWS credentials needed)"
 	@echo "make bench  - print performance figures"
@@ -49,7 +51,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
