@@ -91,6 +91,9 @@ def every_page(api: LocalStackClient, path: str, token: str, **params: Any) -> l
             return items
 
 
+# Minutes of real work (1 000 joins over HTTP): the 300 s default would end it early on a busy machine, where the
+# other test process shares its two cores.
+@pytest.mark.timeout(900)
 def test_a_session_of_a_thousand_buyers_settles_in_pages(api):
     run = uuid.uuid4().hex[:8]
     admin = api.token("admin-1", ["admin"])
