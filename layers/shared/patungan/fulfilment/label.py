@@ -106,8 +106,8 @@ class _Label:
     def draw(self) -> None:
         self._header()
         self._barcode()
-        self._party("PENERIMA / TO", self.data.recipient, name_size=11, max_address_lines=4)
-        self._party("PENGIRIM / FROM", self.data.sender, name_size=9, max_address_lines=3)
+        self._party("PENERIMA / TO", self.data.recipient, name_size=11, max_street_lines=3)
+        self._party("PENGIRIM / FROM", self.data.sender, name_size=9, max_street_lines=2)
         self._footer()
 
     def _header(self) -> None:
@@ -152,7 +152,7 @@ class _Label:
         self.top -= bar_height + 8 * MM
         self._rule()
 
-    def _party(self, heading: str, party: LabelParty, name_size: float, max_address_lines: int) -> None:
+    def _party(self, heading: str, party: LabelParty, name_size: float, max_street_lines: int) -> None:
         self.canvas.setFont(FONT, 7)
         self.top -= 3 * MM
         self.canvas.drawString(MARGIN, self.top, heading)
@@ -163,8 +163,9 @@ class _Label:
         self.canvas.setFont(FONT, size)
         self.top -= size + 2
         self.canvas.drawString(MARGIN, self.top, _fit(printable(party.phone), FONT, size, self.width))
-        address = [*party.address_lines, f"{party.city}, {party.province}"]
-        for line in _wrap([printable(line) for line in address], FONT, size, self.width, max_address_lines):
+        # The street wraps into the lines it has; the city and province always show (the courier sorts by them).
+        street = _wrap([printable(line) for line in party.address_lines], FONT, size, self.width, max_street_lines)
+        for line in [*street, _fit(printable(f"{party.city}, {party.province}"), FONT, size, self.width)]:
             self.top -= size + 1.5
             self.canvas.drawString(MARGIN, self.top, line)
         self.top -= size + 2
