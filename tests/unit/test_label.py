@@ -14,6 +14,7 @@ import pytest
 import zxingcpp
 
 from emulator.template import ROOT
+from patungan.core.errors import Conflict
 from patungan.fulfilment.label import LabelData, LabelParty, render_label
 
 POINTS_PER_MM = 72 / 25.4
@@ -159,3 +160,12 @@ def test_importing_the_label_module_does_not_import_reportlab():
         check=True,
     )
     assert not any(module.split(".")[0] in {"reportlab", "PIL"} for module in json.loads(completed.stdout))
+
+
+@pytest.mark.parametrize("waybill_id", ["JNE\u2013123", "JNE 123\n", "", "   "])
+def test_a_waybill_the_barcode_cannot_carry_is_refused_not_printed_as_another_waybill(waybill_id):
+    """Code128 is ASCII: drawn anyway, "JNE<en dash>123" scanned as "JNE123", another parcel's waybill."""
+    with pytest.raises(Conflict) as refused:
+        render_label(dataclasses.replace(LABEL, waybill_id=waybill_id))
+
+    assert refused.value.code == "waybill_unprintable"

@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from patungan.core.errors import Conflict
 from patungan.notifications.messages import format_rupiah
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ BOLD = "Helvetica-Bold"
 FONT_ENCODING = "cp1252"
 UNPRINTABLE = "?"
 BARCODE_QUIET_ZONE = 6 * MM
+# Code128 encodes ASCII only: reportlab silently drops anything else, and the bars would scan as another waybill.
+_CODE128_PRINTABLE = frozenset(map(chr, range(0x20, 0x7F)))
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,10 @@ def weight_text(grams: int) -> str:
 
 def render_label(data: LabelData) -> bytes:
     """The label as PDF bytes. Deterministic: the same data gives the same bytes (no creation date, no random
-    document id), so a label printed twice is the same label."""
+    document id), so a label printed twice is the same label. A waybill its barcode cannot carry is refused (409)
+    rather than printed as bars that scan as another parcel's waybill."""
+    if not data.waybill_id.strip() or not set(data.waybill_id) <= _CODE128_PRINTABLE:
+        raise Conflict(f"waybill {data.waybill_id!r} cannot be printed as a barcode", code="waybill_unprintable")
     # Imported here: reportlab costs a cold start ~100 ms of imports, and only the label route draws.
     from reportlab.pdfgen.canvas import Canvas
 
