@@ -56,9 +56,9 @@ class LabelData:
 
 
 def printable(text: str) -> str:
-    """``text`` in the labels' fonts: accents the font lacks lose their marks (NFKD: Ł stays L only where a
-    decomposition exists), and a character it cannot show at all, e.g. 王, prints as ``?``: a missing glyph
-    would print as nothing, and the courier would not see that part of the name is missing."""
+    """``text`` in the labels' fonts: a letter whose accent the fonts lack loses the accent (Ş becomes S), and a
+    character with no such fallback (王, Ł) prints as ``?``: a missing glyph would print as nothing, and the
+    courier would not see that part of the name is missing."""
     characters = []
     for character in text:
         if _encodable(character):
@@ -78,6 +78,7 @@ def _encodable(character: str) -> bool:
 
 
 def weight_text(grams: int) -> str:
+    """1250 → ``1,25 kg``: Indonesian decimal comma."""
     return f"{grams / 1000:.2f} kg".replace(".", ",")
 
 
@@ -87,7 +88,7 @@ def render_label(data: LabelData) -> bytes:
     rather than printed as bars that scan as another parcel's waybill."""
     if not data.waybill_id.strip() or not set(data.waybill_id) <= _CODE128_PRINTABLE:
         raise Conflict(f"waybill {data.waybill_id!r} cannot be printed as a barcode", code="waybill_unprintable")
-    # Imported here: reportlab costs a cold start ~100 ms of imports, and only the label route draws.
+    # Imported here: reportlab's imports cost tens of ms (make bench --only label), and only the label route draws.
     from reportlab.pdfgen.canvas import Canvas
 
     buffer = io.BytesIO()
