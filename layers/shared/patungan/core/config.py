@@ -120,6 +120,12 @@ class Settings(BaseModel):
     tax_basis_points: int = Field(1100, alias="TAX_BASIS_POINTS", ge=0, le=10_000)
     checkout_min_order_amount: int = Field(1000, alias="CHECKOUT_MIN_ORDER_AMOUNT", ge=0)
     checkout_max_order_amount: int = Field(100_000_000, alias="CHECKOUT_MAX_ORDER_AMOUNT", ge=1)
+    # Courier webhooks (issue 11, LOG-2): the SSM parameter holding the secret the courier's webhook URL carries
+    # as ``?token=`` (Biteship can only be given a URL, no signing secret); CourierWebhook compares it in
+    # constant time and never logs it.
+    courier_webhook_token_parameter: str = Field(
+        "/patungan/courier/webhook-token", alias="COURIER_WEBHOOK_TOKEN_PARAMETER"
+    )
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:
