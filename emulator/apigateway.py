@@ -171,16 +171,25 @@ class RouteTable:
 
 
 def rest_api_event(
-    request: HttpRequest, route: ApiRoute, path_parameters: dict[str, str], claims: dict[str, str] | None
+    request: HttpRequest,
+    route: ApiRoute,
+    path_parameters: dict[str, str],
+    claims: dict[str, str] | None,
+    binary_media_types: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """An API Gateway REST proxy event (v1), with the authorizer's claims when the route has one."""
+    """An API Gateway REST proxy event (v1), with the authorizer's claims when the route has one. A body whose
+    Content-Type is one of the API's binary media types arrives base64-encoded, as AWS passes it (with ``*/*``
+    listed: every body)."""
     headers: dict[str, list[str]] = defaultdict(list)
     for name, value in request.headers:
         headers[name].append(value)
     query: dict[str, list[str]] = defaultdict(list)
     for name, value in request.query:
         query[name].append(value)
-    body, is_base64 = _body_fields(request.body)
+    if request.body and _matches(request.header("content-type"), binary_media_types):
+        body, is_base64 = base64.b64encode(request.body).decode(), True
+    else:
+        body, is_base64 = _body_fields(request.body)
     request_context: dict[str, Any] = {
         "accountId": ACCOUNT_ID,
         "apiId": "local",
@@ -266,8 +275,13 @@ def _accepts_binary(request: HttpRequest, binary_media_types: Iterable[str]) -> 
     """Whether API Gateway turns a base64 proxy result back into bytes: only when the request's FIRST ``Accept``
     media type is one of the API's binary media types (``*`` wildcards allowed there). A client that sends
     ``Accept: */*`` first (curl's default) gets the base64 text, in AWS and here alike."""
-    first = (request.header("accept") or "").split(",")[0].split(";")[0].strip().lower()
-    return bool(first) and any(fnmatch.fnmatchcase(first, media_type.lower()) for media_type in binary_media_types)
+    return _matches((request.header("accept") or "").split(",")[0], binary_media_types)
+
+
+def _matches(media_type: str | None, binary_media_types: Iterable[str]) -> bool:
+    """Whether a Content-Type or Accept value (parameters ignored) is one of the binary media types."""
+    bare = (media_type or "").split(";")[0].strip().lower()
+    return bool(bare) and any(fnmatch.fnmatchcase(bare, pattern.lower()) for pattern in binary_media_types)
 
 
 def rest_api_response(
@@ -330,7 +344,7 @@ class RestApi:
             claims = self._claims(request)
             if claims is None:
                 return error_response(request, 401, "unauthorized", "sign in first: send Authorization: Bearer <token>")
-        event = rest_api_event(request, route, parameters, claims)
+        event = rest_api_event(request, route, parameters, claims, self._binary_media_types)
         return rest_api_response(request, self._runtime.invoke(route.function, event), self._binary_media_types)
 
     def call(self, method: str, path: str, identity: Identity | None = None, body: Any = None) -> HttpResponse:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 import requests
 
-from emulator.apigateway import binary_media_types
+from emulator.apigateway import HttpRequest, binary_media_types, rest_api_response
+from emulator.runtime import Invocation
 from emulator.template import Template
 
 
@@ -197,6 +199,30 @@ def test_a_binary_response_stays_base64_text_when_the_client_accepts_anything_fi
     assert base64.b64decode(response.content) == expected
 
 
-def test_the_api_serves_label_pdfs_as_binary():
-    """LOG-3: without application/pdf among the API's BinaryMediaTypes, AWS would send a label as base64 text."""
-    assert "application/pdf" in binary_media_types(Template.load())
+@pytest.mark.parametrize("accept", ["*/*", "text/html,application/xhtml+xml,*/*;q=0.8", "application/pdf"])
+def test_the_api_serves_label_pdfs_as_binary_whatever_the_client_accepts_first(accept):
+    """LOG-3: a person opens the label from a browser or curl, which put text/html or */* first; with only
+    application/pdf among the API's BinaryMediaTypes AWS would send them base64 text."""
+    request = HttpRequest("GET", "/v1/shipments/shp_1/label", [("Accept", accept)])
+    result = {"statusCode": 200, "headers": {}, "body": base64.b64encode(b"%PDF-1.7").decode(), "isBase64Encoded": True}
+    invocation = Invocation(payload=result, errored=False)
+
+    answer = rest_api_response(request, invocation, binary_media_types(Template.load()))
+
+    assert answer.body == b"%PDF-1.7"
+
+
+def test_a_request_body_of_a_binary_media_type_reaches_the_function_base64_encoded(stack):
+    """As in AWS: a body whose Content-Type is a binary media type arrives base64 with isBase64Encoded, and
+    Powertools decodes it (the API lists */*: every JSON body arrives so)."""
+    bearer = token(stack, "buyer-1", ["buyer"])
+    response = requests.post(
+        f"{stack.url}/things/label",
+        data=b"%PDF-1.4 raw",
+        headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/pdf"},
+        timeout=5,
+    )
+
+    event = echoed_event(response)
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"%PDF-1.4 raw"
