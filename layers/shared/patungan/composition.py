@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from patungan.checkout.promotions import PromotionService
     from patungan.checkout.saga import CheckoutSaga
     from patungan.fulfilment.repository import ShipmentsRepository
+    from patungan.fulfilment.service import ShipmentService
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -213,6 +214,7 @@ def reset() -> None:
         _checkout_saga,
         confirm_service,
         shipments_repository,
+        shipment_service,
     ):
         factory.cache_clear()
 
@@ -476,3 +478,26 @@ def shipments_repository() -> ShipmentsRepository:
     from patungan.fulfilment.repository import ShipmentsRepository
 
     return ShipmentsRepository(DynamoTable(get_settings().shipments_table))
+
+
+@cache
+def shipment_service() -> ShipmentService:
+    from patungan.accounts.repository import AddressRepository
+    from patungan.fulfilment.service import ShipmentService
+    from patungan.inventory.repository import PurchaseOrderRepository
+    from patungan.logistics.courier import BiteshipCourier
+
+    settings = get_settings()
+    return ShipmentService(
+        shipments_repository(),
+        order_service(),
+        checkout_repository(),
+        stock_service(),
+        PurchaseOrderRepository(DynamoTable(settings.inventory_table)),
+        AddressRepository(DynamoTable(settings.accounts_table)),
+        warehouse_repository(),
+        catalog_product,
+        BiteshipCourier.from_settings(settings),
+        CLOCK,
+        groupbuy_shipping_method_id=settings.groupbuy_shipping_method_id,
+    )
