@@ -397,3 +397,10 @@ def idempotent(
 def documented(model: type, status: int = 200, description: str = "OK") -> dict[int, dict[str, Any]]:
     """OpenAPI ``responses`` for a route that answers ``model`` (the handler returns a Response)."""
     return {status: {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+def documented_file(content_type: str, description: str) -> dict[int, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route that answers a file with ``binary_response`` (a label: application/pdf)."""
+    return {
+        200: {"description": description, "content": {content_type: {"schema": {"type": "string", "format": "binary"}}}}
+    }

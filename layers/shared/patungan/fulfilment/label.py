@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from patungan.core.errors import Conflict
 from patungan.notifications.messages import format_rupiah
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ BOLD = "Helvetica-Bold"
 FONT_ENCODING = "cp1252"
 UNPRINTABLE = "?"
 BARCODE_QUIET_ZONE = 6 * MM
+# Code128 encodes ASCII only: reportlab silently drops anything else, and the bars would scan as another waybill.
+_CODE128_PRINTABLE = frozenset(map(chr, range(0x20, 0x7F)))
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,9 @@ class LabelData:
 
 
 def printable(text: str) -> str:
-    """``text`` in the labels' fonts: accents the font lacks lose their marks (NFKD: Ł stays L only where a
-    decomposition exists), and a character it cannot show at all, e.g. 王, prints as ``?``: a missing glyph
-    would print as nothing, and the courier would not see that part of the name is missing."""
+    """``text`` in the labels' fonts: a letter whose accent the fonts lack loses the accent (Ş becomes S), and a
+    character with no such fallback (王, Ł) prints as ``?``: a missing glyph would print as nothing, and the
+    courier would not see that part of the name is missing."""
     characters = []
     for character in text:
         if _encodable(character):
@@ -75,13 +78,17 @@ def _encodable(character: str) -> bool:
 
 
 def weight_text(grams: int) -> str:
+    """1250 → ``1,25 kg``: Indonesian decimal comma."""
     return f"{grams / 1000:.2f} kg".replace(".", ",")
 
 
 def render_label(data: LabelData) -> bytes:
     """The label as PDF bytes. Deterministic: the same data gives the same bytes (no creation date, no random
-    document id), so a label printed twice is the same label."""
-    # Imported here: reportlab costs a cold start ~100 ms of imports, and only the label route draws.
+    document id), so a label printed twice is the same label. A waybill its barcode cannot carry is refused (409)
+    rather than printed as bars that scan as another parcel's waybill."""
+    if not data.waybill_id.strip() or not set(data.waybill_id) <= _CODE128_PRINTABLE:
+        raise Conflict(f"waybill {data.waybill_id!r} cannot be printed as a barcode", code="waybill_unprintable")
+    # Imported here: reportlab's imports cost tens of ms (make bench --only label), and only the label route draws.
     from reportlab.pdfgen.canvas import Canvas
 
     buffer = io.BytesIO()
@@ -106,8 +113,8 @@ class _Label:
     def draw(self) -> None:
         self._header()
         self._barcode()
-        self._party("PENERIMA / TO", self.data.recipient, name_size=11, max_address_lines=4)
-        self._party("PENGIRIM / FROM", self.data.sender, name_size=9, max_address_lines=3)
+        self._party("PENERIMA / TO", self.data.recipient, name_size=11, max_street_lines=3)
+        self._party("PENGIRIM / FROM", self.data.sender, name_size=9, max_street_lines=2)
         self._footer()
 
     def _header(self) -> None:
@@ -152,7 +159,7 @@ class _Label:
         self.top -= bar_height + 8 * MM
         self._rule()
 
-    def _party(self, heading: str, party: LabelParty, name_size: float, max_address_lines: int) -> None:
+    def _party(self, heading: str, party: LabelParty, name_size: float, max_street_lines: int) -> None:
         self.canvas.setFont(FONT, 7)
         self.top -= 3 * MM
         self.canvas.drawString(MARGIN, self.top, heading)
@@ -163,8 +170,9 @@ class _Label:
         self.canvas.setFont(FONT, size)
         self.top -= size + 2
         self.canvas.drawString(MARGIN, self.top, _fit(printable(party.phone), FONT, size, self.width))
-        address = [*party.address_lines, f"{party.city}, {party.province}"]
-        for line in _wrap([printable(line) for line in address], FONT, size, self.width, max_address_lines):
+        # The street wraps into the lines it has; the city and province always show (the courier sorts by them).
+        street = _wrap([printable(line) for line in party.address_lines], FONT, size, self.width, max_street_lines)
+        for line in [*street, _fit(printable(f"{party.city}, {party.province}"), FONT, size, self.width)]:
             self.top -= size + 1.5
             self.canvas.drawString(MARGIN, self.top, line)
         self.top -= size + 2
