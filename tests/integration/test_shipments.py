@@ -13,8 +13,9 @@ import pypdfium2
 import pytest
 
 from patungan import composition
+from patungan.adapters.dynamodb import Transaction
 from patungan.core.auth import Principal, Role
-from patungan.core.errors import Conflict
+from patungan.core.errors import ConcurrentUpdate, Conflict
 from patungan.fulfilment.models import shipment_id_for
 from patungan.fulfilment.repository import ShipmentsRepository
 from patungan.inventory.stock import StockService, po_receipt_hold_id
@@ -364,3 +365,30 @@ def test_a_groupbuy_buyer_without_an_address_is_refused(world, shop, courier, se
     receive_purchase_order(po_id, 5, shop.other_warehouse.id)
     order = groupbuy_order("ses_kopi", shop.product.id, 1, "gb-3")
     assert book(order.id).body["error"]["code"] == "address_required"
+
+
+# ---------------------------------------------------------------- the repository the tracking side reads
+def test_a_booked_shipment_is_found_by_its_courier_order_and_polled_until_terminal(world, shop, courier):
+    """What courier webhooks and the quiet-shipment poll read: the courier's order id finds the shipment; it is in
+    transit (polled) from booking until a terminal status; a change written over a stale version is refused."""
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    repository = composition.shipments_repository()
+    courier.down = True
+    book(order.id)
+    assert repository.in_transit_quiet_since("9999", 10) == []  # not booked: nothing to poll
+    courier.down = False
+    shipment = repository.get(book(order.id).body["id"])
+
+    assert repository.find_by_courier_order(shipment.courier_order_id) == shipment
+    assert [s.id for s in repository.in_transit_quiet_since("9999", 10)] == [shipment.id]
+    assert repository.in_transit_quiet_since(shipment.created_at, 10) == []  # not quiet since before it was made
+
+    tx = Transaction()
+    delivered = repository.change(tx, shipment, status="delivered", courier_updated_at="2026-12-01T00:00:00Z")
+    tx.commit()
+    assert (delivered.version, repository.get(shipment.id).status) == (shipment.version + 1, "delivered")
+    assert repository.in_transit_quiet_since("9999", 10) == []
+    with pytest.raises(ConcurrentUpdate):
+        stale = Transaction()
+        repository.change(stale, shipment, status="returned")
+        stale.commit()
