@@ -141,6 +141,7 @@ def test_the_courier_down_answers_503_and_changes_nothing_but_the_pending_shipme
     assert levels(shop.warehouse.id, shop.product.id) == (10, 2)
     assert commits(reservation_of(order)) == [] and shipped_events(world, order.id) == []
     assert tracking(order.id, BUYER).body["status"] == "booking"
+    assert label(shipment_id_for(order.id), WAREHOUSE)[0] == 409  # no waybill to print yet
 
     courier.down = False
     assert book(order.id).status == 201
@@ -207,6 +208,18 @@ def test_concurrent_bookings_of_one_order_ship_it_once(world, shop, courier):
     assert len({a.body["waybill_id"] for a in answers}) == 1 and len(courier.orders) == 1
     assert len(shipped_events(world, order.id)) == 1
     assert levels(shop.warehouse.id, shop.product.id) == (8, 0)
+
+
+def test_a_retail_order_ships_by_the_method_it_was_bought_with(world, shop, courier):
+    order = retail_order(shop.warehouse.id, shop.product.id)
+
+    other = book(order.id, body={"shipping_method_id": "sicepat:best"})
+    unknown_field = book(order.id, body={"courier": "jne"})
+
+    assert (other.status, other.body["error"]["details"][0]["field"]) == (422, "shipping_method_id")
+    assert unknown_field.status == 422
+    assert courier.bookings == []
+    assert book(order.id, body={"shipping_method_id": "jne:reg"}).status == 201
 
 
 def test_a_cancelled_order_does_not_ship(world, shop, courier):
