@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from patungan.checkout.pricing import CheckoutPricing
     from patungan.checkout.promotions import PromotionService
     from patungan.checkout.saga import CheckoutSaga
+    from patungan.fulfilment.repository import ShipmentsRepository
+    from patungan.fulfilment.service import ShipmentService
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -211,6 +213,8 @@ def reset() -> None:
         checkout_pricing,
         _checkout_saga,
         confirm_service,
+        shipments_repository,
+        shipment_service,
     ):
         factory.cache_clear()
 
@@ -465,4 +469,35 @@ def confirm_service() -> ConfirmService:
             payment_window=timedelta(seconds=settings.checkout_payment_window_seconds),
             lock_for=timedelta(seconds=settings.checkout_lock_seconds),
         ),
+    )
+
+
+# ---------------------------------------------------------------- fulfilment (LOG-2, LOG-3, GB-15; issue 11)
+@cache
+def shipments_repository() -> ShipmentsRepository:
+    from patungan.fulfilment.repository import ShipmentsRepository
+
+    return ShipmentsRepository(DynamoTable(get_settings().shipments_table))
+
+
+@cache
+def shipment_service() -> ShipmentService:
+    from patungan.accounts.repository import AddressRepository
+    from patungan.fulfilment.service import ShipmentService
+    from patungan.inventory.repository import PurchaseOrderRepository
+    from patungan.logistics.courier import BiteshipCourier
+
+    settings = get_settings()
+    return ShipmentService(
+        shipments_repository(),
+        order_service(),
+        checkout_repository(),
+        stock_service(),
+        PurchaseOrderRepository(DynamoTable(settings.inventory_table)),
+        AddressRepository(DynamoTable(settings.accounts_table)),
+        warehouse_repository(),
+        catalog_product,
+        BiteshipCourier.from_settings(settings),
+        CLOCK,
+        groupbuy_shipping_method_id=settings.groupbuy_shipping_method_id,
     )
