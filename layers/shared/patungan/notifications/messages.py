@@ -134,6 +134,49 @@ class OrderCreated(NotifyingEventData):
         return Message("Group buy succeeded", body)
 
 
+class OrderShipped(NotifyingEventData):
+    """The courier has the parcel (LOG-2, ORD-5)."""
+
+    order_id: str
+    total: int
+    courier: str | None = None
+    waybill_id: str | None = None
+
+    def message(self) -> Message:
+        tracking = f" Waybill {self.courier.upper()} {self.waybill_id}." if self.courier and self.waybill_id else ""
+        return Message(
+            "Your order is on its way",
+            f"Your order {self.order_id} was handed to the courier.{tracking} Follow its journey in the app.",
+        )
+
+
+class OrderFulfilled(NotifyingEventData):
+    """The courier delivered the parcel (``order.fulfilled``, ORD-5)."""
+
+    order_id: str
+    total: int
+
+    def message(self) -> Message:
+        return Message(
+            "Order delivered",
+            f"Your order {self.order_id} has arrived. Something wrong with it? Contact us before the order completes.",
+        )
+
+
+class OrderCompleted(NotifyingEventData):
+    """The return window after delivery passed (ORD-3)."""
+
+    order_id: str
+    total: int
+
+    def message(self) -> Message:
+        return Message(
+            "Order completed",
+            f"Your order {self.order_id} of {format_rupiah(self.total)} is complete. Terima kasih for shopping "
+            "with Patungan!",
+        )
+
+
 RefundReason = Literal[
     "session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge", "order_cancelled"
 ]
@@ -209,6 +252,9 @@ NOTIFYING_EVENTS: dict[str, type[NotifyingEventData]] = {
     "payment.refund_requested": RefundRequested,
     "payment.refunded": PaymentRefunded,
     "order.created": OrderCreated,
+    "order.shipped": OrderShipped,
+    "order.fulfilled": OrderFulfilled,
+    "order.completed": OrderCompleted,
     "wallet.withdrawal.completed": WithdrawalSettled,
     "wallet.withdrawal.failed": WithdrawalSettled,
     "wallet.withdrawal.reversed": WithdrawalSettled,
