@@ -66,8 +66,8 @@ How refunds and payouts turn out:
   simulation. A payout to account number 131313 stays ACCEPTED until simulated, as in Xendit's test mode, so
   a test never races the settlement.
 
-Webhooks are POSTed from a few background threads (never inside the request that caused them, so a caller
-that waits on this server cannot deadlock) with ``x-callback-token`` to
+Webhooks are POSTed (emulator/webhooks.py) from a few background threads (never inside the request that caused
+them, so a caller that waits on this server cannot deadlock) with ``x-callback-token`` to
 ``{webhook_base_url}/_url/XenditInvoiceWebhook/``, ``.../XenditRefundWebhook/`` and
 ``.../XenditPayoutWebhook/``, in Xendit's callback formats. The callbacks of one invoice, refund or payout
 are POSTed one at a time, in the order they happened; those of different ones in parallel. Connection
@@ -81,41 +81,28 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import heapq
 import html
-import itertools
 import json
-import logging
 import secrets
 import threading
-import time
 import uuid
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import requests
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-logger = logging.getLogger(__name__)
+from emulator.webhooks import Scheduler, WebhookSender
 
 BUSINESS_ID = "local-business"
 MERCHANT_NAME = "Patungan (local Xendit)"
 DEFAULT_INVOICE_DURATION_SECONDS = 86_400
 HELD_PAYOUT_ACCOUNT_NUMBER = "131313"
 PAYOUT_SETTLE_DELAY_SECONDS = 5.0
-WEBHOOK_TIMEOUT_SECONDS = 10
-WEBHOOK_MAX_ATTEMPTS = 5
-WEBHOOK_FIRST_BACKOFF_SECONDS = 0.2
-# The stack behind the webhooks runs one invocation at a time; a few callbacks in flight keep it busy while
-# each one's HTTP round trip is under way (one thread at a time left it idle between callbacks).
-WEBHOOK_DELIVERY_THREADS = 4
 
 # invoice payment_method -> (channel a simulated payment uses, payment_method_type shown on its refunds)
 PAYMENT_METHODS = {
@@ -412,129 +399,6 @@ class LocalPayout:
         }
 
 
-class Scheduler:
-    """One background thread that runs actions when they fall due: settlements, expiries, webhook retries."""
-
-    def __init__(self, name: str) -> None:
-        self._due: list[tuple[float, int, Callable[[], None]]] = []
-        self._order = itertools.count()  # ties run in the order they were scheduled
-        self._wakeup = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def call_later(self, delay_seconds: float, action: Callable[[], None]) -> None:
-        with self._wakeup:
-            heapq.heappush(self._due, (time.monotonic() + delay_seconds, next(self._order), action))
-            self._wakeup.notify()
-
-    def close(self) -> None:
-        with self._wakeup:
-            self._closed = True
-            self._wakeup.notify()
-        self._thread.join(timeout=WEBHOOK_TIMEOUT_SECONDS + 1)
-
-    def _run(self) -> None:
-        while (action := self._next_due()) is not None:
-            try:
-                action()
-            except Exception:
-                logger.exception("local Xendit: a background action failed")
-
-    def _next_due(self) -> Callable[[], None] | None:
-        with self._wakeup:
-            while not self._closed:
-                if self._due and self._due[0][0] <= time.monotonic():
-                    return heapq.heappop(self._due)[2]
-                self._wakeup.wait(self._due[0][0] - time.monotonic() if self._due else None)
-            return None
-
-
-class WebhookSender:
-    """POSTs callbacks to the Function URLs of the local stack, retrying connection errors and 5xx; the
-    callbacks of one resource (invoice, refund or payout id) one at a time, in order."""
-
-    def __init__(self, callback_token: str, base_url: str, scheduler: Scheduler) -> None:
-        self.callback_token = callback_token
-        self.base_url = base_url
-        self.scheduler = scheduler
-        self._workers = ThreadPoolExecutor(WEBHOOK_DELIVERY_THREADS, thread_name_prefix="local-xendit-webhooks")
-        self._lock = threading.Lock()
-        # resource id -> its deliveries not made yet; an id is here while one worker delivers its callbacks
-        self._pending: dict[str, deque[Callable[[], None]]] = {}
-        self._closed = False
-        self._thread_session = threading.local()  # requests.Session is not thread-safe: one per worker
-        self._sessions: list[requests.Session] = []
-
-    def send(self, function_logical_id: str, resource_id: str, body: dict[str, Any]) -> None:
-        url = f"{self.base_url.rstrip('/')}/_url/{function_logical_id}/"
-        self._enqueue(resource_id, partial(self._attempt, url, resource_id, body, 1))
-
-    def close(self) -> None:
-        """Stop taking callbacks, let the POSTs under way finish, and drop the rest."""
-        with self._lock:
-            self._closed = True
-        self._workers.shutdown(wait=True, cancel_futures=True)
-        for session in self._sessions:
-            session.close()
-
-    def _enqueue(self, resource_id: str, delivery: Callable[[], None]) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            if resource_id in self._pending:  # its worker takes this one after the earlier ones
-                self._pending[resource_id].append(delivery)
-                return
-            self._pending[resource_id] = deque([delivery])
-            self._workers.submit(self._deliver_all, resource_id)  # under the lock: close() cannot come between
-
-    def _deliver_all(self, resource_id: str) -> None:
-        while True:
-            with self._lock:
-                pending = self._pending[resource_id]
-                if self._closed or not pending:
-                    del self._pending[resource_id]
-                    return
-                delivery = pending.popleft()
-            try:
-                delivery()
-            except Exception:  # a worker thread has nobody to raise to
-                logger.exception("local Xendit: a webhook delivery failed")
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._thread_session, "session", None)
-        if session is None:
-            session = self._thread_session.session = requests.Session()
-            with self._lock:
-                self._sessions.append(session)
-        return session
-
-    def _attempt(self, url: str, resource_id: str, body: dict[str, Any], attempt: int) -> None:
-        headers = {"x-callback-token": self.callback_token, "content-type": "application/json"}
-        try:
-            response = self._session().post(
-                url, data=json.dumps(body), headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS
-            )
-        except requests.ReadTimeout:
-            logger.error("local Xendit: webhook to %s timed out; Xendit does not retry timeouts", url)
-            return
-        except requests.ConnectionError as exc:
-            failure = f"connection error: {exc}"
-        else:
-            if response.status_code < 500:
-                if response.status_code >= 400:
-                    logger.error("local Xendit: webhook to %s refused with %s", url, response.status_code)
-                return
-            failure = f"HTTP {response.status_code}"
-        if attempt >= WEBHOOK_MAX_ATTEMPTS:
-            logger.error("local Xendit: gave up delivering to %s after %s attempts (%s)", url, attempt, failure)
-            return
-        logger.warning("local Xendit: webhook to %s failed (%s); retrying", url, failure)
-        backoff = WEBHOOK_FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1)
-        retry = partial(self._attempt, url, resource_id, body, attempt + 1)
-        self.scheduler.call_later(backoff, partial(self._enqueue, resource_id, retry))
-
-
 class LocalXendit:
     """The local Xendit as a WSGI app (``wsgi_app``); ``close()`` stops its background threads."""
 
@@ -560,7 +424,9 @@ class LocalXendit:
         self._refund_keys: dict[str, tuple[dict[str, Any], str]] = {}
         self._payout_keys: dict[str, tuple[dict[str, Any], str]] = {}
         self._scheduler = Scheduler("local-xendit")
-        self._webhooks = WebhookSender(callback_token, webhook_base_url, self._scheduler)
+        self._webhooks = WebhookSender(
+            webhook_base_url, self._scheduler, sender="local Xendit", headers={"x-callback-token": callback_token}
+        )
         api, public = partial(_route, authenticated=True), partial(_route, authenticated=False)
         self._routes = Map(
             [

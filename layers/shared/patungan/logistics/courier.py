@@ -1,10 +1,14 @@
-"""The courier adapter (LOG-1): Biteship's rates API (``POST /v1/rates/couriers``, EXTERNAL_APIS.md), the
-only place that speaks HTTP to the courier aggregator. In the local stack it talks to the local courier
+"""The courier adapter: Biteship's rates (LOG-1, ``POST /v1/rates/couriers``), orders (LOG-2, ``POST
+/v1/orders``) and tracking (``GET /v1/trackings/{id}``) APIs (EXTERNAL_APIS.md), the only place that speaks HTTP
+to the courier aggregator. In the local stack it talks to the local courier
 (emulator/courier.py), which answers the same shapes.
 
 Every call has a timeout; timeouts, connection errors, 429 and 5xx are retried with exponential backoff and
 full jitter, a bounded number of times. A refusal (any other 4xx) is never retried: the same request would be
 refused again. Either way the caller gets ``CourierUnavailable`` and decides what the buyer sees.
+
+A booking is retried like any call, with the same ``reference_id`` (our shipment id): the courier answers the
+order it already booked for that reference, so a booking whose answer was lost to a timeout books once.
 """
 
 from __future__ import annotations
@@ -13,21 +17,34 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote as url_quote
 
 import urllib3
 
 from patungan.adapters.aws import read_secret
+from patungan.core.clock import parse_iso, to_iso
 from patungan.core.config import Settings
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
 from patungan.core.retry import full_jitter
-from patungan.logistics.models import ParcelItem, Place, Quote
+from patungan.logistics.models import (
+    CourierBooked,
+    CourierBooking,
+    CourierStatus,
+    CourierTrackingEvent,
+    ParcelItem,
+    Place,
+    Quote,
+)
 
 RATES_PATH = "/v1/rates/couriers"
+ORDERS_PATH = "/v1/orders"
+TRACKINGS_PATH = "/v1/trackings"
 BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_CAP_SECONDS = 1.0
 HOURS_PER_DAY = 24
+_Parsed = TypeVar("_Parsed")
 # Biteship's duration: "2 - 3" (or "1") in shipment_duration_range, the unit in shipment_duration_unit.
 _DURATION = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
@@ -66,11 +83,104 @@ def rates_request(origin: Place, destination: Place, items: Sequence[ParcelItem]
             "destination_longitude": destination.longitude,
         }
     body["couriers"] = ",".join(couriers)
-    body["items"] = [
+    body["items"] = _items(items)
+    return body
+
+
+def _items(items: Sequence[ParcelItem]) -> list[dict[str, Any]]:
+    return [
         {"name": item.name, "value": item.value, "weight": item.weight_grams, "quantity": item.quantity}
         for item in items
     ]
+
+
+def order_request(booking: CourierBooking) -> dict[str, Any]:
+    """Biteship's order request: the sender (the warehouse's contact), both ends' contact, address and postal
+    code (coordinates when known), the courier and service, picked up now, our shipment id as
+    ``reference_id``, the items, and the cash to collect at the door for a COD order."""
+    body: dict[str, Any] = {
+        "shipper_contact_name": booking.origin.recipient_name,
+        "shipper_contact_phone": booking.origin.phone,
+    }
+    for end, address in (("origin", booking.origin), ("destination", booking.destination)):
+        body |= {
+            f"{end}_contact_name": address.recipient_name,
+            f"{end}_contact_phone": address.phone,
+            f"{end}_address": ", ".join(
+                part for part in (address.line1, address.line2, address.city, address.province) if part
+            ),
+            f"{end}_postal_code": int(address.postal_code),
+        }
+        if address.latitude is not None and address.longitude is not None:
+            body[f"{end}_coordinate"] = {"latitude": address.latitude, "longitude": address.longitude}
+    body |= {
+        "courier_company": booking.courier,
+        "courier_type": booking.service,
+        "delivery_type": "now",
+        "order_note": booking.note,
+        "reference_id": booking.reference_id,
+        "items": _items(booking.items),
+    }
+    if booking.cod_amount is not None:
+        body["destination_cash_on_delivery"] = booking.cod_amount
     return body
+
+
+def booked_from(answer: Any, booking: CourierBooking) -> CourierBooked:
+    """The courier's order in Biteship's answer. Without an order id or a waybill, or for another reference,
+    the answer is refused as a whole: a shipment is booked completely or not at all."""
+    if not isinstance(answer, dict) or answer.get("success") is False:
+        raise ValueError("the answer is not a successful order")
+    courier = answer.get("courier")
+    if not isinstance(courier, dict):
+        raise ValueError("the answer names no courier")
+    order_id, waybill_id, tracking_id = answer.get("id"), courier.get("waybill_id"), courier.get("tracking_id")
+    if not _text(order_id):
+        raise ValueError(f"no order id: {order_id!r}")
+    if not _text(waybill_id):
+        raise ValueError(f"order {order_id}: no waybill: {waybill_id!r}")
+    if tracking_id is not None and not _text(tracking_id):
+        raise ValueError(f"order {order_id}: tracking_id is not an id: {tracking_id!r}")
+    reference = answer.get("reference_id", booking.reference_id)
+    if reference != booking.reference_id:
+        raise ValueError(f"order {order_id} is for reference {reference!r}, not {booking.reference_id!r}")
+    price = answer.get("price")
+    if isinstance(price, bool) or not isinstance(price, int | float) or price < 0 or not float(price).is_integer():
+        raise ValueError(f"order {order_id}: the price is not a whole number of rupiah: {price!r}")
+    return CourierBooked(order_id, waybill_id, tracking_id, _status(answer.get("status")), int(price))
+
+
+def tracking_from(answer: Any) -> list[CourierTrackingEvent]:
+    """The parcel's history in Biteship's tracking answer, oldest first, each ``updated_at`` in UTC."""
+    history = answer.get("history") if isinstance(answer, dict) else None
+    if not isinstance(history, list):
+        raise ValueError("the answer has no history list")
+    events = [_event(entry) for entry in history]
+    return sorted(events, key=lambda event: event.updated_at)
+
+
+def _event(entry: Any) -> CourierTrackingEvent:
+    if not isinstance(entry, dict):
+        raise ValueError(f"a history entry is not an object: {entry!r}")
+    updated_at, note = entry.get("updated_at"), entry.get("note", "")
+    if not isinstance(updated_at, str):
+        raise ValueError(f"a history entry has no updated_at: {entry!r}")
+    try:
+        moment = parse_iso(updated_at)
+    except ValueError as exc:
+        raise ValueError(f"unreadable updated_at: {updated_at!r}") from exc
+    return CourierTrackingEvent(_status(entry.get("status")), note if isinstance(note, str) else "", to_iso(moment))
+
+
+def _status(value: Any) -> CourierStatus:
+    try:
+        return CourierStatus(value)
+    except ValueError:
+        raise ValueError(f"unknown courier status: {value!r}") from None
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def quotes_from(answer: Any, couriers: Sequence[str]) -> list[Quote]:
@@ -148,21 +258,31 @@ class BiteshipCourier:
     def rates(
         self, origin: Place, destination: Place, items: Sequence[ParcelItem], couriers: Sequence[str]
     ) -> list[Quote]:
-        answer, attempts = self._post(RATES_PATH, rates_request(origin, destination, items, couriers))
-        try:
-            return quotes_from(answer, couriers)
-        except ValueError as exc:
-            raise CourierUnavailable(f"the courier's answer is not Biteship's: {exc}", attempts=attempts) from exc
+        answer, attempts = self._call("POST", RATES_PATH, rates_request(origin, destination, items, couriers))
+        return _read(answer, attempts, lambda: quotes_from(answer, couriers))
 
-    def _post(self, path: str, body: dict[str, Any]) -> tuple[Any, int]:
-        """The JSON answer to a POST and how many attempts it took; CourierUnavailable when none came."""
-        headers = {"Authorization": self._api_key(), "Content-Type": "application/json"}
-        payload = json.dumps(body).encode()
+    def book(self, booking: CourierBooking) -> CourierBooked:
+        """Book a pickup (LOG-2); retried with the same ``reference_id``, which the courier answers once."""
+        answer, attempts = self._call("POST", ORDERS_PATH, order_request(booking))
+        return _read(answer, attempts, lambda: booked_from(answer, booking))
+
+    def tracking(self, tracking_id: str) -> list[CourierTrackingEvent]:
+        """A parcel's history, oldest first, by its courier order id or tracking id."""
+        answer, attempts = self._call("GET", f"{TRACKINGS_PATH}/{url_quote(tracking_id, safe='')}")
+        return _read(answer, attempts, lambda: tracking_from(answer))
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[Any, int]:
+        """The JSON answer to a request and how many attempts it took; CourierUnavailable when none came."""
+        headers = {"Authorization": self._api_key()}
+        payload = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            payload = json.dumps(body).encode()
         attempt = 1
         while True:
             try:
                 response = self._http.request(
-                    "POST", f"{self._url}{path}", body=payload, headers=headers, timeout=self._timeout
+                    method, f"{self._url}{path}", body=payload, headers=headers, timeout=self._timeout
                 )
             except urllib3.exceptions.HTTPError as exc:  # timeouts and connection errors
                 reason = type(exc).__name__
@@ -180,10 +300,17 @@ class BiteshipCourier:
             delay = full_jitter(attempt, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS)
             logger.warning(
                 "courier call failed; retrying",
-                extra={"path": path, "attempt": attempt, "delay_seconds": delay, "reason": reason},
+                extra={"method": method, "path": path, "attempt": attempt, "delay_seconds": delay, "reason": reason},
             )
             self._sleep(delay)
             attempt += 1
+
+
+def _read(answer: Any, attempts: int, parse: Callable[[], _Parsed]) -> _Parsed:
+    try:
+        return parse()
+    except ValueError as exc:
+        raise CourierUnavailable(f"the courier's answer is not Biteship's: {exc}", attempts=attempts) from exc
 
 
 def _error_text(data: bytes) -> str:

@@ -1,8 +1,9 @@
-"""Shipping rates as the API shows them (API.md "Addresses and shipping rates"), and the places and parcel
-contents a courier prices (LOG-1)."""
+"""Shipping rates as the API shows them (API.md "Addresses and shipping rates"), the places and parcel
+contents a courier prices (LOG-1), and the bookings and tracking the courier adapter speaks in (LOG-2)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -104,3 +105,63 @@ class Quote:
     service: str
     price: int
     etd_days: int
+
+
+# --- Shipments (LOG-2): a booked courier pickup and its tracking, as the courier adapter hands them over ------
+
+
+class CourierStatus(StrEnum):
+    """Biteship's order statuses (EXTERNAL_APIS.md), the only statuses the adapter lets through."""
+
+    CONFIRMED = "confirmed"
+    SCHEDULED = "scheduled"
+    ALLOCATED = "allocated"
+    PICKING_UP = "picking_up"
+    PICKED = "picked"
+    DROPPING_OFF = "dropping_off"
+    ON_HOLD = "on_hold"
+    DELIVERED = "delivered"
+    RETURN_IN_TRANSIT = "return_in_transit"
+    RETURNED = "returned"
+    DISPOSED = "disposed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    COURIER_NOT_FOUND = "courier_not_found"
+
+
+@dataclass(frozen=True)
+class CourierBooking:
+    """A pickup to book. ``reference_id`` is our shipment id: the courier answers the same order for the same
+    reference, so a booking retried after a timeout books once. ``origin`` is the warehouse's address (its
+    ``recipient_name``/``phone`` are the sender's contact), ``destination`` the buyer's. ``cod_amount``: rupiah
+    the courier collects at the door (cash on delivery, CHK-9); None when the order is paid."""
+
+    reference_id: str
+    courier: str
+    service: str
+    origin: PostalAddress
+    destination: PostalAddress
+    items: Sequence[ParcelItem]
+    cod_amount: int | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CourierBooked:
+    """The courier's order for a booking: its ids (``courier_order_id`` is what its webhooks name as
+    ``order_id``), the waybill to print, its status, and what it charges (rupiah)."""
+
+    courier_order_id: str
+    waybill_id: str
+    tracking_id: str | None
+    status: CourierStatus
+    price: int
+
+
+@dataclass(frozen=True)
+class CourierTrackingEvent:
+    """One step of a parcel's history; ``updated_at`` is ISO 8601 UTC with a ``Z`` (core.clock.to_iso)."""
+
+    status: CourierStatus
+    note: str
+    updated_at: str
