@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from patungan.checkout.pricing import CheckoutPricing
     from patungan.checkout.promotions import PromotionService
     from patungan.checkout.saga import CheckoutSaga
+    from patungan.fulfilment.repository import ShipmentsRepository
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -211,6 +212,7 @@ def reset() -> None:
         checkout_pricing,
         _checkout_saga,
         confirm_service,
+        shipments_repository,
     ):
         factory.cache_clear()
 
@@ -466,3 +468,11 @@ def confirm_service() -> ConfirmService:
             lock_for=timedelta(seconds=settings.checkout_lock_seconds),
         ),
     )
+
+
+# ---------------------------------------------------------------- fulfilment (LOG-2, LOG-3, GB-15; issue 11)
+@cache
+def shipments_repository() -> ShipmentsRepository:
+    from patungan.fulfilment.repository import ShipmentsRepository
+
+    return ShipmentsRepository(DynamoTable(get_settings().shipments_table))

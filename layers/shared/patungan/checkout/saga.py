@@ -525,6 +525,7 @@ class CheckoutSaga:
                 warehouse_id=quoted.warehouse_id,
                 address=checkout.address,
                 payment_id=_payment_reference(checkout),
+                payment_method=checkout.payment_method,
                 created_at=now,
                 updated_at=now,
             )

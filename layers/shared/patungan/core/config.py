@@ -125,6 +125,12 @@ class Settings(BaseModel):
     # before the scheduled poll reads its tracking instead.
     order_return_window_seconds: int = Field(172_800, alias="ORDER_RETURN_WINDOW_SECONDS", ge=0)
     courier_quiet_seconds: int = Field(21_600, alias="COURIER_QUIET_SECONDS", ge=60)
+    # Shipments (issue 11, LOG-2, GB-15): the shipments table; how a group-buying order ships when the booking
+    # names no method (courier:service; its buyer chose none, the warehouse ships the session's parcels).
+    shipments_table: str = Field("", alias="SHIPMENTS_TABLE")
+    groupbuy_shipping_method_id: str = Field(
+        "jne:reg", alias="GROUPBUY_SHIPPING_METHOD_ID", pattern=r"^[a-z0-9_]+:[a-z0-9_]+$"
+    )
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

@@ -44,6 +44,9 @@ class Order(BaseModel):
     warehouse_id: str | None = Field(None, description="where a retail order ships from (CHK-10)")
     address: dict | None = None
     payment_id: str
+    payment_method: Literal["invoice", "wallet", "cod"] | None = Field(
+        None, description="how a retail order is paid; cod: the courier collects the total on delivery (CHK-9)"
+    )
     created_at: str
     updated_at: str
 

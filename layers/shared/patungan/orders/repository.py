@@ -15,6 +15,10 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     "expired": frozenset({"pending_payment"}),
     "cancelled": frozenset({"pending_payment", "paid", "processing"}),
     "refunded": frozenset({"cancelled"}),
+    # Fulfilment (LOG-2): a paid order, or a COD order (processing), leaves with the courier.
+    "shipped": frozenset({"paid", "processing"}),
+    "delivered": frozenset({"shipped"}),
+    "completed": frozenset({"delivered"}),
 }
 _KEYS = {"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"}
 

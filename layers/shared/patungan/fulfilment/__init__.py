@@ -1,0 +1,1 @@
+"""Fulfilment: shipments, labels and tracking (LOG-2, LOG-3)."""
