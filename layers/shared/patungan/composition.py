@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from patungan.checkout.confirm import ConfirmService
     from patungan.checkout.pricing import CheckoutPricing
     from patungan.checkout.promotions import PromotionService
+    from patungan.checkout.refunds import OrderRefunds
     from patungan.checkout.saga import CheckoutSaga
     from patungan.fulfilment.repository import ShipmentsRepository
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
@@ -431,11 +432,24 @@ def _checkout_saga(payments: PaymentService) -> CheckoutSaga:
         promotion_service(),
         cart_service(),
         TaskTokens(),
+        order_refunds(payments),
         unit_price,
         outbox(),
         CLOCK,
         SagaTimes(payment_window=timedelta(seconds=settings.checkout_payment_window_seconds)),
     )
+
+
+def order_refunds(payments: PaymentService | None = None) -> OrderRefunds:
+    """A paid retail order cancelled with its money going back (ORD-3): by its buyer, or as a returned parcel."""
+    return _order_refunds(payments or payment_service())
+
+
+@cache
+def _order_refunds(payments: PaymentService) -> OrderRefunds:
+    from patungan.checkout.refunds import OrderRefunds
+
+    return OrderRefunds(checkout_repository(), order_service(), payments, CLOCK)
 
 
 def unit_price(product_id: str, variant_id: str | None) -> int:

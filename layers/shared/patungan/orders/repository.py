@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.core.errors import ConcurrentUpdate, NotFound
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
@@ -51,10 +53,15 @@ class OrdersRepository:
             condition="attribute_not_exists(pk)",
         )
 
-    def move(self, tx: Transaction, order_id: str, status: str, updated_at: str) -> None:
+    def move(self, tx: Transaction, order_id: str, status: str, updated_at: str, via: tuple[str, ...] = ()) -> None:
         """``status`` only from the states ORD-3 allows; otherwise the transaction fails as a concurrent change
-        (the caller reads again and decides)."""
-        froms = {f":from{i}": s for i, s in enumerate(sorted(ORDER_TRANSITIONS[status]))}
+        (the caller reads again and decides). With ``via``, through those states in one write (each step one ORD-3
+        allows): from where the first may be entered."""
+        path = (*via, status)
+        for before, after in pairwise(path):
+            if before not in ORDER_TRANSITIONS[after]:
+                raise ValueError(f"an order cannot go from {before} to {after}")
+        froms = {f":from{i}": s for i, s in enumerate(sorted(ORDER_TRANSITIONS[path[0]]))}
         tx.update(
             self.table,
             {"pk": f"ORDER#{order_id}", "sk": META},
