@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from patungan.checkout.refunds import OrderRefunds
     from patungan.checkout.saga import CheckoutSaga
     from patungan.fulfilment.repository import ShipmentsRepository
+    from patungan.fulfilment.tracking import ShipmentTracking
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -214,6 +215,7 @@ def reset() -> None:
         _checkout_saga,
         confirm_service,
         shipments_repository,
+        shipment_tracking,
     ):
         factory.cache_clear()
 
@@ -490,3 +492,32 @@ def shipments_repository() -> ShipmentsRepository:
     from patungan.fulfilment.repository import ShipmentsRepository
 
     return ShipmentsRepository(DynamoTable(get_settings().shipments_table))
+
+
+@cache
+def shipment_tracking() -> ShipmentTracking:
+    from patungan.fulfilment.tracking import ShipmentTracking, TrackingRecords, TrackingTimes
+    from patungan.ledger.repository import ledger
+    from patungan.logistics.courier import BiteshipCourier
+
+    settings = get_settings()
+    return ShipmentTracking(
+        shipments_repository(),
+        TrackingRecords(DynamoTable(settings.shipments_table), CLOCK),
+        order_service(),
+        order_refunds(),
+        ledger(),
+        stock_service(),
+        BiteshipCourier.from_settings(settings),
+        CLOCK,
+        TrackingTimes(
+            return_window=timedelta(seconds=settings.order_return_window_seconds),
+            quiet_after=timedelta(seconds=settings.courier_quiet_seconds),
+        ),
+    )
+
+
+def courier_webhook_token() -> str:
+    from patungan.adapters.aws import read_secret
+
+    return read_secret(get_settings().courier_webhook_token_parameter, "the courier webhook token")

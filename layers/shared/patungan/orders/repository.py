@@ -15,7 +15,8 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     "paid": frozenset({"pending_payment"}),
     "processing": frozenset({"pending_payment", "paid"}),
     "expired": frozenset({"pending_payment"}),
-    "cancelled": frozenset({"pending_payment", "paid", "processing"}),
+    # shipped: only a parcel the courier brought back (fulfilment/tracking.py); the buyer's cancel refuses it.
+    "cancelled": frozenset({"pending_payment", "paid", "processing", "shipped"}),
     "refunded": frozenset({"cancelled"}),
     # Fulfilment (LOG-2): a paid order, or a COD order (processing), leaves with the courier.
     "shipped": frozenset({"paid", "processing"}),
