@@ -22,6 +22,7 @@ from moto.core.config import DefaultConfig
 from emulator import moto_patches, permissions, runtime
 from emulator.apigateway import RestApi
 from emulator.clock import ExecutionClock
+from emulator.courier import DEFAULT_WEBHOOK_TOKEN as DEFAULT_COURIER_WEBHOOK_TOKEN
 from emulator.courier import LocalCourier
 from emulator.deploy import deploy
 from emulator.events import RuleScheduler, TargetDelivery, deploy_rules, rule_specs
@@ -73,6 +74,7 @@ class LocalStack:
         self._seed_enabled = seed
         self._host, self._port = host, port
         self._callback_token = os.environ.get("XENDIT_CALLBACK_TOKEN", DEFAULT_CALLBACK_TOKEN)
+        self._courier_webhook_token = os.environ.get("COURIER_WEBHOOK_TOKEN", DEFAULT_COURIER_WEBHOOK_TOKEN)
         self._server: HttpServer | None = None
         self._gateway: LocalGateway | None = None
         self._scheduler: RuleScheduler | None = None
@@ -144,7 +146,7 @@ class LocalStack:
         )
         self._xendit = _local_xendit(self._callback_token, self.url, self.time_scale)
         mounts = {XENDIT_PATH: self._xendit.wsgi_app} if self._xendit is not None else {}
-        self._courier = LocalCourier()
+        self._courier = LocalCourier(webhook_base_url=self.url, webhook_token=self._courier_webhook_token)
         mounts[COURIER_PATH] = self._courier.wsgi_app
         self._server.start(self._gateway.wsgi, mounts)  # /_local/health answers 503 until ready
 
@@ -169,6 +171,7 @@ class LocalStack:
                 "XenditSecretKeyParameter": LOCAL_XENDIT_SECRET_KEY,
                 "XenditCallbackTokenParameter": self._callback_token,
                 "CourierApiKeyParameter": LOCAL_COURIER_API_KEY,
+                "CourierWebhookTokenParameter": self._courier_webhook_token,
             },
         )
         deploy_rules(boto3.client("events", region_name=REGION), rules)

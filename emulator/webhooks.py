@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 import requests
+from werkzeug.wrappers import Request
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,11 @@ WEBHOOK_FIRST_BACKOFF_SECONDS = 0.2
 # The stack behind the webhooks runs one invocation at a time; a few callbacks in flight keep it busy while
 # each one's HTTP round trip is under way (one thread at a time left it idle between callbacks).
 WEBHOOK_DELIVERY_THREADS = 4
+
+
+def delivers(request: Request) -> bool:
+    """``?deliver=false`` on a simulation: change the thing here, but send no webhook (drift to reconcile)."""
+    return request.args.get("deliver", "true").lower() != "false"
 
 
 class Scheduler:

@@ -96,7 +96,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from emulator.webhooks import Scheduler, WebhookSender
+from emulator.webhooks import Scheduler, WebhookSender, delivers
 
 BUSINESS_ID = "local-business"
 MERCHANT_NAME = "Patungan (local Xendit)"
@@ -545,10 +545,10 @@ class LocalXendit:
 
     def _simulate_pay(self, request: Request, invoice_id: str) -> Response:
         method = _json_body(request, required=False).get("payment_method", DEFAULT_PAYMENT_METHOD)
-        return _json(self._transition(invoice_id, "PAID", payment_method=method, deliver=_delivers(request)))
+        return _json(self._transition(invoice_id, "PAID", payment_method=method, deliver=delivers(request)))
 
     def _simulate_expire(self, request: Request, invoice_id: str) -> Response:
-        return _json(self._transition(invoice_id, "EXPIRED", deliver=_delivers(request)))
+        return _json(self._transition(invoice_id, "EXPIRED", deliver=delivers(request)))
 
     def _transition(
         self, invoice_id: str, status: str, payment_method: str = DEFAULT_PAYMENT_METHOD, *, deliver: bool = True
@@ -642,10 +642,10 @@ class LocalXendit:
 
     def _simulate_refund_failure(self, request: Request, refund_id: str) -> Response:
         failure_code = _json_body(request, required=False).get("failure_code", "REFUND_FAILED")
-        return _json(self._settle_refund(refund_id, "FAILED", failure_code, deliver=_delivers(request)))
+        return _json(self._settle_refund(refund_id, "FAILED", failure_code, deliver=delivers(request)))
 
     def _simulate_refund_success(self, request: Request, refund_id: str) -> Response:
-        return _json(self._settle_refund(refund_id, "SUCCEEDED", None, deliver=_delivers(request)))
+        return _json(self._settle_refund(refund_id, "SUCCEEDED", None, deliver=delivers(request)))
 
     def _settle_refund(
         self, refund_id: str, status: str, failure_code: str | None, *, deliver: bool = True, by_itself: bool = False
@@ -729,7 +729,7 @@ class LocalXendit:
                 raise XenditError(
                     400, "API_VALIDATION_ERROR", f"failure_code must be one of {sorted(PAYOUT_FAILURE_CODES)}"
                 )
-        return _json(self._settle_payout(payout_id, outcome, failure_code, deliver=_delivers(request)))
+        return _json(self._settle_payout(payout_id, outcome, failure_code, deliver=delivers(request)))
 
     def _settle_payout(
         self,
@@ -765,11 +765,6 @@ class LocalXendit:
         if earlier_body != body:
             raise XenditError(409, "IDEMPOTENCY_ERROR", "this idempotency-key was used with a different request")
         return created_id
-
-
-def _delivers(request: Request) -> bool:
-    """``?deliver=false`` on a simulation: change the thing here, but send no webhook (drift to reconcile)."""
-    return request.args.get("deliver", "true").lower() != "false"
 
 
 def _route(method: str, path: str, handler: Callable[..., Response], *, authenticated: bool) -> Rule:
