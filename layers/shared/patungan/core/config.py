@@ -130,6 +130,7 @@ class Settings(BaseModel):
     shipments_table: str = Field("", alias="SHIPMENTS_TABLE")
     groupbuy_shipping_method_id: str = Field(
         "jne:reg", alias="GROUPBUY_SHIPPING_METHOD_ID", pattern=r"^[a-z0-9_]+:[a-z0-9_]+$"
+    )
     # Courier webhooks (issue 11, LOG-2): the SSM parameter holding the secret the courier's webhook URL carries
     # as ``?token=`` (Biteship can only be given a URL, no signing secret); CourierWebhook compares it in
     # constant time and never logs it.

@@ -387,11 +387,15 @@ class ShipmentTracking:
                 events = self.courier.tracking(shipment.courier_order_id or shipment.tracking_id or "")
             except DomainError as exc:
                 failed += 1
-                logger.warning("tracking unreadable for a quiet shipment", extra={"shipment_id": shipment.id, "error": str(exc)})
+                logger.warning(
+                    "tracking unreadable for a quiet shipment", extra={"shipment_id": shipment.id, "error": str(exc)}
+                )
                 continue
             for event in events:
                 if shipment.courier_updated_at is None or event.updated_at >= shipment.courier_updated_at:
-                    update = CourierUpdate(shipment.courier_order_id or "", str(event.status), event.updated_at, event.note)
+                    update = CourierUpdate(
+                        shipment.courier_order_id or "", str(event.status), event.updated_at, event.note
+                    )
                     applied += self.apply(shipment.id, update) == "applied"
         return {"polled": polled, "applied": applied, "failed": failed}
 
@@ -408,7 +412,12 @@ def _summary(event: str, courier_order_id: str, status: str | None, updated_at: 
 
 
 def _logged(body: CourierWebhookBody) -> dict[str, Any]:
-    return {"event": body.event, "courier_order_id": body.order_id, "status": body.status, "updated_at": body.updated_at}
+    return {
+        "event": body.event,
+        "courier_order_id": body.order_id,
+        "status": body.status,
+        "updated_at": body.updated_at,
+    }
 
 
 def _is_cod(order: Order) -> bool:

@@ -661,7 +661,9 @@ class StockService:
             chunk = wanted[start : start + RETURN_ITEMS_PER_TRANSACTION]
 
             def once(chunk: list[tuple[StockKey, int]] = chunk) -> None:
-                pending = [(key, units) for key, units in chunk if self.audit.claimed(_return_id(reference, key)) is None]
+                pending = [
+                    (key, units) for key, units in chunk if self.audit.claimed(_return_id(reference, key)) is None
+                ]
                 if not pending:
                     return
                 items, _ = self.stock.get_with_reservation([key for key, _ in pending], None)
