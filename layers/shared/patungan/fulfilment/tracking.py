@@ -133,6 +133,9 @@ class TrackingRecords:
             on_fail=DuplicateCourierEvent("this courier event was received before"),
         )
 
+    def has_event(self, key: str) -> bool:
+        return self.table.get({"pk": f"COURIER_EVENT#{key}", "sk": "META"}) is not None
+
     def add_awaiting_completion(self, tx: Transaction, order_id: str, shipment_id: str, delivered_at: str) -> None:
         tx.put(
             self.table,
@@ -230,6 +233,8 @@ class ShipmentTracking:
         return outcome
 
     def _apply_once(self, shipment_id: str, update: CourierUpdate) -> str:
+        if self.records.has_event(update.inbox_key):  # told apart for the log; the put below is the guard
+            return "duplicate"
         shipment = self.shipments.get(shipment_id)
         context = {"shipment_id": shipment.id, "status": update.status, "updated_at": update.updated_at}
         if shipment.courier_updated_at is not None and update.updated_at < shipment.courier_updated_at:
