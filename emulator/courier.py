@@ -601,7 +601,8 @@ class LocalCourier:
         return order
 
     def _simulate_status(self, request: Request, order_id: str) -> Response:
-        from_page = not request.is_json and "status" in request.form
+        sent = request.get_json(silent=True, force=True)  # curl -d sends JSON as a form content type
+        from_page = not isinstance(sent, dict) and "status" in request.form  # the page's buttons post a form
         body = dict(request.form) if from_page else _json_body(request)
         status, note = body.get("status"), body.get("note") or ""
         if status not in STATUSES:

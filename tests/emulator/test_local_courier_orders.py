@@ -11,13 +11,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
+import boto3
 import pytest
+import requests
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
-from emulator.courier import LocalCourier
+from emulator.courier import DEFAULT_WEBHOOK_TOKEN, LocalCourier
 from emulator.stack import COURIER_PATH
+from emulator.template import REGION
 from tests.emulator.support import eventually
 from tests.support.servers import serving
 
@@ -273,3 +276,39 @@ def test_the_page_lists_orders_and_its_buttons_move_a_parcel_to_the_door(courier
     listed = courier.get(f"{COURIER_PATH}/", headers={"Accept": "application/json"}).json
     assert [o["status"] for o in listed["orders"]] == ["allocated"]
     assert 'value="picking_up"' in courier.get(f"{COURIER_PATH}/").text
+
+
+def test_a_step_sent_as_curl_d_sends_it_is_read_as_json(courier):
+    """The README's ``curl -d '{"status": "picked"}'`` posts JSON with a form content type."""
+    order = book(courier).json
+
+    moved = courier.post(
+        f"{COURIER_PATH}/simulate/orders/{order['id']}/status",
+        data='{"status": "picked"}',
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert moved.status_code == 200 and moved.json["status"] == "picked"
+
+
+def test_in_the_local_stack_the_token_is_in_ssm_and_a_webhook_to_a_missing_function_is_recorded(stack):
+    """The stack seeds the token CourierWebhook verifies against, and its courier delivers to the stack's Function
+    URL: with no CourierWebhook deployed (this fixture template has none) the 404 is recorded, nothing crashes."""
+    ssm = boto3.client("ssm", region_name=REGION)
+    seeded = ssm.get_parameter(Name="/patungan/courier/webhook-token", WithDecryption=True)["Parameter"]["Value"]
+    assert seeded == DEFAULT_WEBHOOK_TOKEN
+    headers = {**API_KEY, "Content-Type": "application/json"}
+    order = requests.post(f"{stack.courier_url}/v1/orders", json=ORDER_REQUEST, headers=headers, timeout=10).json()
+
+    moved = requests.post(
+        f"{stack.courier_url}/simulate/orders/{order['id']}/status", json={"status": "picked"}, timeout=10
+    )
+
+    assert moved.status_code == 200
+
+    def outcomes() -> list[str] | None:
+        page = requests.get(stack.courier_url, headers={"Accept": "application/json"}, timeout=10).json()
+        [listed] = [o for o in page["orders"] if o["id"] == order["id"]]
+        return None if listed["webhooks"][-1]["outcome"] == "sending" else [w["outcome"] for w in listed["webhooks"]]
+
+    assert eventually(outcomes) == ["HTTP 404"]

@@ -6,15 +6,11 @@ the same; a refusal (4xx) is not retried."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
-from werkzeug.wrappers import Request, Response
 
 from emulator.courier import LocalCourier
 from patungan.core.config import ShippingFallbackRate, settings_from
@@ -23,9 +19,8 @@ from patungan.core.observability import logger, metrics
 from patungan.logistics.courier import BiteshipCourier, CourierUnavailable, rates_request
 from patungan.logistics.models import ParcelItem, Place, RateSource
 from patungan.logistics.service import ShippingRatesService, fallback_quotes
-from tests.support.servers import serving
+from tests.support.courier import API_KEY, ScriptedCourier, courier_at
 
-API_KEY = "biteship_test.NOT_A_SECRET"
 COURIERS = ("jne", "sicepat", "gojek")
 ORIGIN = Place("40115", -6.9147, 107.6098)  # Bandung
 DESTINATION = Place("12190", -6.2297, 106.8295)  # Jakarta Selatan
@@ -64,47 +59,6 @@ PRICING = {
         },
     ],
 }
-
-
-@dataclass
-class ScriptedCourier:
-    """A courier that answers each request with the next scripted reply (the last one repeats); it records
-    what it was sent. A reply of ``None`` holds the request until the test ends (a courier too slow)."""
-
-    replies: list[tuple[int, Any] | None]
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    released: threading.Event = field(default_factory=threading.Event)
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        request = Request(environ)
-        self.requests.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "authorization": request.headers.get("Authorization"),
-                "content_type": request.headers.get("Content-Type"),
-                "body": json.loads(request.get_data()),
-            }
-        )
-        reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
-        if reply is None:
-            self.released.wait(30)
-            reply = (200, PRICING)
-        status, body = reply
-        return Response(json.dumps(body), status=status, mimetype="application/json")(environ, start_response)
-
-
-@contextmanager
-def courier_at(app: Callable[..., Any], *, timeout_seconds: float = 5.0, max_attempts: int = 3) -> Iterator[Any]:
-    sleeps: list[float] = []
-    with serving(app) as url:
-        try:
-            yield BiteshipCourier(
-                url, lambda: API_KEY, timeout_seconds=timeout_seconds, max_attempts=max_attempts, sleep=sleeps.append
-            )
-        finally:
-            if isinstance(app, ScriptedCourier):
-                app.released.set()
 
 
 def rates_service(courier: Any, table: tuple[ShippingFallbackRate, ...] = TABLE) -> ShippingRatesService:

@@ -23,7 +23,6 @@ from urllib.parse import quote as url_quote
 import urllib3
 
 from patungan.adapters.aws import read_secret
-from patungan.core.clock import parse_iso, to_iso
 from patungan.core.config import Settings
 from patungan.core.money import DEFAULT_CURRENCY
 from patungan.core.observability import logger
@@ -36,6 +35,7 @@ from patungan.logistics.models import (
     ParcelItem,
     Place,
     Quote,
+    courier_time,
 )
 
 RATES_PATH = "/v1/rates/couriers"
@@ -166,10 +166,10 @@ def _event(entry: Any) -> CourierTrackingEvent:
     if not isinstance(updated_at, str):
         raise ValueError(f"a history entry has no updated_at: {entry!r}")
     try:
-        moment = parse_iso(updated_at)
+        at = courier_time(updated_at)
     except ValueError as exc:
         raise ValueError(f"unreadable updated_at: {updated_at!r}") from exc
-    return CourierTrackingEvent(_status(entry.get("status")), note if isinstance(note, str) else "", to_iso(moment))
+    return CourierTrackingEvent(_status(entry.get("status")), note if isinstance(note, str) else "", at)
 
 
 def _status(value: Any) -> CourierStatus:

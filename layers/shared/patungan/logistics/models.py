@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from patungan.accounts.models import Coordinates, PostalAddress, PostalCode
+from patungan.core.clock import parse_iso
 from patungan.core.inputs import Quantity, ResourceId
 
 MAX_RATE_ITEMS = 100
@@ -158,9 +159,17 @@ class CourierBooked:
     price: int
 
 
+def courier_time(text: str) -> str:
+    """A courier's ``updated_at`` (ISO 8601, any offset: Biteship answers in WIB) as UTC to the millisecond with a
+    ``Z``, so that two of them compare as text in time order: steps a second apart or less stay ordered, and the
+    tracking answer and the webhooks (core.clock.parse_iso reads both) agree. ValueError when unreadable."""
+    moment = parse_iso(text)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 @dataclass(frozen=True)
 class CourierTrackingEvent:
-    """One step of a parcel's history; ``updated_at`` is ISO 8601 UTC with a ``Z`` (core.clock.to_iso)."""
+    """One step of a parcel's history; ``updated_at`` as ``courier_time`` writes it."""
 
     status: CourierStatus
     note: str
