@@ -1,6 +1,6 @@
 """``make bench``: print DynamoDB round trips per group-buying operation, settlement wall time, the cost of
 reconciling a period's payments with Xendit, the flash sale's capacity model, stock reservations' calls and
-hot-item cost, and every handler's cold-start import time.
+hot-item cost, every handler's cold-start import time, and the shipping label's render time.
 
 Settlement is timed for sessions of N paid participants, reconciliation for periods of N payments, on the local
 stack's moto (and the local Xendit). Figures go to stdout, progress lines to stderr.
@@ -24,6 +24,7 @@ import moto
 from benchmarks.checkout import checkout_report, measure_checkout
 from benchmarks.cold_start import TARGET_RATIO, cold_start_table, measure_cold_start
 from benchmarks.flash_sale import FlashSale, flash_sale_report, measure_flash_sale
+from benchmarks.label import label_report, measure_label
 from benchmarks.moto_transactions import measure_transactions, transaction_cost_table
 from benchmarks.progress import Progress
 from benchmarks.reconciliation import RECONCILIATION_SEEDING, ReconciliationRun, measure_reconciliation
@@ -48,6 +49,7 @@ PARTS = (
     "checkout",
     "cold-start",
     "moto-transactions",
+    "label",
 )
 
 
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         _cold_start(progress)
     if "moto-transactions" in parts:
         _moto_transactions(progress)
+    if "label" in parts:
+        _label(progress)
     progress("done")
 
 
@@ -283,6 +287,16 @@ def _moto_transactions(progress: Progress) -> None:
         "Half of them committed, half cancelled by their condition check. 'as released': moto 5.2.5 deep-copies "
         "the table before every transaction; 'touched items': the local stack's rollback, which the tests take too "
         "(emulator/moto_patches.py cheaper_moto, without its speed patches here), saves only the items the transaction touches.",
+    )
+
+
+def _label(progress: Progress) -> None:
+    progress("label")
+    print("\nShipping label (LOG-3): render_label's CPU time for one 100 x 150 mm PDF (Code128 and QR of the waybill)")
+    print("\n".join(label_report(measure_label())))
+    _notes(
+        "Warm: the median of repeated renders in this process. First label: the first render here, which imports "
+        "reportlab (a handler imports it when it draws its first label, not at its cold start).",
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import json
 import re
 import time
@@ -261,7 +262,17 @@ def function_url_event(request: HttpRequest, raw_path: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- responses
 
 
-def rest_api_response(request: HttpRequest, invocation: Invocation) -> HttpResponse:
+def _accepts_binary(request: HttpRequest, binary_media_types: Iterable[str]) -> bool:
+    """Whether API Gateway turns a base64 proxy result back into bytes: only when the request's FIRST ``Accept``
+    media type is one of the API's binary media types (``*`` wildcards allowed there). A client that sends
+    ``Accept: */*`` first (curl's default) gets the base64 text, in AWS and here alike."""
+    first = (request.header("accept") or "").split(",")[0].split(";")[0].strip().lower()
+    return bool(first) and any(fnmatch.fnmatchcase(first, media_type.lower()) for media_type in binary_media_types)
+
+
+def rest_api_response(
+    request: HttpRequest, invocation: Invocation, binary_media_types: Iterable[str] = ()
+) -> HttpResponse:
     """What API Gateway answers for a proxy integration's result (502 when the function failed)."""
     payload = invocation.payload
     if invocation.errored or not isinstance(payload, dict) or not isinstance(payload.get("statusCode"), int):
@@ -273,6 +284,8 @@ def rest_api_response(request: HttpRequest, invocation: Invocation) -> HttpRespo
         headers.extend((name, str(value)) for value in values if name.lower() not in single)
     if not any(name.lower() == CORRELATION_HEADER for name, _ in headers):
         headers.append((CORRELATION_HEADER, request.correlation_id))
+    if payload.get("isBase64Encoded") and not _accepts_binary(request, binary_media_types):
+        payload = {**payload, "isBase64Encoded": False}
     return HttpResponse(payload["statusCode"], headers, _decoded_body(payload))
 
 
@@ -301,6 +314,7 @@ class RestApi:
         self._runtime = runtime
         self._signer = signer
         self._cors = _cors_headers(template)
+        self._binary_media_types = binary_media_types(template)
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         try:
@@ -317,7 +331,7 @@ class RestApi:
             if claims is None:
                 return error_response(request, 401, "unauthorized", "sign in first: send Authorization: Bearer <token>")
         event = rest_api_event(request, route, parameters, claims)
-        return rest_api_response(request, self._runtime.invoke(route.function, event))
+        return rest_api_response(request, self._runtime.invoke(route.function, event), self._binary_media_types)
 
     def call(self, method: str, path: str, identity: Identity | None = None, body: Any = None) -> HttpResponse:
         """Call a route in-process as ``identity`` (the seed does), through the same authorizer and event."""
@@ -331,6 +345,14 @@ class RestApi:
         authorization = request.header("authorization") or ""
         token = authorization.removeprefix("Bearer ").strip()
         return self._signer.verify(token) if token else None
+
+
+def binary_media_types(template: Template) -> tuple[str, ...]:
+    """The API's ``BinaryMediaTypes``; a template writes the slash as ``~1`` (a JSON pointer escape)."""
+    for resource in template.of_type("AWS::Serverless::Api").values():
+        media_types = template.resolve(resource.get("Properties", {}).get("BinaryMediaTypes")) or []
+        return tuple(media_type.replace("~1", "/") for media_type in media_types)
+    return ()
 
 
 def _cors_headers(template: Template) -> list[tuple[str, str]]:

@@ -56,6 +56,7 @@ CONTEXT_TAGS = {
     "one pricing engine confirm uses.",
     "promotions": "Coupons: percent or fixed, on items or shipping, limits that hold under any concurrency.",
     "platform": "Platform operations.",
+    "fulfilment": "Shipments: courier booking, printable labels, tracking.",
 }
 
 

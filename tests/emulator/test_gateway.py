@@ -3,7 +3,12 @@ local sign-in, and the error shape of the gateway's own answers."""
 
 from __future__ import annotations
 
+import base64
+
 import requests
+
+from emulator.apigateway import binary_media_types
+from emulator.template import Template
 
 
 def token(stack, sub: str, groups: list[str], **extra: str) -> str:
@@ -165,3 +170,33 @@ def test_the_local_xendit_answers_carry_a_correlation_id_too(stack):
     assert sent.headers["x-correlation-id"] == "corr-x"
     assert fresh.headers["x-correlation-id"]
     assert fresh.json()["error_code"] == "INVOICE_NOT_FOUND_ERROR"
+
+
+def test_a_binary_response_arrives_as_its_exact_bytes_when_the_client_accepts_its_type(stack):
+    """LOG-3: a label PDF served with binary_response reaches the client as the PDF's bytes (API Gateway decodes
+    the function's base64 body for the template's BinaryMediaTypes), with its type and file name."""
+    expected = b"%PDF-1.4\n" + bytes(range(256))
+
+    response = requests.get(f"{stack.url}/files/label-1", headers={"Accept": "application/pdf"}, timeout=5)
+
+    assert response.status_code == 200
+    assert response.content == expected
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert response.headers["Content-Disposition"] == 'inline; filename="label-1.pdf"'
+    assert response.headers["x-correlation-id"]
+
+
+def test_a_binary_response_stays_base64_text_when_the_client_accepts_anything_first(stack):
+    """As in AWS: API Gateway decides by the request's first Accept type, so curl's default ``*/*`` gets the
+    base64 text; this is why clients ask for a label with ``Accept: application/pdf``."""
+    expected = b"%PDF-1.4\n" + bytes(range(256))
+
+    response = requests.get(f"{stack.url}/files/label-1", headers={"Accept": "*/*, application/pdf"}, timeout=5)
+
+    assert response.status_code == 200
+    assert base64.b64decode(response.content) == expected
+
+
+def test_the_api_serves_label_pdfs_as_binary():
+    """LOG-3: without application/pdf among the API's BinaryMediaTypes, AWS would send a label as base64 text."""
+    assert "application/pdf" in binary_media_types(Template.load())

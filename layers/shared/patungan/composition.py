@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from patungan.checkout.refunds import OrderRefunds
     from patungan.checkout.saga import CheckoutSaga
     from patungan.fulfilment.repository import ShipmentsRepository
+    from patungan.fulfilment.service import ShipmentService
     from patungan.fulfilment.tracking import ShipmentTracking
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
@@ -216,6 +217,7 @@ def reset() -> None:
         confirm_service,
         shipments_repository,
         shipment_tracking,
+        shipment_service,
     ):
         factory.cache_clear()
 
@@ -521,3 +523,26 @@ def courier_webhook_token() -> str:
     from patungan.adapters.aws import read_secret
 
     return read_secret(get_settings().courier_webhook_token_parameter, "the courier webhook token")
+
+
+@cache
+def shipment_service() -> ShipmentService:
+    from patungan.accounts.repository import AddressRepository
+    from patungan.fulfilment.service import ShipmentService
+    from patungan.inventory.repository import PurchaseOrderRepository
+    from patungan.logistics.courier import BiteshipCourier
+
+    settings = get_settings()
+    return ShipmentService(
+        shipments_repository(),
+        order_service(),
+        checkout_repository(),
+        stock_service(),
+        PurchaseOrderRepository(DynamoTable(settings.inventory_table)),
+        AddressRepository(DynamoTable(settings.accounts_table)),
+        warehouse_repository(),
+        catalog_product,
+        BiteshipCourier.from_settings(settings),
+        CLOCK,
+        groupbuy_shipping_method_id=settings.groupbuy_shipping_method_id,
+    )

@@ -333,6 +333,19 @@ def json_response(status: int, body: Any) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+def binary_response(body: bytes, content_type: str, filename: str) -> Response:
+    """A 200 with a file (a label PDF) that the browser shows inline and saves as ``filename``. Powertools sends
+    bytes base64-encoded with ``isBase64Encoded``; API Gateway turns them back into bytes for the media types the
+    template's ``BinaryMediaTypes`` names (the local stack's gateway does the same)."""
+    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return Response(
+        status_code=200,
+        content_type=content_type,
+        body=body,
+        headers={"Content-Disposition": f'inline; filename="{safe_name}"'},
+    )
+
+
 @cache
 def _idempotency() -> tuple[DynamoDBPersistenceLayer, IdempotencyConfig]:
     settings = get_settings()
@@ -384,3 +397,10 @@ def idempotent(
 def documented(model: type, status: int = 200, description: str = "OK") -> dict[int, dict[str, Any]]:
     """OpenAPI ``responses`` for a route that answers ``model`` (the handler returns a Response)."""
     return {status: {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+def documented_file(content_type: str, description: str) -> dict[int, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route that answers a file with ``binary_response`` (a label: application/pdf)."""
+    return {
+        200: {"description": description, "content": {content_type: {"schema": {"type": "string", "format": "binary"}}}}
+    }

@@ -1,1 +1,1 @@
-"""Fulfilment: shipments, labels and tracking (LOG-2, LOG-3)."""
+"""Fulfilment: shipments booked with the courier, printable labels, tracking and delivery (LOG-2, LOG-3)."""

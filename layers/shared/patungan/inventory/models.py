@@ -12,6 +12,11 @@ from patungan.core.pagination import ListOf
 PurchaseOrderStatus = Literal["open", "received"]
 
 
+def purchase_order_id_for(session_id: str) -> str:
+    """One purchase order per session (GB-15), named after it."""
+    return f"po_{session_id.removeprefix('ses_')}"
+
+
 class PurchaseOrder(BaseModel):
     id: str
     session_id: str

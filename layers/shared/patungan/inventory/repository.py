@@ -3,6 +3,7 @@ their receipts ``PO#id / RECEIPT#rid`` (in no index)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
@@ -83,9 +84,16 @@ class PurchaseOrderRepository:
     def has_receipt(self, po_id: str, receipt_id: str) -> bool:
         return self.table.get(_receipt_key(po_id, receipt_id)) is not None
 
+    def receipt_ids(self, po_id: str) -> list[str]:
+        """The ids of every receipt recorded against the purchase order (a consistent read)."""
+        return [item["id"] for item in self._receipts(po_id)]
+
     def received_total(self, po_id: str) -> int:
         """The units of every receipt recorded against the purchase order (a consistent read)."""
-        total, start_key = 0, None
+        return sum(int(item["quantity"]) for item in self._receipts(po_id))
+
+    def _receipts(self, po_id: str) -> Iterator[dict[str, Any]]:
+        start_key = None
         while True:
             result = self.table.query(
                 "pk = :pk AND begins_with(sk, :prefix)",
@@ -93,9 +101,9 @@ class PurchaseOrderRepository:
                 start_key=start_key,
                 consistent=True,
             )
-            total += sum(int(item["quantity"]) for item in result.items)
+            yield from result.items
             if result.last_key is None:
-                return total
+                return
             start_key = result.last_key
 
     def list(

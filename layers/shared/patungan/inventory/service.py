@@ -16,7 +16,7 @@ from patungan.core.ids import keyed_id, new_id
 from patungan.core.observability import logger
 from patungan.core.pagination import Page
 from patungan.core.retry import retry_stale
-from patungan.inventory.models import PurchaseOrder, Receipt
+from patungan.inventory.models import PurchaseOrder, Receipt, purchase_order_id_for
 from patungan.inventory.repository import PurchaseOrderRepository
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class PurchaseOrderService:
     ) -> PurchaseOrder:
         now = to_iso(self.clock.now())
         po = PurchaseOrder(
-            id=f"po_{session_id.removeprefix('ses_')}",  # one purchase order per session
+            id=purchase_order_id_for(session_id),
             session_id=session_id,
             factory_id=factory_id,
             product_id=product_id,

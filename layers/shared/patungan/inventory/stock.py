@@ -640,7 +640,7 @@ class StockService:
         self.stock.add_reservation(
             tx,
             Reservation(
-                id=f"rsv_{receipt_id}",
+                id=po_receipt_hold_id(receipt_id),
                 owner_id=session_id,
                 warehouse_id=warehouse_id,
                 lines=[ReservedLine(product_id=product_id, variant_id=variant_id, units=quantity)],
@@ -650,6 +650,81 @@ class StockService:
             ),
             _stale,
         )
+
+    # ------------------------------------------------------------------ group-buying shipments (GB-15)
+    def warehouse_holding(self, hold_ids: list[str], product_id: str, variant_id: str | None, units: int) -> str | None:
+        """The warehouse (the lowest id of several) whose held ``hold_ids`` hold ``units`` of the item between
+        them; None when none does. Not binding: ``draw_held`` decides."""
+        held: dict[str, int] = defaultdict(int)
+        for hold, line in self._held_lines(hold_ids, None, product_id, variant_id):
+            held[hold.warehouse_id] += hold.lines[line].units
+        return min((w for w, total in held.items() if total >= units), default=None)
+
+    def draw_held(
+        self,
+        hold_ids: list[str],
+        key: StockKey,
+        units: int,
+        *,
+        reference: str,
+        actor_id: str,
+    ) -> bool:
+        """``units`` of ``key`` leave its warehouse out of the holds ``hold_ids`` (a session's purchase-order
+        receipts, which its orders share), audited ``commit`` under ``reference`` (a shipment), ONCE per
+        reference: a retry finds the draw made and draws nothing (returns False). Each hold is written only over
+        the units read, with the stock item, so concurrent draws never take more than a hold holds; when the holds
+        lack the units, 409 ``insufficient_stock`` and nothing is drawn."""
+        request_id = keyed_id("req", "draw_held", reference)
+
+        def once() -> bool:
+            # The claim before the holds: holds read first could predate this reference's draw.
+            if self.audit.claimed(request_id) is not None:
+                return False
+            takes, wanted = [], units
+            held = self._held_lines(hold_ids, key.warehouse_id, key.product_id, key.variant_id)
+            for hold, line in sorted(held, key=lambda held_line: (held_line[0].id, held_line[1])):
+                take = min(wanted, hold.lines[line].units)
+                takes.append((hold, line, take))
+                wanted -= take
+                if wanted == 0:
+                    break
+            if wanted:
+                raise insufficient(
+                    [{**vars(key), "requested": units, "available": units - wanted, "holds": sorted(hold_ids)}]
+                )
+            items, _ = self.stock.get_with_reservation([key], None)
+            now = to_iso(self.clock.now())
+            tx = Transaction()
+            for hold, line, take in takes:
+                self.stock.draw(tx, hold, line, take, now, _stale)
+            self._apply(
+                tx,
+                [_Change(key, on_hand=-units, reserved=-units)],
+                items,
+                action="commit",
+                actor_id=actor_id,
+                reference=reference,
+                request_id=request_id,
+            )
+            tx.commit()
+            return True
+
+        return retry_stale(once, STOCK_WRITE_ATTEMPTS)
+
+    def _held_lines(
+        self, hold_ids: list[str], warehouse_id: str | None, product_id: str, variant_id: str | None
+    ) -> list[tuple[Reservation, int]]:
+        """(hold, index of its line of the item) for every held hold of ``hold_ids`` with units of the item left."""
+        found = []
+        for hold in self.stock.reservations(list(dict.fromkeys(hold_ids))):
+            if hold.status != "held" or warehouse_id not in (None, hold.warehouse_id):
+                continue
+            found.extend(
+                (hold, index)
+                for index, line in enumerate(hold.lines)
+                if (line.product_id, line.variant_id) == (product_id, variant_id) and line.units > 0
+            )
+        return found
 
     # ------------------------------------------------------------------ returned parcels (LOG-2, issue 11)
     def receive_returned(self, warehouse_id: str, lines: list[StockLine], reference: str) -> None:
@@ -682,6 +757,11 @@ class StockService:
                 tx.commit()
 
             retry_stale(once, STOCK_WRITE_ATTEMPTS)
+
+
+def po_receipt_hold_id(receipt_id: str) -> str:
+    """The hold a purchase-order receipt puts its units in (for the session's orders, GB-15)."""
+    return f"rsv_{receipt_id}"
 
 
 def _return_id(reference: str, key: StockKey) -> str:

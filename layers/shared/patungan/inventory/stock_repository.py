@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from patungan.adapters.dynamodb import MAX_READS_PER_PAGE, DynamoTable, FailureFactory, Transaction
+from patungan.adapters.dynamodb import MAX_BATCH_GET_KEYS, MAX_READS_PER_PAGE, DynamoTable, FailureFactory, Transaction
 from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound
 from patungan.core.pagination import decode_cursor, encode_cursor, invalid_cursor
 from patungan.inventory.stock_models import AuditRecord, Reservation, StockItem, StockKey
@@ -147,6 +147,35 @@ class StockRepository:
         if item is None:
             raise NotFound(f"no reservation {reservation_id}")
         return _reservation(item)
+
+    def reservations(self, reservation_ids: list[str]) -> list[Reservation]:
+        """The reservations of ``reservation_ids`` that exist (consistent reads, any number of ids)."""
+        found: list[Reservation] = []
+        for start in range(0, len(reservation_ids), MAX_BATCH_GET_KEYS):
+            keys = [reservation_key(i) for i in reservation_ids[start : start + MAX_BATCH_GET_KEYS]]
+            found.extend(_reservation(item) for item in self.table.get_many(keys))
+        return found
+
+    def draw(
+        self, tx: Transaction, hold: Reservation, line: int, units: int, now: str, on_fail: FailureFactory
+    ) -> None:
+        """Take ``units`` of line ``line`` of a held reservation, written only over the units read (a concurrent
+        draw makes this one read again); a hold drawn empty is committed."""
+        left = hold.lines[line].units - units
+        values = {":left": left, ":now": now, ":held": "held", ":seen": hold.lines[line].units}
+        expression = f"SET #lines[{line}].#units = :left, updated_at = :now"
+        if left == 0:
+            expression += ", #status = :committed"
+            values[":committed"] = "committed"
+        tx.update(
+            self.table,
+            reservation_key(hold.id),
+            expression,
+            condition=f"#status = :held AND #lines[{line}].#units = :seen",
+            names={"#lines": "lines", "#units": "units", "#status": "status"},
+            values=values,
+            on_fail=on_fail,
+        )
 
     def add_reservation(self, tx: Transaction, reservation: Reservation, on_fail: FailureFactory) -> None:
         held = (

@@ -1,0 +1,20 @@
+"""GET /v1/shipments/{id}/label: the printable shipping label, a 100 x 150 mm PDF, for the warehouse, the
+seller's staff and admins (LOG-3)."""
+
+from patungan.composition import shipment_service
+from patungan.core.http import api_handler, binary_response, caller, create_api
+
+PDF_CONTENT_TYPE = "application/pdf"
+app = create_api()
+
+
+@app.get(
+    "/v1/shipments/<id>/label",
+    summary="A shipment's label",
+    responses={200: {"description": "The label", "content": {PDF_CONTENT_TYPE: {"schema": {"format": "binary"}}}}},
+)
+def get_shipment_label(id: str):
+    return binary_response(shipment_service().label(caller(app), id), PDF_CONTENT_TYPE, f"label-{id}.pdf")
+
+
+lambda_handler = api_handler(app)

@@ -1,0 +1,358 @@
+"""Shipments (issue 11; LOG-2, LOG-3, GB-15, CHK-9, ORD-3, ORD-5): booking the courier for an order through the real
+handlers, with moto tables, the real checkout saga and stock, and a courier that books as Biteship does (one order
+per reference_id). A retried or crashed booking books once, ships the order once and takes its stock once; a
+courier that is down changes nothing; only the warehouse, the order's seller and admins ship; group-buying orders
+ship from their session's purchase-order holds once it is received."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from pypdf import PdfReader
+
+from patungan import composition
+from patungan.core.auth import Principal, Role
+from patungan.fulfilment.models import shipment_id_for
+from patungan.fulfilment.repository import ShipmentsRepository
+from patungan.inventory.stock import StockService
+from patungan.inventory.stock_models import StockKey
+from tests.support.fulfilment import (
+    ADMIN,
+    OTHER_SELLER,
+    SELLER,
+    WAREHOUSE,
+    FakeCourier,
+    book,
+    commits,
+    get_shipment,
+    give_default_address,
+    groupbuy_order,
+    label,
+    raise_purchase_order,
+    receive_purchase_order,
+    retail_order,
+    tracking,
+    use_courier,
+)
+from tests.support.lambdas import claims
+from tests.support.stock import receive, stock_world
+
+BUYER = claims("buyer-1", "buyer")
+OTHER_BUYER = claims("buyer-2", "buyer")
+
+
+@pytest.fixture
+def shop(world):
+    stock = stock_world()
+    receive((stock.warehouse.id, stock.product.id, None), 10)
+    return stock
+
+
+@pytest.fixture
+def courier(world) -> FakeCourier:
+    return use_courier(FakeCourier())
+
+
+def levels(warehouse_id: str, product_id: str) -> tuple[int, int]:
+    item = composition.stock_service().stock.get(StockKey(warehouse_id, product_id, None))
+    return item.on_hand, item.reserved
+
+
+def shipped_events(world, order_id: str) -> list[dict]:
+    return [e for e in world.events("order.shipped") if e["data"]["order_id"] == order_id]
+
+
+def reservation_of(order) -> str:
+    checkout = composition.checkout_repository().get(order.checkout_id)
+    return checkout.reservation_ids[checkout.order_ids.index(order.id)]
+
+
+# ---------------------------------------------------------------- retail: the booking, retried and crashed
+def test_a_cod_order_ships_with_its_waybill_its_cod_amount_and_its_stock_committed(world, shop, courier):
+    """LOG-2, CHK-9: the COD total travels with the booking; the order is shipped with order.shipped; the
+    reservation's units leave the books (audited commit)."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "cod")
+    assert (order.status, order.payment_method) == ("processing", "cod")
+
+    response = book(order.id)
+
+    assert response.status == 201, response.body
+    shipment = response.body
+    assert shipment["id"] == shipment_id_for(order.id)
+    assert (shipment["status"], shipment["waybill_id"], shipment["cod_amount"]) == (
+        "confirmed",
+        "WAYBILL000001",
+        order.total,
+    )
+    assert shipment["label_url"] == f"/v1/shipments/{shipment['id']}/label"
+    assert (shipment["courier"], shipment["service"], shipment["warehouse_id"]) == ("jne", "reg", shop.warehouse.id)
+    [booking] = courier.bookings
+    assert (booking.reference_id, booking.cod_amount) == (shipment["id"], order.total)
+    assert booking.destination.postal_code == order.address["postal_code"]
+    assert booking.origin == shop.warehouse.address
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert len(shipped_events(world, order.id)) == 1
+    assert levels(shop.warehouse.id, shop.product.id) == (8, 0)
+    assert len(commits(reservation_of(order))) == 1
+
+
+def test_a_paid_order_carries_no_cod_amount(world, shop, courier):
+    order = retail_order(shop.warehouse.id, shop.product.id, "wallet")
+    assert order.status == "paid"
+    response = book(order.id)
+    assert response.status == 201, response.body
+    assert response.body["cod_amount"] is None
+    assert courier.bookings[0].cod_amount is None
+
+
+def test_a_booking_retried_after_the_courier_timed_out_books_once(world, shop, courier):
+    """LOG-2: the courier booked, its answer was lost (503); the retry names the same reference and gets the same
+    courier order: one booking, the order shipped once."""
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    courier.lose_answers = 1
+
+    lost = book(order.id)
+    retried = book(order.id)
+
+    assert (lost.status, lost.body["error"]["code"]) == (503, "courier_unavailable")
+    assert retried.status == 201, retried.body
+    assert {b.reference_id for b in courier.bookings} == {retried.body["id"]}
+    assert len(courier.orders) == 1
+    assert retried.body["waybill_id"] == courier.orders[retried.body["id"]].waybill_id
+    assert len(shipped_events(world, order.id)) == 1
+    assert book(order.id).body == retried.body  # and again: the same shipment, no new booking
+    assert len(courier.orders) == 1
+
+
+def test_the_courier_down_answers_503_and_changes_nothing_but_the_pending_shipment(world, shop, courier):
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    courier.down = True
+
+    refused = book(order.id)
+
+    assert (refused.status, refused.body["error"]["code"]) == (503, "courier_unavailable")
+    assert composition.order_service().repository.get(order.id).status == "processing"
+    assert composition.shipments_repository().get(shipment_id_for(order.id)).status == "booking"
+    assert levels(shop.warehouse.id, shop.product.id) == (10, 2)
+    assert commits(reservation_of(order)) == [] and shipped_events(world, order.id) == []
+    assert tracking(order.id, BUYER).body["status"] == "booking"
+
+    courier.down = False
+    assert book(order.id).status == 201
+    assert len(courier.orders) == 1 and levels(shop.warehouse.id, shop.product.id) == (8, 0)
+
+
+def _crash_in_step(monkeypatch, courier: FakeCourier, step: str) -> None:
+    """The function dies once, after ``step`` of the booking (its writes so far are kept)."""
+    if step == "shipment written":
+        monkeypatch.setattr(courier, "down", True)  # the first call never reaches the courier
+        return
+    if step == "courier booked":
+        courier.crash_after_booking = 1
+        return
+    target, name = {
+        "order shipped": (StockService, "commit"),
+        "stock committed": (ShipmentsRepository, "change"),
+    }[step]
+    original, crashed = getattr(target, name), []
+
+    def once(self, *args, **kwargs):
+        done = original(self, *args, **kwargs)
+        if step == "order shipped" or kwargs.get("stock_committed"):
+            if not crashed:
+                crashed.append(step)
+                raise RuntimeError(f"the function died after: {step}")
+        return done
+
+    def before(self, *args, **kwargs):
+        if not crashed:
+            crashed.append(step)
+            raise RuntimeError(f"the function died after: {step}")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(target, name, before if step == "order shipped" else once)
+
+
+@pytest.mark.parametrize("step", ["shipment written", "courier booked", "order shipped", "stock committed"])
+def test_a_crash_after_each_step_then_a_retry_books_ships_and_commits_once(world, shop, courier, monkeypatch, step):
+    """LOG-2: whatever step the first attempt died after, the retry finishes the booking: one courier order, the
+    order shipped once (one order.shipped), its stock committed once (one audited commit). The world fixture
+    checks the trial balance."""
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    with monkeypatch.context() as patched:
+        _crash_in_step(patched, courier, step)
+        first = book(order.id)
+    assert first.status >= 500
+
+    retried = book(order.id)
+
+    assert retried.status == 201, retried.body
+    assert retried.body["status"] == "confirmed" and retried.body["stock_committed"] is True
+    assert len(courier.orders) == 1
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert len(shipped_events(world, order.id)) == 1
+    assert len(commits(reservation_of(order))) == 1
+    assert levels(shop.warehouse.id, shop.product.id) == (8, 0)
+
+
+def test_concurrent_bookings_of_one_order_ship_it_once(world, shop, courier):
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: book(order.id), range(4)))
+    assert {a.status for a in answers} == {201}, [a.body for a in answers]
+    assert len({a.body["waybill_id"] for a in answers}) == 1 and len(courier.orders) == 1
+    assert len(shipped_events(world, order.id)) == 1
+    assert levels(shop.warehouse.id, shop.product.id) == (8, 0)
+
+
+def test_a_cancelled_order_does_not_ship(world, shop, courier):
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    composition.checkout_saga().cancel_order(Principal("admin-1", frozenset({Role.ADMIN})), order.id)
+
+    refused = book(order.id)
+
+    assert (refused.status, refused.body["error"]["code"]) == (409, "illegal_transition")
+    assert courier.bookings == []
+
+
+# ---------------------------------------------------------------- who may ship and see
+def test_only_the_warehouse_the_orders_seller_and_admins_ship_it(world, shop, courier):
+    """LOG-2, ORD-6: a buyer (even the order's own) or factory staff: 403; another seller's staff: 404, as for any
+    order not theirs; a seller token naming no seller: 403. Allowed callers get the one shipment."""
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    refusals = {
+        "own buyer": (BUYER, 403),
+        "factory": (claims("factory-1", "factory", factory_id="fac_1"), 403),
+        "other seller": (OTHER_SELLER, 404),
+        "seller without seller id": (claims("seller-x", "seller"), 403),
+    }
+    for who, status in refusals.values():
+        assert book(order.id, who).status == status
+    assert courier.bookings == [] and composition.shipments_repository().find_by_order(order.id) is None
+
+    shipped = {
+        name: book(order.id, who) for name, who in {"seller": SELLER, "warehouse": WAREHOUSE, "admin": ADMIN}.items()
+    }
+    assert {r.status for r in shipped.values()} == {201}
+    assert len({r.body["id"] for r in shipped.values()}) == 1 and len(courier.orders) == 1
+
+
+def test_the_shipment_and_tracking_are_the_buyers_and_staffs_only(world, shop, courier):
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    waiting = tracking(order.id, BUYER)
+    assert (waiting.status, waiting.body) == (
+        200,
+        {"status": "awaiting_shipment", "waybill_id": None, "courier": None, "history": []},
+    )
+    shipment = book(order.id).body
+
+    for who in (BUYER, SELLER, WAREHOUSE, ADMIN):
+        assert get_shipment(shipment["id"], who).body == shipment
+    for who in (OTHER_BUYER, OTHER_SELLER):
+        assert get_shipment(shipment["id"], who).status == 404
+        assert tracking(order.id, who).status == 404
+    seen = tracking(order.id, BUYER).body
+    assert (seen["status"], seen["waybill_id"], seen["courier"]) == ("confirmed", shipment["waybill_id"], "jne")
+    assert [entry["status"] for entry in seen["history"]] == ["booking", "confirmed"]
+
+
+def test_the_label_is_a_one_page_pdf_for_staff_only(world, shop, courier):
+    """LOG-3: a PDF of 100 x 150 mm from the warehouse to the buyer, with the waybill; buyers 403, another
+    seller 404."""
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    shipment = book(order.id).body
+
+    status, headers, pdf = label(shipment["id"], WAREHOUSE)
+
+    assert status == 200 and headers["content-type"] == "application/pdf"
+    [page] = PdfReader(io.BytesIO(pdf)).pages
+    assert (round(float(page.mediabox.width) / 72 * 25.4), round(float(page.mediabox.height) / 72 * 25.4)) == (100, 150)
+    text = page.extract_text()
+    assert shipment["waybill_id"] in text and order.id in text
+    assert shop.warehouse.address.line1 in text and order.address["line1"] in text
+    assert label(shipment["id"], SELLER)[0] == 200
+    assert label(shipment["id"], BUYER)[0] == 403
+    assert label(shipment["id"], OTHER_SELLER)[0] == 404
+
+
+# ---------------------------------------------------------------- group buying (GB-15)
+@pytest.fixture
+def session(world, shop):
+    """A settled session of 5 units, its purchase order raised, two buyers with default addresses."""
+    for buyer in ("gb-1", "gb-2"):
+        give_default_address(buyer)
+    po_id = raise_purchase_order("ses_kopi", shop.product.id, 5)
+    orders = [
+        groupbuy_order("ses_kopi", shop.product.id, 3, "gb-1"),
+        groupbuy_order("ses_kopi", shop.product.id, 2, "gb-2"),
+    ]
+    return po_id, orders
+
+
+def test_a_groupbuy_order_ships_only_once_its_purchase_order_is_received(world, shop, courier, session):
+    """GB-15: before the purchase order is received in full, 409 stock_not_received and nothing booked; after,
+    the order ships from the warehouse holding the session's units to the buyer's default address."""
+    po_id, [first, _] = session
+    assert book(first.id).body["error"]["code"] == "stock_not_received"
+    assert receive_purchase_order(po_id, 2, shop.other_warehouse.id).status == 200
+    assert book(first.id).body["error"]["code"] == "stock_not_received"  # partly received
+    assert courier.bookings == []
+
+    assert receive_purchase_order(po_id, 3, shop.other_warehouse.id).status == 200
+    shipped = book(first.id)
+
+    assert shipped.status == 201, shipped.body
+    assert (shipped.body["warehouse_id"], shipped.body["courier"], shipped.body["service"]) == (
+        shop.other_warehouse.id,
+        "jne",
+        "reg",
+    )
+    assert courier.bookings[0].destination.postal_code == "12190"
+    assert composition.order_service().repository.get(first.id).status == "shipped"
+    assert levels(shop.other_warehouse.id, shop.product.id) == (2, 2)  # 3 of the 5 received left, across both holds
+    assert len(commits(shipped.body["id"])) == 1
+
+
+def test_two_groupbuy_orders_drawing_from_one_hold_at_once_never_overdraw(world, shop, courier, session):
+    po_id, orders = session
+    assert receive_purchase_order(po_id, 5, shop.other_warehouse.id).status == 200
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda order: book(order.id), orders))
+
+    assert [a.status for a in answers] == [201, 201], [a.body for a in answers]
+    assert levels(shop.other_warehouse.id, shop.product.id) == (0, 0)
+    assert [len(commits(a.body["id"])) for a in answers] == [1, 1]
+
+
+def test_a_draw_never_takes_more_than_the_holds_hold(world, shop, session):
+    """Two draws of 3 racing for a 5-unit hold: one takes its units, the other is refused with nothing taken."""
+    from patungan.core.errors import Conflict
+    from patungan.inventory.stock import po_receipt_hold_id
+
+    po_id, _ = session
+    assert receive_purchase_order(po_id, 5, shop.other_warehouse.id).status == 200
+    holds = [po_receipt_hold_id(r) for r in composition.purchase_order_service().repository.receipt_ids(po_id)]
+    key = StockKey(shop.other_warehouse.id, shop.product.id, None)
+
+    def draw(reference: str):
+        try:
+            return composition.stock_service().draw_held(holds, key, 3, reference=reference, actor_id="packer-1")
+        except Conflict as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(map(str, pool.map(draw, ["shp_a", "shp_b"])))
+
+    assert outcomes == ["True", "insufficient_stock"]
+    assert levels(shop.other_warehouse.id, shop.product.id) == (2, 2)
+    assert draw("shp_a") is False  # the same reference draws once
+
+
+def test_a_groupbuy_buyer_without_an_address_is_refused(world, shop, courier, session):
+    po_id, _ = session
+    receive_purchase_order(po_id, 5, shop.other_warehouse.id)
+    order = groupbuy_order("ses_kopi", shop.product.id, 1, "gb-3")
+    assert book(order.id).body["error"]["code"] == "address_required"
