@@ -27,7 +27,7 @@ from patungan.inventory.stock_models import StockKey
 from patungan.ledger.models import AdjustmentInput
 from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
-from patungan.logistics.models import CourierStatus, CourierTrackingEvent
+from patungan.logistics.models import CourierStatus, CourierTrackingEvent, courier_time
 from tests.support.checkout import CatalogPricing, Started, Tokens, confirm_service
 from tests.support.lambdas import ApiResponse, call_api, claims, invoke, load_event
 from tests.support.stock import ADDRESS, SELLER_ID, receive, stock_world
@@ -209,12 +209,16 @@ def test_the_same_status_twice_and_out_of_order_moves_forward_once(shop):
 def test_a_stale_update_is_ignored_even_when_its_status_would_be_forward(shop):
     """LOG-2: the courier's updated_at orders its updates: an older one arriving late never overwrites."""
     parcel = shop.shipped("wallet")
+    shop.clock.advance(timedelta(hours=1))  # the updates arrive after they happened
 
     assert shop.status(parcel, "picked", 30).body["status"] == "applied"
     assert shop.status(parcel, "dropping_off", 20).body["status"] == "stale"
 
     shipment = shop.shipment(parcel)
-    assert (shipment.status, shipment.courier_updated_at) == ("picked", to_iso(shop.start + timedelta(minutes=30)))
+    assert (shipment.status, shipment.courier_updated_at) == (
+        "picked",
+        courier_time(to_iso(shop.start + timedelta(minutes=30))),
+    )
     assert shop.order(parcel).status == "shipped"
 
 
@@ -275,6 +279,36 @@ def test_cod_returned_collects_nothing_puts_the_stock_back_and_cancels(shop):
     assert audit is not None
     assert balance("courier:jne:cod_receivable") == 0
     assert ledger_service().trial_balance(ADMIN).balanced is True
+
+
+def test_a_crash_after_the_return_is_finished_by_the_couriers_retry(shop, monkeypatch):
+    """LOG-2, crash-then-retry: the order's change committed, the function died before the stock came back; the
+    courier's redelivery (a duplicate) finishes the stock, once."""
+    parcel = shop.shipped("cod")
+    shop.status(parcel, "picked", 5)
+    stock = composition.stock_service()
+    original = stock.receive_returned
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("the function timed out")
+
+    monkeypatch.setattr(stock, "receive_returned", dies)
+    assert shop.status(parcel, "returned", 10).status == 500
+    assert (shop.order(parcel).status, shop.on_hand()) == ("cancelled", ON_HAND - BOUGHT)
+
+    monkeypatch.setattr(stock, "receive_returned", original)
+    assert shop.status(parcel, "returned", 10).body == {"status": "duplicate"}
+    assert shop.status(parcel, "returned", 10).body == {"status": "duplicate"}
+    assert shop.on_hand() == ON_HAND
+
+
+def test_a_courier_clock_ahead_of_ours_does_not_freeze_the_parcel(shop):
+    """LOG-2: an updated_at a day ahead is applied, but later genuine updates are not taken for stale."""
+    parcel = shop.shipped("wallet")
+
+    assert shop.status(parcel, "picked", 24 * 60).body["status"] == "applied"
+    assert shop.status(parcel, "delivered", 60).body["status"] == "applied"
+    assert shop.order(parcel).status == "delivered"
 
 
 def test_a_paid_returned_parcel_is_refunded(shop):
@@ -347,8 +381,10 @@ def test_the_poll_applies_a_delivered_status_the_webhook_never_brought(shop):
     start = shop.start
     courier = QuietCourier(
         [
-            CourierTrackingEvent(CourierStatus.PICKED, "picked up", to_iso(start + timedelta(minutes=5))),
-            CourierTrackingEvent(CourierStatus.DELIVERED, "received by Budi", to_iso(start + timedelta(hours=2))),
+            CourierTrackingEvent(CourierStatus.PICKED, "picked up", courier_time(to_iso(start + timedelta(minutes=5)))),
+            CourierTrackingEvent(
+                CourierStatus.DELIVERED, "received by Budi", courier_time(to_iso(start + timedelta(hours=2)))
+            ),
         ]
     )
     composition.shipment_tracking().courier = courier

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
-from patungan.core.clock import Clock, parse_iso, to_iso
+from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict, DomainError
 from patungan.core.observability import logger, metrics
 from patungan.core.retry import retry_stale
@@ -35,7 +35,7 @@ from patungan.inventory.stock_models import StockLine
 from patungan.ledger import accounts
 from patungan.ledger.models import Movement, transfer
 from patungan.ledger.repository import Ledger
-from patungan.logistics.models import CourierTrackingEvent
+from patungan.logistics.models import CourierTrackingEvent, courier_time
 from patungan.orders.models import Order
 from patungan.orders.service import OrderService
 from patungan.payments.models import RefundReason
@@ -49,6 +49,7 @@ AWAITING_COMPLETION = "AWAITING_COMPLETION"
 COMPLETION_PAGE = 25
 QUIET_PAGE = 50
 RETURN_REFUND_REASON: RefundReason = "order_cancelled"
+FUTURE_SKEW = timedelta(minutes=10)
 
 
 class CourierWebhookBody(BaseModel):
@@ -65,9 +66,10 @@ class CourierWebhookBody(BaseModel):
 
     @field_validator("updated_at")
     @classmethod
-    def _iso(cls, value: str | None) -> str | None:
-        # One spelling (UTC, Z, seconds), so "older than" is a comparison of strings.
-        return None if value is None else to_iso(parse_iso(value))
+    def _courier_time(cls, value: str | None) -> str | None:
+        # The tracking answer's spelling (UTC, milliseconds, Z): "older than" is a comparison of strings, and a
+        # webhook and the poll name the same step with the same inbox key.
+        return None if value is None else courier_time(value)
 
 
 @dataclass(frozen=True)
@@ -248,11 +250,13 @@ class ShipmentTracking:
             tx, update.inbox_key, _summary(STATUS_EVENT, update.courier_order_id, update.status, update.updated_at)
         )
         now = self._now()
+        # A courier clock ahead of ours (or a zone misread) must not make every later update look stale.
+        latest = courier_time(to_iso(self.clock.now() + FUTURE_SKEW))
         moved = self.shipments.change(
             tx,
             shipment,
             status=update.status,
-            courier_updated_at=update.updated_at,
+            courier_updated_at=min(update.updated_at, latest),
             history=[*shipment.history, ShipmentEvent(status=update.status, note=update.note, at=update.updated_at)],
             updated_at=now,
         )
