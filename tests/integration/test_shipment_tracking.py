@@ -29,6 +29,15 @@ from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
 from patungan.logistics.models import CourierStatus, CourierTrackingEvent, courier_time
 from tests.support.checkout import CatalogPricing, Started, Tokens, confirm_service
+from tests.support.fulfilment import (
+    FakeCourier,
+    book,
+    give_default_address,
+    groupbuy_order,
+    raise_purchase_order,
+    receive_purchase_order,
+    use_courier,
+)
 from tests.support.lambdas import ApiResponse, call_api, claims, invoke, load_event
 from tests.support.stock import ADDRESS, SELLER_ID, receive, stock_world
 
@@ -425,3 +434,28 @@ def test_the_buyer_is_notified_when_the_order_ships_and_arrives(shop):
         for n in listed
         if n["type"].startswith("order.") and n["type"] != "order.created"
     )
+
+
+def test_a_returned_group_buying_parcel_is_refunded_and_charged_back_to_the_factory(shop):
+    """ORD-3, GB-14: the session's escrow went to the factory when its purchase order was received, so the buyer's
+    refund (to the wallet, at once) is charged back to the factory's payable; the units are back in the warehouse."""
+    warehouse = shop.stock.other_warehouse.id
+    give_default_address("gb-1")
+    po_id = raise_purchase_order("ses_kopi", shop.stock.product.id, 3)
+    order = groupbuy_order("ses_kopi", shop.stock.product.id, 3, "gb-1")
+    assert receive_purchase_order(po_id, 3, warehouse).status == 200
+    courier = use_courier(FakeCourier())
+    shipped = book(order.id)
+    assert shipped.status == 201, shipped.body
+    parcel = Parcel(order.id, shipped.body["id"], courier.orders[shipped.body["id"]].courier_order_id, order.total, "")
+    payable_before = balance("factory:fac_1:payable")
+
+    shop.status(parcel, "picked", 5)
+    assert shop.status(parcel, "returned", 10).body["status"] == "applied"
+
+    assert shop.order(parcel).status == "refunded"
+    assert ledger().wallet("gb-1").balance == order.total
+    assert balance("factory:fac_1:payable") == payable_before + order.total
+    key = StockKey(warehouse, shop.stock.product.id, None)
+    assert composition.stock_service().stock.get(key).on_hand == 3
+    assert ledger_service().trial_balance(ADMIN).balanced is True
