@@ -33,7 +33,7 @@ from patungan.fulfilment.models import Shipment, ShipmentEvent, is_forward
 from patungan.fulfilment.repository import ShipmentsRepository
 from patungan.inventory.stock_models import StockLine
 from patungan.ledger import accounts
-from patungan.ledger.models import Movement, transfer
+from patungan.ledger.models import Movement, MovementType, transfer
 from patungan.ledger.repository import Ledger
 from patungan.logistics.models import CourierTrackingEvent, courier_time
 from patungan.orders.models import Order
@@ -289,20 +289,14 @@ class ShipmentTracking:
         self.orders.add_event(tx, "order.fulfilled", order.model_copy(update={"status": "delivered"}))
         self.records.add_awaiting_completion(tx, order.id, shipment.id, now)
         if shipment.cod_amount:  # CHK-9: the courier holds the buyer's cash from now on, owed to the seller
-            self.ledger.add_to(
+            self._post(
                 tx,
-                Movement(
-                    id=f"cod_collection:{order.id}",
-                    type="cod_collection",
-                    entries=transfer(
-                        debit=accounts.courier_receivable(shipment.courier),
-                        credit=accounts.seller_payable(_seller(order)),
-                        amount=shipment.cod_amount,
-                    ),
-                    currency=order.currency,
-                    reference={"order_id": order.id, "shipment_id": shipment.id},
-                    created_at=now,
-                ),
+                "cod_collection",
+                order,
+                debit=accounts.courier_receivable(shipment.courier),
+                credit=accounts.seller_payable(_seller(order)),
+                amount=shipment.cod_amount,
+                shipment_id=shipment.id,
             )
 
     def _returned(self, tx: Transaction, order: Order) -> None:
@@ -317,22 +311,41 @@ class ShipmentTracking:
         """A group-buying order's escrow was released to its factory when the purchase order was received
         (GB-14): the buyer's money comes back to their wallet at once, charged back to the factory's payable."""
         self.orders.move_to(tx, order, "refunded", via=("cancelled",))
+        self._post(
+            tx,
+            "refund",
+            order,
+            debit=accounts.factory_payable(order.factory_id or ""),
+            credit=accounts.buyer_wallet(order.user_id),
+            amount=order.total,
+            session_id=order.session_id or "",
+            reason="returned parcel",
+        )
+        logger.warning("returned group-buying parcel refunded, charged back to the factory", extra={"order": order.id})
+
+    def _post(
+        self,
+        tx: Transaction,
+        kind: MovementType,
+        order: Order,
+        *,
+        debit: str,
+        credit: str,
+        amount: int,
+        **reference: str,
+    ) -> None:
+        """Into ``tx``: the order's one movement of ``kind`` (its id says so: never posted twice)."""
         self.ledger.add_to(
             tx,
             Movement(
-                id=f"refund:{order.id}",
-                type="refund",
-                entries=transfer(
-                    debit=accounts.factory_payable(order.factory_id or ""),
-                    credit=accounts.buyer_wallet(order.user_id),
-                    amount=order.total,
-                ),
+                id=f"{kind}:{order.id}",
+                type=kind,
+                entries=transfer(debit=debit, credit=credit, amount=amount),
                 currency=order.currency,
-                reference={"order_id": order.id, "session_id": order.session_id or "", "reason": "returned parcel"},
+                reference={"order_id": order.id, **reference},
                 created_at=self._now(),
             ),
         )
-        logger.warning("returned group-buying parcel refunded, charged back to the factory", extra={"order": order.id})
 
     def _restock(self, shipment: Shipment) -> None:
         order = self.orders.repository.get(shipment.order_id)
@@ -361,20 +374,14 @@ class ShipmentTracking:
         else:
             self.orders.move_to(tx, order, "completed")
             if order.checkout_id is not None and not _is_cod(order):
-                self.ledger.add_to(
+                self._post(
                     tx,
-                    Movement(
-                        id=f"order_settlement:{order.id}",
-                        type="order_settlement",
-                        entries=transfer(
-                            debit=accounts.checkout_escrow(order.checkout_id),
-                            credit=accounts.seller_payable(_seller(order)),
-                            amount=order.total,
-                        ),
-                        currency=order.currency,
-                        reference={"order_id": order.id, "checkout_id": order.checkout_id},
-                        created_at=self._now(),
-                    ),
+                    "order_settlement",
+                    order,
+                    debit=accounts.checkout_escrow(order.checkout_id),
+                    credit=accounts.seller_payable(_seller(order)),
+                    amount=order.total,
+                    checkout_id=order.checkout_id,
                 )
             done = 1
         try:

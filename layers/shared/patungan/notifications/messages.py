@@ -134,27 +134,25 @@ class OrderCreated(NotifyingEventData):
         return Message("Group buy succeeded", body)
 
 
-class OrderShipped(NotifyingEventData):
-    """The courier has the parcel (LOG-2, ORD-5)."""
+class OrderProgress(NotifyingEventData):
+    """An order's lifecycle event (ORD-5) as ``OrderService.add_event`` writes its data."""
 
     order_id: str
     total: int
-    courier: str | None = None
-    waybill_id: str | None = None
+
+
+class OrderShipped(OrderProgress):
+    """The courier has the parcel (LOG-2, ORD-5)."""
 
     def message(self) -> Message:
-        tracking = f" Waybill {self.courier.upper()} {self.waybill_id}." if self.courier and self.waybill_id else ""
         return Message(
             "Your order is on its way",
-            f"Your order {self.order_id} was handed to the courier.{tracking} Follow its journey in the app.",
+            f"Your order {self.order_id} was handed to the courier. Follow its journey and waybill in the app.",
         )
 
 
-class OrderFulfilled(NotifyingEventData):
+class OrderFulfilled(OrderProgress):
     """The courier delivered the parcel (``order.fulfilled``, ORD-5)."""
-
-    order_id: str
-    total: int
 
     def message(self) -> Message:
         return Message(
@@ -163,11 +161,8 @@ class OrderFulfilled(NotifyingEventData):
         )
 
 
-class OrderCompleted(NotifyingEventData):
+class OrderCompleted(OrderProgress):
     """The return window after delivery passed (ORD-3)."""
-
-    order_id: str
-    total: int
 
     def message(self) -> Message:
         return Message(
