@@ -22,11 +22,13 @@ from patungan.checkout.cart import CartItemInput, Shopper
 from patungan.checkout.confirm import ConfirmRequest
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import FixedClock, to_iso
+from patungan.fulfilment import tracking as tracking_module
 from patungan.fulfilment.models import Shipment, label_path, shipment_id_for
 from patungan.inventory.stock_models import StockKey
 from patungan.ledger.models import AdjustmentInput
 from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
+from patungan.logistics.courier import CourierUnavailable
 from patungan.logistics.models import CourierStatus, CourierTrackingEvent, courier_time
 from tests.support.checkout import CatalogPricing, Started, Tokens, confirm_service
 from tests.support.fulfilment import (
@@ -360,12 +362,12 @@ def test_a_delivered_order_completes_after_the_return_window_and_pays_the_seller
     held = balance(escrow)
     assert held == -parcel.total  # credit-normal: what the buyer paid, held
 
-    assert invoke("CompleteDeliveredOrdersFunction", {}) == {"completed": 0}
+    assert invoke("CompleteDeliveredOrdersFunction", {}) == {"completed": 0, "failed": 0}
     shop.clock.advance(timedelta(hours=47))
-    assert invoke("CompleteDeliveredOrdersFunction", {}) == {"completed": 0}
+    assert invoke("CompleteDeliveredOrdersFunction", {}) == {"completed": 0, "failed": 0}
     shop.clock.advance(timedelta(hours=1, seconds=1))
-    assert invoke("CompleteDeliveredOrdersFunction", {}) == {"completed": 1}
-    assert invoke("CompleteDeliveredOrdersFunction", {}) == {"completed": 0}
+    assert invoke("CompleteDeliveredOrdersFunction", {}) == {"completed": 1, "failed": 0}
+    assert invoke("CompleteDeliveredOrdersFunction", {}) == {"completed": 0, "failed": 0}
 
     assert shop.order(parcel).status == "completed"
     assert len(shop.events("order.completed", parcel)) == 1
@@ -459,3 +461,31 @@ def test_a_returned_group_buying_parcel_is_refunded_and_charged_back_to_the_fact
     key = StockKey(warehouse, shop.stock.product.id, None)
     assert composition.stock_service().stock.get(key).on_hand == 3
     assert ledger_service().trial_balance(ADMIN).balanced is True
+
+
+class PartlyDownCourier:
+    """Answers the tracking of every courier order but one (``down_for``)."""
+
+    def __init__(self, down_for: str, events: list[CourierTrackingEvent]) -> None:
+        self.down_for = down_for
+        self.events = events
+
+    def tracking(self, tracking_id: str) -> list[CourierTrackingEvent]:
+        if tracking_id == self.down_for:
+            raise CourierUnavailable("ReadTimeoutError", attempts=3)
+        return self.events
+
+
+def test_the_poll_reads_on_past_a_shipment_whose_tracking_cannot_be_read(shop, monkeypatch):
+    """LOG-2: the quietest shipment's tracking failing (every run) never starves the others: the poll pages on."""
+    first, second = shop.shipped("cod"), shop.shipped("wallet")
+    delivered = courier_time(to_iso(shop.start + timedelta(hours=1)))
+    composition.shipment_tracking().courier = PartlyDownCourier(
+        first.courier_order_id, [CourierTrackingEvent(CourierStatus.DELIVERED, "received", delivered)]
+    )
+    monkeypatch.setattr(tracking_module, "QUIET_PAGE", 1)
+    shop.clock.advance(timedelta(hours=7))
+
+    assert invoke("PollQuietShipmentsFunction", {}) == {"polled": 2, "applied": 1, "failed": 1}
+
+    assert (shop.order(first).status, shop.order(second).status) == ("shipped", "delivered")

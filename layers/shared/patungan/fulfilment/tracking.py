@@ -35,6 +35,7 @@ from patungan.inventory.stock_models import StockLine
 from patungan.ledger import accounts
 from patungan.ledger.models import Movement, MovementType, transfer
 from patungan.ledger.repository import Ledger
+from patungan.logistics.courier import CourierUnavailable
 from patungan.logistics.models import CourierTrackingEvent, courier_time
 from patungan.orders.models import Order
 from patungan.orders.service import OrderService
@@ -48,6 +49,7 @@ INBOX_DAYS = 30
 AWAITING_COMPLETION = "AWAITING_COMPLETION"
 COMPLETION_PAGE = 25
 QUIET_PAGE = 50
+QUIET_PER_RUN = 500  # a courier answer may take seconds: a run stays inside the function's timeout
 RETURN_REFUND_REASON: RefundReason = "order_cancelled"
 FUTURE_SKEW = timedelta(minutes=10)
 
@@ -149,11 +151,13 @@ class TrackingRecords:
             },
         )
 
-    def delivered_before(self, moment: str, limit: int) -> list[dict[str, Any]]:
+    def delivered_before(self, moment: str, limit: int, after: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` entries delivered before ``moment``, oldest first; with ``after``, those past that key."""
         return self.table.query(
             "pk = :pk AND sk < :before",
             values={":pk": AWAITING_COMPLETION, ":before": moment},
             limit=limit,
+            start_key={"pk": AWAITING_COMPLETION, "sk": after} if after else None,
             consistent=True,
         ).items
 
@@ -356,13 +360,24 @@ class ShipmentTracking:
     def complete_delivered(self) -> dict[str, int]:
         """Orders delivered longer than the return window ago become ``completed`` (``order.completed``), each
         in one transaction with its queue entry's removal and, for a paid retail order, its money from the
-        checkout escrow to the seller's payable (a COD order's is there since delivery). Pages until none is due."""
+        checkout escrow to the seller's payable (a COD order's is there since delivery). Page after page; one
+        that cannot complete is logged CRITICAL and left queued (the next run tries it again), never blocking the
+        others."""
         cutoff = to_iso(self.clock.now() - self.times.return_window)
-        completed = 0
-        while due := self.records.delivered_before(cutoff, COMPLETION_PAGE):
-            for item in due:
-                completed += retry_stale(lambda item=item: self._complete(item), ATTEMPTS)
-        return {"completed": completed}
+        completed = failed = 0
+        page = self.records.delivered_before(cutoff, COMPLETION_PAGE)
+        while page:
+            for item in page:
+                try:
+                    completed += retry_stale(lambda item=item: self._complete(item), ATTEMPTS)
+                except DomainError as exc:
+                    failed += 1
+                    logger.critical(
+                        "delivered order not completed", extra={"order_id": item["order_id"], "error": str(exc)}
+                    )
+                    metrics.add_metric(name="OrdersNotCompleted", unit="Count", value=1)
+            page = self.records.delivered_before(cutoff, COMPLETION_PAGE, after=page[-1]["sk"])
+        return {"completed": completed, "failed": failed}
 
     def _complete(self, item: dict[str, Any]) -> int:
         order = self.orders.repository.get(item["order_id"])
@@ -393,26 +408,25 @@ class ShipmentTracking:
     # ------------------------------------------------------------------ the poll of quiet shipments
     def poll_quiet(self) -> dict[str, int]:
         """In-transit shipments the courier has said nothing about for ``quiet_after``: their tracking read and
-        every newer status applied through ``apply`` (inbox, forward only), oldest first. A courier that cannot
-        answer for one shipment is logged and the next is polled; each shipment is read once per run."""
+        every newer status applied through ``apply`` (inbox, forward only), quietest first, page after page (up to
+        ``QUIET_PER_RUN``). A courier that cannot answer for one shipment is logged and the next is polled."""
         before = to_iso(self.clock.now() - self.times.quiet_after)
         polled = applied = failed = 0
-        for shipment in self.shipments.in_transit_quiet_since(before, QUIET_PAGE):
-            polled += 1
-            try:
-                events = self.courier.tracking(shipment.courier_order_id or shipment.tracking_id or "")
-            except DomainError as exc:
-                failed += 1
-                logger.warning(
-                    "tracking unreadable for a quiet shipment", extra={"shipment_id": shipment.id, "error": str(exc)}
-                )
-                continue
-            for event in events:
-                if shipment.courier_updated_at is None or event.updated_at >= shipment.courier_updated_at:
-                    update = CourierUpdate(
-                        shipment.courier_order_id or "", str(event.status), event.updated_at, event.note
+        page = self.shipments.in_transit_quiet_since(before, QUIET_PAGE)
+        while page and polled < QUIET_PER_RUN:
+            for shipment in page:
+                polled += 1
+                try:
+                    events = self.courier.tracking(shipment.courier_order_id or shipment.tracking_id or "")
+                except CourierUnavailable as exc:
+                    failed += 1
+                    logger.warning(
+                        "tracking unreadable for a quiet shipment",
+                        extra={"shipment_id": shipment.id, "error": str(exc)},
                     )
-                    applied += self.apply(shipment.id, update) == "applied"
+                    continue
+                applied += sum(self.apply(shipment.id, update) == "applied" for update in _newer(shipment, events))
+            page = self.shipments.in_transit_quiet_since(before, QUIET_PAGE, after=page[-1])
         return {"polled": polled, "applied": applied, "failed": failed}
 
 
@@ -434,6 +448,16 @@ def _logged(body: CourierWebhookBody) -> dict[str, Any]:
         "status": body.status,
         "updated_at": body.updated_at,
     }
+
+
+def _newer(shipment: Shipment, events: list[CourierTrackingEvent]) -> list[CourierUpdate]:
+    """The tracking's steps not older than the last the shipment applied, as updates of its courier order."""
+    last = shipment.courier_updated_at or ""
+    return [
+        CourierUpdate(shipment.courier_order_id or "", str(event.status), event.updated_at, event.note)
+        for event in events
+        if event.updated_at >= last
+    ]
 
 
 def _is_cod(order: Order) -> bool:
