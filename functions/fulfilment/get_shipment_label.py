@@ -2,19 +2,15 @@
 seller's staff and admins (LOG-3)."""
 
 from patungan.composition import shipment_service
-from patungan.core.http import api_handler, binary_response, caller, create_api
+from patungan.core.http import api_handler, binary_response, caller, create_api, documented_file
 
-PDF_CONTENT_TYPE = "application/pdf"
+PDF = "application/pdf"
 app = create_api()
 
 
-@app.get(
-    "/v1/shipments/<id>/label",
-    summary="A shipment's label",
-    responses={200: {"description": "The label", "content": {PDF_CONTENT_TYPE: {"schema": {"format": "binary"}}}}},
-)
+@app.get("/v1/shipments/<id>/label", summary="A shipment's label", responses=documented_file(PDF, "The label"))
 def get_shipment_label(id: str):
-    return binary_response(shipment_service().label(caller(app), id), PDF_CONTENT_TYPE, f"label-{id}.pdf")
+    return binary_response(shipment_service().label(caller(app), id), PDF, f"label-{id}.pdf")
 
 
 lambda_handler = api_handler(app)

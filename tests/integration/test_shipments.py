@@ -6,18 +6,21 @@ ship from their session's purchase-order holds once it is received."""
 
 from __future__ import annotations
 
-import io
 from concurrent.futures import ThreadPoolExecutor
+from unittest import mock
 
+import pypdfium2
 import pytest
-from pypdf import PdfReader
 
 from patungan import composition
+from patungan.adapters.dynamodb import Transaction
 from patungan.core.auth import Principal, Role
+from patungan.core.errors import ConcurrentUpdate, Conflict
 from patungan.fulfilment.models import shipment_id_for
 from patungan.fulfilment.repository import ShipmentsRepository
-from patungan.inventory.stock import StockService
+from patungan.inventory.stock import StockService, po_receipt_hold_id
 from patungan.inventory.stock_models import StockKey
+from patungan.inventory.stock_repository import StockRepository
 from tests.support.fulfilment import (
     ADMIN,
     OTHER_SELLER,
@@ -160,10 +163,9 @@ def _crash_in_step(monkeypatch, courier: FakeCourier, step: str) -> None:
 
     def once(self, *args, **kwargs):
         done = original(self, *args, **kwargs)
-        if step == "order shipped" or kwargs.get("stock_committed"):
-            if not crashed:
-                crashed.append(step)
-                raise RuntimeError(f"the function died after: {step}")
+        if kwargs.get("stock_committed") and not crashed:
+            crashed.append(step)
+            raise RuntimeError(f"the function died after: {step}")
         return done
 
     def before(self, *args, **kwargs):
@@ -267,9 +269,11 @@ def test_the_label_is_a_one_page_pdf_for_staff_only(world, shop, courier):
     status, headers, pdf = label(shipment["id"], WAREHOUSE)
 
     assert status == 200 and headers["content-type"] == "application/pdf"
-    [page] = PdfReader(io.BytesIO(pdf)).pages
-    assert (round(float(page.mediabox.width) / 72 * 25.4), round(float(page.mediabox.height) / 72 * 25.4)) == (100, 150)
-    text = page.extract_text()
+    document = pypdfium2.PdfDocument(pdf)
+    assert len(document) == 1
+    width, height = document[0].get_size()
+    assert (round(width / 72 * 25.4), round(height / 72 * 25.4)) == (100, 150)
+    text = document[0].get_textpage().get_text_bounded()
     assert shipment["waybill_id"] in text and order.id in text
     assert shop.warehouse.address.line1 in text and order.address["line1"] in text
     assert label(shipment["id"], SELLER)[0] == 200
@@ -327,28 +331,33 @@ def test_two_groupbuy_orders_drawing_from_one_hold_at_once_never_overdraw(world,
     assert [len(commits(a.body["id"])) for a in answers] == [1, 1]
 
 
-def test_a_draw_never_takes_more_than_the_holds_hold(world, shop, session):
-    """Two draws of 3 racing for a 5-unit hold: one takes its units, the other is refused with nothing taken."""
-    from patungan.core.errors import Conflict
-    from patungan.inventory.stock import po_receipt_hold_id
-
+def test_a_draw_racing_another_for_the_same_hold_never_takes_more_than_it_holds(world, shop, session):
+    """GB-15: draw B of 3 units commits right after draw A of 3 read the 5-unit hold: A reads again and is refused
+    (409 insufficient_stock, nothing taken), never drawing the hold or the stock below zero; B's reference draws
+    once."""
     po_id, _ = session
     assert receive_purchase_order(po_id, 5, shop.other_warehouse.id).status == 200
     holds = [po_receipt_hold_id(r) for r in composition.purchase_order_service().repository.receipt_ids(po_id)]
     key = StockKey(shop.other_warehouse.id, shop.product.id, None)
+    stock = composition.stock_service()
+    original, raced = StockRepository.reservations, []
 
-    def draw(reference: str):
-        try:
-            return composition.stock_service().draw_held(holds, key, 3, reference=reference, actor_id="packer-1")
-        except Conflict as exc:
-            return exc.code
+    def read_then_let_b_in(repository, ids):
+        read = original(repository, ids)
+        if not raced:
+            raced.append(True)
+            assert stock.draw_held(holds, key, 3, reference="shp_b", actor_id="packer-2") is True
+        return read
 
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = sorted(map(str, pool.map(draw, ["shp_a", "shp_b"])))
+    with mock.patch.object(StockRepository, "reservations", read_then_let_b_in), pytest.raises(Conflict) as refused:
+        stock.draw_held(holds, key, 3, reference="shp_a", actor_id="packer-1")
 
-    assert outcomes == ["True", "insufficient_stock"]
+    assert refused.value.code == "insufficient_stock"
     assert levels(shop.other_warehouse.id, shop.product.id) == (2, 2)
-    assert draw("shp_a") is False  # the same reference draws once
+    assert [hold.lines[0].units for hold in stock.stock.reservations(holds)] == [2]
+    assert stock.draw_held(holds, key, 3, reference="shp_b", actor_id="packer-2") is False
+    assert levels(shop.other_warehouse.id, shop.product.id) == (2, 2)
+    assert len(commits("shp_b")) == 1 and commits("shp_a") == []
 
 
 def test_a_groupbuy_buyer_without_an_address_is_refused(world, shop, courier, session):
@@ -356,3 +365,30 @@ def test_a_groupbuy_buyer_without_an_address_is_refused(world, shop, courier, se
     receive_purchase_order(po_id, 5, shop.other_warehouse.id)
     order = groupbuy_order("ses_kopi", shop.product.id, 1, "gb-3")
     assert book(order.id).body["error"]["code"] == "address_required"
+
+
+# ---------------------------------------------------------------- the repository the tracking side reads
+def test_a_booked_shipment_is_found_by_its_courier_order_and_polled_until_terminal(world, shop, courier):
+    """What courier webhooks and the quiet-shipment poll read: the courier's order id finds the shipment; it is in
+    transit (polled) from booking until a terminal status; a change written over a stale version is refused."""
+    order = retail_order(shop.warehouse.id, shop.product.id)
+    repository = composition.shipments_repository()
+    courier.down = True
+    book(order.id)
+    assert repository.in_transit_quiet_since("9999", 10) == []  # not booked: nothing to poll
+    courier.down = False
+    shipment = repository.get(book(order.id).body["id"])
+
+    assert repository.find_by_courier_order(shipment.courier_order_id) == shipment
+    assert [s.id for s in repository.in_transit_quiet_since("9999", 10)] == [shipment.id]
+    assert repository.in_transit_quiet_since(shipment.created_at, 10) == []  # not quiet since before it was made
+
+    tx = Transaction()
+    delivered = repository.change(tx, shipment, status="delivered", courier_updated_at="2026-12-01T00:00:00Z")
+    tx.commit()
+    assert (delivered.version, repository.get(shipment.id).status) == (shipment.version + 1, "delivered")
+    assert repository.in_transit_quiet_since("9999", 10) == []
+    with pytest.raises(ConcurrentUpdate):
+        stale = Transaction()
+        repository.change(stale, shipment, status="returned")
+        stale.commit()

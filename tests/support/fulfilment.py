@@ -121,7 +121,9 @@ def label(shipment_id: str, who: dict[str, str]) -> tuple[int, dict[str, str], b
     )
     body = response.get("body") or ""
     raw = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
-    return response["statusCode"], {k.lower(): v for k, v in (response.get("headers") or {}).items()}, raw
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    headers |= {k.lower(): v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
+    return response["statusCode"], headers, raw
 
 
 def retail_order(warehouse_id: str, product_id: str, method: str = "cod", buyer: str = "buyer-1") -> Order:

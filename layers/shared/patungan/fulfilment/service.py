@@ -24,7 +24,14 @@ from patungan.catalog.models import Product
 from patungan.checkout.checkouts import CheckoutRepository
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import Conflict, DependencyUnavailable, NotFound, ValidationFailed, field_error
+from patungan.core.errors import (
+    ConcurrentUpdate,
+    Conflict,
+    DependencyUnavailable,
+    NotFound,
+    ValidationFailed,
+    field_error,
+)
 from patungan.core.observability import logger
 from patungan.core.retry import retry_stale
 from patungan.fulfilment.label import LabelData, LabelParty, render_label
@@ -191,6 +198,8 @@ class ShipmentService:
         """Steps 2 and 3: the courier's pickup under the shipment's id, then the shipment booked and the order
         shipped in one transaction."""
         if order.status not in SHIPPABLE:
+            if self.shipments.get(shipment.id).is_booked:  # another request booked it between our two reads
+                raise ConcurrentUpdate(f"shipment {shipment.id} was booked while this request ran; retry")
             # Cancelled after step 1: an earlier attempt may have booked the courier under this reference.
             logger.error(
                 "shipment not booked: its order is no longer shippable",

@@ -677,9 +677,11 @@ class StockService:
         request_id = keyed_id("req", "draw_held", reference)
 
         def once() -> bool:
-            # The claim before the holds: holds read first could predate this reference's draw.
+            # The claim before the stock, the stock before the holds: each read earlier could predate a draw the
+            # next one sees (stock read after the holds could lack units those holds still show).
             if self.audit.claimed(request_id) is not None:
                 return False
+            items, _ = self.stock.get_with_reservation([key], None)
             takes, wanted = [], units
             held = self._held_lines(hold_ids, key.warehouse_id, key.product_id, key.variant_id)
             for hold, line in sorted(held, key=lambda held_line: (held_line[0].id, held_line[1])):
@@ -692,7 +694,6 @@ class StockService:
                 raise insufficient(
                     [{**vars(key), "requested": units, "available": units - wanted, "holds": sorted(hold_ids)}]
                 )
-            items, _ = self.stock.get_with_reservation([key], None)
             now = to_iso(self.clock.now())
             tx = Transaction()
             for hold, line, take in takes:
