@@ -204,12 +204,18 @@ class ShipmentTracking:
         retry for what it said: only for what failed here (503)."""
         shipment = self.shipments.find_by_courier_order(body.order_id)
         if shipment is None:
-            logger.warning("courier event for an unknown courier order ignored", extra=_logged(body))
+            logger.warning(
+                "courier event for an unknown courier order ignored",
+                extra=_summary(body.event, body.order_id, body.status, body.updated_at),
+            )
             return "ignored"
         if body.event in RECORDED_EVENTS:
             return self._record(body)
         if body.event != STATUS_EVENT or body.status is None or body.updated_at is None:
-            logger.warning("courier event not understood; ignored", extra=_logged(body))
+            logger.warning(
+                "courier event not understood; ignored",
+                extra=_summary(body.event, body.order_id, body.status, body.updated_at),
+            )
             return "ignored"
         update = CourierUpdate(body.order_id, body.status, body.updated_at, body.note)
         return self.apply(shipment.id, update)
@@ -222,7 +228,7 @@ class ShipmentTracking:
             tx.commit()
         except DuplicateCourierEvent:
             return "duplicate"
-        logger.info("courier event recorded", extra=_logged(body))
+        logger.info("courier event recorded", extra=_summary(body.event, body.order_id, body.status, body.updated_at))
         return "recorded"
 
     # ------------------------------------------------------------------ one update, by any source
@@ -439,15 +445,6 @@ def _seller(order: Order) -> str:
 def _summary(event: str, courier_order_id: str, status: str | None, updated_at: str | None) -> dict[str, str]:
     fields = {"event": event, "courier_order_id": courier_order_id, "status": status, "updated_at": updated_at}
     return {name: value for name, value in fields.items() if value is not None}
-
-
-def _logged(body: CourierWebhookBody) -> dict[str, Any]:
-    return {
-        "event": body.event,
-        "courier_order_id": body.order_id,
-        "status": body.status,
-        "updated_at": body.updated_at,
-    }
 
 
 def _newer(shipment: Shipment, events: list[CourierTrackingEvent]) -> list[CourierUpdate]:
