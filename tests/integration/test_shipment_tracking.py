@@ -22,6 +22,7 @@ from patungan.checkout.cart import CartItemInput, Shopper
 from patungan.checkout.confirm import ConfirmRequest
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import FixedClock, to_iso
+from patungan.core.errors import ConcurrentUpdate
 from patungan.fulfilment import tracking as tracking_module
 from patungan.fulfilment.models import Shipment, label_path, shipment_id_for
 from patungan.inventory.stock_models import StockKey
@@ -350,6 +351,22 @@ def test_the_buyer_cannot_cancel_a_shipped_order(shop):
     )
 
     assert response.status == 409
+    assert shop.order(parcel).status == "shipped"
+    assert ledger().wallet("buyer-1").balance == 0
+
+
+def test_a_cancel_that_read_the_order_paid_just_before_it_shipped_changes_nothing(shop, monkeypatch):
+    """ORD-3: cancelled may follow shipped (a returned parcel), so the buyer's cancel is conditional on the status
+    it read: read paid, shipped meanwhile, the cancel's write fails (503, retryable) and then answers 409."""
+    parcel = shop.shipped("wallet")
+    orders = composition.order_service()
+    read_before_shipping = shop.order(parcel).model_copy(update={"status": "paid"})
+    monkeypatch.setattr(orders, "get", lambda principal, order_id: read_before_shipping)
+    buyer = Principal("buyer-1", frozenset({Role.BUYER}))
+
+    with pytest.raises(ConcurrentUpdate):
+        composition.checkout_saga().cancel_order(buyer, parcel.order_id)
+
     assert shop.order(parcel).status == "shipped"
     assert ledger().wallet("buyer-1").balance == 0
 

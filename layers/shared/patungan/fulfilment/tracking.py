@@ -295,7 +295,7 @@ class ShipmentTracking:
             metrics.add_metric(name="ShipmentsCalledOff", unit="Count", value=1)
 
     def _delivered(self, tx: Transaction, shipment: Shipment, order: Order, now: str) -> None:
-        self.orders.repository.move(tx, order.id, "delivered", now)
+        self.orders.repository.move(tx, order.id, "delivered", now, seen=order.status)
         self.orders.add_event(tx, "order.fulfilled", order.model_copy(update={"status": "delivered"}))
         self.records.add_awaiting_completion(tx, order.id, shipment.id, now)
         if shipment.cod_amount:  # CHK-9: the courier holds the buyer's cash from now on, owed to the seller

@@ -54,15 +54,28 @@ class OrdersRepository:
             condition="attribute_not_exists(pk)",
         )
 
-    def move(self, tx: Transaction, order_id: str, status: str, updated_at: str, via: tuple[str, ...] = ()) -> None:
+    def move(
+        self,
+        tx: Transaction,
+        order_id: str,
+        status: str,
+        updated_at: str,
+        via: tuple[str, ...] = (),
+        seen: str | None = None,
+    ) -> None:
         """``status`` only from the states ORD-3 allows; otherwise the transaction fails as a concurrent change
         (the caller reads again and decides). With ``via``, through those states in one write (each step one ORD-3
-        allows): from where the first may be entered."""
+        allows): from where the first may be entered. With ``seen``, only from that status (the one the caller read
+        and decided on): a shipped order is cancelled for its returned parcel, never by a cancel that read it paid
+        just before it shipped."""
         path = (*via, status)
         for before, after in pairwise(path):
             if before not in ORDER_TRANSITIONS[after]:
                 raise ValueError(f"an order cannot go from {before} to {after}")
-        froms = {f":from{i}": s for i, s in enumerate(sorted(ORDER_TRANSITIONS[path[0]]))}
+        allowed = ORDER_TRANSITIONS[path[0]] if seen is None else ORDER_TRANSITIONS[path[0]] & {seen}
+        froms = {f":from{i}": s for i, s in enumerate(sorted(allowed))}
+        if not froms:
+            raise ConcurrentUpdate(f"order {order_id} cannot become {status} from {seen}")
         tx.update(
             self.table,
             {"pk": f"ORDER#{order_id}", "sk": META},
