@@ -380,7 +380,10 @@ def test_a_paid_order_cancelled_by_its_buyer_is_refunded_and_its_stock_released(
     assert retail.payment(checkout_id).status == "refunded"
 
 
-def test_a_wallet_paid_order_cancelled_goes_back_to_the_wallet_at_once(retail):
+def test_a_wallet_paid_order_cancelled_goes_back_to_the_wallet_at_once_and_ends_refunded(retail):
+    """ORD-3 (issue 10 leftover 7): the money is back in the wallet in the cancel's own transaction, so the order
+    ends ``refunded`` there, with ``order.cancelled`` and ``order.refunded`` through the outbox (ORD-5); a retry
+    refunds nothing twice."""
     ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
     checkout_id = retail.confirm_now("wallet")
     retail.run_to_payment(checkout_id)
@@ -389,8 +392,13 @@ def test_a_wallet_paid_order_cancelled_goes_back_to_the_wallet_at_once(retail):
     cancelled = call_api(
         "CancelOrderFunction", "POST", f"/v1/orders/{order.id}/cancel", claims=claims("buyer-1", "buyer")
     )
+    again = call_api("CancelOrderFunction", "POST", f"/v1/orders/{order.id}/cancel", claims=claims("buyer-1", "buyer"))
 
-    assert (cancelled.status, cancelled.body["status"]) == (200, "cancelled")
+    assert (cancelled.status, cancelled.body["status"]) == (200, "refunded")
+    assert (again.status, again.body["status"]) == (200, "refunded")
+    assert [o.status for o in retail.orders(checkout_id)] == ["refunded"]
+    assert [e["data"]["order_id"] for e in retail.world.events("order.cancelled")] == [order.id]
+    assert [e["data"]["order_id"] for e in retail.world.events("order.refunded")] == [order.id]
     assert ledger().wallet_balance("buyer-1") == 50_000
     assert retail.reserved() == 0
 

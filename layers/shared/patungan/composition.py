@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from patungan.checkout.confirm import ConfirmService
     from patungan.checkout.pricing import CheckoutPricing
     from patungan.checkout.promotions import PromotionService
+    from patungan.checkout.refunds import OrderRefunds
     from patungan.checkout.saga import CheckoutSaga
     from patungan.fulfilment.repository import ShipmentsRepository
     from patungan.fulfilment.service import ShipmentService
+    from patungan.fulfilment.tracking import ShipmentTracking
     from patungan.groupbuy.expiry import UnpaidInvoiceExpiry
     from patungan.groupbuy.repository import GroupBuyRepository
     from patungan.groupbuy.service import GroupBuyService
@@ -214,6 +216,7 @@ def reset() -> None:
         _checkout_saga,
         confirm_service,
         shipments_repository,
+        shipment_tracking,
         shipment_service,
     ):
         factory.cache_clear()
@@ -433,11 +436,24 @@ def _checkout_saga(payments: PaymentService) -> CheckoutSaga:
         promotion_service(),
         cart_service(),
         TaskTokens(),
+        order_refunds(payments),
         unit_price,
         outbox(),
         CLOCK,
         SagaTimes(payment_window=timedelta(seconds=settings.checkout_payment_window_seconds)),
     )
+
+
+def order_refunds(payments: PaymentService | None = None) -> OrderRefunds:
+    """A paid retail order cancelled with its money going back (ORD-3): by its buyer, or as a returned parcel."""
+    return _order_refunds(payments or payment_service())
+
+
+@cache
+def _order_refunds(payments: PaymentService) -> OrderRefunds:
+    from patungan.checkout.refunds import OrderRefunds
+
+    return OrderRefunds(checkout_repository(), order_service(), payments, CLOCK)
 
 
 def unit_price(product_id: str, variant_id: str | None) -> int:
@@ -478,6 +494,35 @@ def shipments_repository() -> ShipmentsRepository:
     from patungan.fulfilment.repository import ShipmentsRepository
 
     return ShipmentsRepository(DynamoTable(get_settings().shipments_table))
+
+
+@cache
+def shipment_tracking() -> ShipmentTracking:
+    from patungan.fulfilment.tracking import ShipmentTracking, TrackingRecords, TrackingTimes
+    from patungan.ledger.repository import ledger
+    from patungan.logistics.courier import BiteshipCourier
+
+    settings = get_settings()
+    return ShipmentTracking(
+        shipments_repository(),
+        TrackingRecords(DynamoTable(settings.shipments_table), CLOCK),
+        order_service(),
+        order_refunds(),
+        ledger(),
+        stock_service(),
+        BiteshipCourier.from_settings(settings),
+        CLOCK,
+        TrackingTimes(
+            return_window=timedelta(seconds=settings.order_return_window_seconds),
+            quiet_after=timedelta(seconds=settings.courier_quiet_seconds),
+        ),
+    )
+
+
+def courier_webhook_token() -> str:
+    from patungan.adapters.aws import read_secret
+
+    return read_secret(get_settings().courier_webhook_token_parameter, "the courier webhook token")
 
 
 @cache

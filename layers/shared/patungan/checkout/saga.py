@@ -20,6 +20,7 @@ from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
 from patungan.checkout.cart import Shopper
 from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository
+from patungan.checkout.refunds import OrderRefunds
 from patungan.core.auth import Principal
 from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict, DomainError, Forbidden, NotFound
@@ -76,6 +77,7 @@ class CheckoutSaga:
         promotions: Promotions,
         carts: Carts,
         task_tokens: TaskTokens,
+        refunds: OrderRefunds,
         unit_price_of: Callable[[str, str | None], int],
         outbox: Outbox,
         clock: Clock,
@@ -88,6 +90,7 @@ class CheckoutSaga:
         self.promotions = promotions
         self.carts = carts
         self.task_tokens = task_tokens
+        self.refunds = refunds
         self.unit_price_of = unit_price_of
         self.outbox = outbox
         self.clock = clock
@@ -395,10 +398,8 @@ class CheckoutSaga:
     # ------------------------------------------------------------------ cancelling a retail order (ORD-3)
     def cancel_order(self, principal: Principal, order_id: str) -> Order:
         """The buyer (their own, before shipping) or an admin cancels a paid or COD order: it becomes cancelled,
-        its stock is released and, when paid, its money goes back in the same transaction: the whole invoice to
-        the payment channel (the refund worker falls back to the wallet when the channel cannot refund); one
-        order of several on one invoice, or one paid from the wallet, to the wallet at once (a channel refunds an
-        invoice whole, not in parts). An unpaid order is not cancelled here: it expires with its checkout."""
+        its stock is released and, when paid, its money goes back in the same transaction (``OrderRefunds``). An
+        unpaid order is not cancelled here: it expires with its checkout."""
         order = self.orders.get(principal, order_id)
         if not (principal.is_admin or order.user_id == principal.user_id):
             raise Forbidden("only the buyer or an admin cancels an order")
@@ -411,11 +412,12 @@ class CheckoutSaga:
                     f"order {order.id} is {order.status}: it can no longer be cancelled", code="illegal_transition"
                 )
             tx = Transaction()
-            cancelled = self.orders.move_to(tx, order, "cancelled")
-            if order.status == "paid":
-                self._refund(tx, checkout, order)
+            if checkout.payment_method == "cod":
+                self.orders.move_to(tx, order, "cancelled")
+            else:
+                self.refunds.add_refund(tx, order, "order_cancelled")
             tx.commit()
-            order = cancelled
+            order = self.orders.repository.get(order.id)
         # Also on a retry: a release that failed after the commit (inventory down) is done now.
         with contextlib.suppress(Conflict, NotFound):  # committed already (the stock left) or never held
             self.stock.release(checkout.reservation_ids[checkout.order_ids.index(order.id)])
@@ -426,29 +428,6 @@ class CheckoutSaga:
         for order in self._placed(self.checkouts.get(checkout_id)):
             if order.status == "cancelled":
                 self.orders.move_to(tx, order, "refunded")
-
-    def _refund(self, tx: Transaction, checkout: Checkout, order: Order) -> None:
-        payment = self.payments.repository.find_payment(checkout.retail_payment_id)
-        if payment is not None and payment.status == "paid" and payment.amount == order.total:
-            self.payments.request_refund(tx, payment, "order_cancelled")
-            return
-        if checkout.buyer.customer_id is None:
-            raise Conflict("a guest's share of an invoice cannot go to a wallet", code="refund_unavailable")
-        self.payments.ledger.add_to(
-            tx,
-            Movement(
-                id=f"refund:{order.id}",
-                type="refund",
-                entries=transfer(
-                    debit=accounts.checkout_escrow(checkout.id),
-                    credit=accounts.buyer_wallet(checkout.buyer.customer_id),
-                    amount=order.total,
-                ),
-                currency=order.currency,
-                reference={"checkout_id": checkout.id, "order_id": order.id},
-                created_at=self._now(),
-            ),
-        )
 
     # ------------------------------------------------------------------ helpers
     def _move(self, checkout_id: str, status: str, *, order_status: str) -> dict[str, Any]:

@@ -120,6 +120,11 @@ class Settings(BaseModel):
     tax_basis_points: int = Field(1100, alias="TAX_BASIS_POINTS", ge=0, le=10_000)
     checkout_min_order_amount: int = Field(1000, alias="CHECKOUT_MIN_ORDER_AMOUNT", ge=0)
     checkout_max_order_amount: int = Field(100_000_000, alias="CHECKOUT_MAX_ORDER_AMOUNT", ge=1)
+    # Tracking (issue 11, H4; ORD-3, LOG-2): how long a delivered order may still come back before it completes
+    # (its money then goes to the seller), and how long an in-transit shipment may go without a courier webhook
+    # before the scheduled poll reads its tracking instead.
+    order_return_window_seconds: int = Field(172_800, alias="ORDER_RETURN_WINDOW_SECONDS", ge=0)
+    courier_quiet_seconds: int = Field(21_600, alias="COURIER_QUIET_SECONDS", ge=60)
     # Shipments (issue 11, LOG-2, GB-15): the shipments table; how a group-buying order ships when the booking
     # names no method (courier:service; its buyer chose none, the warehouse ships the session's parcels).
     shipments_table: str = Field("", alias="SHIPMENTS_TABLE")

@@ -26,8 +26,12 @@ def _item(shipment: Shipment) -> dict[str, Any]:
     if shipment.courier_order_id:
         keys |= {"gsi2pk": f"COURIER_ORDER#{shipment.courier_order_id}", "gsi2sk": shipment.id}
     if shipment.is_booked and not shipment.is_terminal:
-        keys |= {"gsi3pk": IN_TRANSIT, "gsi3sk": f"{shipment.courier_updated_at or shipment.created_at}#{shipment.id}"}
+        keys |= {"gsi3pk": IN_TRANSIT, "gsi3sk": _quiet_key(shipment)}
     return {**keys, **shipment.model_dump()}
+
+
+def _quiet_key(shipment: Shipment) -> str:
+    return f"{shipment.courier_updated_at or shipment.created_at}#{shipment.id}"
 
 
 def _shipment(item: dict[str, Any]) -> Shipment:
@@ -82,13 +86,14 @@ class ShipmentsRepository:
         )
         return changed
 
-    def in_transit_quiet_since(self, before_iso: str, limit: int) -> list[Shipment]:
+    def in_transit_quiet_since(self, before_iso: str, limit: int, after: Shipment | None = None) -> list[Shipment]:
         """Up to ``limit`` booked, not terminal shipments the courier last updated before ``before_iso``
-        (never updated: created before it), quietest first."""
-        result = self.table.query(
-            "gsi3pk = :pk AND gsi3sk < :before",
-            index="gsi3",
-            values={":pk": IN_TRANSIT, ":before": before_iso},
-            limit=limit,
-        )
+        (never updated: created before it), quietest first; with ``after``, those that sorted after it (the last of
+        the page before: a poll reads on instead of reading the same quietest page again)."""
+        if after is None:
+            condition, values = "gsi3pk = :pk AND gsi3sk < :before", {":pk": IN_TRANSIT, ":before": before_iso}
+        else:  # the least key above after's (BETWEEN includes both ends; no key equals a bare time)
+            condition = "gsi3pk = :pk AND gsi3sk BETWEEN :after AND :before"
+            values = {":pk": IN_TRANSIT, ":after": _quiet_key(after) + "\x00", ":before": before_iso}
+        result = self.table.query(condition, index="gsi3", values=values, limit=limit)
         return [_shipment(item) for item in result.items]

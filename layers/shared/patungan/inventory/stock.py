@@ -47,6 +47,9 @@ STOCK_WRITE_ATTEMPTS = 12
 # Audit pages a discrepancy report reads at most (100 records each); a longer period is refused, not truncated.
 MAX_REPORT_PAGES = 100
 EXPIRED_PER_SWEEP = 100
+RETURNED_PARCEL = "returned parcel"
+# A returned item writes its stock item, its audit record and its claim: 3 of a transaction's 100 items.
+RETURN_ITEMS_PER_TRANSACTION = 30
 
 
 def insufficient(shortfalls: list[dict]) -> Conflict:
@@ -724,10 +727,46 @@ class StockService:
             )
         return found
 
+    # ------------------------------------------------------------------ returned parcels (LOG-2, issue 11)
+    def receive_returned(self, warehouse_id: str, lines: list[StockLine], reference: str) -> None:
+        """A parcel the courier brought back: its units on hand again at ``warehouse_id``, each item an audited
+        ``receipt`` by ``system`` (reason "returned parcel", ``reference`` the shipment), once per item and
+        reference however often it is called: each item's change claims an id derived from both."""
+        wanted = list(_units(warehouse_id, lines).items())
+        for start in range(0, len(wanted), RETURN_ITEMS_PER_TRANSACTION):
+            chunk = wanted[start : start + RETURN_ITEMS_PER_TRANSACTION]
+
+            def once(chunk: list[tuple[StockKey, int]] = chunk) -> None:
+                pending = [
+                    (key, units) for key, units in chunk if self.audit.claimed(_return_id(reference, key)) is None
+                ]
+                if not pending:
+                    return
+                items, _ = self.stock.get_with_reservation([key for key, _ in pending], None)
+                tx = Transaction()
+                for key, units in pending:
+                    self._apply(
+                        tx,
+                        [_Change(key, on_hand=units)],
+                        items,
+                        action="receipt",
+                        actor_id=SYSTEM_ACTOR,
+                        reason=RETURNED_PARCEL,
+                        reference=reference,
+                        request_id=_return_id(reference, key),
+                    )
+                tx.commit()
+
+            retry_stale(once, STOCK_WRITE_ATTEMPTS)
+
 
 def po_receipt_hold_id(receipt_id: str) -> str:
     """The hold a purchase-order receipt puts its units in (for the session's orders, GB-15)."""
     return f"rsv_{receipt_id}"
+
+
+def _return_id(reference: str, key: StockKey) -> str:
+    return keyed_id("req", "returned_parcel", reference, key.warehouse_id, key.product_id, key.variant_id or "")
 
 
 def _units(warehouse_id: str | None, lines: list[StockLine]) -> dict:

@@ -43,6 +43,16 @@ def factory_payable(factory_id: str) -> str:
     return _named("factory:{}:payable", factory_id)
 
 
+def courier_receivable(courier: str) -> str:
+    """Cash a courier collected on delivery (CHK-9) and owes the platform until it remits it."""
+    return _named("courier:{}:cod_receivable", courier)
+
+
+def seller_payable(seller_id: str) -> str:
+    """What the platform owes a seller for its delivered orders (a COD collection, a completed paid order)."""
+    return _named("seller:{}:payable", seller_id)
+
+
 def is_wallet(account: str) -> bool:
     """A buyer's wallet: the accounts that may never go below zero (WAL-1)."""
     return account.startswith(_WALLET_PREFIX) and account.endswith(_WALLET_SUFFIX)

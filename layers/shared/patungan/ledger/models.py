@@ -26,6 +26,9 @@ MovementType = Literal[
     "payout",
     "topup",
     "adjustment",
+    # Fulfilment (CHK-9, ORD-3): cash a courier collected on delivery; a completed order's money to its seller.
+    "cod_collection",
+    "order_settlement",
 ]
 # Strict: money is an int, so 100.0 or "100" is a bug to surface, not a value to coerce.
 Amount = Annotated[int, Field(ge=0, strict=True, description="minor units (IDR: rupiah)")]

@@ -134,6 +134,44 @@ class OrderCreated(NotifyingEventData):
         return Message("Group buy succeeded", body)
 
 
+class OrderProgress(NotifyingEventData):
+    """An order's lifecycle event (ORD-5) as ``OrderService.add_event`` writes its data."""
+
+    order_id: str
+    total: int
+
+
+class OrderShipped(OrderProgress):
+    """The courier has the parcel (LOG-2, ORD-5)."""
+
+    def message(self) -> Message:
+        return Message(
+            "Your order is on its way",
+            f"Your order {self.order_id} was handed to the courier. Follow its journey and waybill in the app.",
+        )
+
+
+class OrderFulfilled(OrderProgress):
+    """The courier delivered the parcel (``order.fulfilled``, ORD-5)."""
+
+    def message(self) -> Message:
+        return Message(
+            "Order delivered",
+            f"Your order {self.order_id} has arrived. Something wrong with it? Contact us before the order completes.",
+        )
+
+
+class OrderCompleted(OrderProgress):
+    """The return window after delivery passed (ORD-3)."""
+
+    def message(self) -> Message:
+        return Message(
+            "Order completed",
+            f"Your order {self.order_id} of {format_rupiah(self.total)} is complete. Terima kasih for shopping "
+            "with Patungan!",
+        )
+
+
 RefundReason = Literal[
     "session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge", "order_cancelled"
 ]
@@ -209,6 +247,9 @@ NOTIFYING_EVENTS: dict[str, type[NotifyingEventData]] = {
     "payment.refund_requested": RefundRequested,
     "payment.refunded": PaymentRefunded,
     "order.created": OrderCreated,
+    "order.shipped": OrderShipped,
+    "order.fulfilled": OrderFulfilled,
+    "order.completed": OrderCompleted,
     "wallet.withdrawal.completed": WithdrawalSettled,
     "wallet.withdrawal.failed": WithdrawalSettled,
     "wallet.withdrawal.reversed": WithdrawalSettled,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.core.errors import ConcurrentUpdate, NotFound
 from patungan.core.pagination import Page, decode_cursor, encode_cursor
@@ -13,7 +15,8 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     "paid": frozenset({"pending_payment"}),
     "processing": frozenset({"pending_payment", "paid"}),
     "expired": frozenset({"pending_payment"}),
-    "cancelled": frozenset({"pending_payment", "paid", "processing"}),
+    # shipped: only a parcel the courier brought back (fulfilment/tracking.py); the buyer's cancel refuses it.
+    "cancelled": frozenset({"pending_payment", "paid", "processing", "shipped"}),
     "refunded": frozenset({"cancelled"}),
     # Fulfilment (LOG-2): a paid order, or a COD order (processing), leaves with the courier.
     "shipped": frozenset({"paid", "processing"}),
@@ -51,10 +54,28 @@ class OrdersRepository:
             condition="attribute_not_exists(pk)",
         )
 
-    def move(self, tx: Transaction, order_id: str, status: str, updated_at: str) -> None:
+    def move(
+        self,
+        tx: Transaction,
+        order_id: str,
+        status: str,
+        updated_at: str,
+        via: tuple[str, ...] = (),
+        seen: str | None = None,
+    ) -> None:
         """``status`` only from the states ORD-3 allows; otherwise the transaction fails as a concurrent change
-        (the caller reads again and decides)."""
-        froms = {f":from{i}": s for i, s in enumerate(sorted(ORDER_TRANSITIONS[status]))}
+        (the caller reads again and decides). With ``via``, through those states in one write (each step one ORD-3
+        allows): from where the first may be entered. With ``seen``, only from that status (the one the caller read
+        and decided on): a shipped order is cancelled for its returned parcel, never by a cancel that read it paid
+        just before it shipped."""
+        path = (*via, status)
+        for before, after in pairwise(path):
+            if before not in ORDER_TRANSITIONS[after]:
+                raise ValueError(f"an order cannot go from {before} to {after}")
+        allowed = ORDER_TRANSITIONS[path[0]] if seen is None else ORDER_TRANSITIONS[path[0]] & {seen}
+        froms = {f":from{i}": s for i, s in enumerate(sorted(allowed))}
+        if not froms:
+            raise ConcurrentUpdate(f"order {order_id} cannot become {status} from {seen}")
         tx.update(
             self.table,
             {"pk": f"ORDER#{order_id}", "sk": META},

@@ -34,12 +34,15 @@ class OrderService:
         }
         self.outbox.add(tx, new_event("order.created", order.id, data, self.clock))
 
-    def move_to(self, tx: Transaction, order: Order, status: str) -> Order:
-        """A conditional lifecycle step (ORD-3) and its ``order.<status>`` event (ORD-5), in ``tx``."""
+    def move_to(self, tx: Transaction, order: Order, status: str, via: tuple[str, ...] = ()) -> Order:
+        """A conditional lifecycle step (ORD-3) and its ``order.<status>`` event (ORD-5), in ``tx``; with ``via``,
+        through those states in the same write, each with its event (cancelled then refunded at once). Only from
+        ``order.status``, the status the caller read and decided on."""
         now = to_iso(self.clock.now())
-        self.repository.move(tx, order.id, status, now)
-        moved = order.model_copy(update={"status": status, "updated_at": now})
-        self.add_event(tx, f"order.{status}", moved)
+        self.repository.move(tx, order.id, status, now, via, seen=order.status)
+        for step in (*via, status):
+            moved = order.model_copy(update={"status": step, "updated_at": now})
+            self.add_event(tx, f"order.{step}", moved)
         return moved
 
     def add_event(self, tx: Transaction, type_: str, order: Order) -> None:

@@ -18,6 +18,7 @@ RefundReason = Literal[
     "duplicate_charge",  # a second invoice of one payment was paid
     "rolled_back",  # paid for a join that was rolled back (its payment failed): never a join (PAY-1)
     "order_cancelled",  # a paid retail order cancelled before shipping (ORD-3)
+    "parcel_returned",  # a paid retail order's parcel came back to the warehouse: cancelled (ORD-3)
 ]
 QuarantineReason = Literal[
     "unknown_payment",

@@ -56,6 +56,7 @@ _XENDIT_REFUND_REASON = {
     "duplicate_charge": XenditRefundReason.DUPLICATE,
     "rolled_back": XenditRefundReason.CANCELLATION,
     "order_cancelled": XenditRefundReason.REQUESTED_BY_CUSTOMER,
+    "parcel_returned": XenditRefundReason.CANCELLATION,
 }
 # Where a charge the payment does not hold waits, owed back, until its refund completes.
 _UNHELD_CHARGE_ACCOUNTS = {

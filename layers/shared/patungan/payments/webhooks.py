@@ -30,6 +30,11 @@ def verified_callback(app: LambdaFunctionUrlResolver, expected_token: str, model
     """The callback and its body as received, once the token is right: 403 otherwise, whatever the body."""
     if not verify_callback_token(header(app, CALLBACK_TOKEN_HEADER), expected_token):
         raise Forbidden("the callback token is missing or wrong", code="invalid_callback_token")
+    return parsed_callback(app, model)
+
+
+def parsed_callback(app: LambdaFunctionUrlResolver, model: type[M]) -> tuple[M, bytes]:
+    """A verified webhook's body as ``model`` (422 in the API's error shape when it is not), and as received."""
     body = _body(app)
     try:
         return model.model_validate_json(body), body
