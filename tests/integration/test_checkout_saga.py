@@ -651,6 +651,104 @@ def test_the_machine_waits_and_retries_a_payment_it_could_not_create_before_comp
     assert "DependencyUnavailable" in retry["Retry"][0]["ErrorEquals"]
 
 
+def _lose_the_invoice_answer(retail, monkeypatch, checkout_id: str):
+    """The payment step creates the invoice at Xendit, then loses its answer past the step's retries: the checkout
+    is kept for the payment retry (CHK-7). Returns the invoice Xendit holds for it."""
+    retail.saga.reserve(checkout_id)
+    retail.saga.place_orders(checkout_id)
+    payments = retail.saga.payments
+    real_open = payments.open_invoice
+
+    def answer_lost(payment, expires_at):
+        real_open(payment, expires_at)
+        raise DependencyUnavailable("Xendit did not answer")
+
+    monkeypatch.setattr(payments, "open_invoice", answer_lost)
+    with pytest.raises(DependencyUnavailable):
+        retail.saga.create_payment(checkout_id)
+    monkeypatch.setattr(payments, "open_invoice", real_open)
+    retail.saga.keep_for_payment_retry(checkout_id, {"Error": "DependencyUnavailable"})
+    return payments.find_invoice(retail.payment(checkout_id))
+
+
+def _invoice_at_xendit(retail, invoice_id: str) -> dict[str, Any]:
+    return requests.get(
+        f"{retail.world.xendit_url}/v2/invoices/{invoice_id}", auth=(FAKE_SECRET_KEY, ""), timeout=5
+    ).json()
+
+
+def test_a_payment_retry_never_hands_out_the_lost_invoice_that_expired_meanwhile(retail, monkeypatch):
+    """CHK-7 (issue 10 leftover 1): the invoice's create answer was lost and by the payment retry (a payment window
+    later) that invoice had expired at Xendit. The retry used to find it by its external id and hand the buyer its
+    dead link. Now the expired payment is closed and a new invoice opened under a new external id: payable, for
+    the total, and paying it pays the checkout."""
+    checkout_id = retail.confirm_now()
+    lost = _lose_the_invoice_answer(retail, monkeypatch, checkout_id)
+    expired = requests.post(f"{retail.world.xendit_url}/simulate/invoices/{lost.id}/expire", timeout=5)
+    assert expired.status_code == 200, expired.text
+    first_payment = retail.payment(checkout_id)
+
+    outcome = retail.saga.create_payment(checkout_id)
+
+    checkout = retail.checkout(checkout_id)
+    payment = retail.payment(checkout_id)
+    assert outcome["status"] == checkout.status == "awaiting_payment"
+    assert payment.id != first_payment.id and payment.invoice_id != lost.id
+    assert checkout.invoice_url != lost.invoice_url
+    invoice = _invoice_at_xendit(retail, payment.invoice_id)
+    assert (invoice["status"], invoice["external_id"], invoice["amount"]) == (
+        "PENDING",
+        payment.id,
+        checkout.quote.total,
+    )
+    assert composition.payment_service().payment(first_payment.id).status == "expired"
+    assert outcome["payment_expires_at"] == checkout.payment_expires_at
+    retail.saga.await_payment(checkout_id, "token-1")
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+    assert [o.status for o in retail.orders(checkout_id)] == ["paid"]
+
+
+def test_a_payment_retry_replaces_a_lost_invoice_about_to_expire_and_leaves_one_payable(retail, monkeypatch):
+    """CHK-7 (issue 10 leftover 1): a lost invoice still pending with less than half a payment window left is not
+    handed out either: it is expired at Xendit first, so one checkout never has two payable invoices."""
+    checkout_id = retail.confirm_now()
+    lost = _lose_the_invoice_answer(retail, monkeypatch, checkout_id)
+    later = FixedClock(composition.CLOCK.now() + timedelta(minutes=10))  # of a 15-minute window
+    monkeypatch.setattr(retail.saga, "clock", later)
+
+    retail.saga.create_payment(checkout_id)
+
+    payment = retail.payment(checkout_id)
+    assert _invoice_at_xendit(retail, lost.id)["status"] == "EXPIRED"
+    assert _invoice_at_xendit(retail, payment.invoice_id)["status"] == "PENDING"
+    # A whole window from the retry (Xendit counts whole seconds), not what was left of the lost one.
+    assert retail.checkout(checkout_id).payment_expires_at >= to_iso(later.now() + timedelta(minutes=14))
+
+
+def test_the_payment_window_is_the_only_thing_that_expires_a_checkout():
+    """Issue 10 leftover 2: the task that keeps the saga's token (AwaitCheckoutPayment) failing past its retries used
+    to be caught with everything else and expire the checkout while its invoice could still be paid. Now only the
+    wait's own timeout (the payment window) goes straight to Expire; any other failure waits for the end of the
+    invoice's window (the payment step answers it) before Expire, which answers paid if the webhook paid it."""
+    with open("statemachines/checkout.asl.json") as definition:
+        states = json.load(definition)["States"]
+    wait_catches = [(c["ErrorEquals"], c["Next"]) for c in states["WaitForPayment"]["Catch"]]
+    assert wait_catches == [(["States.Timeout"], "Expire"), (["States.ALL"], "WaitForPaymentWindowEnd")]
+    window_end = states["WaitForPaymentWindowEnd"]
+    assert (window_end["Type"], window_end["TimestampPath"], window_end["Next"]) == (
+        "Wait",
+        "$.payment.payment_expires_at",
+        "Expire",
+    )
+    into_expire = sorted(
+        name
+        for name, state in states.items()
+        if state.get("Next") == "Expire" or any(c["Next"] == "Expire" for c in state.get("Catch", []))
+    )
+    assert into_expire == ["WaitForPayment", "WaitForPaymentWindowEnd"]
+    assert states["ExpiredOrPaid"]["Choices"][0]["Next"] == "HoldForFulfilment"
+
+
 def test_an_order_cancelled_before_the_fulfilment_hold_does_not_stick_the_saga(retail):
     """ORD-3 racing the saga: the buyer cancels the paid order between the payment and the HoldForFulfilment
     step. The step holds what is still sold (nothing here) instead of failing on the released reservation and
