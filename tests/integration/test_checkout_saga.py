@@ -21,10 +21,19 @@ from patungan.core.auth import Principal, Role
 from patungan.core.clock import FixedClock, to_iso
 from patungan.core.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, RateLimited
 from patungan.inventory.stock_models import StockKey, StockLine
+from patungan.ledger import accounts
 from patungan.ledger.models import AdjustmentInput
 from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
-from tests.support.checkout import SHIPPING, TAX, CatalogPricing, Started, Tokens, confirm_service
+from tests.support.checkout import (
+    SHIPPING,
+    TAX,
+    CatalogPricing,
+    OrderPerLinePricing,
+    Started,
+    Tokens,
+    confirm_service,
+)
 from tests.support.groupbuy import FAKE_SECRET_KEY
 from tests.support.lambdas import call_api, claims, invoke
 from tests.support.stock import ADDRESS, receive, set_base_price, stock_world
@@ -523,7 +532,7 @@ def test_a_wallet_drained_between_confirm_and_payment_fails_the_checkout_and_deb
 
 def test_a_guest_checks_out_by_invoice_and_cannot_pay_from_a_wallet(retail):
     """CHK-12: a guest (no customer id) confirms, pays and sees the checkout; nothing expects a customer id."""
-    guest = Shopper(guest_id="0f8fad5b-d9cb-469f-a165-70867728950e")
+    guest = GUEST
     composition.cart_service().add_item(guest, CartItemInput(product_id=retail.stock.product.id, quantity=1))
     with pytest.raises(BadRequest):
         retail.confirm_now("wallet", shopper=guest)
@@ -533,6 +542,64 @@ def test_a_guest_checks_out_by_invoice_and_cannot_pay_from_a_wallet(retail):
     assert retail.pay_and_call_back(checkout_id) == "paid"
     view = retail.confirm.get(guest, checkout_id)
     assert (view.status, [o.user_id for o in view.orders]) == ("paid", [f"guest:{guest.guest_id}"])
+
+
+GUEST = Shopper(guest_id="0f8fad5b-d9cb-469f-a165-70867728950e")
+
+
+def _guest_wallets() -> list[str]:
+    return [a.account for a in ledger().trial_balance().accounts if a.account.startswith("buyer:guest:")]
+
+
+def test_a_guests_refund_the_channel_cannot_make_is_owed_and_reported_never_put_in_a_wallet(retail):
+    """Issue 10 leftover 4 (CHK-12, ORD-3): a guest paid at a retail outlet, whose channel cannot refund; the order
+    is cancelled. The refund worker used to fall back to ``buyer:guest:<id>:wallet``, a wallet no one can open.
+    Now the refund is ``failed`` with destination ``owed``, its money held in REFUNDS_OWED (the admin's trial
+    balance shows it), ``payment.refund_unavailable`` is published, and the order stays cancelled."""
+    composition.cart_service().add_item(GUEST, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    checkout_id = retail.confirm_now(shopper=GUEST)
+    retail.run_to_payment(checkout_id)
+    payment = retail.payment(checkout_id)
+    retail.world.pay_at_xendit({"payment": payment.model_dump()}, method="RETAIL_OUTLET")
+    assert retail.world.invoice_callback({"payment": payment.model_dump()}, method="RETAIL_OUTLET").status == 200
+    [order] = retail.orders(checkout_id)
+
+    assert retail.saga.cancel_order(ADMIN, order.id).status == "cancelled"
+    retail.world.process_refunds()
+
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert (refund["status"], refund["destination"]) == ("failed", "owed")
+    assert ledger().balance(accounts.REFUNDS_OWED) == -order.total  # credit: owed to the guest
+    assert _guest_wallets() == []
+    assert [e["data"]["refund_id"] for e in retail.world.events("payment.refund_unavailable")] == [refund["id"]]
+    assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
+    assert ledger().trial_balance().balanced
+
+
+def test_a_guests_share_of_an_invoice_is_owed_and_reported_never_put_in_a_wallet(retail, caplog):
+    """Issue 10 leftover 4: one of a guest's two orders on one invoice is cancelled. A channel refunds an invoice
+    whole, and a guest has no wallet: the order's total goes from the escrow to REFUNDS_OWED, reported
+    (refund_unavailable, CRITICAL); the cancel used to be refused outright. The other order stays paid."""
+    receive((retail.stock.warehouse.id, retail.stock.shirt.id, "v_m"), 5)
+    composition.cart_service().add_item(GUEST, CartItemInput(product_id=retail.stock.product.id, quantity=1))
+    composition.cart_service().add_item(
+        GUEST, CartItemInput(product_id=retail.stock.shirt.id, variant_id="v_m", quantity=1)
+    )
+    retail.confirm = confirm_service(OrderPerLinePricing(retail.stock.warehouse.id), retail.started)
+    checkout_id = retail.confirm_now(shopper=GUEST)
+    retail.run_to_payment(checkout_id)
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+    first, second = retail.orders(checkout_id)
+
+    assert retail.saga.cancel_order(ADMIN, first.id).status == "cancelled"
+    assert retail.saga.cancel_order(ADMIN, first.id).status == "cancelled"  # again: owed once
+
+    assert ledger().balance(accounts.REFUNDS_OWED) == -first.total
+    assert ledger().balance(accounts.checkout_escrow(checkout_id)) == -second.total
+    assert _guest_wallets() == []
+    assert [o.status for o in retail.orders(checkout_id)] == ["cancelled", "paid"]
+    assert any("refund_unavailable" in r.getMessage() and r.levelname == "CRITICAL" for r in caplog.records)
+    assert ledger().trial_balance().balanced
 
 
 def test_coupon_usage_is_written_with_the_orders_and_given_back_when_the_checkout_expires(retail):

@@ -596,7 +596,7 @@ def hold_stock(stock: StockService, checkout: Checkout, payment_window: timedelt
 
 def buyer_id(shopper: Shopper) -> str:
     """Who an order and a payment belong to: the buyer, or ``guest:<id>`` (CHK-12; never a real user's id)."""
-    return shopper.customer_id or f"guest:{shopper.guest_id}"
+    return shopper.customer_id or f"{accounts.GUEST_PREFIX}{shopper.guest_id}"
 
 
 def _outcome(checkout: Checkout) -> dict[str, Any]:
