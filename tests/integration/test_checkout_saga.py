@@ -60,14 +60,16 @@ class Retail:
         composition.checkout_repository().remember_preview(shopper.owner_key, quote)
         return quote.prices_validated_at
 
-    def confirm_now(self, method: str = "invoice", key: str = "key-1", shopper: Shopper = BUYER) -> str:
-        request = ConfirmRequest(
+    def confirm_request(self, method: str = "invoice", shopper: Shopper = BUYER) -> ConfirmRequest:
+        return ConfirmRequest(
             address=ADDRESS,
             shipping_method_id="jne:reg",
             payment_method=method,
             prices_validated_at=self.preview(shopper),
         )
-        return self.confirm.confirm(shopper, request, key).checkout_id
+
+    def confirm_now(self, method: str = "invoice", key: str = "key-1", shopper: Shopper = BUYER) -> str:
+        return self.confirm.confirm(shopper, self.confirm_request(method, shopper), key).checkout_id
 
     def run_to_payment(self, checkout_id: str) -> dict[str, Any]:
         self.saga.reserve(checkout_id)
@@ -437,7 +439,8 @@ def test_a_cart_changed_after_confirm_fails_the_checkout_with_our_own_message(re
     retail.saga.compensate(checkout_id, {"Error": "Conflict", "Cause": cause})
 
     checkout = retail.checkout(checkout_id)
-    assert (checkout.status, checkout.error.message) == ("failed", "the cart changed since this checkout priced it")
+    assert checkout.status == "failed"
+    assert checkout.error.message.startswith("the cart changed since this checkout priced it; ")
     assert retail.reserved() == 0
     assert retail.world.items("OrdersTable", "ORDER#") == []
 
@@ -528,6 +531,53 @@ def test_a_wallet_drained_between_confirm_and_payment_fails_the_checkout_and_deb
     assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
     assert ledger().wallet_balance("buyer-1") == 10_000
     assert retail.reserved() == 0
+
+
+def test_a_failed_checkout_answers_its_key_and_cart_again_and_tells_the_app_how_to_retry(retail):
+    """Issue 10 leftover 3 (CHK-6): stock lost after the 202 fails the checkout before any order. The same key with
+    the same cart answers that failed checkout again, with its error and ``next_step: confirm_with_new_key`` (the
+    cart still holds its items); a new key is a new checkout that goes ahead once the stock is back."""
+    first = retail.confirm_now(key="key-1")
+    [reservation_id] = retail.checkout(first).reservation_ids
+    composition.stock_service().release(reservation_id)  # lapsed before the saga ran
+    with pytest.raises(Conflict) as lost:
+        retail.saga.reserve(first)
+    cause = json.dumps({"errorType": "Conflict", "errorMessage": lost.value.message})
+    retail.saga.compensate(first, {"Error": "Conflict", "Cause": cause})
+
+    again = retail.confirm.confirm(BUYER, retail.confirm_request(), "key-1")
+
+    assert (again.checkout_id, again.status) == (first, "failed")
+    assert again.error.next_step == "confirm_with_new_key"
+    assert "new Idempotency-Key" in again.error.message
+    assert retail.reserved() == 0
+    second = retail.confirm_now(key="key-2")
+    assert second != first and retail.checkout(second).status == "pending"
+    assert retail.reserved() == 2
+
+
+def test_a_checkout_failed_after_its_orders_tells_the_app_to_refill_the_cart_and_the_same_key_then_works(retail):
+    """Issue 10 leftover 3 (CHK-6): a checkout failed after its orders were placed (the wallet drained before the
+    debit) emptied the cart with them. The same key now answers the failed checkout with ``next_step:
+    add_to_cart_and_confirm``; once the items are added again (a new cart) the same key is a new checkout."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    first = retail.confirm_now("wallet", key="key-1")
+    retail.saga.reserve(first)
+    retail.saga.place_orders(first)
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=-40_000, reason="spent elsewhere"))
+    with pytest.raises(Conflict) as short:
+        retail.saga.create_payment(first)
+    retail.saga.compensate(first, {"Error": type(short.value).__name__})
+
+    again = retail.confirm.confirm(BUYER, retail.confirm_request("wallet"), "key-1")
+
+    assert (again.checkout_id, again.status, again.error.next_step) == (first, "failed", "add_to_cart_and_confirm")
+    assert "add the items again" in again.error.message
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=40_000, reason="topped up"))
+    composition.cart_service().add_item(BUYER, CartItemInput(product_id=retail.stock.product.id, quantity=2))
+    retried = retail.confirm_now("wallet", key="key-1")
+    assert retried != first
+    assert retail.run_to_payment(retried)["status"] == "paid"
 
 
 def test_a_guest_checks_out_by_invoice_and_cannot_pay_from_a_wallet(retail):

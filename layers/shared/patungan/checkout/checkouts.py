@@ -39,10 +39,25 @@ class Previewed:
     total: int | None
 
 
+# How the app tries again after a failed checkout (issue 10 leftover 3; CHK-6): the same Idempotency-Key with the
+# same cart always answers the same (failed) checkout; a changed cart is a new checkout, whatever the key.
+NextStep = Literal["wait", "confirm_with_new_key", "add_to_cart_and_confirm"]
+
+
 class CheckoutError(BaseModel):
     code: str
     message: str
     details: list[Any] = Field(default_factory=list)
+    next_step: NextStep | None = Field(
+        None,
+        description=(
+            "wait: nothing to do, the payment is retried and this checkout shows how to pay; confirm_with_new_key: "
+            "the cart still holds what this checkout tried to buy: preview, then confirm with a NEW Idempotency-Key "
+            "(this key with this cart answers this failed checkout again); add_to_cart_and_confirm: the cart was "
+            "emptied with the cancelled orders: add the items again, preview and confirm (a changed cart is a new "
+            "checkout, whatever the key)"
+        ),
+    )
 
 
 class Checkout(BaseModel):

@@ -60,6 +60,9 @@ class ConfirmRequest(CheckoutRequest):
 class Accepted(BaseModel):
     checkout_id: str
     status: str
+    error: CheckoutError | None = Field(
+        None, description="a failed checkout's reason and next_step: the same key and cart answer it again (CHK-6)"
+    )
 
 
 class CheckoutPayment(BaseModel):
@@ -190,7 +193,7 @@ class ConfirmService:
                 }
             ),
         )
-        return Accepted(checkout_id=checkout.id, status=checkout.status)
+        return Accepted(checkout_id=checkout.id, status=checkout.status, error=checkout.error)
 
     def _fresh_preview(self, prices_validated_at: str) -> None:
         try:

@@ -20,7 +20,7 @@ from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
 from patungan.adapters.xendit import ExpireOutcome, Invoice, InvoiceStatus
 from patungan.checkout.cart import Shopper
-from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository
+from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository, NextStep
 from patungan.checkout.refunds import OrderRefunds
 from patungan.core.auth import Principal
 from patungan.core.clock import Clock, parse_iso, to_iso
@@ -186,6 +186,7 @@ class CheckoutSaga:
                     "the payment could not be created yet: nothing was charged and your items stay reserved; we try "
                     f"again at {retry_at}, then this checkout shows how to pay"
                 ),
+                next_step="wait",
             )
             tx = Transaction()
             self.checkouts.change(tx, checkout, error=kept, updated_at=self._now())
@@ -420,7 +421,7 @@ class CheckoutSaga:
                 return checkout.status
             if checkout.status != "failed":
                 tx = Transaction()
-                self._settle(tx, checkout, "failed", order_status="cancelled", error=failure)
+                self._settle(tx, checkout, "failed", order_status="cancelled", error=_with_next_step(failure, checkout))
                 payment = self.payments.repository.find_payment(checkout.retail_payment_id)
                 if payment is not None and payment.status == "pending":
                     self.payments.expire_now(tx, payment)
@@ -624,8 +625,9 @@ def _wallet_movement_id(checkout: Checkout) -> str:
 def _failure(error: dict[str, Any] | None) -> CheckoutError:
     """What Step Functions caught (``{"Error": class name, "Cause": the Lambda's JSON error}``), as the buyer is
     shown it: a known refusal by its code, otherwise our own message (domain messages are written for buyers)."""
+    fallback = "the checkout could not be completed"
     if not error:
-        return CheckoutError(code="checkout_failed", message="the checkout could not be completed: confirm again")
+        return CheckoutError(code="checkout_failed", message=fallback)
     kind = str(error.get("Error", ""))
     try:
         message = str(json.loads(error.get("Cause") or "{}").get("errorMessage") or "")
@@ -637,12 +639,22 @@ def _failure(error: dict[str, Any] | None) -> CheckoutError:
         "CouponNotEligible": "coupon_not_eligible",
         "DependencyUnavailable": "payment_unavailable",
     }
-    fallback = "the checkout could not be completed: confirm again"
     if kind == "DependencyUnavailable":
         # After the retry window too (CHK-7): the orders were cancelled and the cart converted with them.
-        fallback = (
-            "the payment could not be created: nothing was charged and the items went back on sale; "
-            "add them to your cart and confirm again"
-        )
+        fallback = "the payment could not be created: nothing was charged and the items went back on sale"
         message = ""
     return CheckoutError(code=codes.get(kind, "checkout_failed"), message=message or fallback)
+
+
+def _with_next_step(failure: CheckoutError, checkout: Checkout) -> CheckoutError:
+    """The failure as the buyer's app is told it, with how to try again (issue 10 leftover 3). The cart is
+    converted exactly when the orders are placed (one transaction): before that it still holds what was bought,
+    and the same key with it would answer this failed checkout again (CHK-6), so a new key is needed; after, the
+    cart is a new, empty one, and the items added again are a new cart, so a new checkout."""
+    if checkout.orders_placed:
+        next_step: NextStep = "add_to_cart_and_confirm"
+        advice = "your cart was emptied with the cancelled orders: add the items again, preview and confirm"
+    else:
+        next_step = "confirm_with_new_key"
+        advice = "your cart still holds its items: preview and confirm again with a new Idempotency-Key"
+    return failure.model_copy(update={"message": f"{failure.message}; {advice}", "next_step": next_step})
