@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -19,6 +20,7 @@ from patungan.checkout.confirm import ConfirmRequest, ConfirmService
 from patungan.checkout.promotions import CouponNotEligible, PromotionInput
 from patungan.core.auth import Principal, Role
 from patungan.core.clock import FixedClock, to_iso
+from patungan.core.config import get_settings
 from patungan.core.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, RateLimited
 from patungan.inventory.stock_models import StockKey, StockLine
 from patungan.ledger import accounts
@@ -35,7 +37,7 @@ from tests.support.checkout import (
     confirm_service,
 )
 from tests.support.groupbuy import FAKE_SECRET_KEY
-from tests.support.lambdas import call_api, claims, invoke
+from tests.support.lambdas import call_api, claims, invoke, load_event
 from tests.support.stock import ADDRESS, receive, set_base_price, stock_world
 
 BUYER = Shopper(customer_id="buyer-1")
@@ -443,6 +445,45 @@ def test_a_cart_changed_after_confirm_fails_the_checkout_with_our_own_message(re
     assert checkout.error.message.startswith("the cart changed since this checkout priced it; ")
     assert retail.reserved() == 0
     assert retail.world.items("OrdersTable", "ORDER#") == []
+
+
+def test_a_confirm_that_crashed_before_starting_its_saga_is_started_from_its_event(retail, monkeypatch):
+    """Issue 10 leftover 5: confirm wrote the checkout (stock held) and died before StartExecution; with no saga
+    the checkout stayed ``pending`` until its holds were swept. ``checkout.confirmed`` is written with the
+    checkout (outbox), and StartCheckoutSagaFunction starts the saga named by the checkout from it: once, however
+    often the event is delivered, and a confirm retried meanwhile starts nothing more."""
+
+    def died(*args: Any) -> bool:
+        raise RuntimeError("the confirm's Lambda ended here")
+
+    monkeypatch.setattr(retail.started, "start", died)
+    with pytest.raises(RuntimeError):
+        retail.confirm_now()
+    [confirmed] = retail.world.events("checkout.confirmed")
+    checkout_id = confirmed["data"]["checkout_id"]
+    assert (retail.checkout(checkout_id).status, retail.reserved()) == ("pending", 2)
+    waiting = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="CheckoutStateMachine", definition=waiting, roleArn="arn:aws:iam::123456789012:role/local"
+    )["stateMachineArn"]
+    monkeypatch.setenv("CHECKOUT_STATE_MACHINE_ARN", machine)
+    get_settings.cache_clear()
+    composition.confirm_service.cache_clear()
+    try:
+        event = {**load_event("eventbridge_payment_completed.json"), "detail-type": "checkout.confirmed"}
+        first = invoke("StartCheckoutSagaFunction", {**event, "id": "eb-1", "detail": confirmed})
+        again = invoke("StartCheckoutSagaFunction", {**event, "id": "eb-2", "detail": confirmed})
+    finally:
+        get_settings.cache_clear()
+        composition.confirm_service.cache_clear()
+
+    [execution] = sfn.list_executions(stateMachineArn=machine)["executions"]
+    assert execution["name"] == checkout_id
+    started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started == {"checkout_id": checkout_id, "payment_window_seconds": 900}
+    assert first == {"checkout_id": checkout_id, "started": True}
+    assert again["checkout_id"] == checkout_id  # delivered twice: still the one execution above
 
 
 def test_two_confirms_of_one_cart_at_once_make_one_checkout(retail, monkeypatch):

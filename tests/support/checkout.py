@@ -112,6 +112,7 @@ def confirm_service(pricing: CatalogPricing, started: Started) -> ConfirmService
         ledger(),
         composition.stock_service(),
         started,
+        composition.outbox(),
         composition.CLOCK,
         ConfirmSettings(
             state_machine_arn="arn:checkout", payment_window=timedelta(minutes=15), lock_for=timedelta(minutes=2)

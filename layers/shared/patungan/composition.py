@@ -486,6 +486,7 @@ def confirm_service() -> ConfirmService:
         ledger(),
         stock_service(),
         ExecutionStarter(),
+        outbox(),
         CLOCK,
         ConfirmSettings(
             state_machine_arn=settings.checkout_state_machine_arn,

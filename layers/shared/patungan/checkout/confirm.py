@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from patungan.adapters.dynamodb import Transaction
+from patungan.adapters.outbox import Outbox
 from patungan.checkout.cart import Cart, Shopper
 from patungan.checkout.checkouts import (
     Checkout,
@@ -28,6 +29,7 @@ from patungan.checkout.quote import CheckoutRequest, Quote
 from patungan.checkout.saga import hold_stock
 from patungan.core.clock import Clock, parse_iso, to_iso
 from patungan.core.errors import BadRequest, Conflict, DomainError, NotFound
+from patungan.core.events import new_event
 from patungan.inventory.stock import StockService
 from patungan.orders.models import Order
 from patungan.orders.repository import OrdersRepository
@@ -98,6 +100,7 @@ class ConfirmService:
         wallets: Wallets,
         stock: StockService,
         executions: Executions,
+        outbox: Outbox,
         clock: Clock,
         settings: ConfirmSettings,
     ) -> None:
@@ -108,6 +111,7 @@ class ConfirmService:
         self.wallets = wallets
         self.stock = stock
         self.executions = executions
+        self.outbox = outbox
         self.clock = clock
         self.settings = settings
 
@@ -175,6 +179,9 @@ class ConfirmService:
         tx = Transaction()
         self.checkouts.add(tx, checkout)
         self.checkouts.remember_key(tx, shopper.owner_key, idempotency_key, checkout.id)
+        # The saga is started from this event as well (start_saga): a crash between this commit and the start
+        # below leaves no checkout pending, unstarted, with its stock held (issue 10 leftover 5).
+        self.outbox.add(tx, new_event("checkout.confirmed", checkout.id, {"checkout_id": checkout.id}, self.clock))
         try:
             tx.commit()
         except Conflict:  # the same confirm, twice at once: the first one's checkout is the answer
@@ -182,18 +189,27 @@ class ConfirmService:
         return checkout
 
     def _started(self, checkout: Checkout) -> Accepted:
+        self._start(checkout.id)
+        return Accepted(checkout_id=checkout.id, status=checkout.status, error=checkout.error)
+
+    def start_saga(self, checkout_id: str) -> dict[str, Any]:
+        """``checkout.confirmed`` (through the outbox, written with the checkout): the checkout's saga is started
+        even if confirm crashed before starting it; started already (the usual case), nothing happens."""
+        started = self._start(checkout_id)
+        return {"checkout_id": checkout_id, "started": started}
+
+    def _start(self, checkout_id: str) -> bool:
         """The saga, named by the checkout: starting it again is harmless (a retry after a crash)."""
-        self.executions.start(
+        return self.executions.start(
             self.settings.state_machine_arn,
-            checkout.id,
+            checkout_id,
             json.dumps(
                 {
-                    "checkout_id": checkout.id,
+                    "checkout_id": checkout_id,
                     "payment_window_seconds": int(self.settings.payment_window.total_seconds()),
                 }
             ),
         )
-        return Accepted(checkout_id=checkout.id, status=checkout.status, error=checkout.error)
 
     def _fresh_preview(self, prices_validated_at: str) -> None:
         try:
