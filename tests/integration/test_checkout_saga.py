@@ -15,11 +15,12 @@ import pytest
 import requests
 
 from patungan import composition
+from patungan.adapters.dynamodb import Transaction
 from patungan.checkout.cart import CartItemInput, Shopper
 from patungan.checkout.confirm import ConfirmRequest, ConfirmService
 from patungan.checkout.promotions import CouponNotEligible, PromotionInput
 from patungan.core.auth import Principal, Role
-from patungan.core.clock import FixedClock, to_iso
+from patungan.core.clock import FixedClock, parse_iso, to_iso
 from patungan.core.config import get_settings
 from patungan.core.errors import BadRequest, Conflict, DependencyUnavailable, NotFound, RateLimited
 from patungan.inventory.stock_models import StockKey, StockLine
@@ -861,6 +862,8 @@ def test_a_payment_retry_never_hands_out_the_lost_invoice_that_expired_meanwhile
     )
     assert composition.payment_service().payment(first_payment.id).status == "expired"
     assert outcome["payment_expires_at"] == checkout.payment_expires_at
+    assert checkout.payment_expires_at == to_iso(parse_iso(invoice["expiry_date"]))  # Xendit's, to the second
+    assert retail.confirm.get(BUYER, checkout_id).payment.expires_at == checkout.payment_expires_at
     retail.saga.await_payment(checkout_id, "token-1")
     assert retail.pay_and_call_back(checkout_id) == "paid"
     assert [o.status for o in retail.orders(checkout_id)] == ["paid"]
@@ -905,6 +908,33 @@ def test_the_payment_window_is_the_only_thing_that_expires_a_checkout():
     )
     assert into_expire == ["WaitForPayment", "WaitForPaymentWindowEnd"]
     assert states["ExpiredOrPaid"]["Choices"][0]["Next"] == "HoldForFulfilment"
+
+
+def test_an_unpaid_order_is_never_refunded(retail):
+    """ORD-3 (hostile review of OrderRefunds): a returned parcel or a cancel of an order whose checkout was never
+    paid (an invoice still open, or cash on delivery) must not send money that never came in to a wallet: refused,
+    nothing written."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+    tx = Transaction()
+
+    with pytest.raises(Conflict, match="not paid"):
+        composition.order_refunds().add_refund(tx, order, "parcel_returned")
+
+    assert tx.items == []
+    assert ledger().wallet_balance("buyer-1") == 0
+
+
+def test_a_late_checkout_confirmed_event_never_starts_a_second_saga(retail):
+    """Issue 10 leftover 5 (hostile review): checkout.confirmed delivered after the checkout's saga ended (failed,
+    expired, paid) starts nothing."""
+    checkout_id = retail.confirm_now()
+    retail.saga.compensate(checkout_id, {"Error": "Conflict"})
+    before = list(retail.started.executions)
+
+    assert retail.confirm.start_saga(checkout_id) == {"checkout_id": checkout_id, "started": False}
+    assert retail.started.executions == before
 
 
 def test_an_order_cancelled_before_the_fulfilment_hold_does_not_stick_the_saga(retail):

@@ -73,6 +73,7 @@ class CheckoutPayment(BaseModel):
     amount: int
     currency: str
     invoice_url: str | None = None
+    expires_at: str | None = Field(None, description="when the invoice stops taking payment (the payment window)")
 
 
 class CheckoutView(BaseModel):
@@ -194,8 +195,10 @@ class ConfirmService:
 
     def start_saga(self, checkout_id: str) -> dict[str, Any]:
         """``checkout.confirmed`` (through the outbox, written with the checkout): the checkout's saga is started
-        even if confirm crashed before starting it; started already (the usual case), nothing happens."""
-        started = self._start(checkout_id)
+        even if confirm crashed before starting it; started already (the usual case), nothing happens. A checkout
+        no longer pending has had its saga: never a second one."""
+        checkout = self.checkouts.get(checkout_id)
+        started = checkout.status == "pending" and self._start(checkout_id)
         return {"checkout_id": checkout_id, "started": started}
 
     def _start(self, checkout_id: str) -> bool:
@@ -232,6 +235,7 @@ class ConfirmService:
             amount=checkout.quote.total,
             currency=checkout.quote.currency,
             invoice_url=checkout.invoice_url,
+            expires_at=checkout.payment_expires_at,
         )
         return CheckoutView(
             checkout_id=checkout.id, status=checkout.status, orders=orders, payment=payment, error=checkout.error

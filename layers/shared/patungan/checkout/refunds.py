@@ -34,15 +34,16 @@ class OrderRefunds:
         buyer's wallet at once, and the order is ``refunded`` in this same write, with ``order.cancelled`` and
         ``order.refunded`` (ORD-3, ORD-5). A guest has no wallet (CHK-12): a guest's share of an invoice is held
         in REFUNDS_OWED and reported (refund_unavailable), the order ``cancelled``; and a guest's channel refund
-        that fails is owed the same way by the refund worker. A cash-on-delivery order has nothing to refund:
-        refused."""
+        that fails is owed the same way by the refund worker. An order whose checkout is not paid (cash on delivery,
+        or an invoice never paid) has nothing to refund: refused."""
         if order.checkout_id is None:
             raise Conflict("a group-buying order is refunded with its session", code="illegal_transition")
         checkout = self.checkouts.get(order.checkout_id)
-        if checkout.payment_method == "cod":
+        if checkout.status != "paid":  # cash on delivery (processing), or never paid: no money to give back
             raise Conflict(f"order {order.id} was not paid: nothing to refund", code="illegal_transition")
         payment = self.payments.repository.find_payment(checkout.retail_payment_id)
-        if payment is not None and payment.status == "paid" and payment.amount == order.total:
+        only_order = len(checkout.order_ids) == 1
+        if payment is not None and payment.status == "paid" and only_order and payment.amount == order.total:
             self.orders.move_to(tx, order, "cancelled")
             self.payments.request_refund(tx, payment, reason)
             return

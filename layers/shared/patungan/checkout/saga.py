@@ -288,7 +288,7 @@ class CheckoutSaga:
                 status="awaiting_payment",
                 payment_id=fresh.id,
                 invoice_url=invoice.invoice_url,
-                payment_expires_at=to_iso(parse_iso(invoice.expires_at)),
+                payment_expires_at=invoice.expires_at,
                 error=None,  # a payment_unavailable shown while it was retried (CHK-7) is past
                 updated_at=self._now(),
             )
