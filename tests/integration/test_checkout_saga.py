@@ -886,6 +886,44 @@ def test_a_payment_retry_replaces_a_lost_invoice_about_to_expire_and_leaves_one_
     assert retail.checkout(checkout_id).payment_expires_at >= to_iso(later.now() + timedelta(minutes=14))
 
 
+def test_a_payment_retry_crashing_while_it_replaces_an_invoice_still_ends_with_one_payable_invoice(retail, monkeypatch):
+    """CHK-7 (hostile review): the replacement's own create answer is lost too (a crash after the checkout moved to
+    its next payment attempt); the step run again finds that invoice and hands it out. Of every invoice Xendit
+    holds for the checkout, exactly one can be paid, and it is the one the buyer has."""
+    checkout_id = retail.confirm_now()
+    lost = _lose_the_invoice_answer(retail, monkeypatch, checkout_id)
+    assert requests.post(f"{retail.world.xendit_url}/simulate/invoices/{lost.id}/expire", timeout=5).ok
+    payments = retail.saga.payments
+    real_open = payments.open_invoice
+
+    def answer_lost_again(payment, expires_at):
+        real_open(payment, expires_at)
+        raise DependencyUnavailable("Xendit did not answer")
+
+    monkeypatch.setattr(payments, "open_invoice", answer_lost_again)
+    with pytest.raises(DependencyUnavailable):
+        retail.saga.create_payment(checkout_id)
+    monkeypatch.setattr(payments, "open_invoice", real_open)
+
+    assert retail.saga.create_payment(checkout_id)["status"] == "awaiting_payment"
+
+    checkout = retail.checkout(checkout_id)
+    attempts = [checkout.model_copy(update={"payment_attempt": n}).retail_payment_id for n in range(3)]
+    invoices = [
+        invoice
+        for payment_id in attempts
+        for invoice in requests.get(
+            f"{retail.world.xendit_url}/v2/invoices",
+            params={"external_id": payment_id},
+            auth=(FAKE_SECRET_KEY, ""),
+            timeout=5,
+        ).json()
+    ]
+    payable = [invoice for invoice in invoices if invoice["status"] == "PENDING"]
+    assert [invoice["invoice_url"] for invoice in payable] == [checkout.invoice_url]
+    assert len(invoices) == 2
+
+
 def test_the_payment_window_is_the_only_thing_that_expires_a_checkout():
     """Issue 10 leftover 2: the task that keeps the saga's token (AwaitCheckoutPayment) failing past its retries used
     to be caught with everything else and expire the checkout while its invoice could still be paid. Now only the
@@ -928,12 +966,13 @@ def test_an_unpaid_order_is_never_refunded(retail):
 
 def test_a_late_checkout_confirmed_event_never_starts_a_second_saga(retail):
     """Issue 10 leftover 5 (hostile review): checkout.confirmed delivered after the checkout's saga ended (failed,
-    expired, paid) starts nothing."""
+    expired, paid), or the same confirm replayed then, starts nothing."""
     checkout_id = retail.confirm_now()
     retail.saga.compensate(checkout_id, {"Error": "Conflict"})
     before = list(retail.started.executions)
 
     assert retail.confirm.start_saga(checkout_id) == {"checkout_id": checkout_id, "started": False}
+    assert retail.confirm.confirm(BUYER, retail.confirm_request(), "key-1").status == "failed"  # replayed
     assert retail.started.executions == before
 
 

@@ -190,25 +190,25 @@ class ConfirmService:
         return checkout
 
     def _started(self, checkout: Checkout) -> Accepted:
-        self._start(checkout.id)
+        self._start(checkout)
         return Accepted(checkout_id=checkout.id, status=checkout.status, error=checkout.error)
 
     def start_saga(self, checkout_id: str) -> dict[str, Any]:
         """``checkout.confirmed`` (through the outbox, written with the checkout): the checkout's saga is started
-        even if confirm crashed before starting it; started already (the usual case), nothing happens. A checkout
-        no longer pending has had its saga: never a second one."""
-        checkout = self.checkouts.get(checkout_id)
-        started = checkout.status == "pending" and self._start(checkout_id)
-        return {"checkout_id": checkout_id, "started": started}
+        even if confirm crashed before starting it; started already (the usual case), nothing happens."""
+        return {"checkout_id": checkout_id, "started": self._start(self.checkouts.get(checkout_id))}
 
-    def _start(self, checkout_id: str) -> bool:
-        """The saga, named by the checkout: starting it again is harmless (a retry after a crash)."""
+    def _start(self, checkout: Checkout) -> bool:
+        """The saga, named by the checkout: starting it again is harmless (a retry after a crash). A checkout no
+        longer pending has had its saga: never a second one (a replayed confirm, a late event)."""
+        if checkout.status != "pending":
+            return False
         return self.executions.start(
             self.settings.state_machine_arn,
-            checkout_id,
+            checkout.id,
             json.dumps(
                 {
-                    "checkout_id": checkout_id,
+                    "checkout_id": checkout.id,
                     "payment_window_seconds": int(self.settings.payment_window.total_seconds()),
                 }
             ),
