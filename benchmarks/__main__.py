@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import moto
 
-from benchmarks.checkout import checkout_report, measure_checkout
+from benchmarks.checkout import checkout_report, local_stack_report, measure_checkout, measure_local_stack_confirm
 from benchmarks.cold_start import TARGET_RATIO, cold_start_table, measure_cold_start
 from benchmarks.flash_sale import FlashSale, flash_sale_report, measure_flash_sale
 from benchmarks.label import label_report, measure_label
@@ -237,6 +237,16 @@ def _checkout(progress: Progress) -> None:
         "catalog prices here; the engine's own reads come on top). Saga steps are their services called as Step "
         "Functions calls them; the PAID webhook goes through its handler. 'to awaiting': confirm plus the three "
         "steps in-process (the local stack adds its HTTP and Lambda hops), the local Xendit included.",
+    )
+    timings = measure_local_stack_confirm(progress.about("checkout in the local stack"))
+    print("\nConfirm to awaiting_payment in the local stack (issue 10): what the buyer's app waits, over HTTP")
+    print("\n".join(local_stack_report(timings)))
+    _notes(
+        "python -m emulator started fresh (as make run does); one-line invoice checkouts of one buyer each: POST "
+        "/v1/checkout/confirm, then GET /v1/checkout/{id} every 50 ms until it shows awaiting_payment (the "
+        "saga's ReserveStock, PlaceOrders and CreatePayment in moto's Step Functions interpreter, each a Lambda "
+        "invocation, and the local Xendit's invoice). The first checkout also pays its functions' cold starts. "
+        "The local stack runs one invocation at a time: figures for comparison between runs, not AWS latency.",
     )
 
 

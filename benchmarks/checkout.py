@@ -1,13 +1,16 @@
 """The confirm saga (issue 10): DynamoDB calls per confirmed checkout of 1, 5 and 20 lines, by phase (confirm,
 the saga's steps to awaiting_payment, the PAID webhook, the fulfilment hold), the Step Functions state
-transitions each outcome costs (walked from statemachines/checkout.asl.json), and confirm-to-awaiting-payment
-time in-process on moto with the local Xendit."""
+transitions each outcome costs (walked from statemachines/checkout.asl.json), confirm-to-awaiting-payment time
+in-process on moto with the local Xendit, and the same time in the local stack (``python -m emulator``: HTTP,
+the Lambda runtime, the state machine in moto's interpreter), the buyer's own view of it."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import statistics
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +29,10 @@ from tests.support.groupbuy import group_buy_world
 from tests.support.stock import ADDRESS, add_product, receive, stock_world
 
 LINES = (1, 5, 20)
+LOCAL_STACK_SAMPLES = 5
+# Bounds on a broken run, not expectations (the local stack runs one invocation at a time on a shared machine).
+AWAITING_TIMEOUT_SECONDS = 300
+POLL_SECONDS = 0.05
 PHASES = ("confirm", "saga to awaiting_payment", "PAID webhook", "hold for fulfilment")
 MACHINE = Path(__file__).resolve().parents[1] / "statemachines" / "checkout.asl.json"
 # The Choice each outcome takes: which branch out of PaymentCreated and ExpiredOrPaid.
@@ -33,6 +40,11 @@ OUTCOMES = {
     "invoice, paid": {"PaymentCreated": "WaitForPayment"},
     "wallet or COD": {"PaymentCreated": "HoldForFulfilment"},
     "invoice, expired": {"PaymentCreated": "WaitForPayment", "WaitForPayment": "Expire", "ExpiredOrPaid": "Settled"},
+    "invoice, wait task failed, window ended": {
+        "PaymentCreated": "WaitForPayment",
+        "WaitForPayment": "WaitForPaymentWindowEnd",
+        "ExpiredOrPaid": "Settled",
+    },
     "failed step, compensated": {"ReserveStock": "Compensate"},
     "payment unavailable, retried, paid": {"CreatePayment": "KeepForPaymentRetry", "PaymentCreated": "WaitForPayment"},
 }
@@ -117,6 +129,73 @@ def _measure(world: Any, stock: Any, lines: int, progress: Progress) -> Checkout
     if composition.checkout_repository().get(checkout_id).status != "paid":
         raise AssertionError(f"the benchmark's checkout of {lines} lines did not end paid")
     return run
+
+
+def measure_local_stack_confirm(progress: Progress, samples: int = LOCAL_STACK_SAMPLES) -> list[float]:
+    """Seconds from POST /v1/checkout/confirm until GET /v1/checkout/{id} first shows ``awaiting_payment``, for
+    ``samples`` one-line invoice checkouts in a freshly started local stack (the first one also pays the cold
+    starts of the functions it reaches). Figures only: nothing here asserts a time."""
+    from tests.e2e.conftest import LocalStackClient, running_local_stack
+    from tests.e2e.test_shipping_rates import stocked_product
+
+    progress("starting the local stack")
+    with tempfile.TemporaryDirectory() as logs, running_local_stack(Path(logs)) as base_url:
+        api = LocalStackClient(base_url)
+        product_id, _ = stocked_product(api)
+        timings = []
+        for sample in range(samples):
+            progress(f"confirm to awaiting_payment over HTTP, checkout {sample + 1} of {samples}")
+            timings.append(_confirm_to_awaiting_over_http(api, product_id, f"bench-http-buyer-{sample}"))
+        return timings
+
+
+def _confirm_to_awaiting_over_http(api: Any, product_id: str, buyer_id: str) -> float:
+    from tests.e2e.test_cart_preview import ADDRESS as HTTP_ADDRESS
+
+    buyer = api.token(buyer_id, ["buyer"])
+    _ok(api.post("/v1/cart/items", buyer, json={"product_id": product_id, "quantity": 1}))
+    rates = _ok(
+        api.post(
+            "/v1/shipping/rates",
+            json={"destination": {"postal_code": "12190"}, "items": [{"product_id": product_id, "quantity": 1}]},
+        )
+    )
+    body = {
+        "address": HTTP_ADDRESS,
+        "shipping_method_id": rates["rates"][0]["shipping_method_id"],
+        "payment_method": "invoice",
+    }
+    preview = _ok(api.post("/v1/checkout/preview", buyer, json=body))
+    started = time.perf_counter()
+    confirmed = _ok(
+        api.post(
+            "/v1/checkout/confirm",
+            buyer,
+            json={**body, "prices_validated_at": preview["prices_validated_at"]},
+            headers={"Idempotency-Key": buyer_id},
+        )
+    )
+    deadline = started + AWAITING_TIMEOUT_SECONDS
+    while time.perf_counter() < deadline:
+        status = _ok(api.get(f"/v1/checkout/{confirmed['checkout_id']}", buyer))["status"]
+        if status == "awaiting_payment":
+            return time.perf_counter() - started
+        if status not in ("pending",):
+            raise AssertionError(f"the benchmark's checkout ended {status}, not awaiting_payment")
+        time.sleep(POLL_SECONDS)
+    raise AssertionError(f"the benchmark's checkout did not reach awaiting_payment in {AWAITING_TIMEOUT_SECONDS} s")
+
+
+def _ok(response: Any) -> Any:
+    if response.status_code >= 300:
+        raise AssertionError(f"{response.request.method} {response.url}: {response.status_code} {response.text}")
+    return response.json()
+
+
+def local_stack_report(timings: list[float]) -> list[str]:
+    rows = [[str(n), f"{seconds * 1000:.0f} ms"] for n, seconds in enumerate(timings, start=1)]
+    rows.append(["median", f"{statistics.median(timings) * 1000:.0f} ms"])
+    return [table(["checkout", "confirm to awaiting_payment"], rows)]
 
 
 def _unused(*args: Any, **kwargs: Any) -> Any:

@@ -59,6 +59,16 @@ class Shopping:
         assert reached, self.checkout(checkout_id)
         return reached
 
+    def top_up(self, amount: int) -> None:
+        admin = self.api.token("admin-1", ["admin"])
+        credited = self.api.post(
+            f"/v1/admin/wallets/{self.buyer_id}/adjustments",
+            admin,
+            json={"amount": amount, "reason": "e2e top-up"},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert credited.status_code == 201, credited.text
+
     def available(self) -> int:
         admin = self.api.token("admin-1", ["admin"])
         items = self.api.get("/v1/inventory", admin, params={"product_id": self.product_id}).json()["items"]
@@ -81,19 +91,46 @@ def test_invoice_checkout_paid_on_the_local_xendit_makes_its_orders_paid(api):
 
 def test_wallet_checkout_is_paid_at_once_from_the_balance(api):
     shopping = Shopping(api, "wallet")
-    admin = api.token("admin-1", ["admin"])
-    credited = api.post(
-        f"/v1/admin/wallets/{shopping.buyer_id}/adjustments",
-        admin,
-        json={"amount": 1_000_000, "reason": "e2e top-up"},
-        headers={"Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert credited.status_code == 201, credited.text
+    shopping.top_up(1_000_000)
     checkout_id, preview = shopping.confirm()
 
     paid = shopping.reaches(checkout_id, "paid")
     assert [order["status"] for order in paid["orders"]] == ["paid"]
     assert api.get("/v1/wallet", shopping.buyer).json()["balance"] == 1_000_000 - preview["total"]
+
+
+def test_a_cancelled_paid_order_is_refunded_to_the_channel_then_ends_refunded(api):
+    """Issue 10 "over HTTP": the buyer cancels a paid order; the refund worker sends the whole invoice back through
+    the local Xendit, whose refund callback completes it: the order ends ``refunded``, the stock is back (ORD-3)."""
+    shopping = Shopping(api, "invoice")
+    checkout_id, _ = shopping.confirm()
+    awaiting = shopping.reaches(checkout_id, "awaiting_payment")
+    payment = api.get(f"/v1/payments/{awaiting['payment']['payment_id']}", shopping.buyer).json()
+    assert api.post(f"/_xendit/simulate/invoices/{payment['invoice_id']}/pay", json={}).status_code == 200
+    [order] = shopping.reaches(checkout_id, "paid")["orders"]
+
+    cancelled = api.post(f"/v1/orders/{order['id']}/cancel", shopping.buyer)
+
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled"), cancelled.text
+    refunded = eventually(
+        lambda: (o := api.get(f"/v1/orders/{order['id']}", shopping.buyer).json())["status"] == "refunded" and o
+    )
+    assert refunded, api.get(f"/v1/orders/{order['id']}", shopping.buyer).text
+    assert eventually(lambda: shopping.available() == 20)
+
+
+def test_a_cancelled_wallet_paid_order_is_refunded_at_once(api):
+    """ORD-3 (issue 10 leftover 7) over HTTP: the money goes back to the wallet in the cancel itself, so the order
+    the cancel answers is already ``refunded``."""
+    shopping = Shopping(api, "wallet")
+    shopping.top_up(1_000_000)
+    checkout_id, _ = shopping.confirm()
+    [order] = shopping.reaches(checkout_id, "paid")["orders"]
+
+    cancelled = api.post(f"/v1/orders/{order['id']}/cancel", shopping.buyer)
+
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "refunded"), cancelled.text
+    assert api.get("/v1/wallet", shopping.buyer).json()["balance"] == 1_000_000
 
 
 def test_cash_on_delivery_goes_straight_to_processing(api):

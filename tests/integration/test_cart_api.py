@@ -30,7 +30,7 @@ from patungan.inventory.stock_models import MAX_RESERVATION_ITEMS, StockLine
 from tests.support.aws import local_aws
 from tests.support.lambdas import ApiResponse, call_api, claims
 from tests.support.servers import serving
-from tests.support.stock import ADDRESS, StockWorld, add_product, receive, stock_world
+from tests.support.stock import ADDRESS, SELLER_ID, StockWorld, add_product, add_seller, receive, stock_world
 
 BUYER = claims("buyer-1", "buyer")
 OTHER_BUYER = claims("buyer-2", "buyer")
@@ -256,6 +256,18 @@ def test_an_admin_creates_a_coupon_and_others_may_not(shop):
     assert get_promotion("HEMAT10", who=BUYER).status == 403
 
 
+def test_a_promotion_for_a_seller_that_does_not_exist_is_refused_naming_the_field(shop):
+    """PRM-1 (issue 10 leftover 6): a coupon limited to an unknown seller could never apply: 422 with a field
+    error on ``seller_id``, nothing stored; a real seller's coupon is created."""
+    unknown = create_promotion(code="TOKOX", kind="fixed", target="items", value=1000, seller_id="sel_nobody")
+    known = create_promotion(code="TOKO", kind="fixed", target="items", value=1000, seller_id=SELLER_ID)
+
+    assert unknown.status == 422, unknown.body
+    assert unknown.body["error"]["details"] == [{"field": "seller_id", "message": "no seller sel_nobody"}]
+    assert get_promotion("TOKOX").status == 404
+    assert (known.status, known.body["seller_id"]) == (201, SELLER_ID)
+
+
 def test_coupons_live_on_the_cart_and_ineligible_ones_say_why(shop):
     add(shop.stock.product.id, 2, headers=GUEST)  # 20 000
     create_promotion(code="HEMAT10", kind="percent", target="items", value=1000)
@@ -312,9 +324,7 @@ def test_preview_prices_one_order_with_coupons_shipping_and_tax_on_shipping_afte
 
 def test_preview_makes_one_order_per_seller(shop):
     """ORD-1, CHK-10: two sellers, two orders, each from the warehouse holding its items, each with its shipping."""
-    catalog_service().repository.add_organisation(
-        "seller", Organisation(id="sel_2", name="Toko 2", phone="+6281234567891", owner_user_id="o-2", created_at=NOW)
-    )
+    add_seller("sel_2", "Toko 2")
     teh = shop.stock.product.model_copy(
         update={"id": "prd_teh", "slug": "prd-teh", "seller_id": "sel_2", "base_price": 7_000}
     )
@@ -480,6 +490,7 @@ def test_a_buyer_who_signed_in_and_checked_out_the_guest_cart_at_once_converts_i
 
 def test_a_sellers_coupon_takes_off_that_sellers_items_only(shop):
     """PRM-1 seller scope: refused on a cart without the seller's items; in preview, only its order discounted."""
+    add_seller("sel_2", "Toko Dua")
     create_promotion(code="TOKO2", kind="fixed", target="items", value=1_000, seller_id="sel_2")
     add(shop.stock.product.id, 1, headers=GUEST)
 

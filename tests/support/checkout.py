@@ -63,6 +63,28 @@ class CatalogPricing:
         )
 
 
+class OrderPerLinePricing(CatalogPricing):
+    """The catalog pricing, one order per line (as many sellers would give): several orders on one invoice."""
+
+    def quote(self, shopper: Shopper, request: Any, cart: Any) -> Quote:
+        whole = super().quote(shopper, request, cart)
+        orders = [
+            OrderQuote(
+                seller_id=order.seller_id,
+                warehouse_id=order.warehouse_id,
+                lines=[line],
+                subtotal=line.amount,
+                shipping=0,
+                tax=0,
+                total=line.amount,
+            )
+            for order in whole.orders
+            for line in order.lines
+        ]
+        goods = sum(order.total for order in orders)
+        return whole.model_copy(update={"orders": orders, "subtotal": goods, "shipping": 0, "tax": 0, "total": goods})
+
+
 @dataclass
 class Started:
     executions: list[str] = field(default_factory=list)
@@ -90,6 +112,7 @@ def confirm_service(pricing: CatalogPricing, started: Started) -> ConfirmService
         ledger(),
         composition.stock_service(),
         started,
+        composition.outbox(),
         composition.CLOCK,
         ConfirmSettings(
             state_machine_arn="arn:checkout", payment_window=timedelta(minutes=15), lock_for=timedelta(minutes=2)

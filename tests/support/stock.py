@@ -65,17 +65,17 @@ def add_product(product_id: str, *, base_price: int = 10_000, variants: list[Var
     return product
 
 
-def stock_world() -> StockWorld:
+def add_seller(seller_id: str, name: str = "Toko") -> None:
     catalog_service().repository.add_organisation(
         "seller",
         Organisation(
-            id=SELLER_ID,
-            name="Toko",
-            phone="+6281234567890",
-            owner_user_id="owner-1",
-            created_at="2026-11-30T00:00:00Z",
+            id=seller_id, name=name, phone="+6281234567890", owner_user_id="owner-1", created_at="2026-11-30T00:00:00Z"
         ),
     )
+
+
+def stock_world() -> StockWorld:
+    add_seller(SELLER_ID)
     shirt_variants = [
         Variant(id="v_s", name="S", sku="S", price_delta=0, price=50_000),
         Variant(id="v_m", name="M", sku="M", price_delta=5_000, price=55_000),

@@ -388,7 +388,20 @@ def cart_service() -> CartService:
 def promotion_service() -> PromotionService:
     from patungan.checkout.promotions import PromotionRepository, PromotionService
 
-    return PromotionService(PromotionRepository(DynamoTable(get_settings().promotions_table)), catalog_product, CLOCK)
+    return PromotionService(
+        PromotionRepository(DynamoTable(get_settings().promotions_table)), catalog_product, seller_exists, CLOCK
+    )
+
+
+def seller_exists(seller_id: str) -> bool:
+    from patungan.catalog.service import catalog_service
+    from patungan.core.errors import NotFound
+
+    try:
+        catalog_service().repository.get_organisation("seller", seller_id)
+    except NotFound:
+        return False
+    return True
 
 
 @cache
@@ -479,6 +492,7 @@ def confirm_service() -> ConfirmService:
         ledger(),
         stock_service(),
         ExecutionStarter(),
+        outbox(),
         CLOCK,
         ConfirmSettings(
             state_machine_arn=settings.checkout_state_machine_arn,

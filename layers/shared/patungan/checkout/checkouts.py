@@ -39,10 +39,25 @@ class Previewed:
     total: int | None
 
 
+# How the app tries again after a failed checkout (issue 10 leftover 3; CHK-6): the same Idempotency-Key with the
+# same cart always answers the same (failed) checkout; a changed cart is a new checkout, whatever the key.
+NextStep = Literal["wait", "confirm_with_new_key", "add_to_cart_and_confirm"]
+
+
 class CheckoutError(BaseModel):
     code: str
     message: str
     details: list[Any] = Field(default_factory=list)
+    next_step: NextStep | None = Field(
+        None,
+        description=(
+            "wait: nothing to do, the payment is retried and this checkout shows how to pay; confirm_with_new_key: "
+            "the cart still holds what this checkout tried to buy: preview, then confirm with a NEW Idempotency-Key "
+            "(this key with this cart answers this failed checkout again); add_to_cart_and_confirm: the cart was "
+            "emptied with the cancelled orders: add the items again, preview and confirm (a changed cart is a new "
+            "checkout, whatever the key)"
+        ),
+    )
 
 
 class Checkout(BaseModel):
@@ -59,6 +74,12 @@ class Checkout(BaseModel):
     address: dict
     payment_id: str | None = None
     invoice_url: str | None = None
+    payment_expires_at: str | None = Field(
+        None, description="when the invoice the buyer was given stops taking payment"
+    )
+    # Bumped when an invoice found for the payment can no longer be paid in time (CHK-7): a new payment, a new
+    # external id at Xendit, never the unpayable invoice handed out again.
+    payment_attempt: int = 0
     orders_placed: bool = False
     task_token: str | None = None
     error: CheckoutError | None = None
@@ -75,7 +96,10 @@ class Checkout(BaseModel):
 
     @property
     def retail_payment_id(self) -> str:
-        return keyed_id("pay", self.id)
+        """The current payment attempt's id (the invoice's external id at Xendit)."""
+        if self.payment_attempt == 0:
+            return keyed_id("pay", self.id)
+        return keyed_id("pay", self.id, str(self.payment_attempt))
 
 
 def checkout_id_for(owner_key: str, idempotency_key: str, cart_hash: str) -> str:
@@ -123,6 +147,9 @@ class CheckoutRepository:
         if token_is is not None or "task_token" not in changes:
             condition += " AND (attribute_not_exists(task_token) OR task_token = :read_token)"
             values[":read_token"] = checkout.task_token
+        if "payment_attempt" in changes:  # two retries replacing one invoice move to ONE next attempt
+            condition += " AND (attribute_not_exists(payment_attempt) OR payment_attempt = :read_attempt)"
+            values[":read_attempt"] = checkout.payment_attempt
         tx.update(
             self.table,
             _key(checkout.id),

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, Field
 
 from patungan.adapters.dynamodb import Transaction
+from patungan.adapters.outbox import Outbox
 from patungan.checkout.cart import Cart, Shopper
 from patungan.checkout.checkouts import (
     Checkout,
@@ -28,6 +29,7 @@ from patungan.checkout.quote import CheckoutRequest, Quote
 from patungan.checkout.saga import hold_stock
 from patungan.core.clock import Clock, parse_iso, to_iso
 from patungan.core.errors import BadRequest, Conflict, DomainError, NotFound
+from patungan.core.events import new_event
 from patungan.inventory.stock import StockService
 from patungan.orders.models import Order
 from patungan.orders.repository import OrdersRepository
@@ -60,6 +62,9 @@ class ConfirmRequest(CheckoutRequest):
 class Accepted(BaseModel):
     checkout_id: str
     status: str
+    error: CheckoutError | None = Field(
+        None, description="a failed checkout's reason and next_step: the same key and cart answer it again (CHK-6)"
+    )
 
 
 class CheckoutPayment(BaseModel):
@@ -68,6 +73,7 @@ class CheckoutPayment(BaseModel):
     amount: int
     currency: str
     invoice_url: str | None = None
+    expires_at: str | None = Field(None, description="when the invoice stops taking payment (the payment window)")
 
 
 class CheckoutView(BaseModel):
@@ -95,6 +101,7 @@ class ConfirmService:
         wallets: Wallets,
         stock: StockService,
         executions: Executions,
+        outbox: Outbox,
         clock: Clock,
         settings: ConfirmSettings,
     ) -> None:
@@ -105,6 +112,7 @@ class ConfirmService:
         self.wallets = wallets
         self.stock = stock
         self.executions = executions
+        self.outbox = outbox
         self.clock = clock
         self.settings = settings
 
@@ -172,6 +180,9 @@ class ConfirmService:
         tx = Transaction()
         self.checkouts.add(tx, checkout)
         self.checkouts.remember_key(tx, shopper.owner_key, idempotency_key, checkout.id)
+        # The saga is started from this event as well (start_saga): a crash between this commit and the start
+        # below leaves no checkout pending, unstarted, with its stock held (issue 10 leftover 5).
+        self.outbox.add(tx, new_event("checkout.confirmed", checkout.id, {"checkout_id": checkout.id}, self.clock))
         try:
             tx.commit()
         except Conflict:  # the same confirm, twice at once: the first one's checkout is the answer
@@ -179,8 +190,20 @@ class ConfirmService:
         return checkout
 
     def _started(self, checkout: Checkout) -> Accepted:
-        """The saga, named by the checkout: starting it again is harmless (a retry after a crash)."""
-        self.executions.start(
+        self._start(checkout)
+        return Accepted(checkout_id=checkout.id, status=checkout.status, error=checkout.error)
+
+    def start_saga(self, checkout_id: str) -> dict[str, Any]:
+        """``checkout.confirmed`` (through the outbox, written with the checkout): the checkout's saga is started
+        even if confirm crashed before starting it; started already (the usual case), nothing happens."""
+        return {"checkout_id": checkout_id, "started": self._start(self.checkouts.get(checkout_id))}
+
+    def _start(self, checkout: Checkout) -> bool:
+        """The saga, named by the checkout: starting it again is harmless (a retry after a crash). A checkout no
+        longer pending has had its saga: never a second one (a replayed confirm, a late event)."""
+        if checkout.status != "pending":
+            return False
+        return self.executions.start(
             self.settings.state_machine_arn,
             checkout.id,
             json.dumps(
@@ -190,7 +213,6 @@ class ConfirmService:
                 }
             ),
         )
-        return Accepted(checkout_id=checkout.id, status=checkout.status)
 
     def _fresh_preview(self, prices_validated_at: str) -> None:
         try:
@@ -213,6 +235,7 @@ class ConfirmService:
             amount=checkout.quote.total,
             currency=checkout.quote.currency,
             invoice_url=checkout.invoice_url,
+            expires_at=checkout.payment_expires_at,
         )
         return CheckoutView(
             checkout_id=checkout.id, status=checkout.status, orders=orders, payment=payment, error=checkout.error

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.catalog.models import Product
 from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound
+from patungan.core.errors import ConcurrentUpdate, Conflict, DomainError, NotFound, field_error
 from patungan.core.ids import new_id
 from patungan.core.inputs import MAX_AMOUNT, ResourceId
 
@@ -120,14 +120,24 @@ class PromotionRepository:
 
 
 class PromotionService:
-    def __init__(self, repository: PromotionRepository, products: Callable[[str], Product], clock: Clock) -> None:
+    def __init__(
+        self,
+        repository: PromotionRepository,
+        products: Callable[[str], Product],
+        seller_exists: Callable[[str], bool],
+        clock: Clock,
+    ) -> None:
         self.repository = repository
         self.products = products
+        self.seller_exists = seller_exists
         self.clock = clock
 
     # ------------------------------------------------------------------ admin (PRM-1)
     def create(self, request: PromotionInput) -> Promotion:
-        """A new promotion (409 promotion_exists when the code is taken)."""
+        """A new promotion (409 promotion_exists when the code is taken; 422 naming ``seller_id`` when it names no
+        seller: a coupon no order could ever use is a typo, not a promotion)."""
+        if request.seller_id is not None and not self.seller_exists(request.seller_id):
+            raise field_error("seller_id", f"no seller {request.seller_id}")
         promotion = Promotion(
             id=new_id("promo"),
             **request.model_dump(exclude={"starts_at", "ends_at"}),

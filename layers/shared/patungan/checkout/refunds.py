@@ -14,7 +14,7 @@ from patungan.ledger.models import Movement, transfer
 from patungan.orders.models import Order
 from patungan.orders.service import OrderService
 from patungan.payments.models import RefundReason
-from patungan.payments.service import PaymentService
+from patungan.payments.service import PaymentService, report_refund_unavailable
 
 
 class OrderRefunds:
@@ -32,32 +32,44 @@ class OrderRefunds:
         is exactly this order (the order becomes ``refunded`` when the refund completes); otherwise (one order of
         several on one invoice: a channel refunds an invoice whole, not in parts; or paid from the wallet) to the
         buyer's wallet at once, and the order is ``refunded`` in this same write, with ``order.cancelled`` and
-        ``order.refunded`` (ORD-3, ORD-5). A cash-on-delivery order has nothing to refund: refused."""
+        ``order.refunded`` (ORD-3, ORD-5). A guest has no wallet (CHK-12): a guest's share of an invoice is held
+        in REFUNDS_OWED and reported (refund_unavailable), the order ``cancelled``; and a guest's channel refund
+        that fails is owed the same way by the refund worker. An order whose checkout is not paid (cash on delivery,
+        or an invoice never paid) has nothing to refund: refused."""
         if order.checkout_id is None:
             raise Conflict("a group-buying order is refunded with its session", code="illegal_transition")
         checkout = self.checkouts.get(order.checkout_id)
-        if checkout.payment_method == "cod":
+        if checkout.status != "paid":  # cash on delivery (processing), or never paid: no money to give back
             raise Conflict(f"order {order.id} was not paid: nothing to refund", code="illegal_transition")
         payment = self.payments.repository.find_payment(checkout.retail_payment_id)
-        if payment is not None and payment.status == "paid" and payment.amount == order.total:
+        only_order = len(checkout.order_ids) == 1
+        if payment is not None and payment.status == "paid" and only_order and payment.amount == order.total:
             self.orders.move_to(tx, order, "cancelled")
             self.payments.request_refund(tx, payment, reason)
             return
+        reference = {"checkout_id": checkout.id, "order_id": order.id, "reason": reason}
         if checkout.buyer.customer_id is None:
-            raise Conflict("a guest's share of an invoice cannot go to a wallet", code="refund_unavailable")
+            # A guest has no wallet, and the channel refunds the invoice whole: the money is owed, held and
+            # reported (never a wallet nobody can use); the order stays cancelled, not refunded.
+            self.orders.move_to(tx, order, "cancelled")
+            self._move_escrow(tx, order, accounts.REFUNDS_OWED, reference)
+            tx.after_commit.append(lambda: report_refund_unavailable(order.total, reference))
+            return
         self.orders.move_to(tx, order, "refunded", via=("cancelled",))
+        self._move_escrow(tx, order, accounts.buyer_wallet(checkout.buyer.customer_id), reference)
+
+    def _move_escrow(self, tx: Transaction, order: Order, to_account: str, reference: dict[str, str]) -> None:
+        """The order's total out of its checkout's escrow, once per order (the movement id)."""
         self.payments.ledger.add_to(
             tx,
             Movement(
                 id=f"refund:{order.id}",
                 type="refund",
                 entries=transfer(
-                    debit=accounts.checkout_escrow(checkout.id),
-                    credit=accounts.buyer_wallet(checkout.buyer.customer_id),
-                    amount=order.total,
+                    debit=accounts.checkout_escrow(reference["checkout_id"]), credit=to_account, amount=order.total
                 ),
                 currency=order.currency,
-                reference={"checkout_id": checkout.id, "order_id": order.id, "reason": reason},
+                reference=reference,
                 created_at=to_iso(self.clock.now()),
             ),
         )

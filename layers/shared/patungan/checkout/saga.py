@@ -18,12 +18,13 @@ from typing import Any, Protocol
 
 from patungan.adapters.dynamodb import Transaction
 from patungan.adapters.outbox import Outbox
+from patungan.adapters.xendit import ExpireOutcome, Invoice, InvoiceStatus
 from patungan.checkout.cart import Shopper
-from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository
+from patungan.checkout.checkouts import Checkout, CheckoutError, CheckoutRepository, NextStep
 from patungan.checkout.refunds import OrderRefunds
 from patungan.core.auth import Principal
-from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import Conflict, DomainError, Forbidden, NotFound
+from patungan.core.clock import Clock, parse_iso, to_iso
+from patungan.core.errors import Conflict, DependencyUnavailable, DomainError, Forbidden, NotFound
 from patungan.core.events import new_event
 from patungan.core.observability import logger, metrics
 from patungan.core.retry import retry_stale
@@ -33,6 +34,7 @@ from patungan.ledger import accounts
 from patungan.ledger.models import Movement, transfer
 from patungan.orders.models import Order, OrderLine
 from patungan.orders.service import OrderService
+from patungan.payments.models import Payment
 from patungan.payments.service import PaymentService
 
 ATTEMPTS = 5
@@ -150,7 +152,7 @@ class CheckoutSaga:
         (an invoice to pay), ``paid`` (the wallet) or ``processing`` (COD)."""
         checkout = self.checkouts.get(checkout_id)
         if checkout.status != "pending":
-            outcome = {"checkout_id": checkout.id, "status": checkout.status}
+            outcome = _outcome(checkout)
         elif checkout.payment_method == "cod":
             outcome = self._move(checkout_id, "processing", order_status="processing")
         elif checkout.payment_method == "wallet":
@@ -184,6 +186,7 @@ class CheckoutSaga:
                     "the payment could not be created yet: nothing was charged and your items stay reserved; we try "
                     f"again at {retry_at}, then this checkout shows how to pay"
                 ),
+                next_step="wait",
             )
             tx = Transaction()
             self.checkouts.change(tx, checkout, error=kept, updated_at=self._now())
@@ -194,48 +197,105 @@ class CheckoutSaga:
         return {"checkout_id": checkout_id, "status": status, "retry_in_seconds": int(retry_in.total_seconds())}
 
     def _open_invoice(self, checkout: Checkout) -> dict[str, Any]:
+        """The invoice of the checkout's current payment attempt, handed to the buyer only while it can be paid
+        (CHK-7): one found at Xendit (its creation's answer lost) that expired or expires too soon is replaced."""
+        for _ in range(ATTEMPTS):
+            payment = self._current_payment(checkout)
+            # External id = our payment id: a retry after a crash finds the invoice instead of opening a second one.
+            invoice = self.payments.find_invoice(payment)
+            if invoice is not None and not self._payable(invoice):
+                replaced = self._replace_unpayable_invoice(checkout, payment, invoice)
+                if replaced is not None:
+                    return replaced
+                checkout = self.checkouts.get(checkout.id)
+                continue
+            invoice = invoice or self.payments.open_invoice(payment, self.clock.now() + self.times.payment_window)
+            return self._hand_out(checkout, payment, invoice)
+        raise DependencyUnavailable(f"checkout {checkout.id}: Xendit keeps answering unpayable invoices")
+
+    def _current_payment(self, checkout: Checkout) -> Payment:
         payment = self.payments.repository.find_payment(checkout.retail_payment_id)
-        if payment is None:
-            payment = self.payments.new_payment(
-                checkout.retail_payment_id,
-                buyer_id(checkout.buyer),
-                "retail_checkout",
-                checkout.quote.total,
-                checkout.quote.currency,
-                f"Patungan checkout {checkout.id}",
-                {"checkout_id": checkout.id},
-            )
-            tx = Transaction()
-            self.payments.add_payment(tx, payment)
-            with contextlib.suppress(Conflict):  # written by an attempt that crashed before answering
-                tx.commit()
-            payment = self.payments.repository.get_payment(payment.id)
-        # External id = our payment id: a retry after a crash finds the invoice instead of opening a second one.
-        invoice = self.payments.find_invoice(payment) or self.payments.open_invoice(
-            payment, self.clock.now() + self.times.payment_window
+        if payment is not None:
+            return payment
+        payment = self.payments.new_payment(
+            checkout.retail_payment_id,
+            buyer_id(checkout.buyer),
+            "retail_checkout",
+            checkout.quote.total,
+            checkout.quote.currency,
+            f"Patungan checkout {checkout.id}",
+            {"checkout_id": checkout.id},
         )
+        tx = Transaction()
+        self.payments.add_payment(tx, payment)
+        with contextlib.suppress(Conflict):  # written by an attempt that crashed before answering
+            tx.commit()
+        return self.payments.repository.get_payment(payment.id)
+
+    def _payable(self, invoice: Invoice) -> bool:
+        """Pending at Xendit with at least half a payment window left to pay it: the buyer is never handed an
+        invoice that is expired, or about to, as the checkout's way to pay."""
+        left = parse_iso(invoice.expires_at) - self.clock.now()
+        return invoice.status is InvoiceStatus.PENDING and left >= self.times.payment_window / 2
+
+    def _replace_unpayable_invoice(
+        self, checkout: Checkout, payment: Payment, invoice: Invoice
+    ) -> dict[str, Any] | None:
+        """The invoice first made unpayable at Xendit (expired there: never two payable invoices for one
+        checkout), then the payment expires on our side and the checkout moves to its next payment attempt, whose
+        invoice the caller opens (None). An invoice that turns out paid is no invoice to replace: Xendit's record
+        of it is applied as its webhook would be (the checkout becomes paid) and the checkout's outcome answered."""
+        paid = invoice.status is InvoiceStatus.PAID
+        if invoice.status is InvoiceStatus.PENDING:
+            paid = self.payments.gateway.expire_invoice(invoice.id).outcome is ExpireOutcome.ALREADY_PAID
+        if paid:
+            self.payments.apply_paid_invoice(payment)
+            return _outcome(self.checkouts.get(checkout.id))
+        logger.warning(
+            "an invoice found for the checkout can no longer be paid: opening the next payment attempt",
+            extra={"checkout_id": checkout.id, "payment_id": payment.id, "invoice_id": invoice.id},
+        )
+
+        def once() -> None:
+            current = self.checkouts.get(checkout.id)
+            if current.status != "pending" or current.payment_attempt != checkout.payment_attempt:
+                return  # moved on meanwhile (another retry replaced it, or the checkout ended)
+            tx = Transaction()
+            stale = self.payments.repository.get_payment(payment.id)
+            if stale.status == "pending":
+                self.payments.expire_now(tx, stale)
+            self.checkouts.change(tx, current, payment_attempt=current.payment_attempt + 1, updated_at=self._now())
+            tx.commit()
+
+        retry_stale(once, ATTEMPTS)
+        current = self.checkouts.get(checkout.id)
+        return None if current.status == "pending" else _outcome(current)
+
+    def _hand_out(self, checkout: Checkout, payment: Payment, invoice: Invoice) -> dict[str, Any]:
+        """The checkout awaits payment of ``invoice``, with its events; a checkout that moved on is answered."""
 
         def once() -> dict[str, Any]:
             current = self.checkouts.get(checkout.id)
             if current.status != "pending":
-                return {"checkout_id": current.id, "status": current.status}
+                return _outcome(current)
             fresh = self.payments.repository.get_payment(payment.id)
             tx = Transaction()
             if fresh.invoice_id is None:
                 self.payments.attach_invoice(tx, fresh, invoice)
-            self.checkouts.change(
+            awaiting = self.checkouts.change(
                 tx,
                 current,
                 status="awaiting_payment",
                 payment_id=fresh.id,
                 invoice_url=invoice.invoice_url,
+                payment_expires_at=invoice.expires_at,
                 error=None,  # a payment_unavailable shown while it was retried (CHK-7) is past
                 updated_at=self._now(),
             )
             for order in self._placed(current):
                 self.orders.add_event(tx, "order.payment_pending", order)
             tx.commit()
-            return {"checkout_id": current.id, "status": "awaiting_payment"}
+            return _outcome(awaiting)
 
         return retry_stale(once, ATTEMPTS)
 
@@ -361,7 +421,7 @@ class CheckoutSaga:
                 return checkout.status
             if checkout.status != "failed":
                 tx = Transaction()
-                self._settle(tx, checkout, "failed", order_status="cancelled", error=failure)
+                self._settle(tx, checkout, "failed", order_status="cancelled", error=_with_next_step(failure, checkout))
                 payment = self.payments.repository.find_payment(checkout.retail_payment_id)
                 if payment is not None and payment.status == "pending":
                     self.payments.expire_now(tx, payment)
@@ -538,7 +598,16 @@ def hold_stock(stock: StockService, checkout: Checkout, payment_window: timedelt
 
 def buyer_id(shopper: Shopper) -> str:
     """Who an order and a payment belong to: the buyer, or ``guest:<id>`` (CHK-12; never a real user's id)."""
-    return shopper.customer_id or f"guest:{shopper.guest_id}"
+    return shopper.customer_id or f"{accounts.GUEST_PREFIX}{shopper.guest_id}"
+
+
+def _outcome(checkout: Checkout) -> dict[str, Any]:
+    """What a step answers the state machine: the checkout's status and, while it awaits payment, when the
+    invoice's window ends (the saga never expires it before, CHK-7)."""
+    outcome = {"checkout_id": checkout.id, "status": checkout.status}
+    if checkout.status == "awaiting_payment" and checkout.payment_expires_at is not None:
+        outcome["payment_expires_at"] = checkout.payment_expires_at
+    return outcome
 
 
 def _payment_reference(checkout: Checkout) -> str:
@@ -557,8 +626,9 @@ def _wallet_movement_id(checkout: Checkout) -> str:
 def _failure(error: dict[str, Any] | None) -> CheckoutError:
     """What Step Functions caught (``{"Error": class name, "Cause": the Lambda's JSON error}``), as the buyer is
     shown it: a known refusal by its code, otherwise our own message (domain messages are written for buyers)."""
+    fallback = "the checkout could not be completed"
     if not error:
-        return CheckoutError(code="checkout_failed", message="the checkout could not be completed: confirm again")
+        return CheckoutError(code="checkout_failed", message=fallback)
     kind = str(error.get("Error", ""))
     try:
         message = str(json.loads(error.get("Cause") or "{}").get("errorMessage") or "")
@@ -570,12 +640,22 @@ def _failure(error: dict[str, Any] | None) -> CheckoutError:
         "CouponNotEligible": "coupon_not_eligible",
         "DependencyUnavailable": "payment_unavailable",
     }
-    fallback = "the checkout could not be completed: confirm again"
     if kind == "DependencyUnavailable":
         # After the retry window too (CHK-7): the orders were cancelled and the cart converted with them.
-        fallback = (
-            "the payment could not be created: nothing was charged and the items went back on sale; "
-            "add them to your cart and confirm again"
-        )
+        fallback = "the payment could not be created: nothing was charged and the items went back on sale"
         message = ""
     return CheckoutError(code=codes.get(kind, "checkout_failed"), message=message or fallback)
+
+
+def _with_next_step(failure: CheckoutError, checkout: Checkout) -> CheckoutError:
+    """The failure as the buyer's app is told it, with how to try again (issue 10 leftover 3). The cart is
+    converted exactly when the orders are placed (one transaction): before that it still holds what was bought,
+    and the same key with it would answer this failed checkout again (CHK-6), so a new key is needed; after, the
+    cart is a new, empty one, and the items added again are a new cart, so a new checkout."""
+    if checkout.orders_placed:
+        next_step: NextStep = "add_to_cart_and_confirm"
+        advice = "your cart was emptied with the cancelled orders: add the items again, preview and confirm"
+    else:
+        next_step = "confirm_with_new_key"
+        advice = "your cart still holds its items: preview and confirm again with a new Idempotency-Key"
+    return failure.model_copy(update={"message": f"{failure.message}; {advice}", "next_step": next_step})

@@ -77,7 +77,9 @@ class Refund(BaseModel):
     currency: str
     reason: RefundReason
     status: RefundStatus
-    destination: Literal["xendit", "wallet"] | None = None
+    destination: Literal["xendit", "wallet", "owed"] | None = Field(
+        None, description="owed: neither the channel nor a wallet could take it (a guest's): held for a payout by hand"
+    )
     provider_refund_id: str | None = None
     invoice_id: str | None = Field(
         default=None, description="the invoice refunded when it is not the payment's own (a duplicate charge)"

@@ -563,11 +563,16 @@ class PaymentService:
         fee: int = 0,
     ) -> str:
         """Complete the refund once: its state, the payment's, the ledger (with ``fee``, what Xendit charged for
-        the refund) and the event in one transaction."""
+        the refund) and the event in one transaction. A refund the channel could not make goes to the buyer's
+        wallet; a guest has none (CHK-12): the refund is then ``failed`` with destination ``owed``, its money held
+        in REFUNDS_OWED and reported, the payment and its order unchanged (issue 10 leftover 4)."""
+        owed = (
+            destination == "wallet" and payment.purpose != "groupbuy_topup" and not accounts.has_wallet(payment.user_id)
+        )
         for _ in range(MAX_ATTEMPTS):
             refund = self.repository.get_refund(refund.id)
             payment = self.repository.get_payment(payment.id)
-            if refund.status == "succeeded":
+            if refund.status in ("succeeded", "failed"):
                 if inbox_key:
                     self._record_only(inbox_key)
                 return "already_refunded"
@@ -578,27 +583,36 @@ class PaymentService:
                 tx,
                 refund,
                 frozenset({"requested", "pending"}),
-                status="succeeded",
-                destination=destination,
+                status="failed" if owed else "succeeded",
+                destination="owed" if owed else destination,
                 provider_refund_id=provider_refund_id or refund.provider_refund_id,
                 updated_at=self._now(),
             )
             if refund.returns_unheld_charge:
                 source = _UNHELD_CHARGE_ACCOUNTS[refund.reason]  # the payment itself stays as it is
+            elif owed:
+                source = self._purpose(payment).holding_account(payment)
             else:
                 payment = self.repository.change_payment(
                     tx, payment, status="refunded", refunded_amount=refund.amount, updated_at=self._now()
                 )
                 source = self._purpose(payment).holding_account(payment)
                 self._purpose(payment).on_refunded(tx, payment, done)
-            credit_account = accounts.GATEWAY_CLEARING if destination == "xendit" else self._wallet_for(payment)
+            if destination == "xendit":
+                credit_account = accounts.GATEWAY_CLEARING
+            else:
+                credit_account = accounts.REFUNDS_OWED if owed else self._wallet_for(payment)
             entries = transfer(debit=source, credit=credit_account, amount=refund.amount) + _fee_entries(fee)
             self._book(tx, f"refund:{refund.id}", "refund", entries, payment)
-            self.outbox.add(tx, events.refund_event("payment.refunded", done, self.clock))
+            event = "payment.refund_unavailable" if owed else "payment.refunded"
+            self.outbox.add(tx, events.refund_event(event, done, self.clock))
             try:
                 tx.commit()
             except ConcurrentUpdate:
                 continue
+            if owed:
+                report_refund_unavailable(done.amount, {"payment_id": payment.id, "refund_id": done.id})
+                return "refund_unavailable"
             metrics.add_metric(name="RefundsCompleted", unit="Count", value=1)
             return f"refunded_to_{destination}"
         raise ConcurrentUpdate("the refund kept changing; it will be retried")
@@ -720,3 +734,14 @@ def _refund_mismatch(refund: Refund, payment: Payment, callback: RefundCallback)
     except MalformedFees:
         return "malformed_fees"
     return None
+
+
+def report_refund_unavailable(amount: int, reference: dict[str, str]) -> None:
+    """Money owed back that no channel and no wallet could take (a guest's): it waits in REFUNDS_OWED, and a
+    person must pay it out. Logged CRITICAL (code refund_unavailable) and counted, never silent."""
+    logger.critical(
+        "refund_unavailable: a guest's refund could go neither to the payment channel nor to a wallet; it is held "
+        f"in {accounts.REFUNDS_OWED} until paid out by hand",
+        extra={"code": "refund_unavailable", "amount": amount, **reference},
+    )
+    metrics.add_metric(name="RefundsUnavailable", unit="Count", value=1)
