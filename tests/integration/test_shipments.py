@@ -21,6 +21,7 @@ from patungan.fulfilment.repository import ShipmentsRepository
 from patungan.inventory.stock import StockService, po_receipt_hold_id
 from patungan.inventory.stock_models import StockKey
 from patungan.inventory.stock_repository import StockRepository
+from patungan.ledger.repository import ledger
 from tests.support.fulfilment import (
     ADMIN,
     OTHER_SELLER,
@@ -230,6 +231,105 @@ def test_a_cancelled_order_does_not_ship(world, shop, courier):
 
     assert (refused.status, refused.body["error"]["code"]) == (409, "illegal_transition")
     assert courier.bookings == []
+
+
+def buyer_of(order) -> Principal:
+    return Principal(order.user_id, frozenset({Role.BUYER}))
+
+
+def test_a_buyer_cancelling_while_the_courier_books_is_refused_and_the_order_ships(world, shop, courier, monkeypatch):
+    """ORD-3, LOG-2, PAY-3 (review 11, finding a): the buyer cancels between the shipment's first step and the
+    courier's booking. One of the two wins in the database: the booking began first, so the cancel is refused
+    (409) and nothing is refunded; the order ships with its one courier order (never a parcel on its way for a
+    refunded order)."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "wallet")
+    wallet_before = ledger().wallet(order.user_id).balance
+    book_with_courier, cancels = courier.book, []
+
+    def cancel_then_book(booking):
+        if not cancels:
+            try:
+                composition.checkout_saga().cancel_order(buyer_of(order), order.id)
+                cancels.append("cancelled")
+            except Conflict as exc:
+                cancels.append(exc.code)
+        return book_with_courier(booking)
+
+    monkeypatch.setattr(courier, "book", cancel_then_book)
+
+    shipped = book(order.id)
+
+    assert cancels == ["illegal_transition"]
+    assert shipped.status == 201, shipped.body
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert ledger().wallet(order.user_id).balance == wallet_before
+    assert len(courier.orders) == 1 and levels(shop.warehouse.id, shop.product.id) == (8, 0)
+
+
+def test_a_cancel_that_read_the_order_before_its_shipment_began_fails_its_write(world, shop, courier, monkeypatch):
+    """ORD-3 (review 11, finding a): the cancel read the order paid with no shipment, the booking's first step
+    committed, then the cancel writes: its write is conditional on no shipment having begun, so it fails and
+    refunds nothing; the booking, retried, ships the order."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "wallet")
+    wallet_before = ledger().wallet(order.user_id).balance
+    read_before_booking = composition.order_service().repository.get(order.id)
+    courier.down = True
+    assert book(order.id).status == 503  # the shipment is written, booking
+    monkeypatch.setattr(composition.order_service(), "get", lambda principal, order_id: read_before_booking)
+
+    with pytest.raises(ConcurrentUpdate):
+        composition.checkout_saga().cancel_order(buyer_of(order), order.id)
+
+    monkeypatch.undo()
+    courier.down = False
+    assert book(order.id).status == 201
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert ledger().wallet(order.user_id).balance == wallet_before
+
+
+def test_a_refused_booking_leaves_the_order_cancellable_and_bookable_again(world, shop, courier):
+    """LOG-2, ORD-3 (review 11, finding c): the courier refuses the booking (422 courier_refused): the shipment
+    records the refusal and holds the order no longer: the buyer may cancel it (refunded once), and a booking
+    after that is refused as for any cancelled order, with no courier order."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "wallet")
+    wallet_before = ledger().wallet(order.user_id).balance
+    courier.refuses = {"jne"}
+
+    refused = book(order.id)
+
+    assert (refused.status, refused.body["error"]["code"]) == (422, "courier_refused")
+    assert composition.shipments_repository().get(shipment_id_for(order.id)).status == "rejected"
+    cancelled = composition.checkout_saga().cancel_order(buyer_of(order), order.id)
+    assert cancelled.status == "refunded"
+    assert ledger().wallet(order.user_id).balance == wallet_before + order.total
+    assert book(order.id).body["error"]["code"] == "illegal_transition"
+    assert courier.orders == {}
+
+
+def test_a_refused_booking_is_booked_again_by_another_method(world, shop, courier):
+    """LOG-2, GB-15 (review 11, finding c): a group-buying order the courier refused to book with one method is
+    booked again with another under a new courier reference: one courier order, the order shipped once."""
+    give_default_address("gb-9")
+    po_id = raise_purchase_order("ses_teh", shop.product.id, 2)
+    order = groupbuy_order("ses_teh", shop.product.id, 2, "gb-9")
+    assert receive_purchase_order(po_id, 2, shop.other_warehouse.id).status == 200
+    courier.refuses = {"jne"}
+
+    refused = book(order.id, body={"shipping_method_id": "jne:reg"})
+    again = book(order.id, body={"shipping_method_id": "sicepat:best"})
+
+    assert (refused.status, refused.body["error"]["code"]) == (422, "courier_refused")
+    assert again.status == 201, again.body
+    assert (again.body["id"], again.body["courier"], again.body["service"]) == (
+        shipment_id_for(order.id),
+        "sicepat",
+        "best",
+    )
+    [booked] = courier.orders
+    assert booked != shipment_id_for(order.id)  # a new reference: the refused one may be remembered refused
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert len(shipped_events(world, order.id)) == 1
+    assert len(commits(again.body["id"])) == 1
 
 
 # ---------------------------------------------------------------- who may ship and see

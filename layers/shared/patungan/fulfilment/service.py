@@ -103,16 +103,18 @@ class ShipmentService:
         # The shipment before the order: an order read first could predate the shipment's booked step.
         shipment = self.shipments.find_by_order(order_id)
         order = self.orders.repository.get(order_id)
-        if shipment is None:
-            shipment = self._start(order, shipping_method_id)
+        if shipment is None or shipment.is_refused:
+            shipment = self._start(order, shipping_method_id, refused=shipment)
         if not shipment.is_booked:
             shipment = self._book_with_courier(order, shipment)
         if not shipment.stock_committed:
             shipment = self._commit_stock(principal, order, shipment)
         return shipment
 
-    def _start(self, order: Order, shipping_method_id: str | None) -> Shipment:
-        """Step 1: the shipment, ``booking``, from where the order ships to where it goes."""
+    def _start(self, order: Order, shipping_method_id: str | None, refused: Shipment | None) -> Shipment:
+        """Step 1: the shipment, ``booking``, from where the order ships to where it goes (over the one the courier
+        refused, if any: a new attempt), and the order held for it in the same write: from then on a cancel fails
+        instead of racing the courier (ORD-3)."""
         _require_shippable(order)
         if order.session_id is None:
             warehouse_id, address, method = self._retail_route(order, shipping_method_id)
@@ -137,12 +139,20 @@ class ShipmentService:
             address=address.model_dump(),
             weight_grams=parcel_weight_grams(items),
             items_count=sum(item.quantity for item in items),
-            history=[ShipmentEvent(status="booking", note=f"booking {courier} {service}", at=now)],
-            created_at=now,
+            history=[
+                *(refused.history if refused else []),
+                ShipmentEvent(status="booking", note=f"booking {courier} {service}", at=now),
+            ],
+            booking_attempt=refused.booking_attempt + 1 if refused else 0,
+            created_at=refused.created_at if refused else now,
             updated_at=now,
         )
         tx = Transaction()
-        self.shipments.add_to(tx, shipment)
+        if refused is None:
+            self.shipments.add_to(tx, shipment)
+        else:
+            shipment = self.shipments.change(tx, refused, **shipment.model_dump(exclude={"version"}))
+        self.orders.repository.claim_for_shipment(tx, order.id, shipment_id, seen=order.status)
         tx.commit()
         return shipment
 
@@ -208,7 +218,7 @@ class ShipmentService:
             _require_shippable(order)
         warehouse = self.warehouses.get(shipment.warehouse_id)
         booking = CourierBooking(
-            reference_id=shipment.id,
+            reference_id=shipment.courier_reference,
             courier=shipment.courier,
             service=shipment.service,
             origin=warehouse.address,
@@ -221,6 +231,7 @@ class ShipmentService:
             booked = self.courier.book(booking)
         except CourierUnavailable as exc:
             if exc.refused:
+                self._refused(shipment, exc.reason)
                 raise ValidationFailed(
                     f"the courier refused the booking: {exc.reason}", code="courier_refused"
                 ) from exc
@@ -229,6 +240,7 @@ class ShipmentService:
             ) from exc
         status = str(booked.status)
         if status in TERMINAL_STATUSES:
+            self._refused(shipment, f"answered {status}")
             raise ValidationFailed(f"the courier answered the booking {status}", code="courier_refused")
         now = to_iso(self.clock.now())
         tx = Transaction()
@@ -245,6 +257,25 @@ class ShipmentService:
         self.orders.move_to(tx, order, "shipped")
         tx.commit()
         return booked_shipment
+
+    def _refused(self, shipment: Shipment, reason: str) -> None:
+        """The courier refused the booking: the shipment says so and holds its order no longer, in one write, so
+        staff may book it again (another method: a new courier reference) or its buyer cancel it (LOG-2, ORD-3).
+        A request that booked it meanwhile wins (its version): this one reads again."""
+        logger.warning("courier refused a booking", extra={"shipment_id": shipment.id, "reason": reason})
+        tx = Transaction()
+        self.shipments.change(
+            tx,
+            shipment,
+            status="rejected",
+            history=[
+                *shipment.history,
+                ShipmentEvent(status="rejected", note=reason[:500], at=to_iso(self.clock.now())),
+            ],
+            updated_at=to_iso(self.clock.now()),
+        )
+        self.orders.repository.release_from_shipment(tx, shipment.order_id, shipment.id)
+        tx.commit()
 
     def _commit_stock(self, principal: Principal, order: Order, shipment: Shipment) -> Shipment:
         """Step 4: the order's units leave the warehouse's books (audited ``commit``), then the shipment says so."""
