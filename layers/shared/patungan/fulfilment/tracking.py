@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import Conflict, DomainError
+from patungan.core.errors import Conflict, DependencyUnavailable, DomainError
 from patungan.core.observability import logger, metrics
 from patungan.core.retry import retry_stale
 from patungan.fulfilment.models import Shipment, ShipmentEvent, is_forward
@@ -199,16 +199,20 @@ class ShipmentTracking:
     # ------------------------------------------------------------------ the courier's webhook
     def handle_webhook(self, body: CourierWebhookBody) -> str:
         """A verified webhook: ``applied``, ``duplicate``, ``recorded`` (an event with nothing to apply),
-        ``stale``/``not_forward`` (older than or behind what the shipment shows) or ``ignored`` (a courier order
-        that is not ours, or a body without what an ``order.status`` needs). Never an error the courier should
-        retry for what it said: only for what failed here (503)."""
+        ``stale``/``not_forward`` (older than or behind what the shipment shows) or ``ignored`` (a body without
+        what an ``order.status`` needs). An error the courier retries only for what is not here yet or failed here
+        (503): a courier order no shipment names yet, a table that did not answer."""
         shipment = self.shipments.find_by_courier_order(body.order_id)
         if shipment is None:
+            # Our courier account books only for us: an order we do not know yet is one whose booking has not
+            # stored the courier's answer. 503: the courier retries it, and nothing is lost meanwhile.
             logger.warning(
-                "courier event for an unknown courier order ignored",
+                "courier event for a courier order not known (yet); the courier retries it",
                 extra=_summary(body.event, body.order_id, body.status, body.updated_at),
             )
-            return "ignored"
+            raise DependencyUnavailable(
+                f"courier order {body.order_id} is not known here yet; retry", code="courier_order_unknown"
+            )
         if body.event in RECORDED_EVENTS:
             return self._record(body)
         if body.event != STATUS_EVENT or body.status is None or body.updated_at is None:
