@@ -112,6 +112,7 @@ class Shop:
             cod_amount=order.total if method == "cod" else None,
             address=ADDRESS,
             courier_order_id=f"bso_{order.id}",
+            stock_committed=True,
             created_at=now,
             updated_at=now,
         )

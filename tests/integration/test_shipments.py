@@ -18,10 +18,12 @@ from patungan.core.auth import Principal, Role
 from patungan.core.errors import ConcurrentUpdate, Conflict
 from patungan.fulfilment.models import shipment_id_for
 from patungan.fulfilment.repository import ShipmentsRepository
+from patungan.fulfilment.tracking import CourierUpdate
 from patungan.inventory.stock import StockService, po_receipt_hold_id
 from patungan.inventory.stock_models import StockKey
 from patungan.inventory.stock_repository import StockRepository
 from patungan.ledger.repository import ledger
+from patungan.logistics.models import courier_time
 from tests.support.fulfilment import (
     ADMIN,
     OTHER_SELLER,
@@ -199,6 +201,28 @@ def test_a_crash_after_each_step_then_a_retry_books_ships_and_commits_once(world
     assert len(shipped_events(world, order.id)) == 1
     assert len(commits(reservation_of(order))) == 1
     assert levels(shop.warehouse.id, shop.product.id) == (8, 0)
+
+
+def test_a_parcel_returned_before_its_stock_was_committed_puts_back_only_what_left(world, shop, courier, monkeypatch):
+    """LOG-2, ORD-3 (review 11): the booking died after the order shipped, before its stock left the books; the
+    courier brings the parcel back meanwhile. The return puts back nothing that never left (no phantom units);
+    when the booking's retry commits the stock, the returned units come back then: once, exactly."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "cod")
+    with monkeypatch.context() as patched:
+        _crash_in_step(patched, courier, "order shipped")
+        assert book(order.id).status >= 500
+    shipment = composition.shipments_repository().get(shipment_id_for(order.id))
+    returned = CourierUpdate(shipment.courier_order_id, "returned", courier_time("2026-11-30T10:00:00Z"))
+
+    assert composition.shipment_tracking().apply(shipment.id, returned) == "applied"
+
+    assert composition.order_service().repository.get(order.id).status == "cancelled"
+    assert levels(shop.warehouse.id, shop.product.id) == (10, 2)  # still reserved, never left: nothing came back
+    assert book(order.id).status == 201  # the retry finishes the booking's last step
+    assert levels(shop.warehouse.id, shop.product.id) == (10, 0)
+    assert composition.shipment_tracking().apply(shipment.id, returned) == "duplicate"
+    assert levels(shop.warehouse.id, shop.product.id) == (10, 0)
+    assert len(commits(reservation_of(order))) == 1
 
 
 def test_concurrent_bookings_of_one_order_ship_it_once(world, shop, courier):

@@ -45,6 +45,7 @@ from patungan.fulfilment.models import (
     shipment_id_for,
 )
 from patungan.fulfilment.repository import ShipmentsRepository
+from patungan.fulfilment.tracking import restock_returned
 from patungan.inventory.models import purchase_order_id_for
 from patungan.inventory.repository import PurchaseOrderRepository
 from patungan.inventory.stock import StockService, po_receipt_hold_id
@@ -109,6 +110,8 @@ class ShipmentService:
             shipment = self._book_with_courier(order, shipment)
         if not shipment.stock_committed:
             shipment = self._commit_stock(principal, order, shipment)
+        if shipment.status == "returned":  # came back before its stock left: tracking leaves its restock to this
+            restock_returned(self.stock, order, shipment)
         return shipment
 
     def _start(self, order: Order, shipping_method_id: str | None, refused: Shipment | None) -> Shipment:

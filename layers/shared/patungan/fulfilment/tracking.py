@@ -244,8 +244,8 @@ class ShipmentTracking:
         except DuplicateCourierEvent:
             outcome = "duplicate"
         shipment = self.shipments.get(shipment_id)
-        if shipment.status == "returned":
-            self._restock(shipment)
+        if shipment.status == "returned" and shipment.stock_committed:  # else the booking's commit restocks it
+            restock_returned(self.stock, self.orders.repository.get(shipment.order_id), shipment)
         return outcome
 
     def _apply_once(self, shipment_id: str, update: CourierUpdate) -> str:
@@ -361,11 +361,6 @@ class ShipmentTracking:
             ),
         )
 
-    def _restock(self, shipment: Shipment) -> None:
-        order = self.orders.repository.get(shipment.order_id)
-        lines = [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines]
-        self.stock.receive_returned(shipment.warehouse_id, lines, shipment.id)
-
     # ------------------------------------------------------------------ completion after the return window
     def complete_delivered(self) -> dict[str, int]:
         """Orders delivered longer than the return window ago become ``completed`` (``order.completed``), each
@@ -438,6 +433,13 @@ class ShipmentTracking:
                 applied += sum(self.apply(shipment.id, update) == "applied" for update in _newer(shipment, events))
             page = self.shipments.in_transit_quiet_since(before, QUIET_PAGE, after=page[-1])
         return {"polled": polled, "applied": applied, "failed": failed}
+
+
+def restock_returned(stock: ReturnedStock, order: Order, shipment: Shipment) -> None:
+    """A returned parcel's units on hand again, once (by shipment), only once they left the books: a parcel whose
+    stock the booking had not committed yet is restocked by that commit (ShipmentService), never before it."""
+    lines = [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines]
+    stock.receive_returned(shipment.warehouse_id, lines, shipment.id)
 
 
 def _seller(order: Order) -> str:
