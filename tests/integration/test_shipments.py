@@ -356,6 +356,31 @@ def test_a_refused_booking_is_booked_again_by_another_method(world, shop, courie
     assert len(commits(again.body["id"])) == 1
 
 
+def test_a_pickup_the_courier_called_off_is_booked_again_without_shipping_twice(world, shop, courier):
+    """LOG-2, ORD-3 (review 11): the courier found no driver for a booked pickup (courier_not_found, before
+    pickup). The order is shipped and can no longer be cancelled by its buyer, so staff book it again: a new
+    courier order under a new reference, the same route, the stock committed once and order.shipped once."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "cod")
+    first = book(order.id).body
+    called_off = CourierUpdate(first["courier_order_id"], "courier_not_found", courier_time("2026-11-30T10:00:00Z"))
+    assert composition.shipment_tracking().apply(first["id"], called_off) == "applied"
+
+    again = book(order.id)
+
+    assert again.status == 201, again.body
+    assert (again.body["id"], again.body["status"], again.body["warehouse_id"]) == (
+        first["id"],
+        "confirmed",
+        shop.warehouse.id,
+    )
+    assert again.body["courier_order_id"] != first["courier_order_id"] and len(courier.orders) == 2
+    assert composition.shipments_repository().find_by_courier_order(again.body["courier_order_id"]).id == first["id"]
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert len(shipped_events(world, order.id)) == 1
+    assert len(commits(reservation_of(order))) == 1 and levels(shop.warehouse.id, shop.product.id) == (8, 0)
+    assert book(order.id).body["courier_order_id"] == again.body["courier_order_id"]  # a retry books no third
+
+
 # ---------------------------------------------------------------- who may ship and see
 def test_only_the_warehouse_the_orders_seller_and_admins_ship_it(world, shop, courier):
     """LOG-2, ORD-6: a buyer (even the order's own) or factory staff: 403; another seller's staff: 404, as for any

@@ -114,9 +114,9 @@ class Shipment(BaseModel):
         return self.status != "booking"
 
     @property
-    def is_refused(self) -> bool:
-        """The courier refused its booking: no courier order, and the order may be booked again (or cancelled)."""
-        return self.status == "rejected" and self.courier_order_id is None
+    def is_called_off(self) -> bool:
+        """The courier refused its booking or gave the pickup up (before it had the parcel): it is booked again."""
+        return self.status in CALLED_OFF_STATUSES
 
     @property
     def courier_reference(self) -> str:

@@ -11,9 +11,9 @@ The order's side: delivered → ``delivered`` with ``order.fulfilled``, a COD or
 (courier receivable → seller payable); returned → the stock back at the warehouse and the order cancelled: a COD
 order collected nothing, a paid retail order is refunded (OrderRefunds), a group-buying order (its escrow went to
 the factory when its purchase order was received) is refunded to the buyer's wallet and charged back to the
-factory's payable. Called off before pickup (cancelled, rejected, courier_not_found) or disposed: the shipment
-records it, the order is left for staff (logged). A delivered order completes once its return window has passed
-(``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable."""
+factory's payable. Called off before pickup (cancelled, rejected, courier_not_found): the shipment records it and
+staff book the order again (ShipmentService, a new courier order). Disposed: recorded, the order is left for a
+person (logged). A delivered order completes once its return window has passed (``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable."""
 
 from __future__ import annotations
 
@@ -295,7 +295,10 @@ class ShipmentTracking:
         elif status == "returned":
             self._returned(tx, order)
         else:
-            logger.warning("parcel not delivered by the courier; the order needs staff", extra=context)
+            logger.warning(
+                "parcel not delivered by the courier; the order needs staff (a called-off pickup is booked again)",
+                extra=context,
+            )
             metrics.add_metric(name="ShipmentsCalledOff", unit="Count", value=1)
 
     def _delivered(self, tx: Transaction, shipment: Shipment, order: Order, now: str) -> None:
