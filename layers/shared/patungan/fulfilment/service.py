@@ -10,7 +10,9 @@ began and never books twice:
 4. the order's stock leaves the books, audited ``commit``: a retail order's checkout reservation, or a group-buying
    order's units drawn from its session's purchase-order holds (once per shipment).
 The courier down stops at step 2: 503 ``courier_unavailable``, the shipment stays ``booking`` and nothing else
-changed."""
+changed. Step 1 holds the order (``Order.shipment_id``): from then on a buyer's cancel fails in the database, so a
+cancel and a booking never both win. A booking the courier refuses (422 ``courier_refused``) frees the order; it, or
+a pickup the courier called off later, is booked again by the next POST under a new courier reference."""
 
 from __future__ import annotations
 
