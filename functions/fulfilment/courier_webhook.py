@@ -1,7 +1,7 @@
 """Function URL CourierWebhook: the courier's status callbacks (LOG-2). Biteship cannot sign a request, so our
 secret rides in the URL's ``token`` query parameter: wrong or missing is 403 before the body is read. A
-duplicate, stale or backward status is 200 and changes nothing; a courier order that is not ours is 200
-"ignored" (logged)."""
+duplicate, stale or backward status is 200 and changes nothing; a courier order no shipment names yet is 503
+(the courier retries it: its booking has not stored the courier's answer yet)."""
 
 from patungan.adapters.xendit import verify_callback_token
 from patungan.composition import courier_webhook_token, shipment_tracking

@@ -112,6 +112,7 @@ class Shop:
             cod_amount=order.total if method == "cod" else None,
             address=ADDRESS,
             courier_order_id=f"bso_{order.id}",
+            stock_committed=True,
             created_at=now,
             updated_at=now,
         )
@@ -234,15 +235,33 @@ def test_a_stale_update_is_ignored_even_when_its_status_would_be_forward(shop):
     assert shop.order(parcel).status == "shipped"
 
 
-def test_an_unknown_courier_order_and_other_events_are_200_and_change_nothing(shop):
+def test_a_status_for_a_courier_order_not_known_yet_is_503_so_the_courier_retries_it(shop):
+    """LOG-2 (review 11, finding b): the courier's webhook can arrive before the booking stored the courier's order
+    id (the courier answered, our write is a moment behind): 503, nothing recorded, so the courier's retry (its
+    webhooks are retried on 5xx) applies it once the shipment knows its courier order."""
+    parcel = shop.shipped("wallet")
+    shipments = composition.shipments_repository()
+    tx = Transaction()
+    shipments.change(tx, shop.shipment(parcel), courier_order_id=None)  # as before the booking's third step
+    tx.commit()
+
+    early = shop.status(parcel, "picked", 5)
+
+    assert (early.status, early.body["error"]["code"]) == (503, "courier_order_unknown")
+    assert shop.inbox() == [] and shop.shipment(parcel).status == "confirmed"
+    tx = Transaction()
+    shipments.change(tx, shop.shipment(parcel), courier_order_id=parcel.courier_order_id)
+    tx.commit()
+    assert shop.status(parcel, "picked", 5).body == {"status": "applied"}
+    assert shop.shipment(parcel).status == "picked"
+
+
+def test_other_events_are_200_and_change_nothing(shop):
     parcel = shop.shipped("wallet")
 
-    unknown = shop.webhook({"event": "order.status", "order_id": "bso_not_ours", "status": "delivered",
-                            "updated_at": "2026-11-30T10:00:00Z"})  # fmt: skip
     price = {"event": "order.price", "order_id": parcel.courier_order_id, "price": 15000, "status": "picked",
              "updated_at": "2026-11-30T10:00:00Z"}  # fmt: skip
 
-    assert (unknown.status, unknown.body) == (200, {"status": "ignored"})
     assert shop.webhook(price).body == {"status": "recorded"}
     assert shop.webhook(price).body == {"status": "duplicate"}
     assert shop.shipment(parcel).status == "confirmed"

@@ -18,9 +18,12 @@ from patungan.core.auth import Principal, Role
 from patungan.core.errors import ConcurrentUpdate, Conflict
 from patungan.fulfilment.models import shipment_id_for
 from patungan.fulfilment.repository import ShipmentsRepository
+from patungan.fulfilment.tracking import CourierUpdate
 from patungan.inventory.stock import StockService, po_receipt_hold_id
 from patungan.inventory.stock_models import StockKey
 from patungan.inventory.stock_repository import StockRepository
+from patungan.ledger.repository import ledger
+from patungan.logistics.models import courier_time
 from tests.support.fulfilment import (
     ADMIN,
     OTHER_SELLER,
@@ -200,6 +203,28 @@ def test_a_crash_after_each_step_then_a_retry_books_ships_and_commits_once(world
     assert levels(shop.warehouse.id, shop.product.id) == (8, 0)
 
 
+def test_a_parcel_returned_before_its_stock_was_committed_puts_back_only_what_left(world, shop, courier, monkeypatch):
+    """LOG-2, ORD-3 (review 11): the booking died after the order shipped, before its stock left the books; the
+    courier brings the parcel back meanwhile. The return puts back nothing that never left (no phantom units);
+    when the booking's retry commits the stock, the returned units come back then: once, exactly."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "cod")
+    with monkeypatch.context() as patched:
+        _crash_in_step(patched, courier, "order shipped")
+        assert book(order.id).status >= 500
+    shipment = composition.shipments_repository().get(shipment_id_for(order.id))
+    returned = CourierUpdate(shipment.courier_order_id, "returned", courier_time("2026-11-30T10:00:00Z"))
+
+    assert composition.shipment_tracking().apply(shipment.id, returned) == "applied"
+
+    assert composition.order_service().repository.get(order.id).status == "cancelled"
+    assert levels(shop.warehouse.id, shop.product.id) == (10, 2)  # still reserved, never left: nothing came back
+    assert book(order.id).status == 201  # the retry finishes the booking's last step
+    assert levels(shop.warehouse.id, shop.product.id) == (10, 0)
+    assert composition.shipment_tracking().apply(shipment.id, returned) == "duplicate"
+    assert levels(shop.warehouse.id, shop.product.id) == (10, 0)
+    assert len(commits(reservation_of(order))) == 1
+
+
 def test_concurrent_bookings_of_one_order_ship_it_once(world, shop, courier):
     order = retail_order(shop.warehouse.id, shop.product.id)
     with ThreadPoolExecutor(4) as pool:
@@ -230,6 +255,130 @@ def test_a_cancelled_order_does_not_ship(world, shop, courier):
 
     assert (refused.status, refused.body["error"]["code"]) == (409, "illegal_transition")
     assert courier.bookings == []
+
+
+def buyer_of(order) -> Principal:
+    return Principal(order.user_id, frozenset({Role.BUYER}))
+
+
+def test_a_buyer_cancelling_while_the_courier_books_is_refused_and_the_order_ships(world, shop, courier, monkeypatch):
+    """ORD-3, LOG-2, PAY-3 (review 11, finding a): the buyer cancels between the shipment's first step and the
+    courier's booking. One of the two wins in the database: the booking began first, so the cancel is refused
+    (409) and nothing is refunded; the order ships with its one courier order (never a parcel on its way for a
+    refunded order)."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "wallet")
+    wallet_before = ledger().wallet(order.user_id).balance
+    book_with_courier, cancels = courier.book, []
+
+    def cancel_then_book(booking):
+        if not cancels:
+            try:
+                composition.checkout_saga().cancel_order(buyer_of(order), order.id)
+                cancels.append("cancelled")
+            except Conflict as exc:
+                cancels.append(exc.code)
+        return book_with_courier(booking)
+
+    monkeypatch.setattr(courier, "book", cancel_then_book)
+
+    shipped = book(order.id)
+
+    assert cancels == ["illegal_transition"]
+    assert shipped.status == 201, shipped.body
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert ledger().wallet(order.user_id).balance == wallet_before
+    assert len(courier.orders) == 1 and levels(shop.warehouse.id, shop.product.id) == (8, 0)
+
+
+def test_a_cancel_that_read_the_order_before_its_shipment_began_fails_its_write(world, shop, courier, monkeypatch):
+    """ORD-3 (review 11, finding a): the cancel read the order paid with no shipment, the booking's first step
+    committed, then the cancel writes: its write is conditional on no shipment having begun, so it fails and
+    refunds nothing; the booking, retried, ships the order."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "wallet")
+    wallet_before = ledger().wallet(order.user_id).balance
+    read_before_booking = composition.order_service().repository.get(order.id)
+    courier.down = True
+    assert book(order.id).status == 503  # the shipment is written, booking
+    monkeypatch.setattr(composition.order_service(), "get", lambda principal, order_id: read_before_booking)
+
+    with pytest.raises(ConcurrentUpdate):
+        composition.checkout_saga().cancel_order(buyer_of(order), order.id)
+
+    monkeypatch.undo()
+    courier.down = False
+    assert book(order.id).status == 201
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert ledger().wallet(order.user_id).balance == wallet_before
+
+
+def test_a_refused_booking_leaves_the_order_cancellable_and_bookable_again(world, shop, courier):
+    """LOG-2, ORD-3 (review 11, finding c): the courier refuses the booking (422 courier_refused): the shipment
+    records the refusal and holds the order no longer: the buyer may cancel it (refunded once), and a booking
+    after that is refused as for any cancelled order, with no courier order."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "wallet")
+    wallet_before = ledger().wallet(order.user_id).balance
+    courier.refuses = {"jne"}
+
+    refused = book(order.id)
+
+    assert (refused.status, refused.body["error"]["code"]) == (422, "courier_refused")
+    assert composition.shipments_repository().get(shipment_id_for(order.id)).status == "rejected"
+    cancelled = composition.checkout_saga().cancel_order(buyer_of(order), order.id)
+    assert cancelled.status == "refunded"
+    assert ledger().wallet(order.user_id).balance == wallet_before + order.total
+    assert book(order.id).body["error"]["code"] == "illegal_transition"
+    assert courier.orders == {}
+
+
+def test_a_refused_booking_is_booked_again_by_another_method(world, shop, courier):
+    """LOG-2, GB-15 (review 11, finding c): a group-buying order the courier refused to book with one method is
+    booked again with another under a new courier reference: one courier order, the order shipped once."""
+    give_default_address("gb-9")
+    po_id = raise_purchase_order("ses_teh", shop.product.id, 2)
+    order = groupbuy_order("ses_teh", shop.product.id, 2, "gb-9")
+    assert receive_purchase_order(po_id, 2, shop.other_warehouse.id).status == 200
+    courier.refuses = {"jne"}
+
+    refused = book(order.id, body={"shipping_method_id": "jne:reg"})
+    again = book(order.id, body={"shipping_method_id": "sicepat:best"})
+
+    assert (refused.status, refused.body["error"]["code"]) == (422, "courier_refused")
+    assert again.status == 201, again.body
+    assert (again.body["id"], again.body["courier"], again.body["service"]) == (
+        shipment_id_for(order.id),
+        "sicepat",
+        "best",
+    )
+    [booked] = courier.orders
+    assert booked != shipment_id_for(order.id)  # a new reference: the refused one may be remembered refused
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert len(shipped_events(world, order.id)) == 1
+    assert len(commits(again.body["id"])) == 1
+
+
+def test_a_pickup_the_courier_called_off_is_booked_again_without_shipping_twice(world, shop, courier):
+    """LOG-2, ORD-3 (review 11): the courier found no driver for a booked pickup (courier_not_found, before
+    pickup). The order is shipped and can no longer be cancelled by its buyer, so staff book it again: a new
+    courier order under a new reference, the same route, the stock committed once and order.shipped once."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "cod")
+    first = book(order.id).body
+    called_off = CourierUpdate(first["courier_order_id"], "courier_not_found", courier_time("2026-11-30T10:00:00Z"))
+    assert composition.shipment_tracking().apply(first["id"], called_off) == "applied"
+
+    again = book(order.id)
+
+    assert again.status == 201, again.body
+    assert (again.body["id"], again.body["status"], again.body["warehouse_id"]) == (
+        first["id"],
+        "confirmed",
+        shop.warehouse.id,
+    )
+    assert again.body["courier_order_id"] != first["courier_order_id"] and len(courier.orders) == 2
+    assert composition.shipments_repository().find_by_courier_order(again.body["courier_order_id"]).id == first["id"]
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert len(shipped_events(world, order.id)) == 1
+    assert len(commits(reservation_of(order))) == 1 and levels(shop.warehouse.id, shop.product.id) == (8, 0)
+    assert book(order.id).body["courier_order_id"] == again.body["courier_order_id"]  # a retry books no third
 
 
 # ---------------------------------------------------------------- who may ship and see

@@ -37,19 +37,23 @@ OTHER_SELLER = claims("seller-staff-2", "seller", seller_id="sel_lain")
 class FakeCourier:
     """Biteship's order booking: the same reference_id answers the same order. ``down`` refuses to answer;
     ``lose_answers`` books and then loses the answer (a timeout after the courier acted); ``crash_after_booking``
-    books and then the caller's process dies."""
+    books and then the caller's process dies; ``refuses`` names the couriers that answer a booking 4xx (an area or
+    service they do not serve)."""
 
     orders: dict[str, CourierBooked] = field(default_factory=dict)
     bookings: list[CourierBooking] = field(default_factory=list)
     down: bool = False
     lose_answers: int = 0
     crash_after_booking: int = 0
+    refuses: set[str] = field(default_factory=set)
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def book(self, booking: CourierBooking) -> CourierBooked:
         if self.down:
             raise CourierUnavailable("ConnectTimeoutError", attempts=3)
+        if booking.courier in self.refuses:
+            raise CourierUnavailable(f"HTTP 400: {booking.courier} does not serve this route", attempts=1, refused=True)
         with self._lock:
             self.bookings.append(booking)
             if booking.reference_id not in self.orders:

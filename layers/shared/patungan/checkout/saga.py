@@ -467,9 +467,11 @@ class CheckoutSaga:
             raise Conflict("a group-buying order is cancelled with its session", code="illegal_transition")
         checkout = self.checkouts.get(order.checkout_id)
         if order.status not in ("cancelled", "refunded"):
-            if order.status not in ("paid", "processing"):
+            if order.status not in ("paid", "processing") or order.shipment_id is not None:
+                shipping = " and its shipment is booking" if order.shipment_id else ""
                 raise Conflict(
-                    f"order {order.id} is {order.status}: it can no longer be cancelled", code="illegal_transition"
+                    f"order {order.id} is {order.status}{shipping}: it can no longer be cancelled",
+                    code="illegal_transition",
                 )
             tx = Transaction()
             if checkout.payment_method == "cod":

@@ -100,6 +100,7 @@ class Shipment(BaseModel):
     tracking_id: str | None = None
     courier_updated_at: str | None = Field(None, description="the courier's last updated_at applied")
     stock_committed: bool = Field(False, description="the order's stock left the warehouse's books (audited)")
+    booking_attempt: int = Field(0, description="bookings begun again after the courier refused one")
     created_at: str
     updated_at: str
     version: int = 0
@@ -111,6 +112,17 @@ class Shipment(BaseModel):
     @property
     def is_booked(self) -> bool:
         return self.status != "booking"
+
+    @property
+    def is_called_off(self) -> bool:
+        """The courier refused its booking or gave the pickup up (before it had the parcel): it is booked again."""
+        return self.status in CALLED_OFF_STATUSES
+
+    @property
+    def courier_reference(self) -> str:
+        """The ``reference_id`` the courier books it under: a new one per attempt, as a courier may answer a
+        reference it refused with the same refusal."""
+        return self.id if self.booking_attempt == 0 else f"{self.id}-{self.booking_attempt}"
 
 
 class ShipmentBody(BaseModel):

@@ -10,7 +10,9 @@ began and never books twice:
 4. the order's stock leaves the books, audited ``commit``: a retail order's checkout reservation, or a group-buying
    order's units drawn from its session's purchase-order holds (once per shipment).
 The courier down stops at step 2: 503 ``courier_unavailable``, the shipment stays ``booking`` and nothing else
-changed."""
+changed. Step 1 holds the order (``Order.shipment_id``): from then on a buyer's cancel fails in the database, so a
+cancel and a booking never both win. A booking the courier refuses (422 ``courier_refused``) frees the order; it, or
+a pickup the courier called off later, is booked again by the next POST under a new courier reference."""
 
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ from patungan.fulfilment.models import (
     shipment_id_for,
 )
 from patungan.fulfilment.repository import ShipmentsRepository
+from patungan.fulfilment.tracking import restock_returned
 from patungan.inventory.models import purchase_order_id_for
 from patungan.inventory.repository import PurchaseOrderRepository
 from patungan.inventory.stock import StockService, po_receipt_hold_id
@@ -103,20 +106,33 @@ class ShipmentService:
         # The shipment before the order: an order read first could predate the shipment's booked step.
         shipment = self.shipments.find_by_order(order_id)
         order = self.orders.repository.get(order_id)
-        if shipment is None:
-            shipment = self._start(order, shipping_method_id)
+        if shipment is None or shipment.is_called_off:
+            shipment = self._start(order, shipping_method_id, previous=shipment)
         if not shipment.is_booked:
             shipment = self._book_with_courier(order, shipment)
         if not shipment.stock_committed:
             shipment = self._commit_stock(principal, order, shipment)
+        if shipment.status == "returned":  # came back before its stock left: tracking leaves its restock to this
+            restock_returned(self.stock, order, shipment)
         return shipment
 
-    def _start(self, order: Order, shipping_method_id: str | None) -> Shipment:
-        """Step 1: the shipment, ``booking``, from where the order ships to where it goes."""
-        _require_shippable(order)
-        if order.session_id is None:
+    def _start(self, order: Order, shipping_method_id: str | None, previous: Shipment | None) -> Shipment:
+        """Step 1: the shipment, ``booking``, from where the order ships to where it goes, and the order held for it
+        in the same write: from then on a cancel fails instead of racing the courier (ORD-3). Over a shipment the
+        courier called off (``previous``), a new attempt: a refused booking's order ships as a new one; a shipped
+        order whose pickup the courier gave up keeps its route (its units may have left that warehouse's books)."""
+        if previous is not None and order.status == "shipped":
+            warehouse_id, address = previous.warehouse_id, _postal(previous.address)
+            method = (
+                self._retail_route(order, shipping_method_id)[2]
+                if order.session_id is None
+                else shipping_method_id or f"{previous.courier}:{previous.service}"
+            )
+        elif order.session_id is None:
+            _require_shippable(order)
             warehouse_id, address, method = self._retail_route(order, shipping_method_id)
         else:
+            _require_shippable(order)
             warehouse_id, address, method = self._groupbuy_route(order, order.session_id, shipping_method_id)
         courier, service = method.split(":")
         items = self._parcel(order)
@@ -137,12 +153,22 @@ class ShipmentService:
             address=address.model_dump(),
             weight_grams=parcel_weight_grams(items),
             items_count=sum(item.quantity for item in items),
-            history=[ShipmentEvent(status="booking", note=f"booking {courier} {service}", at=now)],
-            created_at=now,
+            history=[
+                *(previous.history if previous else []),
+                ShipmentEvent(status="booking", note=f"booking {courier} {service}", at=now),
+            ],
+            booking_attempt=previous.booking_attempt + 1 if previous else 0,
+            stock_committed=previous.stock_committed if previous else False,
+            created_at=previous.created_at if previous else now,
             updated_at=now,
         )
         tx = Transaction()
-        self.shipments.add_to(tx, shipment)
+        if previous is None:
+            self.shipments.add_to(tx, shipment)
+        else:
+            shipment = self.shipments.change(tx, previous, **shipment.model_dump(exclude={"version"}))
+        if order.status != "shipped":  # a shipped order is held already and no longer cancelled by its buyer
+            self.orders.repository.claim_for_shipment(tx, order.id, shipment_id, seen=order.status)
         tx.commit()
         return shipment
 
@@ -196,8 +222,10 @@ class ShipmentService:
 
     def _book_with_courier(self, order: Order, shipment: Shipment) -> Shipment:
         """Steps 2 and 3: the courier's pickup under the shipment's id, then the shipment booked and the order
-        shipped in one transaction."""
-        if order.status not in SHIPPABLE:
+        shipped in one transaction (a shipped order booked again after the courier gave its pickup up: only the
+        shipment)."""
+        rebooking = order.status == "shipped" and shipment.booking_attempt > 0
+        if order.status not in SHIPPABLE and not rebooking:
             if self.shipments.get(shipment.id).is_booked:  # another request booked it between our two reads
                 raise ConcurrentUpdate(f"shipment {shipment.id} was booked while this request ran; retry")
             # Cancelled after step 1: an earlier attempt may have booked the courier under this reference.
@@ -208,7 +236,7 @@ class ShipmentService:
             _require_shippable(order)
         warehouse = self.warehouses.get(shipment.warehouse_id)
         booking = CourierBooking(
-            reference_id=shipment.id,
+            reference_id=shipment.courier_reference,
             courier=shipment.courier,
             service=shipment.service,
             origin=warehouse.address,
@@ -221,6 +249,7 @@ class ShipmentService:
             booked = self.courier.book(booking)
         except CourierUnavailable as exc:
             if exc.refused:
+                self._refused(order, shipment, exc.reason)
                 raise ValidationFailed(
                     f"the courier refused the booking: {exc.reason}", code="courier_refused"
                 ) from exc
@@ -229,6 +258,7 @@ class ShipmentService:
             ) from exc
         status = str(booked.status)
         if status in TERMINAL_STATUSES:
+            self._refused(order, shipment, f"answered {status}")
             raise ValidationFailed(f"the courier answered the booking {status}", code="courier_refused")
         now = to_iso(self.clock.now())
         tx = Transaction()
@@ -242,9 +272,30 @@ class ShipmentService:
             history=[*shipment.history, ShipmentEvent(status=status, note=f"waybill {booked.waybill_id}", at=now)],
             updated_at=now,
         )
-        self.orders.move_to(tx, order, "shipped")
+        if not rebooking:
+            self.orders.move_to(tx, order, "shipped")
         tx.commit()
         return booked_shipment
+
+    def _refused(self, order: Order, shipment: Shipment, reason: str) -> None:
+        """The courier refused the booking: the shipment says so and (unless shipped already) holds its order no
+        longer, in one write, so staff may book it again (another method: a new courier reference) or its buyer
+        cancel it (LOG-2, ORD-3). A request that booked it meanwhile wins (its version): this one reads again."""
+        logger.warning("courier refused a booking", extra={"shipment_id": shipment.id, "reason": reason})
+        tx = Transaction()
+        self.shipments.change(
+            tx,
+            shipment,
+            status="rejected",
+            history=[
+                *shipment.history,
+                ShipmentEvent(status="rejected", note=reason[:500], at=to_iso(self.clock.now())),
+            ],
+            updated_at=to_iso(self.clock.now()),
+        )
+        if order.status != "shipped":
+            self.orders.repository.release_from_shipment(tx, shipment.order_id, shipment.id)
+        tx.commit()
 
     def _commit_stock(self, principal: Principal, order: Order, shipment: Shipment) -> Shipment:
         """Step 4: the order's units leave the warehouse's books (audited ``commit``), then the shipment says so."""

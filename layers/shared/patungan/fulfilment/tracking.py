@@ -11,9 +11,9 @@ The order's side: delivered → ``delivered`` with ``order.fulfilled``, a COD or
 (courier receivable → seller payable); returned → the stock back at the warehouse and the order cancelled: a COD
 order collected nothing, a paid retail order is refunded (OrderRefunds), a group-buying order (its escrow went to
 the factory when its purchase order was received) is refunded to the buyer's wallet and charged back to the
-factory's payable. Called off before pickup (cancelled, rejected, courier_not_found) or disposed: the shipment
-records it, the order is left for staff (logged). A delivered order completes once its return window has passed
-(``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable."""
+factory's payable. Called off before pickup (cancelled, rejected, courier_not_found): the shipment records it and
+staff book the order again (ShipmentService, a new courier order). Disposed: recorded, the order is left for a
+person (logged). A delivered order completes once its return window has passed (``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from patungan.adapters.dynamodb import DynamoTable, Transaction
 from patungan.core.clock import Clock, to_iso
-from patungan.core.errors import Conflict, DomainError
+from patungan.core.errors import Conflict, DependencyUnavailable, DomainError
 from patungan.core.observability import logger, metrics
 from patungan.core.retry import retry_stale
 from patungan.fulfilment.models import Shipment, ShipmentEvent, is_forward
@@ -199,16 +199,20 @@ class ShipmentTracking:
     # ------------------------------------------------------------------ the courier's webhook
     def handle_webhook(self, body: CourierWebhookBody) -> str:
         """A verified webhook: ``applied``, ``duplicate``, ``recorded`` (an event with nothing to apply),
-        ``stale``/``not_forward`` (older than or behind what the shipment shows) or ``ignored`` (a courier order
-        that is not ours, or a body without what an ``order.status`` needs). Never an error the courier should
-        retry for what it said: only for what failed here (503)."""
+        ``stale``/``not_forward`` (older than or behind what the shipment shows) or ``ignored`` (a body without
+        what an ``order.status`` needs). An error the courier retries only for what is not here yet or failed here
+        (503): a courier order no shipment names yet, a table that did not answer."""
         shipment = self.shipments.find_by_courier_order(body.order_id)
         if shipment is None:
+            # Our courier account books only for us: an order we do not know yet is one whose booking has not
+            # stored the courier's answer. 503: the courier retries it, and nothing is lost meanwhile.
             logger.warning(
-                "courier event for an unknown courier order ignored",
+                "courier event for a courier order not known (yet); the courier retries it",
                 extra=_summary(body.event, body.order_id, body.status, body.updated_at),
             )
-            return "ignored"
+            raise DependencyUnavailable(
+                f"courier order {body.order_id} is not known here yet; retry", code="courier_order_unknown"
+            )
         if body.event in RECORDED_EVENTS:
             return self._record(body)
         if body.event != STATUS_EVENT or body.status is None or body.updated_at is None:
@@ -240,8 +244,8 @@ class ShipmentTracking:
         except DuplicateCourierEvent:
             outcome = "duplicate"
         shipment = self.shipments.get(shipment_id)
-        if shipment.status == "returned":
-            self._restock(shipment)
+        if shipment.status == "returned" and shipment.stock_committed:  # else the booking's commit restocks it
+            restock_returned(self.stock, self.orders.repository.get(shipment.order_id), shipment)
         return outcome
 
     def _apply_once(self, shipment_id: str, update: CourierUpdate) -> str:
@@ -291,7 +295,10 @@ class ShipmentTracking:
         elif status == "returned":
             self._returned(tx, order)
         else:
-            logger.warning("parcel not delivered by the courier; the order needs staff", extra=context)
+            logger.warning(
+                "parcel not delivered by the courier; the order needs staff (a called-off pickup is booked again)",
+                extra=context,
+            )
             metrics.add_metric(name="ShipmentsCalledOff", unit="Count", value=1)
 
     def _delivered(self, tx: Transaction, shipment: Shipment, order: Order, now: str) -> None:
@@ -356,11 +363,6 @@ class ShipmentTracking:
                 created_at=self._now(),
             ),
         )
-
-    def _restock(self, shipment: Shipment) -> None:
-        order = self.orders.repository.get(shipment.order_id)
-        lines = [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines]
-        self.stock.receive_returned(shipment.warehouse_id, lines, shipment.id)
 
     # ------------------------------------------------------------------ completion after the return window
     def complete_delivered(self) -> dict[str, int]:
@@ -434,6 +436,13 @@ class ShipmentTracking:
                 applied += sum(self.apply(shipment.id, update) == "applied" for update in _newer(shipment, events))
             page = self.shipments.in_transit_quiet_since(before, QUIET_PAGE, after=page[-1])
         return {"polled": polled, "applied": applied, "failed": failed}
+
+
+def restock_returned(stock: ReturnedStock, order: Order, shipment: Shipment) -> None:
+    """A returned parcel's units on hand again, once (by shipment), only once they left the books: a parcel whose
+    stock the booking had not committed yet is restocked by that commit (ShipmentService), never before it."""
+    lines = [StockLine(line.product_id, line.variant_id, line.quantity) for line in order.lines]
+    stock.receive_returned(shipment.warehouse_id, lines, shipment.id)
 
 
 def _seller(order: Order) -> str:

@@ -47,6 +47,9 @@ class Order(BaseModel):
     payment_method: Literal["invoice", "wallet", "cod"] | None = Field(
         None, description="how a retail order is paid; cod: the courier collects the total on delivery (CHK-9)"
     )
+    shipment_id: str | None = Field(
+        None, description="its shipment, once booking began: the order then ships and is no longer cancelled"
+    )
     created_at: str
     updated_at: str
 

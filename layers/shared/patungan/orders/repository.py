@@ -76,14 +76,44 @@ class OrdersRepository:
         froms = {f":from{i}": s for i, s in enumerate(sorted(allowed))}
         if not froms:
             raise ConcurrentUpdate(f"order {order_id} cannot become {status} from {seen}")
+        condition, values = f"#status IN ({', '.join(froms)})", {":status": status, ":now": updated_at, **froms}
+        if path[0] == "cancelled":  # once its shipment began, an order is cancelled only for a returned parcel
+            condition += " AND (attribute_not_exists(shipment_id) OR #status = :shipped)"
+            values[":shipped"] = "shipped"
         tx.update(
             self.table,
             {"pk": f"ORDER#{order_id}", "sk": META},
             "SET #status = :status, updated_at = :now",
-            condition=f"#status IN ({', '.join(froms)})",
+            condition=condition,
             names={"#status": "status"},
-            values={":status": status, ":now": updated_at, **froms},
+            values=values,
             on_fail=ConcurrentUpdate(f"order {order_id} cannot become {status} from where it is"),
+        )
+
+    def claim_for_shipment(self, tx: Transaction, order_id: str, shipment_id: str, seen: str) -> None:
+        """Into ``tx``: the order's shipment begins, only from ``seen`` (a status it ships from) and while no
+        other booking holds it. From then on the order only ships (LOG-2, ORD-3): a cancel racing the booking
+        fails its write instead of refunding an order whose parcel the courier may be collecting."""
+        tx.update(
+            self.table,
+            {"pk": f"ORDER#{order_id}", "sk": META},
+            "SET shipment_id = :shipment",
+            condition="#status = :seen AND attribute_not_exists(shipment_id)",
+            names={"#status": "status"},
+            values={":shipment": shipment_id, ":seen": seen},
+            on_fail=ConcurrentUpdate(f"order {order_id} changed while its shipment began; retry"),
+        )
+
+    def release_from_shipment(self, tx: Transaction, order_id: str, shipment_id: str) -> None:
+        """Into ``tx``: a booking the courier refused holds the order no longer (it may be cancelled or booked
+        again), only if that shipment still holds it."""
+        tx.update(
+            self.table,
+            {"pk": f"ORDER#{order_id}", "sk": META},
+            "REMOVE shipment_id",
+            condition="shipment_id = :shipment",
+            values={":shipment": shipment_id},
+            on_fail=ConcurrentUpdate(f"order {order_id} changed while its booking was refused; retry"),
         )
 
     def get(self, order_id: str) -> Order:
