@@ -50,7 +50,7 @@ AWAITING_COMPLETION = "AWAITING_COMPLETION"
 COMPLETION_PAGE = 25
 QUIET_PAGE = 50
 QUIET_PER_RUN = 500  # a courier answer may take seconds: a run stays inside the function's timeout
-RETURN_REFUND_REASON: RefundReason = "order_cancelled"
+RETURN_REFUND_REASON: RefundReason = "parcel_returned"
 FUTURE_SKEW = timedelta(minutes=10)
 
 
