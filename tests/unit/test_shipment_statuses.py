@@ -29,6 +29,7 @@ BACKWARD_OR_STUCK = [
     ("picked", "cancelled"),
     ("dropping_off", "rejected"),
     ("return_in_transit", "dropping_off"),
+    ("return_in_transit", "delivered"),  # CHK-9: no COD collection for a parcel on its way back
     ("confirmed", "teleported"),
 ]
 

@@ -56,8 +56,12 @@ PICKED_RANK = COURIER_STATUS_RANK["picked"]
 
 def is_forward(old: str, new: str) -> bool:
     """Whether ``new`` may replace ``old``: never out of a terminal status, never to an unknown one, never back;
-    ``on_hold`` and ``dropping_off`` (one rank) may follow each other; a called-off status only before pickup."""
+    ``on_hold`` and ``dropping_off`` (one rank) may follow each other; a called-off status only before pickup. A
+    parcel on its way back is returned or disposed of, never delivered: a ``delivered`` then would book a COD
+    collection for cash the buyer never handed over (CHK-9)."""
     if old in TERMINAL_STATUSES or new == old or new not in COURIER_STATUS_RANK or old not in COURIER_STATUS_RANK:
+        return False
+    if old == "return_in_transit" and new == "delivered":
         return False
     if new in CALLED_OFF_STATUSES:
         return COURIER_STATUS_RANK[old] < PICKED_RANK
