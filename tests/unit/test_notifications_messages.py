@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from patungan.notifications.messages import (
     format_rupiah,
 )
 from patungan.notifications.service import notification_id_for
+from patungan.payments.models import RefundReason
 
 
 @pytest.mark.parametrize(
@@ -69,6 +72,16 @@ def test_a_retail_refund_reads_as_a_checkout_not_a_group_buy():
         user_id="u", payment_id="p", refund_id="r", amount=1, reason="late_payment", session_id="ses_1"
     ).message()
     assert "group buy" in late_join.body
+
+
+@pytest.mark.parametrize("reason", get_args(RefundReason))
+def test_every_reason_a_refund_can_have_becomes_a_notification(reason):
+    """NOT-1: a refund_requested event whose reason the notification did not know failed validation, so its
+    message was retried and dead-lettered and the buyer never heard (a returned parcel's ``parcel_returned``,
+    a rolled-back join's ``rolled_back``)."""
+    message = refund_requested(reason).message()
+
+    assert message.title and message.body.endswith("Your refund of Rp75.000 is on its way.")
 
 
 def test_an_unknown_refund_reason_is_refused():

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from patungan.core.clock import parse_iso
+from patungan.payments.models import RefundReason
 
 # Western Indonesia Time: fixed UTC+7, no daylight saving, so no tz database is needed.
 WIB = timezone(timedelta(hours=7))
@@ -172,10 +173,6 @@ class OrderCompleted(OrderProgress):
         )
 
 
-RefundReason = Literal[
-    "session_failed", "session_cancelled", "left", "late_payment", "duplicate_charge", "order_cancelled"
-]
-
 # Title, then why the refund happens; the body ends with the amount on its way.
 _REFUND_REASONS: dict[str, tuple[str, str]] = {
     "session_failed": ("Group buy did not succeed", "The group buy did not reach its minimum order by the deadline."),
@@ -183,7 +180,9 @@ _REFUND_REASONS: dict[str, tuple[str, str]] = {
     "left": ("You left the group buy", "You left the group buy."),
     "late_payment": ("Payment arrived too late", "Your payment arrived after your place in the group buy expired."),
     "duplicate_charge": ("Paid twice", "You paid a second invoice for the same group buy."),
+    "rolled_back": ("Payment returned", "Your payment arrived for a place in the group buy that could not be kept."),
     "order_cancelled": ("Order cancelled", "Your order was cancelled."),
+    "parcel_returned": ("Parcel returned", "Your parcel came back to us undelivered, so your order was cancelled."),
 }
 # A retail checkout's payment that arrived after its payment window (no session).
 _LATE_CHECKOUT_PAYMENT = "Your payment arrived after the checkout's payment window had closed."
