@@ -99,7 +99,8 @@ def test_a_cod_order_ships_with_its_waybill_its_cod_amount_and_its_stock_committ
     assert booking.destination.postal_code == order.address["postal_code"]
     assert booking.origin == shop.warehouse.address
     assert composition.order_service().repository.get(order.id).status == "shipped"
-    assert len(shipped_events(world, order.id)) == 1
+    [shipped] = shipped_events(world, order.id)
+    assert (shipped["data"]["courier"], shipped["data"]["waybill_id"]) == ("jne", "WAYBILL000001")  # NOT-1
     assert levels(shop.warehouse.id, shop.product.id) == (8, 0)
     assert len(commits(reservation_of(order))) == 1
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from patungan.notifications.messages import (
     OrderCreated,
+    OrderShipped,
     PaymentExpired,
     PaymentRefunded,
     RefundRequested,
@@ -93,6 +94,13 @@ def test_a_refund_says_where_the_money_went():
     xendit = PaymentRefunded(user_id="u", payment_id="p", refund_id="r", amount=5000, destination="xendit")
 
     assert xendit.message().body == "Your refund of Rp5.000 was sent to your original payment method."
+
+
+def test_a_shipped_order_names_its_courier_and_waybill():
+    """NOT-1, LOG-2: the buyer can look the parcel up at the courier from the notification alone."""
+    shipped = OrderShipped(user_id="u", order_id="ord_1", total=1, courier="jne", waybill_id="WAYBILL000001")
+
+    assert "(JNE, waybill WAYBILL000001)" in shipped.message().body
 
 
 def test_an_order_outside_a_group_buy_is_simply_placed():

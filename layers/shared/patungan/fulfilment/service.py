@@ -273,7 +273,9 @@ class ShipmentService:
             updated_at=now,
         )
         if not rebooking:
-            self.orders.move_to(tx, order, "shipped")
+            self.orders.move_to(
+                tx, order, "shipped", courier=booked_shipment.courier, waybill_id=booked_shipment.waybill_id
+            )
         tx.commit()
         return booked_shipment
 

@@ -145,10 +145,14 @@ class OrderProgress(NotifyingEventData):
 class OrderShipped(OrderProgress):
     """The courier has the parcel (LOG-2, ORD-5)."""
 
+    courier: str | None = None
+    waybill_id: str | None = None
+
     def message(self) -> Message:
+        by = f" ({self.courier.upper()}, waybill {self.waybill_id})" if self.courier and self.waybill_id else ""
         return Message(
             "Your order is on its way",
-            f"Your order {self.order_id} was handed to the courier. Follow its journey and waybill in the app.",
+            f"Your order {self.order_id} was handed to the courier{by}. Follow its journey in the app.",
         )
 
 

@@ -34,20 +34,29 @@ class OrderService:
         }
         self.outbox.add(tx, new_event("order.created", order.id, data, self.clock))
 
-    def move_to(self, tx: Transaction, order: Order, status: str, via: tuple[str, ...] = ()) -> Order:
+    def move_to(
+        self, tx: Transaction, order: Order, status: str, via: tuple[str, ...] = (), **event_extra: object
+    ) -> Order:
         """A conditional lifecycle step (ORD-3) and its ``order.<status>`` event (ORD-5), in ``tx``; with ``via``,
         through those states in the same write, each with its event (cancelled then refunded at once). Only from
-        ``order.status``, the status the caller read and decided on."""
+        ``order.status``, the status the caller read and decided on. ``event_extra`` joins the last event's data."""
         now = to_iso(self.clock.now())
         self.repository.move(tx, order.id, status, now, via, seen=order.status)
-        for step in (*via, status):
-            moved = order.model_copy(update={"status": step, "updated_at": now})
-            self.add_event(tx, f"order.{step}", moved)
+        for step in via:
+            self.add_event(tx, f"order.{step}", order.model_copy(update={"status": step, "updated_at": now}))
+        moved = order.model_copy(update={"status": status, "updated_at": now})
+        self.add_event(tx, f"order.{status}", moved, **event_extra)
         return moved
 
-    def add_event(self, tx: Transaction, type_: str, order: Order) -> None:
+    def add_event(self, tx: Transaction, type_: str, order: Order, **extra: object) -> None:
         """An order's lifecycle event (ORD-5), through the outbox in ``tx``."""
-        data = {"order_id": order.id, "user_id": order.user_id, "checkout_id": order.checkout_id, "total": order.total}
+        data = {
+            "order_id": order.id,
+            "user_id": order.user_id,
+            "checkout_id": order.checkout_id,
+            "total": order.total,
+            **extra,
+        }
         self.outbox.add(tx, new_event(type_, order.id, data, self.clock))
 
     def get(self, principal: Principal, order_id: str) -> Order:
