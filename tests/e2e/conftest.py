@@ -89,12 +89,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_local_stack(log_dir: Path, time_scale: float | None = None) -> Iterator[str]:
+def running_local_stack(
+    log_dir: Path, time_scale: float | None = None, settings: dict[str, str] | None = None
+) -> Iterator[str]:
     """The base URL of a local stack started with ``python -m emulator`` (as ``make run`` does), with
-    LOCAL_TIME_SCALE set to ``time_scale`` if given; stopped on exit. Its output goes to ``log_dir``."""
+    LOCAL_TIME_SCALE set to ``time_scale`` if given and ``settings`` in its environment (as ``NAME=value make
+    run`` sets them); stopped on exit. Its output goes to ``log_dir``."""
     port = _free_port()
     log = log_dir / LOG_NAME
-    environment = {**os.environ, "PORT": str(port)}
+    environment = {**os.environ, **(settings or {}), "PORT": str(port)}
     if time_scale is not None:
         environment["LOCAL_TIME_SCALE"] = str(time_scale)
     with log.open("wb") as output:

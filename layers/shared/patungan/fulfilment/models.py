@@ -150,7 +150,8 @@ class TrackingEntry(BaseModel):
 
 
 class Tracking(BaseModel):
-    """GET /v1/orders/{id}/tracking: ``awaiting_shipment`` with no waybill while the order has no shipment."""
+    """GET /v1/orders/{id}/tracking: with no shipment, ``awaiting_shipment`` (no waybill) while the order can ship,
+    else the order's own status."""
 
     status: str
     waybill_id: str | None = None

@@ -328,13 +328,14 @@ class ShipmentService:
         return shipment
 
     def tracking(self, principal: Principal, order_id: str) -> Tracking:
-        """The order's parcel as its courier reports it; ``awaiting_shipment`` until it is booked."""
+        """The order's parcel as its courier reports it; with none, ``awaiting_shipment`` while the order can still
+        ship, else the order's status (``cancelled``, ``expired``, ...): no parcel is coming."""
         order = self.orders.repository.get(order_id)
         if not _may_see(principal, order.user_id, order.seller_id, order.factory_id):
             raise NotFound(f"no order {order_id}")
         shipment = self.shipments.find_by_order(order_id)
         if shipment is None:
-            return Tracking(status=AWAITING_SHIPMENT)
+            return Tracking(status=AWAITING_SHIPMENT if order.status in SHIPPABLE else order.status)
         return Tracking(
             status=shipment.status,
             waybill_id=shipment.waybill_id,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from patungan.accounts.models import Coordinates, PostalAddress, PostalCode
-from patungan.core.clock import parse_iso
 from patungan.core.inputs import Quantity, ResourceId
 
 MAX_RATE_ITEMS = 100
@@ -162,8 +162,13 @@ class CourierBooked:
 def courier_time(text: str) -> str:
     """A courier's ``updated_at`` (ISO 8601, any offset: Biteship answers in WIB) as UTC to the millisecond with a
     ``Z``, so that two of them compare as text in time order: steps a second apart or less stay ordered, and the
-    tracking answer and the webhooks (core.clock.parse_iso reads both) agree. ValueError when unreadable."""
-    moment = parse_iso(text)
+    tracking answer and the webhooks (core.clock.parse_iso reads both) agree. ValueError when unreadable, and when
+    it has no offset: read as UTC, a WIB wall-clock time would be seven hours ahead and make every real update
+    after it look stale."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset (Z or +07:00)")
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
