@@ -105,12 +105,6 @@ def test_a_group_buying_order_ships_from_the_warehouse_and_completes(api_without
     assert walk.balanced()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 11 R2 defect 6, not fixed: the shipment id is derived from the order's alone, so once the courier "
-    "calls a booking off (courier_not_found, rejected, cancelled before pickup) the order stays shipped with a dead "
-    "shipment: a new POST answers that shipment and an admin's cancel is 409",
-)
 def test_a_parcel_the_courier_calls_off_before_pickup_can_be_booked_again(api_without_return_window):
     """LOG-2: the courier finding no driver (Biteship's courier_not_found) must not strand a COD order."""
     api = api_without_return_window
