@@ -452,19 +452,34 @@ def test_the_poll_applies_a_delivered_status_the_webhook_never_brought(shop):
     assert invoke("PollQuietShipmentsFunction", {})["polled"] == 0  # delivered: no longer in transit
 
 
+def notified(shop, parcel, *event_types: str) -> dict[str, str]:
+    """The buyer's notifications, by event type, after the parcel's events of those types were delivered."""
+    for event_type in event_types:
+        [event] = shop.events(event_type, parcel)
+        envelope = load_event("eventbridge_order_shipped.json")
+        envelope.update({"detail-type": event_type, "detail": event})
+        invoke("NotifyOnDomainEventFunction", envelope)
+    listed = call_api("ListNotificationsFunction", "GET", "/v1/notifications", claims=BUYER_CLAIMS).body["items"]
+    return {n["type"]: n["title"] for n in listed}
+
+
+def test_a_cod_buyer_hears_their_parcel_came_back(shop):
+    """NOT-1, LOG-2: a returned COD parcel moves no money, so no refund speaks for it: its order.cancelled does."""
+    parcel = shop.shipped("cod")
+    shop.status(parcel, "picked", 5)
+    shop.status(parcel, "return_in_transit", 10)
+    shop.status(parcel, "returned", 15)
+
+    assert notified(shop, parcel, "order.cancelled").get("order.cancelled") == "Parcel returned"
+
+
 def test_the_buyer_is_notified_when_the_order_ships_and_arrives(shop):
     """NOT-1: order.shipped and order.fulfilled become in-app notifications for the buyer."""
     parcel = shop.shipped("wallet")
     shop.status(parcel, "delivered", 10)
 
-    for event_type in ("order.shipped", "order.fulfilled"):
-        [event] = shop.events(event_type, parcel)
-        envelope = load_event("eventbridge_order_shipped.json")
-        envelope.update({"detail-type": event_type, "detail": event})
-        invoke("NotifyOnDomainEventFunction", envelope)
-
+    titles = notified(shop, parcel, "order.shipped", "order.fulfilled")
     listed = call_api("ListNotificationsFunction", "GET", "/v1/notifications", claims=BUYER_CLAIMS).body["items"]
-    titles = {n["type"]: n["title"] for n in listed}
     assert titles["order.shipped"] == "Your order is on its way"
     assert titles["order.fulfilled"] == "Order delivered"
     assert all(

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from patungan.notifications.messages import (
+    OrderCancelled,
     OrderCreated,
     OrderShipped,
     PaymentExpired,
@@ -101,6 +102,13 @@ def test_a_shipped_order_names_its_courier_and_waybill():
     shipped = OrderShipped(user_id="u", order_id="ord_1", total=1, courier="jne", waybill_id="WAYBILL000001")
 
     assert "(JNE, waybill WAYBILL000001)" in shipped.message().body
+
+
+def test_only_a_returned_cash_on_delivery_parcel_makes_a_cancel_news():
+    """NOT-1: the buyer's own cancel and a paid order's refund already speak; a COD parcel that came back does not."""
+    assert OrderCancelled(user_id="u", order_id="ord_1", total=1).message() is None
+    returned = OrderCancelled(user_id="u", order_id="ord_1", total=1, reason="parcel_returned").message()
+    assert returned is not None and returned.title == "Parcel returned"
 
 
 def test_an_order_outside_a_group_buy_is_simply_placed():

@@ -318,7 +318,8 @@ class ShipmentTracking:
 
     def _returned(self, tx: Transaction, order: Order) -> None:
         if _is_cod(order):
-            self.orders.move_to(tx, order, "cancelled")  # nothing was collected, nothing goes back
+            # Nothing was collected, nothing goes back; the event says why, so the buyer hears of it (NOT-1).
+            self.orders.move_to(tx, order, "cancelled", reason=RETURN_REFUND_REASON)
         elif order.checkout_id is not None:
             self.refunds.add_refund(tx, order, RETURN_REFUND_REASON)
         else:

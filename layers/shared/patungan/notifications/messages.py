@@ -15,6 +15,8 @@ from patungan.payments.models import RefundReason
 
 # Western Indonesia Time: fixed UTC+7, no daylight saving, so no tz database is needed.
 WIB = timezone(timedelta(hours=7))
+# Why a returned parcel's order was cancelled and, when it was paid, refunded (LOG-2).
+PARCEL_RETURNED = "parcel_returned"
 
 
 def format_rupiah(amount: int) -> str:
@@ -44,7 +46,8 @@ class NotifyingEventData(BaseModel):
     is_platform: bool = False
 
     @abstractmethod
-    def message(self) -> Message: ...
+    def message(self) -> Message | None:
+        """What the user is told; None when this event, for all its type, is no news to them."""
 
     def details(self) -> dict[str, Any]:
         return self.model_dump(exclude={"user_id", "is_platform"}, exclude_none=True)
@@ -166,6 +169,22 @@ class OrderFulfilled(OrderProgress):
         )
 
 
+class OrderCancelled(OrderProgress):
+    """A cancelled order. The buyer's own cancel and a paid order's refund already tell them (refund_requested);
+    the news is a cash-on-delivery parcel that came back (LOG-2), where no money moves and nothing else speaks."""
+
+    reason: str | None = None
+
+    def message(self) -> Message | None:
+        if self.reason != PARCEL_RETURNED:
+            return None
+        return Message(
+            "Parcel returned",
+            f"Your order {self.order_id} came back to us undelivered, so it was cancelled. You paid nothing: it was "
+            "cash on delivery.",
+        )
+
+
 class OrderCompleted(OrderProgress):
     """The return window after delivery passed (ORD-3)."""
 
@@ -186,7 +205,7 @@ _REFUND_REASONS: dict[str, tuple[str, str]] = {
     "duplicate_charge": ("Paid twice", "You paid a second invoice for the same group buy."),
     "rolled_back": ("Payment returned", "Your payment arrived for a place in the group buy that could not be kept."),
     "order_cancelled": ("Order cancelled", "Your order was cancelled."),
-    "parcel_returned": ("Parcel returned", "Your parcel came back to us undelivered, so your order was cancelled."),
+    PARCEL_RETURNED: ("Parcel returned", "Your parcel came back to us undelivered, so your order was cancelled."),
 }
 # A retail checkout's payment that arrived after its payment window (no session).
 _LATE_CHECKOUT_PAYMENT = "Your payment arrived after the checkout's payment window had closed."
@@ -252,6 +271,7 @@ NOTIFYING_EVENTS: dict[str, type[NotifyingEventData]] = {
     "order.created": OrderCreated,
     "order.shipped": OrderShipped,
     "order.fulfilled": OrderFulfilled,
+    "order.cancelled": OrderCancelled,
     "order.completed": OrderCompleted,
     "wallet.withdrawal.completed": WithdrawalSettled,
     "wallet.withdrawal.failed": WithdrawalSettled,

@@ -40,6 +40,9 @@ class NotificationService:
             logger.debug("platform participant is not notified", extra={"event_id": event.event_id})
             return None
         message = data.message()
+        if message is None:
+            logger.debug("event is no news to its user", extra={"event_id": event.event_id, "type": event.type})
+            return None
         notification = Notification(
             id=notification_id_for(event.event_id),
             type=event.type,
