@@ -300,10 +300,12 @@ def test_payment_racing_the_timeout_has_exactly_one_outcome(retail, monkeypatch)
     saga = retail.saga
     real_on_paid = saga.on_paid
     raced: list[str] = []
+    timed_out: list[bool] = []
 
     def on_paid_then_timeout(tx, paid_checkout_id):
         outcome = real_on_paid(tx, paid_checkout_id)
-        if not raced:
+        if not timed_out:  # once: Expire applies Xendit's PAID itself (this hook again, in the same process)
+            timed_out.append(True)
             # The saga's Expire task, as Step Functions invokes it (its own function and role).
             raced.append(invoke("ExpireCheckoutFunction", {"checkout_id": paid_checkout_id})["status"])
         return outcome
@@ -1050,3 +1052,70 @@ def test_a_compensation_crashing_after_its_commit_finishes_when_retried(retail, 
     assert retail.reserved() == 0
     assert promotions.get("SATU").used_count == 0
     assert [o.status for o in retail.orders(checkout_id)] == [{"expire": "expired", "compensate": "cancelled"}[step]]
+
+
+def _pay_at_xendit(retail, invoice_id: str) -> None:
+    """The buyer pays on Xendit's page; its PAID callback is not delivered (lost, or not yet)."""
+    paid = requests.post(
+        f"{retail.world.xendit_url}/simulate/invoices/{invoice_id}/pay",
+        json={"payment_method": "BANK_TRANSFER"},
+        timeout=5,
+    )
+    assert paid.status_code == 200, paid.text
+
+
+def test_money_paid_between_the_expiry_and_the_invoice_expiring_at_xendit_is_refunded_without_its_webhook(
+    retail, monkeypatch
+):
+    """ORD-3, PAY-3 (review R3): the buyer pays exactly between the Expire step's commit and its call expiring the
+    invoice at Xendit, and the PAID callback is lost. Xendit's answer (already paid) is applied at once, as the
+    callback would be: the money is captured and refunded as a late payment; the checkout stays expired."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    retail.saga.await_payment(checkout_id, "token-1")
+    payments = retail.saga.payments
+    real_expire_invoice = payments.expire_invoice
+
+    def paid_just_before(payment):
+        _pay_at_xendit(retail, payment.invoice_id)
+        return real_expire_invoice(payment)
+
+    monkeypatch.setattr(payments, "expire_invoice", paid_just_before)
+    assert retail.saga.expire(checkout_id)["status"] == "expired"
+
+    assert retail.checkout(checkout_id).status == "expired"
+    assert [o.status for o in retail.orders(checkout_id)] == ["expired"]
+    assert retail.reserved() == 0
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert (refund["reason"], refund["amount"]) == ("late_payment", retail.checkout(checkout_id).quote.total)
+    # The callback, delivered late after all, is the same payment: nothing twice.
+    monkeypatch.setattr(payments, "expire_invoice", real_expire_invoice)
+    assert retail.world.invoice_callback({"payment": retail.payment(checkout_id).model_dump()}).status == 200
+    assert len(retail.world.items("PaymentsTable", "REFUND#")) == 1
+    assert retail.tokens.succeeded == []
+
+
+def test_the_old_invoice_paid_while_a_payment_retry_replaces_it_pays_the_checkout_once(retail, monkeypatch):
+    """CHK-7 (review R3): the buyer pays the lost invoice exactly between the retry finding it about to expire and
+    the retry expiring it at Xendit. That payment pays the checkout; no second invoice is opened, nothing is
+    refunded, the stock stays held."""
+    checkout_id = retail.confirm_now()
+    lost = _lose_the_invoice_answer(retail, monkeypatch, checkout_id)
+    monkeypatch.setattr(retail.saga, "clock", FixedClock(composition.CLOCK.now() + timedelta(minutes=10)))
+    gateway = retail.saga.payments.gateway
+    real_expire = gateway.expire_invoice
+
+    def paid_just_before(invoice_id):
+        _pay_at_xendit(retail, invoice_id)
+        return real_expire(invoice_id)
+
+    monkeypatch.setattr(gateway, "expire_invoice", paid_just_before)
+    assert retail.saga.create_payment(checkout_id)["status"] == "paid"
+
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.payment_attempt) == ("paid", 0)
+    assert retail.payment(checkout_id).invoice_id == lost.id
+    assert [o.status for o in retail.orders(checkout_id)] == ["paid"]
+    assert retail.world.items("PaymentsTable", "REFUND#") == []
+    assert retail.saga.hold_for_fulfilment(checkout_id)["status"] == "paid"
+    assert retail.reserved() == 2

@@ -405,8 +405,12 @@ class CheckoutSaga:
             return {"checkout_id": checkout_id, "status": status}
         checkout = self.checkouts.get(checkout_id)
         if checkout.payment_id is not None:
-            # Paid at Xendit in the meantime: its webhook finds the checkout expired and refunds it.
-            self.payments.expire_invoice(self.payments.payment(checkout.payment_id))
+            payment = self.payments.payment(checkout.payment_id)
+            if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
+                # Paid at Xendit in the meantime: applied now as its webhook would be (the checkout is expired: the
+                # money is refunded), under that webhook's inbox key, so a lost webhook loses nothing and a late
+                # one changes nothing more.
+                self.payments.apply_paid_invoice(payment)
         self._release(checkout)
         return {"checkout_id": checkout_id, "status": "expired"}
 
