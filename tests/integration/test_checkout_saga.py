@@ -1119,3 +1119,21 @@ def test_the_old_invoice_paid_while_a_payment_retry_replaces_it_pays_the_checkou
     assert retail.world.items("PaymentsTable", "REFUND#") == []
     assert retail.saga.hold_for_fulfilment(checkout_id)["status"] == "paid"
     assert retail.reserved() == 2
+
+
+def test_orders_name_the_payment_that_paid_them_after_a_payment_retry_replaced_the_invoice(retail, monkeypatch):
+    """CHK-7, ORD-1 (review R3): after a payment retry replaced a lost, expired invoice, the paid order's payment_id
+    is the payment the buyer paid (the one GET /v1/payments/{id} shows paid), not the first, expired attempt."""
+    checkout_id = retail.confirm_now()
+    lost = _lose_the_invoice_answer(retail, monkeypatch, checkout_id)
+    assert requests.post(f"{retail.world.xendit_url}/simulate/invoices/{lost.id}/expire", timeout=5).ok
+    assert retail.saga.create_payment(checkout_id)["status"] == "awaiting_payment"
+    retail.saga.await_payment(checkout_id, "token-1")
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+
+    paid_with = retail.payment(checkout_id)
+    assert paid_with.status == "paid"
+    [order] = retail.orders(checkout_id)
+    assert order.status == "paid"
+    assert order.payment_id == paid_with.id
+    assert composition.payment_service().payment(order.payment_id).status == "paid"

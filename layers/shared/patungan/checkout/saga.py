@@ -264,7 +264,14 @@ class CheckoutSaga:
             stale = self.payments.repository.get_payment(payment.id)
             if stale.status == "pending":
                 self.payments.expire_now(tx, stale)
-            self.checkouts.change(tx, current, payment_attempt=current.payment_attempt + 1, updated_at=self._now())
+            following = self.checkouts.change(
+                tx, current, payment_attempt=current.payment_attempt + 1, updated_at=self._now()
+            )
+            # The orders name the payment that can pay them (what GET /v1/orders/{id} and their events show).
+            for order_id in current.order_ids if current.orders_placed else []:
+                self.orders.repository.repay(
+                    tx, order_id, following.retail_payment_id, current.retail_payment_id, self._now()
+                )
             tx.commit()
 
         retry_stale(once, ATTEMPTS)
