@@ -1137,3 +1137,33 @@ def test_orders_name_the_payment_that_paid_them_after_a_payment_retry_replaced_t
     assert order.status == "paid"
     assert order.payment_id == paid_with.id
     assert composition.payment_service().payment(order.payment_id).status == "paid"
+
+
+def test_two_cancels_of_a_wallet_paid_order_at_once_refund_it_once_and_both_answer_it_refunded(retail, monkeypatch):
+    """ORD-3 (review R3): the admin's cancel commits exactly between the buyer's cancel reading the paid order and
+    committing its own refund. The money goes back once; the buyer's cancel answers the refunded order (what the
+    buyer asked for happened), not an error."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+    refunds = retail.saga.refunds
+    real_add_refund = refunds.add_refund
+    raced: list[str] = []
+    interleaved: list[bool] = []
+
+    def admin_cancels_first(tx, read, reason):
+        if not interleaved:
+            interleaved.append(True)
+            raced.append(retail.saga.cancel_order(ADMIN, read.id).status)
+        return real_add_refund(tx, read, reason)
+
+    monkeypatch.setattr(refunds, "add_refund", admin_cancels_first)
+    buyer = Principal("buyer-1", frozenset({Role.BUYER}))
+    assert retail.saga.cancel_order(buyer, order.id).status == "refunded"
+
+    assert raced == ["refunded"]
+    assert [o.status for o in retail.orders(checkout_id)] == ["refunded"]
+    assert ledger().wallet_balance("buyer-1") == 50_000
+    assert [e["data"]["order_id"] for e in retail.world.events("order.refunded")] == [order.id]
+    assert retail.reserved() == 0

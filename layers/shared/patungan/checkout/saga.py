@@ -471,13 +471,18 @@ class CheckoutSaga:
         """The buyer (their own, before shipping) or an admin cancels a paid or COD order: it becomes cancelled,
         its stock is released and, when paid, its money goes back in the same transaction (``OrderRefunds``). An
         unpaid order is not cancelled here: it expires with its checkout."""
-        order = self.orders.get(principal, order_id)
-        if not (principal.is_admin or order.user_id == principal.user_id):
-            raise Forbidden("only the buyer or an admin cancels an order")
-        if order.checkout_id is None:
-            raise Conflict("a group-buying order is cancelled with its session", code="illegal_transition")
-        checkout = self.checkouts.get(order.checkout_id)
-        if order.status not in ("cancelled", "refunded"):
+
+        def once() -> tuple[Order, Checkout]:
+            # Read, decided and written again when another writer got there first (another cancel, a booking, a
+            # returned parcel): the order as it is now is cancelled already, or refused for what it has become.
+            order = self.orders.get(principal, order_id)
+            if not (principal.is_admin or order.user_id == principal.user_id):
+                raise Forbidden("only the buyer or an admin cancels an order")
+            if order.checkout_id is None:
+                raise Conflict("a group-buying order is cancelled with its session", code="illegal_transition")
+            checkout = self.checkouts.get(order.checkout_id)
+            if order.status in ("cancelled", "refunded"):
+                return order, checkout
             if order.status not in ("paid", "processing") or order.shipment_id is not None:
                 shipping = " and its shipment is booking" if order.shipment_id else ""
                 raise Conflict(
@@ -490,7 +495,9 @@ class CheckoutSaga:
             else:
                 self.refunds.add_refund(tx, order, "order_cancelled")
             tx.commit()
-            order = self.orders.repository.get(order.id)
+            return self.orders.repository.get(order.id), checkout
+
+        order, checkout = retry_stale(once, ATTEMPTS)
         # Also on a retry: a release that failed after the commit (inventory down) is done now.
         with contextlib.suppress(Conflict, NotFound):  # committed already (the stock left) or never held
             self.stock.release(checkout.reservation_ids[checkout.order_ids.index(order.id)])
