@@ -1167,3 +1167,27 @@ def test_two_cancels_of_a_wallet_paid_order_at_once_refund_it_once_and_both_answ
     assert ledger().wallet_balance("buyer-1") == 50_000
     assert [e["data"]["order_id"] for e in retail.world.events("order.refunded")] == [order.id]
     assert retail.reserved() == 0
+
+
+def test_a_compensation_that_finds_the_handed_out_invoice_paid_refunds_it_without_its_webhook(retail, monkeypatch):
+    """CHK-5, ORD-3 (review R3): a step after the invoice was handed out failed for good, and the buyer paid exactly
+    between the compensation's commit and its expiring the invoice at Xendit; the PAID callback is lost. The
+    compensation applies Xendit's answer (already paid): the money is captured and refunded, the checkout stays
+    failed and its stock goes back."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    payments = retail.saga.payments
+    real_expire_invoice = payments.expire_invoice
+
+    def paid_just_before(payment):
+        _pay_at_xendit(retail, payment.invoice_id)
+        return real_expire_invoice(payment)
+
+    monkeypatch.setattr(payments, "expire_invoice", paid_just_before)
+    outcome = invoke("CompensateCheckoutFunction", {"checkout_id": checkout_id, "error": {"Error": "RuntimeError"}})
+
+    assert outcome["status"] == retail.checkout(checkout_id).status == "failed"
+    assert retail.reserved() == 0
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert (refund["reason"], refund["amount"]) == ("late_payment", retail.checkout(checkout_id).quote.total)
+    assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]

@@ -412,12 +412,7 @@ class CheckoutSaga:
             return {"checkout_id": checkout_id, "status": status}
         checkout = self.checkouts.get(checkout_id)
         if checkout.payment_id is not None:
-            payment = self.payments.payment(checkout.payment_id)
-            if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
-                # Paid at Xendit in the meantime: applied now as its webhook would be (the checkout is expired: the
-                # money is refunded), under that webhook's inbox key, so a lost webhook loses nothing and a late
-                # one changes nothing more.
-                self.payments.apply_paid_invoice(payment)
+            self._close_invoice(self.payments.payment(checkout.payment_id))
         self._release(checkout)
         return {"checkout_id": checkout_id, "status": "expired"}
 
@@ -449,7 +444,7 @@ class CheckoutSaga:
         checkout = self.checkouts.get(checkout_id)
         payment = self.payments.repository.find_payment(checkout.retail_payment_id)
         if payment is not None and payment.invoice_id is not None:
-            self.payments.expire_invoice(payment)
+            self._close_invoice(payment)
         self._release(checkout)
         self.checkouts.unlock(checkout.buyer.owner_key, checkout.id)
         metrics.add_metric(name="CheckoutsFailed", unit="Count", value=1)
@@ -510,6 +505,13 @@ class CheckoutSaga:
                 self.orders.move_to(tx, order, "refunded")
 
     # ------------------------------------------------------------------ helpers
+    def _close_invoice(self, payment: Payment) -> None:
+        """The invoice of a checkout that ended unpaid is expired at Xendit. Paid there in the meantime: applied now
+        as its webhook would be (the checkout has ended: the money is refunded), under that webhook's inbox key, so
+        a lost webhook loses nothing and a late one changes nothing more (ORD-3)."""
+        if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
+            self.payments.apply_paid_invoice(payment)
+
     def _move(self, checkout_id: str, status: str, *, order_status: str) -> dict[str, Any]:
         def once() -> dict[str, Any]:
             checkout = self.checkouts.get(checkout_id)
