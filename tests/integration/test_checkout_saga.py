@@ -1191,3 +1191,32 @@ def test_a_compensation_that_finds_the_handed_out_invoice_paid_refunds_it_withou
     [refund] = retail.world.items("PaymentsTable", "REFUND#")
     assert (refund["reason"], refund["amount"]) == ("late_payment", retail.checkout(checkout_id).quote.total)
     assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
+
+
+def test_a_cancel_that_died_before_releasing_its_stock_is_released_from_its_event_without_a_retry(retail, monkeypatch):
+    """ORD-3 (review R3): the cancel committed (order cancelled, money back) and its Lambda ended before releasing
+    the stock, and the buyer never retries. The reservation was held for fulfilment without expiry, so no sweep
+    would ever free it. ``order.cancelled`` (written with the cancel) releases it: once, however often delivered."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    retail.run_to_payment(checkout_id)
+    retail.saga.hold_for_fulfilment(checkout_id)
+    [order] = retail.orders(checkout_id)
+
+    def died(*args: Any, **kwargs: Any):
+        raise RuntimeError("the cancel's Lambda ended here")
+
+    monkeypatch.setattr(composition.stock_service(), "release", died)
+    with pytest.raises(RuntimeError):
+        retail.saga.cancel_order(Principal("buyer-1", frozenset({Role.BUYER})), order.id)
+    monkeypatch.undo()
+    assert (retail.orders(checkout_id)[0].status, retail.reserved()) == ("refunded", 2)
+
+    [cancelled] = retail.world.events("order.cancelled")
+    event = {**load_event("eventbridge_payment_completed.json"), "detail-type": "order.cancelled"}
+    first = invoke("ReleaseCancelledOrderStockFunction", {**event, "id": "eb-1", "detail": cancelled})
+    again = invoke("ReleaseCancelledOrderStockFunction", {**event, "id": "eb-2", "detail": cancelled})
+
+    assert first == again == {"order_id": order.id, "released": True}
+    assert retail.reserved() == 0
+    assert ledger().wallet_balance("buyer-1") == 50_000

@@ -494,9 +494,23 @@ class CheckoutSaga:
 
         order, checkout = retry_stale(once, ATTEMPTS)
         # Also on a retry: a release that failed after the commit (inventory down) is done now.
-        with contextlib.suppress(Conflict, NotFound):  # committed already (the stock left) or never held
-            self.stock.release(checkout.reservation_ids[checkout.order_ids.index(order.id)])
+        self._release_order_stock(order, checkout)
         return order
+
+    def release_cancelled(self, order_id: str) -> dict[str, Any]:
+        """``order.cancelled`` (through the outbox, written with the cancel): the cancelled retail order's stock is
+        released even when the cancel ended before releasing it and nobody retried it (its reservation is held for
+        fulfilment without expiry: no sweep frees it). Idempotent. An order a shipment holds is left to fulfilment
+        (a returned parcel's units come back through its restock, never by releasing its reservation)."""
+        order = self.orders.repository.get(order_id)
+        if order.checkout_id is None or order.status not in ("cancelled", "refunded") or order.shipment_id:
+            return {"order_id": order_id, "released": False}
+        self._release_order_stock(order, self.checkouts.get(order.checkout_id))
+        return {"order_id": order_id, "released": True}
+
+    def _release_order_stock(self, order: Order, checkout: Checkout) -> None:
+        with contextlib.suppress(Conflict, NotFound):  # released or committed already (the stock left), or never held
+            self.stock.release(checkout.reservation_ids[checkout.order_ids.index(order.id)])
 
     def on_refunded(self, tx: Transaction, checkout_id: str) -> None:
         """The payment went back: a cancelled order of the checkout is now refunded (ORD-3)."""
