@@ -1191,6 +1191,13 @@ def test_a_compensation_that_finds_the_handed_out_invoice_paid_refunds_it_withou
     [refund] = retail.world.items("PaymentsTable", "REFUND#")
     assert (refund["reason"], refund["amount"]) == ("late_payment", retail.checkout(checkout_id).quote.total)
     assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
+    # The late payment's refund completing refunds the payment; the orders were never paid: they stay cancelled.
+    retail.world.deliver_queued("payment.refund_requested", "ProcessRefundsFunction")
+    [sent] = retail.world.items("PaymentsTable", "REFUND#")
+    assert retail.world.refund_callback(sent).status == 200
+    assert retail.payment(checkout_id).status == "refunded"
+    assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
+    assert retail.world.events("order.refunded") == []
 
 
 def test_a_cancel_that_died_before_releasing_its_stock_is_released_from_its_event_without_a_retry(retail, monkeypatch):
