@@ -300,10 +300,12 @@ def test_payment_racing_the_timeout_has_exactly_one_outcome(retail, monkeypatch)
     saga = retail.saga
     real_on_paid = saga.on_paid
     raced: list[str] = []
+    timed_out: list[bool] = []
 
     def on_paid_then_timeout(tx, paid_checkout_id):
         outcome = real_on_paid(tx, paid_checkout_id)
-        if not raced:
+        if not timed_out:  # once: Expire applies Xendit's PAID itself (this hook again, in the same process)
+            timed_out.append(True)
             # The saga's Expire task, as Step Functions invokes it (its own function and role).
             raced.append(invoke("ExpireCheckoutFunction", {"checkout_id": paid_checkout_id})["status"])
         return outcome
@@ -1050,3 +1052,178 @@ def test_a_compensation_crashing_after_its_commit_finishes_when_retried(retail, 
     assert retail.reserved() == 0
     assert promotions.get("SATU").used_count == 0
     assert [o.status for o in retail.orders(checkout_id)] == [{"expire": "expired", "compensate": "cancelled"}[step]]
+
+
+def _pay_at_xendit(retail, invoice_id: str) -> None:
+    """The buyer pays on Xendit's page; its PAID callback is not delivered (lost, or not yet)."""
+    paid = requests.post(
+        f"{retail.world.xendit_url}/simulate/invoices/{invoice_id}/pay",
+        json={"payment_method": "BANK_TRANSFER"},
+        timeout=5,
+    )
+    assert paid.status_code == 200, paid.text
+
+
+def test_money_paid_between_the_expiry_and_the_invoice_expiring_at_xendit_is_refunded_without_its_webhook(
+    retail, monkeypatch
+):
+    """ORD-3, PAY-3 (review R3): the buyer pays exactly between the Expire step's commit and its call expiring the
+    invoice at Xendit, and the PAID callback is lost. Xendit's answer (already paid) is applied at once, as the
+    callback would be: the money is captured and refunded as a late payment; the checkout stays expired."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    retail.saga.await_payment(checkout_id, "token-1")
+    payments = retail.saga.payments
+    real_expire_invoice = payments.expire_invoice
+
+    def paid_just_before(payment):
+        _pay_at_xendit(retail, payment.invoice_id)
+        return real_expire_invoice(payment)
+
+    monkeypatch.setattr(payments, "expire_invoice", paid_just_before)
+    assert retail.saga.expire(checkout_id)["status"] == "expired"
+
+    assert retail.checkout(checkout_id).status == "expired"
+    assert [o.status for o in retail.orders(checkout_id)] == ["expired"]
+    assert retail.reserved() == 0
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert (refund["reason"], refund["amount"]) == ("late_payment", retail.checkout(checkout_id).quote.total)
+    # The callback, delivered late after all, is the same payment: nothing twice.
+    monkeypatch.setattr(payments, "expire_invoice", real_expire_invoice)
+    assert retail.world.invoice_callback({"payment": retail.payment(checkout_id).model_dump()}).status == 200
+    assert len(retail.world.items("PaymentsTable", "REFUND#")) == 1
+    assert retail.tokens.succeeded == []
+
+
+def test_the_old_invoice_paid_while_a_payment_retry_replaces_it_pays_the_checkout_once(retail, monkeypatch):
+    """CHK-7 (review R3): the buyer pays the lost invoice exactly between the retry finding it about to expire and
+    the retry expiring it at Xendit. That payment pays the checkout; no second invoice is opened, nothing is
+    refunded, the stock stays held."""
+    checkout_id = retail.confirm_now()
+    lost = _lose_the_invoice_answer(retail, monkeypatch, checkout_id)
+    monkeypatch.setattr(retail.saga, "clock", FixedClock(composition.CLOCK.now() + timedelta(minutes=10)))
+    gateway = retail.saga.payments.gateway
+    real_expire = gateway.expire_invoice
+
+    def paid_just_before(invoice_id):
+        _pay_at_xendit(retail, invoice_id)
+        return real_expire(invoice_id)
+
+    monkeypatch.setattr(gateway, "expire_invoice", paid_just_before)
+    assert retail.saga.create_payment(checkout_id)["status"] == "paid"
+
+    checkout = retail.checkout(checkout_id)
+    assert (checkout.status, checkout.payment_attempt) == ("paid", 0)
+    assert retail.payment(checkout_id).invoice_id == lost.id
+    assert [o.status for o in retail.orders(checkout_id)] == ["paid"]
+    assert retail.world.items("PaymentsTable", "REFUND#") == []
+    assert retail.saga.hold_for_fulfilment(checkout_id)["status"] == "paid"
+    assert retail.reserved() == 2
+
+
+def test_orders_name_the_payment_that_paid_them_after_a_payment_retry_replaced_the_invoice(retail, monkeypatch):
+    """CHK-7, ORD-1 (review R3): after a payment retry replaced a lost, expired invoice, the paid order's payment_id
+    is the payment the buyer paid (the one GET /v1/payments/{id} shows paid), not the first, expired attempt."""
+    checkout_id = retail.confirm_now()
+    lost = _lose_the_invoice_answer(retail, monkeypatch, checkout_id)
+    assert requests.post(f"{retail.world.xendit_url}/simulate/invoices/{lost.id}/expire", timeout=5).ok
+    assert retail.saga.create_payment(checkout_id)["status"] == "awaiting_payment"
+    retail.saga.await_payment(checkout_id, "token-1")
+    assert retail.pay_and_call_back(checkout_id) == "paid"
+
+    paid_with = retail.payment(checkout_id)
+    assert paid_with.status == "paid"
+    [order] = retail.orders(checkout_id)
+    assert order.status == "paid"
+    assert order.payment_id == paid_with.id
+    assert composition.payment_service().payment(order.payment_id).status == "paid"
+
+
+def test_two_cancels_of_a_wallet_paid_order_at_once_refund_it_once_and_both_answer_it_refunded(retail, monkeypatch):
+    """ORD-3 (review R3): the admin's cancel commits exactly between the buyer's cancel reading the paid order and
+    committing its own refund. The money goes back once; the buyer's cancel answers the refunded order (what the
+    buyer asked for happened), not an error."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    retail.run_to_payment(checkout_id)
+    [order] = retail.orders(checkout_id)
+    refunds = retail.saga.refunds
+    real_add_refund = refunds.add_refund
+    raced: list[str] = []
+    interleaved: list[bool] = []
+
+    def admin_cancels_first(tx, read, reason):
+        if not interleaved:
+            interleaved.append(True)
+            raced.append(retail.saga.cancel_order(ADMIN, read.id).status)
+        return real_add_refund(tx, read, reason)
+
+    monkeypatch.setattr(refunds, "add_refund", admin_cancels_first)
+    buyer = Principal("buyer-1", frozenset({Role.BUYER}))
+    assert retail.saga.cancel_order(buyer, order.id).status == "refunded"
+
+    assert raced == ["refunded"]
+    assert [o.status for o in retail.orders(checkout_id)] == ["refunded"]
+    assert ledger().wallet_balance("buyer-1") == 50_000
+    assert [e["data"]["order_id"] for e in retail.world.events("order.refunded")] == [order.id]
+    assert retail.reserved() == 0
+
+
+def test_a_compensation_that_finds_the_handed_out_invoice_paid_refunds_it_without_its_webhook(retail, monkeypatch):
+    """CHK-5, ORD-3 (review R3): a step after the invoice was handed out failed for good, and the buyer paid exactly
+    between the compensation's commit and its expiring the invoice at Xendit; the PAID callback is lost. The
+    compensation applies Xendit's answer (already paid): the money is captured and refunded, the checkout stays
+    failed and its stock goes back."""
+    checkout_id = retail.confirm_now()
+    retail.run_to_payment(checkout_id)
+    payments = retail.saga.payments
+    real_expire_invoice = payments.expire_invoice
+
+    def paid_just_before(payment):
+        _pay_at_xendit(retail, payment.invoice_id)
+        return real_expire_invoice(payment)
+
+    monkeypatch.setattr(payments, "expire_invoice", paid_just_before)
+    outcome = invoke("CompensateCheckoutFunction", {"checkout_id": checkout_id, "error": {"Error": "RuntimeError"}})
+
+    assert outcome["status"] == retail.checkout(checkout_id).status == "failed"
+    assert retail.reserved() == 0
+    [refund] = retail.world.items("PaymentsTable", "REFUND#")
+    assert (refund["reason"], refund["amount"]) == ("late_payment", retail.checkout(checkout_id).quote.total)
+    assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
+    # The late payment's refund completing refunds the payment; the orders were never paid: they stay cancelled.
+    retail.world.deliver_queued("payment.refund_requested", "ProcessRefundsFunction")
+    [sent] = retail.world.items("PaymentsTable", "REFUND#")
+    assert retail.world.refund_callback(sent).status == 200
+    assert retail.payment(checkout_id).status == "refunded"
+    assert [o.status for o in retail.orders(checkout_id)] == ["cancelled"]
+    assert retail.world.events("order.refunded") == []
+
+
+def test_a_cancel_that_died_before_releasing_its_stock_is_released_from_its_event_without_a_retry(retail, monkeypatch):
+    """ORD-3 (review R3): the cancel committed (order cancelled, money back) and its Lambda ended before releasing
+    the stock, and the buyer never retries. The reservation was held for fulfilment without expiry, so no sweep
+    would ever free it. ``order.cancelled`` (written with the cancel) releases it: once, however often delivered."""
+    ledger_service().adjust_wallet(ADMIN, "buyer-1", AdjustmentInput(amount=50_000, reason="test top-up"))
+    checkout_id = retail.confirm_now("wallet")
+    retail.run_to_payment(checkout_id)
+    retail.saga.hold_for_fulfilment(checkout_id)
+    [order] = retail.orders(checkout_id)
+
+    def died(*args: Any, **kwargs: Any):
+        raise RuntimeError("the cancel's Lambda ended here")
+
+    monkeypatch.setattr(composition.stock_service(), "release", died)
+    with pytest.raises(RuntimeError):
+        retail.saga.cancel_order(Principal("buyer-1", frozenset({Role.BUYER})), order.id)
+    monkeypatch.undo()
+    assert (retail.orders(checkout_id)[0].status, retail.reserved()) == ("refunded", 2)
+
+    [cancelled] = retail.world.events("order.cancelled")
+    event = {**load_event("eventbridge_payment_completed.json"), "detail-type": "order.cancelled"}
+    first = invoke("ReleaseCancelledOrderStockFunction", {**event, "id": "eb-1", "detail": cancelled})
+    again = invoke("ReleaseCancelledOrderStockFunction", {**event, "id": "eb-2", "detail": cancelled})
+
+    assert first == again == {"order_id": order.id, "released": True}
+    assert retail.reserved() == 0
+    assert ledger().wallet_balance("buyer-1") == 50_000

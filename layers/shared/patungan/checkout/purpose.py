@@ -24,5 +24,7 @@ class RetailPaymentPurpose:
         """Xendit's EXPIRED moves the payment only; the saga's own payment window expires the checkout."""
 
     def on_refunded(self, tx: Transaction, payment: Payment, refund: Refund) -> None:
-        """A cancelled order's refund completes it (a late payment's finds no cancelled order: nothing to do)."""
-        self.saga.on_refunded(tx, payment.reference["checkout_id"])
+        """A cancelled paid order's refund completes it. A late payment's refund completes no order: the checkout
+        ended unpaid (expired, or failed with its orders cancelled), and an order never paid is never refunded."""
+        if refund.reason in ("order_cancelled", "parcel_returned"):
+            self.saga.on_refunded(tx, payment.reference["checkout_id"])

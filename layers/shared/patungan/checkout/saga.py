@@ -264,7 +264,14 @@ class CheckoutSaga:
             stale = self.payments.repository.get_payment(payment.id)
             if stale.status == "pending":
                 self.payments.expire_now(tx, stale)
-            self.checkouts.change(tx, current, payment_attempt=current.payment_attempt + 1, updated_at=self._now())
+            following = self.checkouts.change(
+                tx, current, payment_attempt=current.payment_attempt + 1, updated_at=self._now()
+            )
+            # The orders name the payment that can pay them (what GET /v1/orders/{id} and their events show).
+            for order_id in current.order_ids if current.orders_placed else []:
+                self.orders.repository.repay(
+                    tx, order_id, following.retail_payment_id, current.retail_payment_id, self._now()
+                )
             tx.commit()
 
         retry_stale(once, ATTEMPTS)
@@ -405,8 +412,7 @@ class CheckoutSaga:
             return {"checkout_id": checkout_id, "status": status}
         checkout = self.checkouts.get(checkout_id)
         if checkout.payment_id is not None:
-            # Paid at Xendit in the meantime: its webhook finds the checkout expired and refunds it.
-            self.payments.expire_invoice(self.payments.payment(checkout.payment_id))
+            self._close_invoice(self.payments.payment(checkout.payment_id))
         self._release(checkout)
         return {"checkout_id": checkout_id, "status": "expired"}
 
@@ -438,7 +444,7 @@ class CheckoutSaga:
         checkout = self.checkouts.get(checkout_id)
         payment = self.payments.repository.find_payment(checkout.retail_payment_id)
         if payment is not None and payment.invoice_id is not None:
-            self.payments.expire_invoice(payment)
+            self._close_invoice(payment)
         self._release(checkout)
         self.checkouts.unlock(checkout.buyer.owner_key, checkout.id)
         metrics.add_metric(name="CheckoutsFailed", unit="Count", value=1)
@@ -460,13 +466,18 @@ class CheckoutSaga:
         """The buyer (their own, before shipping) or an admin cancels a paid or COD order: it becomes cancelled,
         its stock is released and, when paid, its money goes back in the same transaction (``OrderRefunds``). An
         unpaid order is not cancelled here: it expires with its checkout."""
-        order = self.orders.get(principal, order_id)
-        if not (principal.is_admin or order.user_id == principal.user_id):
-            raise Forbidden("only the buyer or an admin cancels an order")
-        if order.checkout_id is None:
-            raise Conflict("a group-buying order is cancelled with its session", code="illegal_transition")
-        checkout = self.checkouts.get(order.checkout_id)
-        if order.status not in ("cancelled", "refunded"):
+
+        def once() -> tuple[Order, Checkout]:
+            # Read, decided and written again when another writer got there first (another cancel, a booking, a
+            # returned parcel): the order as it is now is cancelled already, or refused for what it has become.
+            order = self.orders.get(principal, order_id)
+            if not (principal.is_admin or order.user_id == principal.user_id):
+                raise Forbidden("only the buyer or an admin cancels an order")
+            if order.checkout_id is None:
+                raise Conflict("a group-buying order is cancelled with its session", code="illegal_transition")
+            checkout = self.checkouts.get(order.checkout_id)
+            if order.status in ("cancelled", "refunded"):
+                return order, checkout
             if order.status not in ("paid", "processing") or order.shipment_id is not None:
                 shipping = " and its shipment is booking" if order.shipment_id else ""
                 raise Conflict(
@@ -479,11 +490,27 @@ class CheckoutSaga:
             else:
                 self.refunds.add_refund(tx, order, "order_cancelled")
             tx.commit()
-            order = self.orders.repository.get(order.id)
+            return self.orders.repository.get(order.id), checkout
+
+        order, checkout = retry_stale(once, ATTEMPTS)
         # Also on a retry: a release that failed after the commit (inventory down) is done now.
-        with contextlib.suppress(Conflict, NotFound):  # committed already (the stock left) or never held
-            self.stock.release(checkout.reservation_ids[checkout.order_ids.index(order.id)])
+        self._release_order_stock(order, checkout)
         return order
+
+    def release_cancelled(self, order_id: str) -> dict[str, Any]:
+        """``order.cancelled`` (through the outbox, written with the cancel): the cancelled retail order's stock is
+        released even when the cancel ended before releasing it and nobody retried it (its reservation is held for
+        fulfilment without expiry: no sweep frees it). Idempotent. An order a shipment holds is left to fulfilment
+        (a returned parcel's units come back through its restock, never by releasing its reservation)."""
+        order = self.orders.repository.get(order_id)
+        if order.checkout_id is None or order.status not in ("cancelled", "refunded") or order.shipment_id:
+            return {"order_id": order_id, "released": False}
+        self._release_order_stock(order, self.checkouts.get(order.checkout_id))
+        return {"order_id": order_id, "released": True}
+
+    def _release_order_stock(self, order: Order, checkout: Checkout) -> None:
+        with contextlib.suppress(Conflict, NotFound):  # released or committed already (the stock left), or never held
+            self.stock.release(checkout.reservation_ids[checkout.order_ids.index(order.id)])
 
     def on_refunded(self, tx: Transaction, checkout_id: str) -> None:
         """The payment went back: a cancelled order of the checkout is now refunded (ORD-3)."""
@@ -492,6 +519,13 @@ class CheckoutSaga:
                 self.orders.move_to(tx, order, "refunded")
 
     # ------------------------------------------------------------------ helpers
+    def _close_invoice(self, payment: Payment) -> None:
+        """The invoice of a checkout that ended unpaid is expired at Xendit. Paid there in the meantime: applied now
+        as its webhook would be (the checkout has ended: the money is refunded), under that webhook's inbox key, so
+        a lost webhook loses nothing and a late one changes nothing more (ORD-3)."""
+        if self.payments.expire_invoice(payment) is ExpireOutcome.ALREADY_PAID:
+            self.payments.apply_paid_invoice(payment)
+
     def _move(self, checkout_id: str, status: str, *, order_status: str) -> dict[str, Any]:
         def once() -> dict[str, Any]:
             checkout = self.checkouts.get(checkout_id)

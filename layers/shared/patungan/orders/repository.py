@@ -90,6 +90,19 @@ class OrdersRepository:
             on_fail=ConcurrentUpdate(f"order {order_id} cannot become {status} from where it is"),
         )
 
+    def repay(self, tx: Transaction, order_id: str, payment_id: str, replaced: str, updated_at: str) -> None:
+        """Into ``tx``: the unpaid order is paid by ``payment_id`` instead of ``replaced`` (a payment attempt that
+        could no longer be paid, CHK-7), only while it awaits payment under the one it replaces."""
+        tx.update(
+            self.table,
+            {"pk": f"ORDER#{order_id}", "sk": META},
+            "SET payment_id = :payment, updated_at = :now",
+            condition="#status = :pending AND payment_id = :replaced",
+            names={"#status": "status"},
+            values={":payment": payment_id, ":replaced": replaced, ":pending": "pending_payment", ":now": updated_at},
+            on_fail=ConcurrentUpdate(f"order {order_id} changed while its payment was replaced; retry"),
+        )
+
     def claim_for_shipment(self, tx: Transaction, order_id: str, shipment_id: str, seen: str) -> None:
         """Into ``tx``: the order's shipment begins, only from ``seen`` (a status it ships from) and while no
         other booking holds it. From then on the order only ships (LOG-2, ORD-3): a cancel racing the booking
