@@ -13,7 +13,11 @@ order collected nothing, a paid retail order is refunded (OrderRefunds), a group
 the factory when its purchase order was received) is refunded to the buyer's wallet and charged back to the
 factory's payable. Called off before pickup (cancelled, rejected, courier_not_found): the shipment records it and
 staff book the order again (ShipmentService, a new courier order). Disposed: recorded, the order is left for a
-person (logged). A delivered order completes once its return window has passed (``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable."""
+person (logged). A delivered order completes once its return window has passed (``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable.
+
+A courier that books without a waybill (Biteship answers ``waybill_id: null``) names it later: its
+``order.waybill_id`` event, a status carrying ``courier_waybill_id`` or the tracking the poll reads sets it once
+(``set_waybill``); a different one for a shipment that has a waybill is logged and ignored, never overwritten."""
 
 from __future__ import annotations
 
