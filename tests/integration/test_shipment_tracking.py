@@ -610,3 +610,30 @@ def test_the_poll_sets_the_waybill_its_tracking_names(shop):
     shipment = shop.shipment(parcel)
     assert (shipment.waybill_id, shipment.status) == ("GOJEK-POLL-1", "picked")
     assert label(parcel.shipment_id, WAREHOUSE)[0] == 200
+
+
+def test_a_waybill_set_between_the_read_and_the_write_is_not_overwritten(shop, monkeypatch):
+    """LOG-3: the waybill is written on the condition that the shipment is still the one read: another waybill set
+    between this event's read and its write wins, and this one, read again, is ignored (never written over it)."""
+    parcel = shop.shipped("wallet", waybill_later=True)
+    tracking_service = composition.shipment_tracking()
+    shipments = tracking_service.shipments
+    read = shipments.get
+    raced: list[str] = []
+
+    def read_then_another_waybill_arrives(shipment_id: str) -> Shipment:
+        shipment = read(shipment_id)
+        if not raced:  # the first read only: the other event (by any source) is written before this one writes
+            raced.append("racing")
+            raced.append(tracking_service.set_waybill(shipment_id, parcel.courier_order_id, "A-1"))
+        return shipment
+
+    monkeypatch.setattr(shipments, "get", read_then_another_waybill_arrives)
+
+    assert waybill_event(parcel.courier_order_id, "B-2").body == {"status": "ignored"}
+
+    assert raced == ["racing", "applied"]
+    shipment = shop.shipment(parcel)
+    assert shipment.waybill_id == "A-1"
+    assert [entry.note for entry in shipment.history] == ["waybill A-1"]
+    assert len(shop.inbox()) == 1
