@@ -13,7 +13,9 @@ API (an ``Authorization`` header with the API key required, 401 otherwise; error
     POST /v1/orders           book a pickup (Biteship's order request) -> the order, ``status: "confirmed"``,
                               with ``courier: {waybill_id, tracking_id, company, type}`` and its ``price``; a
                               ``reference_id`` already booked answers the order booked for it, unchanged (a
-                              booking retried after a timeout books once)
+                              booking retried after a timeout books once). The instant courier (gojek) answers
+                              ``waybill_id: null``: its waybill is assigned when a driver is (the order moves to
+                              ``allocated`` or further) and announced by the ``order.waybill_id`` webhook
     GET  /v1/orders/{id}      one order
     GET  /v1/trackings/{id}   an order's tracking (by its tracking id or order id): ``history: [{note, status,
                               updated_at}]``, oldest first
@@ -31,7 +33,9 @@ Pages and simulations (no auth):
     POST /simulate/orders/{id}/status
                                    ``{"status": <a Biteship status>, "note"?: text}`` (or the page's form):
                                    the order moves to it, its history gains the step with an ``updated_at``
-                                   later than the last one, and the ``order.status`` webhook goes out. The
+                                   later than the last one, and the ``order.status`` webhook goes out (an
+                                   order without a waybill moving past ``scheduled`` gets one: the
+                                   ``order.waybill_id`` webhook goes out first). The
                                    status it already has: nothing changes and the webhook goes out again (a
                                    duplicate, as couriers send them). A finished order (delivered, returned,
                                    disposed, cancelled, rejected, courier_not_found) answers 409. With
@@ -39,7 +43,8 @@ Pages and simulations (no auth):
                                    what the tracking poll is for)
 
 Webhooks (emulator/webhooks.py): Biteship's ``order.status`` ``{event, order_id, courier_tracking_id,
-courier_waybill_id, courier_company, courier_type, status, updated_at, order_price}`` POSTed to
+courier_waybill_id, courier_company, courier_type, status, updated_at, order_price}`` and ``order.waybill_id``
+(the same fields, ``event: "order.waybill_id"``) POSTed to
 ``{webhook_base_url}/_url/CourierWebhook/?token={webhook_token}`` (Biteship can only be given a URL, so the
 secret is in it), the webhooks of one order one at a time, in order. What each delivery got (the HTTP status; a
 404 while no CourierWebhook function is deployed) is on the order and the page.
@@ -102,6 +107,10 @@ STATUSES = (
     "courier_not_found",
 )
 FINAL_STATUSES = frozenset({"delivered", "returned", "disposed", "cancelled", "rejected", "courier_not_found"})
+# An order booked without a waybill (an instant courier) gets one once a driver is allocated, not while it waits or
+# after the courier gave the pickup up.
+NO_WAYBILL_YET = frozenset({"confirmed", "scheduled", "cancelled", "rejected", "courier_not_found"})
+WAYBILL_EVENT, STATUS_EVENT = "order.waybill_id", "order.status"
 # A parcel's usual next step (to the door, or back to the sender): the page's first button.
 NEXT_STEP = {
     "confirmed": "allocated",
@@ -228,14 +237,15 @@ class QuoteRecord:
 
 @dataclass
 class WebhookDelivery:
-    """An ``order.status`` webhook sent, and what its delivery got so far."""
+    """An ``order.status`` (or ``order.waybill_id``) webhook sent, and what its delivery got so far."""
 
     status: str
     updated_at: str
+    event: str = STATUS_EVENT
     outcome: str = "sending"
 
     def resource(self) -> dict[str, Any]:
-        return {"status": self.status, "updated_at": self.updated_at, "outcome": self.outcome}
+        return {"event": self.event, "status": self.status, "updated_at": self.updated_at, "outcome": self.outcome}
 
 
 @dataclass
@@ -247,7 +257,7 @@ class LocalOrder:
     request: dict[str, Any]
     company: str
     type: str
-    waybill_id: str
+    waybill_id: str | None
     tracking_id: str
     price: int
     created: datetime
@@ -260,7 +270,10 @@ class LocalOrder:
         return self
 
     def move(self, status: str, note: str, at: datetime) -> str:
-        """Record the step; its ``updated_at`` is later than the last one's, even within one millisecond."""
+        """Record the step; its ``updated_at`` is later than the last one's, even within one millisecond. A driver
+        allocated to an order without a waybill assigns it."""
+        if self.waybill_id is None and status not in NO_WAYBILL_YET:
+            self.waybill_id = _waybill(self.company)
         updated_at = _timestamp(at)
         if self.history and updated_at <= self.history[-1]["updated_at"]:
             updated_at = _timestamp(_parse_timestamp(self.history[-1]["updated_at"]) + timedelta(milliseconds=1))
@@ -346,10 +359,10 @@ class LocalOrder:
             "status": self.status,
         }
 
-    def webhook(self) -> dict[str, Any]:
-        """Biteship's ``order.status`` webhook for the order as it is now."""
+    def webhook(self, event: str = STATUS_EVENT) -> dict[str, Any]:
+        """Biteship's ``order.status`` (or ``order.waybill_id``) webhook for the order as it is now."""
         return {
-            "event": "order.status",
+            "event": event,
             "order_id": self.id,
             "courier_tracking_id": self.tracking_id,
             "courier_waybill_id": self.waybill_id,
@@ -618,14 +631,17 @@ class LocalCourier:
         """What ``POST /simulate/orders/{id}/status`` does, for a test that holds the courier itself."""
         with self._lock:
             order = self._order(order_id)
+            had_waybill = order.waybill_id is not None
             if status != order.status:
                 if order.status in FINAL_STATUSES:
                     raise CourierError(409, 40900001, f"order {order_id} is {order.status} already")
                 order.move(status, note, datetime.now(UTC))
             if deliver:
-                delivery = WebhookDelivery(order.status, order.updated_at)
-                order.webhooks.append(delivery)
-                self._webhooks.send(WEBHOOK_FUNCTION, order.id, order.webhook(), self._recorder(delivery))
+                events = [WAYBILL_EVENT] if order.waybill_id is not None and not had_waybill else []
+                for event in [*events, STATUS_EVENT]:
+                    delivery = WebhookDelivery(order.status, order.updated_at, event)
+                    order.webhooks.append(delivery)
+                    self._webhooks.send(WEBHOOK_FUNCTION, order.id, order.webhook(event), self._recorder(delivery))
             return order.resource()
 
     def _recorder(self, delivery: WebhookDelivery) -> Callable[[DeliveryOutcome], None]:
@@ -745,11 +761,15 @@ def _new_order(body: dict[str, Any], reference_id: str | None) -> LocalOrder:
         request=body,
         company=company,
         type=service,
-        waybill_id=f"{company.upper()}{secrets.randbelow(10**12):012d}",
+        waybill_id=None if any(service.courier == company for service in INSTANT_SERVICES) else _waybill(company),
         tracking_id=secrets.token_hex(12),
         price=offered[0]["price"],
         created=datetime.now(UTC),
     ).started()
+
+
+def _waybill(company: str) -> str:
+    return f"{company.upper()}{secrets.randbelow(10**12):012d}"
 
 
 def _order_endpoint(body: dict[str, Any], end: str) -> Endpoint:
@@ -824,7 +844,7 @@ def _overview_html(
                 order.id,
                 order.reference_id,
                 f"{order.company} {order.type}",
-                order.waybill_id,
+                order.waybill_id or "(assigned with a driver)",
                 f"{order.request.get('destination_contact_name')}, {order.request.get('destination_postal_code')}",
                 _rupiah(order.request["destination_cash_on_delivery"])
                 if order.request.get("destination_cash_on_delivery") is not None

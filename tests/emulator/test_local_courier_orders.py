@@ -312,3 +312,43 @@ def test_in_the_local_stack_the_token_is_in_ssm_and_a_webhook_to_a_missing_funct
         return None if listed["webhooks"][-1]["outcome"] == "sending" else [w["outcome"] for w in listed["webhooks"]]
 
     assert eventually(outcomes) == ["HTTP 404"]
+
+
+INSTANT_ORDER = {
+    **ORDER_REQUEST,
+    "destination_address": "Jl. Dago 20, Bandung, Jawa Barat",
+    "destination_postal_code": 40135,
+    "origin_coordinate": {"latitude": -6.9147, "longitude": 107.6098},
+    "destination_coordinate": {"latitude": -6.8915, "longitude": 107.6107},
+    "courier_company": "gojek",
+    "courier_type": "instant",
+    "reference_id": "shp_instant",
+}
+
+
+def test_the_instant_courier_books_without_a_waybill_and_announces_it_when_a_driver_is_allocated(
+    courier, local, webhooks
+):
+    """LOG-2, LOG-3 (review 11, waybill later): as Biteship's instant couriers do, gojek answers the booking with
+    ``waybill_id: null``; the order moving to allocated assigns it: order.waybill_id goes out first, then
+    order.status, both naming it, and the tracking carries it."""
+    booked = book(courier, INSTANT_ORDER).json
+    assert booked["courier"]["waybill_id"] is None
+    assert tracking(courier, booked["courier"]["tracking_id"]).json["waybill_id"] is None
+
+    assert move(courier, booked["id"], "allocated").status_code == 200
+
+    waybill_hook, status_hook = webhooks.next()["body"], webhooks.next()["body"]
+    waybill_id = waybill_hook["courier_waybill_id"]
+    assert waybill_id.startswith("GOJEK")
+    assert (waybill_hook["event"], waybill_hook["order_id"], waybill_hook["status"]) == (
+        "order.waybill_id",
+        booked["id"],
+        "allocated",
+    )
+    assert (status_hook["event"], status_hook["courier_waybill_id"]) == ("order.status", waybill_id)
+    assert tracking(courier, booked["courier"]["tracking_id"]).json["waybill_id"] == waybill_id
+    assert book(courier, INSTANT_ORDER).json["courier"]["waybill_id"] == waybill_id  # the same order, now with it
+    move(courier, booked["id"], "picking_up")
+    assert webhooks.next()["body"]["event"] == "order.status"  # assigned once: no second waybill event
+    assert webhooks.received.empty()

@@ -6,14 +6,10 @@ the test moves."""
 
 from __future__ import annotations
 
-import base64
-import copy
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from patungan import composition
@@ -30,24 +26,32 @@ from patungan.ledger.models import AdjustmentInput
 from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
 from patungan.logistics.courier import CourierUnavailable
-from patungan.logistics.models import CourierStatus, CourierTrackingEvent, courier_time
+from patungan.logistics.models import CourierStatus, CourierTracking, CourierTrackingEvent, courier_time
 from tests.support.checkout import CatalogPricing, Started, Tokens, confirm_service
 from tests.support.fulfilment import (
+    WAREHOUSE,
+    WEBHOOK_TOKEN,
     FakeCourier,
+    accept_webhook_token,
     book,
+    courier_webhook,
     give_default_address,
     groupbuy_order,
+    label,
     raise_purchase_order,
     receive_purchase_order,
+    tracking,
     use_courier,
+    waybill_event,
 )
 from tests.support.lambdas import ApiResponse, call_api, claims, invoke, load_event
 from tests.support.stock import ADDRESS, SELLER_ID, receive, stock_world
+from tests.unit.test_label import scanned
 
 BUYER = Shopper(customer_id="buyer-1")
 BUYER_CLAIMS = claims("buyer-1", "buyer")
 ADMIN = Principal("admin-1", frozenset({Role.ADMIN}))
-TOKEN = "tests-courier-webhook-token"  # a fake, local value
+TOKEN = WEBHOOK_TOKEN
 ON_HAND = 10
 BOUGHT = 2
 
@@ -74,8 +78,9 @@ class Shop:
         tracking = composition.shipment_tracking()
         tracking.clock = tracking.records.clock = self.clock
 
-    def shipped(self, method: str) -> Parcel:
-        """A paid (wallet) or COD order of the buyer, its stock committed, handed to the courier."""
+    def shipped(self, method: str, *, waybill_later: bool = False) -> Parcel:
+        """A paid (wallet) or COD order of the buyer, its stock committed, handed to the courier (``waybill_later``:
+        one that assigns its waybill after the booking)."""
         composition.cart_service().add_item(BUYER, CartItemInput(product_id=self.stock.product.id, quantity=BOUGHT))
         quote = self.pricing.quote(BUYER, None, composition.cart_service().get_for(BUYER))
         composition.checkout_repository().remember_preview(BUYER.owner_key, quote)
@@ -106,7 +111,7 @@ class Shop:
             warehouse_id=self.stock.warehouse.id,
             courier="jne",
             service="reg",
-            waybill_id=f"WB{order.id[-8:]}",
+            waybill_id=None if waybill_later else f"WB{order.id[-8:]}",
             status="confirmed",
             label_url=label_path(shipment_id_for(order.id)),
             cod_amount=order.total if method == "cod" else None,
@@ -124,16 +129,7 @@ class Shop:
 
     # ---- the courier
     def webhook(self, body: dict[str, Any], token: str | None = TOKEN) -> ApiResponse:
-        event = copy.deepcopy(load_event("xendit_invoice_paid.json"))
-        event["headers"].pop("x-callback-token")
-        event["headers"]["user-agent"] = "Biteship"
-        event["body"] = base64.b64encode(json.dumps(body).encode()).decode()
-        event["isBase64Encoded"] = True
-        if token is not None:
-            event["rawQueryString"] = f"token={token}"
-            event["queryStringParameters"] = {"token": token}
-        response = invoke("CourierWebhook", event)
-        return ApiResponse(response["statusCode"], {}, json.loads(response["body"]) if response.get("body") else None)
+        return courier_webhook(body, token)
 
     def status(self, parcel: Parcel, status: str, minutes: int, token: str | None = TOKEN) -> ApiResponse:
         """Biteship's order.status for the parcel, ``minutes`` after the test began."""
@@ -170,9 +166,7 @@ class Shop:
 
 @pytest.fixture
 def shop(world) -> Shop:
-    boto3.client("ssm").put_parameter(
-        Name=world.aws.environment["COURIER_WEBHOOK_TOKEN_PARAMETER"], Value=TOKEN, Type="SecureString"
-    )
+    accept_webhook_token(world)
     return Shop(world)
 
 
@@ -413,13 +407,14 @@ def test_a_delivered_order_completes_after_the_return_window_and_pays_the_seller
 
 
 class QuietCourier:
-    def __init__(self, events: list[CourierTrackingEvent]) -> None:
+    def __init__(self, events: list[CourierTrackingEvent], waybill_id: str | None = None) -> None:
         self.events = events
+        self.waybill_id = waybill_id
         self.asked: list[str] = []
 
-    def tracking(self, tracking_id: str) -> list[CourierTrackingEvent]:
+    def tracking(self, tracking_id: str) -> CourierTracking:
         self.asked.append(tracking_id)
-        return self.events
+        return CourierTracking(self.events, self.waybill_id)
 
 
 def test_the_poll_applies_a_delivered_status_the_webhook_never_brought(shop):
@@ -521,10 +516,10 @@ class PartlyDownCourier:
         self.down_for = down_for
         self.events = events
 
-    def tracking(self, tracking_id: str) -> list[CourierTrackingEvent]:
+    def tracking(self, tracking_id: str) -> CourierTracking:
         if tracking_id == self.down_for:
             raise CourierUnavailable("ReadTimeoutError", attempts=3)
-        return self.events
+        return CourierTracking(self.events)
 
 
 def test_the_poll_reads_on_past_a_shipment_whose_tracking_cannot_be_read(shop, monkeypatch):
@@ -540,3 +535,105 @@ def test_the_poll_reads_on_past_a_shipment_whose_tracking_cannot_be_read(shop, m
     assert invoke("PollQuietShipmentsFunction", {}) == {"polled": 2, "applied": 1, "failed": 1}
 
     assert (shop.order(first).status, shop.order(second).status) == ("shipped", "delivered")
+
+
+# ---------------------------------------------------------------- a waybill assigned after the booking (LOG-2, LOG-3)
+def test_the_waybill_event_sets_a_missing_waybill_once_and_the_label_prints_it(shop):
+    """LOG-2, LOG-3 (review 11, waybill later): a courier that books without a waybill announces it by
+    order.waybill_id: the shipment takes it once (inbox, a history note) and its label prints from then on."""
+    parcel = shop.shipped("wallet", waybill_later=True)
+    assert label(parcel.shipment_id, WAREHOUSE)[0] == 409
+
+    first = waybill_event(parcel.courier_order_id, "GOJEK-77001")
+    again = waybill_event(parcel.courier_order_id, "GOJEK-77001")
+
+    assert (first.status, first.body, again.body) == (200, {"status": "applied"}, {"status": "duplicate"})
+    shipment = shop.shipment(parcel)
+    assert (shipment.waybill_id, shipment.status) == ("GOJEK-77001", "confirmed")
+    assert [entry.note for entry in shipment.history] == ["waybill GOJEK-77001"]
+    assert len(shop.inbox()) == 1
+    status, _, pdf = label(parcel.shipment_id, WAREHOUSE)
+    assert status == 200
+    assert scanned(pdf) == {"Code128": "GOJEK-77001", "QRCode": "GOJEK-77001"}
+    assert tracking(parcel.order_id, BUYER_CLAIMS).body["waybill_id"] == "GOJEK-77001"
+
+
+def test_another_waybill_for_a_shipment_that_has_one_is_ignored_never_overwritten(shop):
+    """LOG-3: a waybill printed on a label stays the shipment's: a different one the courier names later is
+    ignored (logged), whether the booking or an earlier event set it."""
+    booked, later = shop.shipped("wallet"), shop.shipped("cod", waybill_later=True)
+    booked_waybill = shop.shipment(booked).waybill_id
+    assert waybill_event(later.courier_order_id, "GOJEK-1").body == {"status": "applied"}
+
+    assert waybill_event(booked.courier_order_id, "GOJEK-2").body == {"status": "ignored"}
+    assert waybill_event(later.courier_order_id, "GOJEK-3").body == {"status": "ignored"}
+
+    assert (shop.shipment(booked).waybill_id, shop.shipment(later).waybill_id) == (booked_waybill, "GOJEK-1")
+    assert shop.shipment(booked).history == []
+    assert len(shop.inbox()) == 1
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token", WEBHOOK_TOKEN + "x"])
+def test_a_forged_waybill_event_is_403_and_sets_nothing(shop, token):
+    """LOG-2: the waybill event is verified as every courier event is."""
+    parcel = shop.shipped("wallet", waybill_later=True)
+
+    response = waybill_event(parcel.courier_order_id, "FORGED-1", token=token)
+
+    assert (response.status, response.body["error"]["code"]) == (403, "invalid_callback_token")
+    assert shop.shipment(parcel).waybill_id is None and shop.inbox() == []
+
+
+def test_a_status_naming_the_waybill_sets_it_when_the_shipment_has_none(shop):
+    """LOG-2: the waybill's own event may be lost or late: a status carrying courier_waybill_id sets it too."""
+    parcel = shop.shipped("wallet", waybill_later=True)
+
+    assert shop.status(parcel, "allocated", 5).body == {"status": "applied"}
+
+    shipment = shop.shipment(parcel)
+    assert (shipment.waybill_id, shipment.status) == ("WB1", "allocated")
+    assert waybill_event(parcel.courier_order_id, "WB1").body == {"status": "duplicate"}
+
+
+def test_the_poll_sets_the_waybill_its_tracking_names(shop):
+    """LOG-2: a quiet shipment without a waybill takes the one its tracking answer carries."""
+    parcel = shop.shipped("wallet", waybill_later=True)
+    picked = courier_time(to_iso(shop.start + timedelta(minutes=5)))
+    composition.shipment_tracking().courier = QuietCourier(
+        [CourierTrackingEvent(CourierStatus.PICKED, "picked up", picked)], waybill_id="GOJEK-POLL-1"
+    )
+    shop.clock.advance(timedelta(hours=7))
+
+    polled = invoke("PollQuietShipmentsFunction", {})
+
+    assert (polled["applied"], polled["failed"]) == (1, 0)
+    shipment = shop.shipment(parcel)
+    assert (shipment.waybill_id, shipment.status) == ("GOJEK-POLL-1", "picked")
+    assert label(parcel.shipment_id, WAREHOUSE)[0] == 200
+
+
+def test_a_waybill_set_between_the_read_and_the_write_is_not_overwritten(shop, monkeypatch):
+    """LOG-3: the waybill is written on the condition that the shipment is still the one read: another waybill set
+    between this event's read and its write wins, and this one, read again, is ignored (never written over it)."""
+    parcel = shop.shipped("wallet", waybill_later=True)
+    tracking_service = composition.shipment_tracking()
+    shipments = tracking_service.shipments
+    read = shipments.get
+    raced: list[str] = []
+
+    def read_then_another_waybill_arrives(shipment_id: str) -> Shipment:
+        shipment = read(shipment_id)
+        if not raced:  # the first read only: the other event (by any source) is written before this one writes
+            raced.append("racing")
+            raced.append(tracking_service.set_waybill(shipment_id, parcel.courier_order_id, "A-1"))
+        return shipment
+
+    monkeypatch.setattr(shipments, "get", read_then_another_waybill_arrives)
+
+    assert waybill_event(parcel.courier_order_id, "B-2").body == {"status": "ignored"}
+
+    assert raced == ["racing", "applied"]
+    shipment = shop.shipment(parcel)
+    assert shipment.waybill_id == "A-1"
+    assert [entry.note for entry in shipment.history] == ["waybill A-1"]
+    assert len(shop.inbox()) == 1

@@ -6,6 +6,7 @@ ship from their session's purchase-order holds once it is received."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
@@ -30,6 +31,7 @@ from tests.support.fulfilment import (
     SELLER,
     WAREHOUSE,
     FakeCourier,
+    accept_webhook_token,
     book,
     commits,
     get_shipment,
@@ -41,9 +43,11 @@ from tests.support.fulfilment import (
     retail_order,
     tracking,
     use_courier,
+    waybill_event,
 )
 from tests.support.lambdas import claims
 from tests.support.stock import receive, stock_world
+from tests.unit.test_label import scanned
 
 BUYER = claims("buyer-1", "buyer")
 OTHER_BUYER = claims("buyer-2", "buyer")
@@ -555,3 +559,33 @@ def test_a_booked_shipment_is_found_by_its_courier_order_and_polled_until_termin
         stale = Transaction()
         repository.change(stale, shipment, status="returned")
         stale.commit()
+
+
+def test_a_courier_without_a_waybill_yet_ships_the_order_and_its_label_waits_for_the_waybill(world, shop, courier):
+    """LOG-2, LOG-3 (review 11, waybill later): Biteship answers some couriers' bookings with ``waybill_id: null``;
+    the order ships all the same, its label is 409 until the order.waybill_id webhook names the waybill, then
+    prints it (the codes scan back to it)."""
+    accept_webhook_token(world)
+    courier.waybill_later.add("jne")
+    order = retail_order(shop.warehouse.id, shop.product.id, "cod")
+
+    response = book(order.id)
+
+    assert response.status == 201, response.body
+    shipment = response.body
+    assert (shipment["status"], shipment["waybill_id"]) == ("confirmed", None)
+    assert composition.order_service().repository.get(order.id).status == "shipped"
+    assert levels(shop.warehouse.id, shop.product.id) == (8, 0)
+    waiting = label(shipment["id"], WAREHOUSE)
+    assert waiting[0] == 409 and json.loads(waiting[2])["error"]["code"] == "shipment_not_booked"
+    assert tracking(order.id, WAREHOUSE).body["waybill_id"] is None
+
+    courier_order_id = courier.orders[shipment["id"]].courier_order_id
+    assert waybill_event(courier_order_id, "JNE-LATER-1").body == {"status": "applied"}
+
+    status, _, pdf = label(shipment["id"], WAREHOUSE)
+    assert status == 200
+    assert scanned(pdf) == {"Code128": "JNE-LATER-1", "QRCode": "JNE-LATER-1"}
+    assert get_shipment(shipment["id"], WAREHOUSE).body["waybill_id"] == "JNE-LATER-1"
+    assert book(order.id).body["waybill_id"] == "JNE-LATER-1"  # a retried booking answers the shipment as it is
+    assert len(courier.bookings) == 1

@@ -1,14 +1,18 @@
 """Shipment helpers (issue 11): a courier that books as Biteship does (one order per reference_id) and can be down
 or lose its answer, orders ready to ship (retail through the real checkout saga, group-buying as settlement writes
-them, with their purchase order), and the booking, shipment, label and tracking routes."""
+them, with their purchase order), the booking, shipment, label and tracking routes, and the courier's webhook."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import itertools
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+import boto3
 
 from patungan import composition
 from patungan.accounts.models import AddressInput
@@ -24,13 +28,14 @@ from patungan.logistics.courier import CourierUnavailable
 from patungan.logistics.models import CourierBooked, CourierBooking, CourierStatus
 from patungan.orders.models import Order, OrderLine
 from tests.support.checkout import CatalogPricing, Started, Tokens, confirm_service
-from tests.support.lambdas import ApiResponse, api_event, call_api, claims, invoke
+from tests.support.lambdas import ApiResponse, api_event, call_api, claims, invoke, load_event
 from tests.support.stock import ADDRESS
 
 WAREHOUSE = claims("packer-1", "warehouse")
 ADMIN = claims("admin-1", "admin")
 SELLER = claims("seller-staff-1", "seller", seller_id="sel_toko")
 OTHER_SELLER = claims("seller-staff-2", "seller", seller_id="sel_lain")
+WEBHOOK_TOKEN = "tests-courier-webhook-token"  # a fake, local value
 
 
 @dataclass
@@ -38,7 +43,8 @@ class FakeCourier:
     """Biteship's order booking: the same reference_id answers the same order. ``down`` refuses to answer;
     ``lose_answers`` books and then loses the answer (a timeout after the courier acted); ``crash_after_booking``
     books and then the caller's process dies; ``refuses`` names the couriers that answer a booking 4xx (an area or
-    service they do not serve)."""
+    service they do not serve); ``waybill_later`` names the couriers that answer a booking without its waybill (it
+    comes by the ``order.waybill_id`` webhook)."""
 
     orders: dict[str, CourierBooked] = field(default_factory=dict)
     bookings: list[CourierBooking] = field(default_factory=list)
@@ -46,6 +52,7 @@ class FakeCourier:
     lose_answers: int = 0
     crash_after_booking: int = 0
     refuses: set[str] = field(default_factory=set)
+    waybill_later: set[str] = field(default_factory=set)
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -58,8 +65,9 @@ class FakeCourier:
             self.bookings.append(booking)
             if booking.reference_id not in self.orders:
                 n = next(self._numbers)
+                waybill_id = None if booking.courier in self.waybill_later else f"WAYBILL{n:06d}"
                 self.orders[booking.reference_id] = CourierBooked(
-                    f"courier-order-{n}", f"WAYBILL{n:06d}", f"track-{n}", CourierStatus.CONFIRMED, 9_000
+                    f"courier-order-{n}", waybill_id, f"track-{n}", CourierStatus.CONFIRMED, 9_000
                 )
             booked = self.orders[booking.reference_id]
             if self.lose_answers:
@@ -216,3 +224,36 @@ def commits(reference: str) -> list[Any]:
     """The audited ``commit`` records of the stock a reservation or shipment took."""
     records, _ = composition.stock_service().audit.page(AuditQuery(action="commit"), limit=100, cursor=None)
     return [record for record in records if record.reference == reference]
+
+
+def accept_webhook_token(world: Any) -> None:
+    """The courier webhook's secret, where the stack reads it (SSM)."""
+    name = world.aws.environment["COURIER_WEBHOOK_TOKEN_PARAMETER"]
+    boto3.client("ssm").put_parameter(Name=name, Value=WEBHOOK_TOKEN, Type="SecureString", Overwrite=True)
+
+
+def courier_webhook(body: dict[str, Any], token: str | None = WEBHOOK_TOKEN) -> ApiResponse:
+    """Biteship's webhook POST to the CourierWebhook Function URL, the secret in its ``?token=``."""
+    event = copy.deepcopy(load_event("xendit_invoice_paid.json"))
+    event["headers"].pop("x-callback-token")
+    event["headers"]["user-agent"] = "Biteship"
+    event["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    event["isBase64Encoded"] = True
+    if token is not None:
+        event["rawQueryString"] = f"token={token}"
+        event["queryStringParameters"] = {"token": token}
+    response = invoke("CourierWebhook", event)
+    return ApiResponse(response["statusCode"], {}, json.loads(response["body"]) if response.get("body") else None)
+
+
+def waybill_event(courier_order_id: str, waybill_id: str, token: str | None = WEBHOOK_TOKEN) -> ApiResponse:
+    """Biteship's ``order.waybill_id``: the waybill a courier assigned after the booking."""
+    body = {
+        "event": "order.waybill_id",
+        "order_id": courier_order_id,
+        "courier_tracking_id": "trk-1",
+        "courier_waybill_id": waybill_id,
+        "status": "allocated",
+        "updated_at": "2026-11-30T10:00:00+07:00",
+    }
+    return courier_webhook(body, token)

@@ -165,7 +165,8 @@ def test_a_booking_the_courier_cannot_answer_is_retried_then_unavailable():
     "answer",
     [
         {**ORDER, "id": None},  # no order id
-        {**ORDER, "courier": {**ORDER["courier"], "waybill_id": ""}},  # no waybill
+        {**ORDER, "courier": {**ORDER["courier"], "waybill_id": ""}},  # a waybill that is no id
+        {**ORDER, "id": None, "courier": {**ORDER["courier"], "waybill_id": None}},  # no ids at all
         {k: v for k, v in ORDER.items() if k != "courier"},
         {**ORDER, "reference_id": "shp_someone_else"},  # another shipment's order
         {**ORDER, "status": "teleported"},
@@ -181,15 +182,39 @@ def test_an_answer_that_is_not_a_complete_order_is_unavailable_never_half_booked
     assert not failure.value.refused  # a retry (same reference_id) may get the complete order
 
 
+@pytest.mark.parametrize(
+    "courier_part",
+    [
+        {**ORDER["courier"], "waybill_id": None},
+        {k: v for k, v in ORDER["courier"].items() if k != "waybill_id"},
+    ],
+)
+def test_a_booking_answered_without_a_waybill_is_booked_its_waybill_to_come(courier_part):
+    """LOG-2 (review 11, waybill later): some couriers (instant ones) assign the waybill after the booking and
+    announce it by the order.waybill_id webhook: the order is booked, its waybill None until then."""
+    with courier_at(ScriptedCourier([(200, {**ORDER, "courier": courier_part})])) as courier:
+        booked = courier.book(BOOKING)
+
+    assert booked == CourierBooked("5dd599ebdefcd4158eb8470b", None, "6a9c7e2f1d", CourierStatus.CONFIRMED, 38_000)
+
+
+def test_tracking_carries_the_waybill_once_the_courier_assigned_it():
+    with courier_at(ScriptedCourier([(200, TRACKING), (200, {**TRACKING, "waybill_id": "GOJEK-1"})])) as courier:
+        before, after = courier.tracking("6a9c7e2f1d"), courier.tracking("6a9c7e2f1d")
+
+    assert (before.waybill_id, after.waybill_id) == (None, "GOJEK-1")
+    assert after.history == before.history
+
+
 def test_tracking_is_the_history_oldest_first_in_utc():
     scripted = ScriptedCourier([(503, {}), (200, TRACKING)])
     with courier_at(scripted) as courier:
-        history = courier.tracking("6a9c7e2f1d")
+        tracked = courier.tracking("6a9c7e2f1d")
 
     assert [(r["method"], r["path"], r["body"], r["content_type"]) for r in scripted.requests] == [
         ("GET", "/v1/trackings/6a9c7e2f1d", None, None)
     ] * 2  # a GET is retried like a POST
-    assert history == [
+    assert tracked.history == [
         CourierTrackingEvent(CourierStatus.CONFIRMED, "Order confirmed", "2026-11-30T06:00:00.000Z"),
         CourierTrackingEvent(CourierStatus.PICKED, "Parcel picked up", "2026-11-30T07:05:00.000Z"),
     ]
@@ -202,6 +227,7 @@ def test_tracking_is_the_history_oldest_first_in_utc():
         {"history": [{"status": "picked", "note": "", "updated_at": "yesterday"}]},
         {"history": [{"status": "lost_in_space", "note": "", "updated_at": "2026-11-30T07:05:00Z"}]},
         {"history": [{"status": "picked", "note": ""}]},
+        {"history": [], "waybill_id": ""},
     ],
 )
 def test_tracking_that_is_not_biteships_is_unavailable(answer):
@@ -213,7 +239,7 @@ def test_the_local_courier_books_and_tracks_what_the_adapter_sends(local):
     with courier_at(local.wsgi_app) as courier:
         booked = courier.book(CourierBooking(**{**BOOKING.__dict__, "cod_amount": 300_000}))
         local.move_order(booked.courier_order_id, "picked", "Parcel picked up", deliver=False)
-        history = courier.tracking(booked.tracking_id or booked.courier_order_id)
+        history = courier.tracking(booked.tracking_id or booked.courier_order_id).history
 
     [order] = local.orders()
     assert order["destination"]["cash_on_delivery"]["amount"] == 300_000

@@ -6,7 +6,8 @@ began and never books twice:
 2. the courier books the pickup under ``reference_id`` = the shipment id (it answers the same order for the same
    reference: a booking retried after a timeout is one booking);
 3. ONE transaction: the shipment booked (waybill, courier ids, status) and the order ``shipped`` with its
-   ``order.shipped`` event;
+   ``order.shipped`` event; a courier that assigns its waybill later (Biteship answers ``waybill_id: null``) ships
+   the order all the same, its waybill set by tracking when the courier announces it (no label until then);
 4. the order's stock leaves the books, audited ``commit``: a retail order's checkout reservation, or a group-buying
    order's units drawn from its session's purchase-order holds (once per shipment).
 The courier down stops at step 2: 503 ``courier_unavailable``, the shipment stays ``booking`` and nothing else
@@ -269,7 +270,7 @@ class ShipmentService:
             waybill_id=booked.waybill_id,
             courier_order_id=booked.courier_order_id,
             tracking_id=booked.tracking_id,
-            history=[*shipment.history, ShipmentEvent(status=status, note=f"waybill {booked.waybill_id}", at=now)],
+            history=[*shipment.history, ShipmentEvent(status=status, note=_waybill_note(booked.waybill_id), at=now)],
             updated_at=now,
         )
         if not rebooking:
@@ -349,8 +350,11 @@ class ShipmentService:
         principal.require(Role.WAREHOUSE, Role.SELLER)
         shipment = self.shipments.get(shipment_id)
         _require_shipper_of(principal, shipment.seller_id, f"no shipment {shipment_id}")
-        if shipment.waybill_id is None:
-            raise Conflict(f"shipment {shipment_id} is not booked yet: it has no waybill", code="shipment_not_booked")
+        if shipment.waybill_id is None:  # not booked yet, or booked with a courier that assigns its waybill later
+            raise Conflict(
+                f"shipment {shipment_id} has no waybill yet: its label prints once the courier assigns one",
+                code="shipment_not_booked",
+            )
         sender = self.warehouses.get(shipment.warehouse_id)
         return render_label(
             LabelData(
@@ -366,6 +370,10 @@ class ShipmentService:
                 items_count=shipment.items_count,
             )
         )
+
+
+def _waybill_note(waybill_id: str | None) -> str:
+    return f"waybill {waybill_id}" if waybill_id else "booked; the courier assigns the waybill later"
 
 
 def _require_shippable(order: Order) -> None:

@@ -13,7 +13,11 @@ order collected nothing, a paid retail order is refunded (OrderRefunds), a group
 the factory when its purchase order was received) is refunded to the buyer's wallet and charged back to the
 factory's payable. Called off before pickup (cancelled, rejected, courier_not_found): the shipment records it and
 staff book the order again (ShipmentService, a new courier order). Disposed: recorded, the order is left for a
-person (logged). A delivered order completes once its return window has passed (``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable."""
+person (logged). A delivered order completes once its return window has passed (``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable.
+
+A courier that books without a waybill (Biteship answers ``waybill_id: null``) names it later: its
+``order.waybill_id`` event, a status carrying ``courier_waybill_id`` or the tracking the poll reads sets it once
+(``set_waybill``); a different one for a shipment that has a waybill is logged and ignored, never overwritten."""
 
 from __future__ import annotations
 
@@ -36,15 +40,16 @@ from patungan.ledger import accounts
 from patungan.ledger.models import Movement, MovementType, transfer
 from patungan.ledger.repository import Ledger
 from patungan.logistics.courier import CourierUnavailable
-from patungan.logistics.models import CourierTrackingEvent, courier_time
+from patungan.logistics.models import CourierTracking, CourierTrackingEvent, courier_time
 from patungan.orders.models import Order
 from patungan.orders.service import OrderService
 from patungan.payments.models import RefundReason
 
 ATTEMPTS = 5
 STATUS_EVENT = "order.status"
+WAYBILL_EVENT = "order.waybill_id"
 # Biteship's other events: recorded (a duplicate is still a duplicate), nothing to apply.
-RECORDED_EVENTS = frozenset({"order.price", "order.waybill_id"})
+RECORDED_EVENTS = frozenset({"order.price"})
 INBOX_DAYS = 30
 AWAITING_COMPLETION = "AWAITING_COMPLETION"
 COMPLETION_PAGE = 25
@@ -101,7 +106,7 @@ class ReturnedStock(Protocol):
 
 
 class TrackingSource(Protocol):
-    def tracking(self, tracking_id: str) -> list[CourierTrackingEvent]: ...
+    def tracking(self, tracking_id: str) -> CourierTracking: ...
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,14 @@ class ShipmentTracking:
             )
         if body.event in RECORDED_EVENTS:
             return self._record(body)
+        if body.event == WAYBILL_EVENT:
+            if body.courier_waybill_id is None:
+                logger.warning("waybill event without a waybill; ignored", extra={"courier_order_id": body.order_id})
+                return "ignored"
+            return self.set_waybill(shipment.id, body.order_id, body.courier_waybill_id)
+        if body.courier_waybill_id is not None and shipment.waybill_id is None:
+            # A status that names the waybill before its own event arrived (or for one that was lost).
+            self.set_waybill(shipment.id, body.order_id, body.courier_waybill_id)
         if body.event != STATUS_EVENT or body.status is None or body.updated_at is None:
             logger.warning(
                 "courier event not understood; ignored",
@@ -234,6 +247,48 @@ class ShipmentTracking:
             return "duplicate"
         logger.info("courier event recorded", extra=_summary(body.event, body.order_id, body.status, body.updated_at))
         return "recorded"
+
+    # ------------------------------------------------------------------ the waybill assigned after the booking
+    def set_waybill(self, shipment_id: str, courier_order_id: str, waybill_id: str) -> str:
+        """The waybill a courier assigned after the booking (LOG-2, LOG-3: its label prints from then on), by any
+        source (the ``order.waybill_id`` event, a status naming it, the poll): set once, only on a shipment without
+        one, with the inbox record and a history note in one write over the version read. ``applied``,
+        ``duplicate`` (this waybill is the shipment's already) or ``ignored`` (the shipment has another one: a
+        waybill printed on a label is never overwritten; logged for a person)."""
+        try:
+            return retry_stale(lambda: self._set_waybill_once(shipment_id, courier_order_id, waybill_id), ATTEMPTS)
+        except DuplicateCourierEvent:
+            return "duplicate"
+
+    def _set_waybill_once(self, shipment_id: str, courier_order_id: str, waybill_id: str) -> str:
+        shipment = self.shipments.get(shipment_id)
+        context = {"shipment_id": shipment.id, "courier_order_id": courier_order_id, "waybill_id": waybill_id}
+        if shipment.courier_order_id != courier_order_id:  # booked again since: the old courier order's waybill
+            logger.warning("waybill for a courier order the shipment no longer has; ignored", extra=context)
+            return "ignored"
+        if shipment.waybill_id == waybill_id:
+            return "duplicate"
+        if shipment.waybill_id is not None:
+            logger.warning(
+                "courier named another waybill for a shipment that has one; ignored",
+                extra={**context, "current_waybill_id": shipment.waybill_id},
+            )
+            metrics.add_metric(name="CourierWaybillConflicts", unit="Count", value=1)
+            return "ignored"
+        now = self._now()
+        tx = Transaction()
+        summary = {"event": WAYBILL_EVENT, "courier_order_id": courier_order_id, "waybill_id": waybill_id}
+        self.records.add_event(tx, _digest(WAYBILL_EVENT, courier_order_id, waybill_id), summary)
+        self.shipments.change(
+            tx,
+            shipment,
+            waybill_id=waybill_id,
+            history=[*shipment.history, ShipmentEvent(status=shipment.status, note=f"waybill {waybill_id}", at=now)],
+            updated_at=now,
+        )
+        tx.commit()
+        logger.info("waybill assigned by the courier", extra=context)
+        return "applied"
 
     # ------------------------------------------------------------------ one update, by any source
     def apply(self, shipment_id: str, update: CourierUpdate) -> str:
@@ -426,7 +481,7 @@ class ShipmentTracking:
             for shipment in page:
                 polled += 1
                 try:
-                    events = self.courier.tracking(shipment.courier_order_id or shipment.tracking_id or "")
+                    tracked = self.courier.tracking(shipment.courier_order_id or shipment.tracking_id or "")
                 except CourierUnavailable as exc:
                     failed += 1
                     logger.warning(
@@ -434,7 +489,11 @@ class ShipmentTracking:
                         extra={"shipment_id": shipment.id, "error": str(exc)},
                     )
                     continue
-                applied += sum(self.apply(shipment.id, update) == "applied" for update in _newer(shipment, events))
+                if tracked.waybill_id is not None and shipment.waybill_id is None and shipment.courier_order_id:
+                    self.set_waybill(shipment.id, shipment.courier_order_id, tracked.waybill_id)
+                applied += sum(
+                    self.apply(shipment.id, update) == "applied" for update in _newer(shipment, tracked.history)
+                )
             page = self.shipments.in_transit_quiet_since(before, QUIET_PAGE, after=page[-1])
         return {"polled": polled, "applied": applied, "failed": failed}
 

@@ -31,6 +31,7 @@ from patungan.logistics.models import (
     CourierBooked,
     CourierBooking,
     CourierStatus,
+    CourierTracking,
     CourierTrackingEvent,
     ParcelItem,
     Place,
@@ -127,8 +128,10 @@ def order_request(booking: CourierBooking) -> dict[str, Any]:
 
 
 def booked_from(answer: Any, booking: CourierBooking) -> CourierBooked:
-    """The courier's order in Biteship's answer. Without an order id or a waybill, or for another reference,
-    the answer is refused as a whole: a shipment is booked completely or not at all."""
+    """The courier's order in Biteship's answer. Without an order id, for another reference, with a status or a
+    price we cannot read, the answer is refused as a whole: a shipment is booked completely or not at all. The
+    waybill may be null (absent): some couriers assign it after the booking (the ``order.waybill_id`` webhook);
+    one that is there must be an id."""
     if not isinstance(answer, dict) or answer.get("success") is False:
         raise ValueError("the answer is not a successful order")
     courier = answer.get("courier")
@@ -137,8 +140,8 @@ def booked_from(answer: Any, booking: CourierBooking) -> CourierBooked:
     order_id, waybill_id, tracking_id = answer.get("id"), courier.get("waybill_id"), courier.get("tracking_id")
     if not _text(order_id):
         raise ValueError(f"no order id: {order_id!r}")
-    if not _text(waybill_id):
-        raise ValueError(f"order {order_id}: no waybill: {waybill_id!r}")
+    if waybill_id is not None and not _text(waybill_id):
+        raise ValueError(f"order {order_id}: waybill_id is not an id: {waybill_id!r}")
     if tracking_id is not None and not _text(tracking_id):
         raise ValueError(f"order {order_id}: tracking_id is not an id: {tracking_id!r}")
     reference = answer.get("reference_id", booking.reference_id)
@@ -150,13 +153,17 @@ def booked_from(answer: Any, booking: CourierBooking) -> CourierBooked:
     return CourierBooked(order_id, waybill_id, tracking_id, _status(answer.get("status")), int(price))
 
 
-def tracking_from(answer: Any) -> list[CourierTrackingEvent]:
-    """The parcel's history in Biteship's tracking answer, oldest first, each ``updated_at`` in UTC."""
+def tracking_from(answer: Any) -> CourierTracking:
+    """The parcel's history in Biteship's tracking answer, oldest first, each ``updated_at`` in UTC, and its
+    ``waybill_id`` (null until the courier assigns it)."""
     history = answer.get("history") if isinstance(answer, dict) else None
     if not isinstance(history, list):
         raise ValueError("the answer has no history list")
+    waybill_id = answer.get("waybill_id")
+    if waybill_id is not None and not _text(waybill_id):
+        raise ValueError(f"waybill_id is not an id: {waybill_id!r}")
     events = [_event(entry) for entry in history]
-    return sorted(events, key=lambda event: event.updated_at)
+    return CourierTracking(sorted(events, key=lambda event: event.updated_at), waybill_id)
 
 
 def _event(entry: Any) -> CourierTrackingEvent:
@@ -266,8 +273,8 @@ class BiteshipCourier:
         answer, attempts = self._call("POST", ORDERS_PATH, order_request(booking))
         return _read(answer, attempts, lambda: booked_from(answer, booking))
 
-    def tracking(self, tracking_id: str) -> list[CourierTrackingEvent]:
-        """A parcel's history, oldest first, by its courier order id or tracking id."""
+    def tracking(self, tracking_id: str) -> CourierTracking:
+        """A parcel's history, oldest first, and its waybill, by its courier order id or tracking id."""
         answer, attempts = self._call("GET", f"{TRACKINGS_PATH}/{url_quote(tracking_id, safe='')}")
         return _read(answer, attempts, lambda: tracking_from(answer))
 

@@ -150,10 +150,11 @@ class CourierBooking:
 @dataclass(frozen=True)
 class CourierBooked:
     """The courier's order for a booking: its ids (``courier_order_id`` is what its webhooks name as
-    ``order_id``), the waybill to print, its status, and what it charges (rupiah)."""
+    ``order_id``), the waybill to print (None: some couriers, instant ones among them, assign it after the
+    booking and announce it by the ``order.waybill_id`` webhook), its status, and what it charges (rupiah)."""
 
     courier_order_id: str
-    waybill_id: str
+    waybill_id: str | None
     tracking_id: str | None
     status: CourierStatus
     price: int
@@ -179,3 +180,11 @@ class CourierTrackingEvent:
     status: CourierStatus
     note: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class CourierTracking:
+    """A parcel's tracking: its history, oldest first, and its waybill when the courier has assigned one."""
+
+    history: list[CourierTrackingEvent]
+    waybill_id: str | None = None
