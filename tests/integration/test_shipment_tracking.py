@@ -44,9 +44,9 @@ from tests.support.fulfilment import (
     use_courier,
     waybill_event,
 )
+from tests.support.label import scanned
 from tests.support.lambdas import ApiResponse, call_api, claims, invoke, load_event
 from tests.support.stock import ADDRESS, SELLER_ID, receive, stock_world
-from tests.unit.test_label import scanned
 
 BUYER = Shopper(customer_id="buyer-1")
 BUYER_CLAIMS = claims("buyer-1", "buyer")

@@ -45,9 +45,9 @@ from tests.support.fulfilment import (
     use_courier,
     waybill_event,
 )
+from tests.support.label import scanned
 from tests.support.lambdas import claims
 from tests.support.stock import receive, stock_world
-from tests.unit.test_label import scanned
 
 BUYER = claims("buyer-1", "buyer")
 OTHER_BUYER = claims("buyer-2", "buyer")

@@ -9,13 +9,12 @@ import json
 import subprocess
 import sys
 
-import pypdfium2
 import pytest
-import zxingcpp
 
 from emulator.template import ROOT
 from patungan.core.errors import Conflict
 from patungan.fulfilment.label import LabelData, LabelParty, render_label
+from tests.support.label import page_of, scanned, text_lines
 
 POINTS_PER_MM = 72 / 25.4
 SENDER = LabelParty(
@@ -46,22 +45,6 @@ LABEL = LabelData(
     weight_grams=1250,
     items_count=3,
 )
-
-
-def page_of(pdf: bytes) -> pypdfium2.PdfPage:
-    document = pypdfium2.PdfDocument(pdf)
-    assert len(document) == 1
-    return document[0]
-
-
-def text_lines(pdf: bytes) -> list[str]:
-    return page_of(pdf).get_textpage().get_text_bounded().splitlines()
-
-
-def scanned(pdf: bytes) -> dict[str, str]:
-    """What a scanner reads off the printed label: each code's format and text."""
-    image = page_of(pdf).render(scale=4).to_pil()
-    return {code.format.name: code.text for code in zxingcpp.read_barcodes(image)}
 
 
 def test_the_label_is_one_page_of_100_by_150_mm():
