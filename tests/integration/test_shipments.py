@@ -109,6 +109,24 @@ def test_a_cod_order_ships_with_its_waybill_its_cod_amount_and_its_stock_committ
     assert len(commits(reservation_of(order))) == 1
 
 
+def test_a_cod_order_placed_before_orders_named_their_payment_method_still_ships_with_its_cod_amount(
+    world, shop, courier
+):
+    """CHK-9, LOG-2 (final read): an order written before ``payment_method`` existed is COD by its ``payment_id``
+    ("cod"), as tracking reads it: its booking carries the total for the courier to collect, never a parcel handed
+    over for nothing."""
+    order = retail_order(shop.warehouse.id, shop.product.id, "cod")
+    orders = composition.order_service().repository
+    orders.table.update({"pk": f"ORDER#{order.id}", "sk": "META"}, "REMOVE payment_method")
+    assert (orders.get(order.id).payment_method, orders.get(order.id).payment_id) == (None, "cod")
+
+    response = book(order.id)
+
+    assert response.status == 201, response.body
+    assert response.body["cod_amount"] == order.total
+    assert courier.bookings[0].cod_amount == order.total
+
+
 def test_a_paid_order_carries_no_cod_amount(world, shop, courier):
     order = retail_order(shop.warehouse.id, shop.product.id, "wallet")
     assert order.status == "paid"

@@ -150,7 +150,7 @@ class ShipmentService:
             service=service,
             status="booking",
             label_url=label_path(shipment_id),
-            cod_amount=order.total if order.payment_method == "cod" else None,
+            cod_amount=order.total if order.is_cod else None,
             address=address.model_dump(),
             weight_grams=parcel_weight_grams(items),
             items_count=sum(item.quantity for item in items),

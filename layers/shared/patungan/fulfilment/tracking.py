@@ -372,7 +372,7 @@ class ShipmentTracking:
             )
 
     def _returned(self, tx: Transaction, order: Order) -> None:
-        if _is_cod(order):
+        if order.is_cod:
             # Nothing was collected, nothing goes back; the event says why, so the buyer hears of it (NOT-1).
             self.orders.move_to(tx, order, "cancelled", reason=RETURN_REFUND_REASON)
         elif order.checkout_id is not None:
@@ -452,7 +452,7 @@ class ShipmentTracking:
             done = 0
         else:
             self.orders.move_to(tx, order, "completed")
-            if order.checkout_id is not None and not _is_cod(order):
+            if order.checkout_id is not None and not order.is_cod:
                 self._post(
                     tx,
                     "order_settlement",
@@ -524,7 +524,3 @@ def _newer(shipment: Shipment, events: list[CourierTrackingEvent]) -> list[Couri
         for event in events
         if event.updated_at >= last
     ]
-
-
-def _is_cod(order: Order) -> bool:
-    return order.payment_method == "cod" or order.payment_id == "cod"

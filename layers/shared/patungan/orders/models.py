@@ -53,6 +53,12 @@ class Order(BaseModel):
     created_at: str
     updated_at: str
 
+    @property
+    def is_cod(self) -> bool:
+        """Paid in cash to the courier (CHK-9); an order written before ``payment_method`` existed says so by its
+        ``payment_id`` alone."""
+        return self.payment_method == "cod" or self.payment_id == "cod"
+
     @model_validator(mode="after")
     def _totals_add_up(self) -> Order:
         if not 0 <= self.shipping_discount <= self.shipping:
