@@ -13,7 +13,8 @@ order collected nothing, a paid retail order is refunded (OrderRefunds), a group
 the factory when its purchase order was received) is refunded to the buyer's wallet and charged back to the
 factory's payable. Called off before pickup (cancelled, rejected, courier_not_found): the shipment records it and
 staff book the order again (ShipmentService, a new courier order). Disposed: recorded, the order is left for a
-person (logged). A delivered order completes once its return window has passed (``order.completed``); a paid retail order's money then leaves its checkout escrow for the seller's payable.
+person (logged). A delivered order completes once its return window has passed (``order.completed``); a paid
+retail order's money then leaves its checkout escrow for the seller's payable.
 
 A courier that books without a waybill (Biteship answers ``waybill_id: null``) names it later: its
 ``order.waybill_id`` event, a status carrying ``courier_waybill_id`` or the tracking the poll reads sets it once
@@ -33,7 +34,7 @@ from patungan.core.clock import Clock, to_iso
 from patungan.core.errors import Conflict, DependencyUnavailable, DomainError
 from patungan.core.observability import logger, metrics
 from patungan.core.retry import retry_stale
-from patungan.fulfilment.models import Shipment, ShipmentEvent, is_forward
+from patungan.fulfilment.models import TERMINAL_STATUSES, Shipment, ShipmentEvent, is_forward
 from patungan.fulfilment.repository import ShipmentsRepository
 from patungan.inventory.stock_models import StockLine
 from patungan.ledger import accounts
@@ -336,7 +337,7 @@ class ShipmentTracking:
     def _order_follows(self, tx: Transaction, shipment: Shipment, now: str) -> None:
         """Into ``tx``: what the shipment's new status means for its order (see the module's docstring)."""
         status = shipment.status
-        if status not in ("delivered", "returned", "disposed", "cancelled", "rejected", "courier_not_found"):
+        if status not in TERMINAL_STATUSES:
             return  # still on its way: the order is shipped since its booking
         order = self.orders.repository.get(shipment.order_id)
         context = {"shipment_id": shipment.id, "order_id": order.id, "status": status, "order_status": order.status}

@@ -61,22 +61,21 @@ class OrdersRepository:
         status: str,
         updated_at: str,
         via: tuple[str, ...] = (),
-        seen: str | None = None,
+        *,
+        seen: str,
     ) -> None:
-        """``status`` only from the states ORD-3 allows; otherwise the transaction fails as a concurrent change
-        (the caller reads again and decides). With ``via``, through those states in one write (each step one ORD-3
-        allows): from where the first may be entered. With ``seen``, only from that status (the one the caller read
-        and decided on): a shipped order is cancelled for its returned parcel, never by a cancel that read it paid
-        just before it shipped."""
+        """``status`` only from ``seen`` (the status the caller read and decided on), and only if ORD-3 allows that
+        step; otherwise the transaction fails as a concurrent change (the caller reads again and decides): a shipped
+        order is cancelled for its returned parcel, never by a cancel that read it paid just before it shipped.
+        With ``via``, through those states in one write (each step one ORD-3 allows), the first entered from
+        ``seen``."""
         path = (*via, status)
         for before, after in pairwise(path):
             if before not in ORDER_TRANSITIONS[after]:
                 raise ValueError(f"an order cannot go from {before} to {after}")
-        allowed = ORDER_TRANSITIONS[path[0]] if seen is None else ORDER_TRANSITIONS[path[0]] & {seen}
-        froms = {f":from{i}": s for i, s in enumerate(sorted(allowed))}
-        if not froms:
+        if seen not in ORDER_TRANSITIONS[path[0]]:
             raise ConcurrentUpdate(f"order {order_id} cannot become {status} from {seen}")
-        condition, values = f"#status IN ({', '.join(froms)})", {":status": status, ":now": updated_at, **froms}
+        condition, values = "#status = :seen", {":status": status, ":now": updated_at, ":seen": seen}
         if path[0] == "cancelled":  # once its shipment began, an order is cancelled only for a returned parcel
             condition += " AND (attribute_not_exists(shipment_id) OR #status = :shipped)"
             values[":shipped"] = "shipped"
