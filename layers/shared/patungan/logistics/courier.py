@@ -1,7 +1,7 @@
 """The courier adapter: Biteship's rates (LOG-1, ``POST /v1/rates/couriers``), orders (LOG-2, ``POST
 /v1/orders``) and tracking (``GET /v1/trackings/{id}``) APIs (EXTERNAL_APIS.md), the only place that speaks HTTP
-to the courier aggregator. In the local stack it talks to the local courier
-(emulator/courier.py), which answers the same shapes.
+to the courier aggregator. In the local stack it talks to the local courier (emulator/courier.py), which answers
+the same shapes.
 
 Every call has a timeout; timeouts, connection errors, 429 and 5xx are retried with exponential backoff and
 full jitter, a bounded number of times. A refusal (any other 4xx) is never retried: the same request would be
@@ -266,17 +266,17 @@ class BiteshipCourier:
         self, origin: Place, destination: Place, items: Sequence[ParcelItem], couriers: Sequence[str]
     ) -> list[Quote]:
         answer, attempts = self._call("POST", RATES_PATH, rates_request(origin, destination, items, couriers))
-        return _read(answer, attempts, lambda: quotes_from(answer, couriers))
+        return _read(attempts, lambda: quotes_from(answer, couriers))
 
     def book(self, booking: CourierBooking) -> CourierBooked:
         """Book a pickup (LOG-2); retried with the same ``reference_id``, which the courier answers once."""
         answer, attempts = self._call("POST", ORDERS_PATH, order_request(booking))
-        return _read(answer, attempts, lambda: booked_from(answer, booking))
+        return _read(attempts, lambda: booked_from(answer, booking))
 
     def tracking(self, tracking_id: str) -> CourierTracking:
         """A parcel's history, oldest first, and its waybill, by its courier order id or tracking id."""
         answer, attempts = self._call("GET", f"{TRACKINGS_PATH}/{url_quote(tracking_id, safe='')}")
-        return _read(answer, attempts, lambda: tracking_from(answer))
+        return _read(attempts, lambda: tracking_from(answer))
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[Any, int]:
         """The JSON answer to a request and how many attempts it took; CourierUnavailable when none came."""
@@ -313,7 +313,7 @@ class BiteshipCourier:
             attempt += 1
 
 
-def _read(answer: Any, attempts: int, parse: Callable[[], _Parsed]) -> _Parsed:
+def _read(attempts: int, parse: Callable[[], _Parsed]) -> _Parsed:
     try:
         return parse()
     except ValueError as exc:
