@@ -18,8 +18,8 @@ The patches target moto 5.2.5 (pinned in requirements-dev.txt) and each names th
   listed once per class; a table's items are put in key order comparing plain values. Each invocation
   makes several DynamoDB calls, all under one lock, so this is most of what a request costs here.
 
-The tests run moto without the emulator; they take the rollback and the speed patches (``cheaper_moto``),
-which change what moto costs and nothing it answers.
+The tests run moto without the emulator; they take the serialised DynamoDB calls, the rollback and the speed
+patches (``cheaper_moto``): what moto costs changes, and a threaded test sees DynamoDB's atomic conditions.
 """
 
 from __future__ import annotations
@@ -177,10 +177,14 @@ def _patch_dynamodb(patches: MotoPatches, stream_written: StreamWritten | None) 
 
 @contextmanager
 def cheaper_moto(*, speed: bool = True) -> Iterator[None]:
-    """While open, a cancelled transaction puts back only the items it touched (``_transact_write_items``), so a
-    transaction costs the same on an empty or a full table; with ``speed``, the speed patches too."""
+    """While open, DynamoDB calls are serialised as in the local stack (moto's conditional writes are not atomic
+    across threads: two threads could both pass one condition, which DynamoDB never allows), and a cancelled
+    transaction puts back only the items it touched (``_transact_write_items``), so a transaction costs the same
+    on an empty or a full table; with ``speed``, the speed patches too."""
     _require_pinned_moto()
     patches = Patches()
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        patches.replace(handler, "call_action", _serialised(handler.call_action))
     _patch_transaction_rollback(patches)
     if speed:
         _patch_speed(patches)
