@@ -27,6 +27,7 @@ from patungan.ledger.repository import ledger
 from patungan.ledger.service import ledger_service
 from patungan.logistics.courier import CourierUnavailable
 from patungan.logistics.models import CourierStatus, CourierTracking, CourierTrackingEvent, courier_time
+from patungan.notifications.messages import OrderRefunded
 from tests.support.checkout import CatalogPricing, Started, Tokens, confirm_service
 from tests.support.fulfilment import (
     WAREHOUSE,
@@ -507,6 +508,9 @@ def test_a_returned_group_buying_parcel_is_refunded_and_charged_back_to_the_fact
     key = StockKey(warehouse, shop.stock.product.id, None)
     assert composition.stock_service().stock.get(key).on_hand == 3
     assert ledger_service().trial_balance(ADMIN).balanced is True
+    # NOT-1: no payment refund follows a wallet refund, so the order's own event tells the buyer.
+    [refunded] = shop.events("order.refunded", parcel)
+    assert OrderRefunded.model_validate(refunded["data"]).message().title == "Parcel returned"
 
 
 class PartlyDownCourier:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from patungan.notifications.messages import (
     OrderCancelled,
     OrderCreated,
+    OrderRefunded,
     OrderShipped,
     PaymentExpired,
     PaymentRefunded,
@@ -109,6 +110,18 @@ def test_only_a_returned_cash_on_delivery_parcel_makes_a_cancel_news():
     assert OrderCancelled(user_id="u", order_id="ord_1", total=1).message() is None
     returned = OrderCancelled(user_id="u", order_id="ord_1", total=1, reason="parcel_returned").message()
     assert returned is not None and returned.title == "Parcel returned"
+
+
+def test_a_refund_to_the_wallet_at_once_is_told_by_the_order_and_one_through_the_channel_is_not():
+    """NOT-1: a wallet refund has no payment refund events to speak for it; a channel refund has its own."""
+    data = {"user_id": "u", "order_id": "ord_1", "total": 75000}
+
+    assert OrderRefunded(**data).message() is None
+    cancelled = OrderRefunded(**data, reason="order_cancelled", refunded_to="wallet").message()
+    returned = OrderRefunded(**data, reason="parcel_returned", refunded_to="wallet").message()
+    assert cancelled is not None and cancelled.title == "Refund completed"
+    assert returned is not None and returned.title == "Parcel returned"
+    assert returned.body.endswith("Rp75.000 is back in your Patungan wallet.")
 
 
 def test_an_order_outside_a_group_buy_is_simply_placed():

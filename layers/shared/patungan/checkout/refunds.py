@@ -55,7 +55,7 @@ class OrderRefunds:
             self._move_escrow(tx, order, accounts.REFUNDS_OWED, reference)
             tx.after_commit.append(lambda: report_refund_unavailable(order.total, reference))
             return
-        self.orders.move_to(tx, order, "refunded", via=("cancelled",))
+        self.orders.move_to(tx, order, "refunded", via=("cancelled",), reason=reason, refunded_to="wallet")
         self._move_escrow(tx, order, accounts.buyer_wallet(checkout.buyer.customer_id), reference)
 
     def _move_escrow(self, tx: Transaction, order: Order, to_account: str, reference: dict[str, str]) -> None:

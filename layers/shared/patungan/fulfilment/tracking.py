@@ -384,7 +384,9 @@ class ShipmentTracking:
     def _refund_group_buy(self, tx: Transaction, order: Order) -> None:
         """A group-buying order's escrow was released to its factory when the purchase order was received
         (GB-14): the buyer's money comes back to their wallet at once, charged back to the factory's payable."""
-        self.orders.move_to(tx, order, "refunded", via=("cancelled",))
+        self.orders.move_to(
+            tx, order, "refunded", via=("cancelled",), reason=RETURN_REFUND_REASON, refunded_to="wallet"
+        )
         self._post(
             tx,
             "refund",

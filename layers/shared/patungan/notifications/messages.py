@@ -170,8 +170,9 @@ class OrderFulfilled(OrderProgress):
 
 
 class OrderCancelled(OrderProgress):
-    """A cancelled order. The buyer's own cancel and a paid order's refund already tell them (refund_requested);
-    the news is a cash-on-delivery parcel that came back (LOG-2), where no money moves and nothing else speaks."""
+    """A cancelled order. The buyer's own cancel and a paid order's refund already tell them (refund_requested, or
+    order.refunded for a wallet); the news is a cash-on-delivery parcel that came back (LOG-2), where no money
+    moves and nothing else speaks."""
 
     reason: str | None = None
 
@@ -183,6 +184,25 @@ class OrderCancelled(OrderProgress):
             f"Your order {self.order_id} came back to us undelivered, so it was cancelled. You paid nothing: it was "
             "cash on delivery.",
         )
+
+
+class OrderRefunded(OrderProgress):
+    """An order refunded to the buyer's wallet at once (ORD-3): no payment refund follows to tell them, so this
+    does. A refund through the payment channel is told by its own refund_requested and refunded events."""
+
+    reason: str | None = None
+    refunded_to: str | None = None
+
+    def message(self) -> Message | None:
+        if self.refunded_to != "wallet":
+            return None
+        back = f"{format_rupiah(self.total)} is back in your Patungan wallet."
+        if self.reason == PARCEL_RETURNED:
+            return Message(
+                "Parcel returned",
+                f"Your order {self.order_id} came back to us undelivered, so it was cancelled. {back}",
+            )
+        return Message("Refund completed", f"Your order {self.order_id} was cancelled. {back}")
 
 
 class OrderCompleted(OrderProgress):
@@ -272,6 +292,7 @@ NOTIFYING_EVENTS: dict[str, type[NotifyingEventData]] = {
     "order.shipped": OrderShipped,
     "order.fulfilled": OrderFulfilled,
     "order.cancelled": OrderCancelled,
+    "order.refunded": OrderRefunded,
     "order.completed": OrderCompleted,
     "wallet.withdrawal.completed": WithdrawalSettled,
     "wallet.withdrawal.failed": WithdrawalSettled,
