@@ -608,9 +608,8 @@ def test_the_poll_sets_the_waybill_its_tracking_names(shop):
     )
     shop.clock.advance(timedelta(hours=7))
 
-    polled = invoke("PollQuietShipmentsFunction", {})
-
-    assert (polled["applied"], polled["failed"]) == (1, 0)
+    # Its newly applied status is still older than the cutoff, so it comes round again: read once per run.
+    assert invoke("PollQuietShipmentsFunction", {}) == {"polled": 1, "applied": 1, "failed": 0}
     shipment = shop.shipment(parcel)
     assert (shipment.waybill_id, shipment.status) == ("GOJEK-POLL-1", "picked")
     assert label(parcel.shipment_id, WAREHOUSE)[0] == 200

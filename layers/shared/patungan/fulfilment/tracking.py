@@ -476,12 +476,17 @@ class ShipmentTracking:
     def poll_quiet(self) -> dict[str, int]:
         """In-transit shipments the courier has said nothing about for ``quiet_after``: their tracking read and
         every newer status applied through ``apply`` (inbox, forward only), quietest first, page after page (up to
-        ``QUIET_PER_RUN``). A courier that cannot answer for one shipment is logged and the next is polled."""
+        ``QUIET_PER_RUN``). A courier that cannot answer for one shipment is logged and the next is polled. A
+        shipment whose applied status is still older than the cutoff comes round again further on: read once."""
         before = to_iso(self.clock.now() - self.times.quiet_after)
         polled = applied = failed = 0
+        seen: set[str] = set()
         page = self.shipments.in_transit_quiet_since(before, QUIET_PAGE)
         while page and polled < QUIET_PER_RUN:
             for shipment in page:
+                if shipment.id in seen:
+                    continue
+                seen.add(shipment.id)
                 polled += 1
                 try:
                     tracked = self.courier.tracking(shipment.courier_order_id or shipment.tracking_id or "")
