@@ -817,6 +817,13 @@ def _lose_the_invoice_answer(retail, monkeypatch, checkout_id: str):
     is kept for the payment retry (CHK-7). Returns the invoice Xendit holds for it."""
     retail.saga.reserve(checkout_id)
     retail.saga.place_orders(checkout_id)
+    _create_payment_losing_the_answer(retail, monkeypatch, checkout_id)
+    retail.saga.keep_for_payment_retry(checkout_id, {"Error": "DependencyUnavailable"})
+    return retail.saga.payments.find_invoice(retail.payment(checkout_id))
+
+
+def _create_payment_losing_the_answer(retail, monkeypatch, checkout_id: str) -> None:
+    """The payment step opens an invoice at Xendit and its answer never comes back (the step fails)."""
     payments = retail.saga.payments
     real_open = payments.open_invoice
 
@@ -828,8 +835,6 @@ def _lose_the_invoice_answer(retail, monkeypatch, checkout_id: str):
     with pytest.raises(DependencyUnavailable):
         retail.saga.create_payment(checkout_id)
     monkeypatch.setattr(payments, "open_invoice", real_open)
-    retail.saga.keep_for_payment_retry(checkout_id, {"Error": "DependencyUnavailable"})
-    return payments.find_invoice(retail.payment(checkout_id))
 
 
 def _invoice_at_xendit(retail, invoice_id: str) -> dict[str, Any]:
@@ -895,17 +900,7 @@ def test_a_payment_retry_crashing_while_it_replaces_an_invoice_still_ends_with_o
     checkout_id = retail.confirm_now()
     lost = _lose_the_invoice_answer(retail, monkeypatch, checkout_id)
     assert requests.post(f"{retail.world.xendit_url}/simulate/invoices/{lost.id}/expire", timeout=5).ok
-    payments = retail.saga.payments
-    real_open = payments.open_invoice
-
-    def answer_lost_again(payment, expires_at):
-        real_open(payment, expires_at)
-        raise DependencyUnavailable("Xendit did not answer")
-
-    monkeypatch.setattr(payments, "open_invoice", answer_lost_again)
-    with pytest.raises(DependencyUnavailable):
-        retail.saga.create_payment(checkout_id)
-    monkeypatch.setattr(payments, "open_invoice", real_open)
+    _create_payment_losing_the_answer(retail, monkeypatch, checkout_id)
 
     assert retail.saga.create_payment(checkout_id)["status"] == "awaiting_payment"
 
