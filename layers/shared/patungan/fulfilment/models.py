@@ -11,24 +11,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from patungan.core.ids import keyed_id
+from patungan.logistics.models import CourierStatus
 
-ShipmentStatus = Literal[
-    "booking",
-    "confirmed",
-    "scheduled",
-    "allocated",
-    "picking_up",
-    "picked",
-    "dropping_off",
-    "on_hold",
-    "delivered",
-    "return_in_transit",
-    "returned",
-    "disposed",
-    "cancelled",
-    "rejected",
-    "courier_not_found",
-]
+BOOKING = "booking"
+# Ours, then Biteship's as the courier adapter names them (one list of the courier's statuses).
+ShipmentStatus = Literal[BOOKING, *(status.value for status in CourierStatus)]  # type: ignore[valid-type]
 
 # Forward-only order of the statuses (session decisions): a status may replace only one of lower rank.
 COURIER_STATUS_RANK: dict[str, int] = {
